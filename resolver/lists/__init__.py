@@ -1,0 +1,1 @@
+"""Blocklists: parsing real list formats, compiling a shared index, refreshing safely."""

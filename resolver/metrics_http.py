@@ -1,0 +1,120 @@
+"""The /metrics HTTP endpoint: one small server thread, so a scrape never blocks the DNS loop.
+
+A scrape is rare (every few seconds) and cheap, so one thread serving requests one after another
+is enough; a per-request timeout stops a slow or stuck client from holding it.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import CollectorRegistry
+
+from resolver.errors import ConfigError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 9153
+REQUEST_TIMEOUT = 5.0  # seconds a client may take to send its request
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsAddress:
+    """Where /metrics listens; port 0 picks a free port (tests)."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+
+
+def parse_address(text: str) -> MetricsAddress:
+    """``"127.0.0.1:9153"``, ``"[::1]:9153"`` or ``":9153"`` (all IPv4) to an address."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"metrics.listen: {text!r} is not HOST:PORT")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return MetricsAddress(host or "0.0.0.0", int(port))
+
+
+class _Server(HTTPServer):
+    registry: CollectorRegistry
+
+    def __init__(self, address: MetricsAddress, registry: CollectorRegistry) -> None:
+        # HTTPServer binds AF_INET by default; an IPv6 literal needs the family set first.
+        self.address_family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+        self.registry = registry
+        super().__init__((address.host, address.port), _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    timeout = REQUEST_TIMEOUT
+    protocol_version = "HTTP/1.0"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+            self._reply(200, content_type, encoder(self.server.registry))
+        elif path == "/":
+            self._reply(200, "text/plain; charset=utf-8", b"lachan: metrics at /metrics\n")
+        else:
+            self._reply(404, "text/plain; charset=utf-8", b"not found\n")
+
+    def _reply(self, code: int, content_type: str, body: bytes) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
+        # Scrapes every few seconds would flood the journal; errors surface in Prometheus.
+        pass
+
+
+class MetricsServer:
+    """Serves ``registry`` at /metrics from a daemon thread; ``start()`` then ``stop()``."""
+
+    def __init__(self, registry: CollectorRegistry, address: MetricsAddress) -> None:
+        self._registry = registry
+        self._address = address
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> MetricsAddress:
+        """Bind and serve; returns the bound address (the real port when asked for 0)."""
+        if self._server is not None:
+            raise RuntimeError("metrics server already started")
+        try:
+            self._server = _Server(self._address, self._registry)
+        except OSError as e:
+            where = f"{self._address.host}:{self._address.port}"
+            raise ConfigError(f"metrics.listen: cannot listen on {where}: {e.strerror}") from e
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+            name="lachan-metrics", daemon=True,
+        )  # fmt: skip
+        self._thread.start()
+        return self.address
+
+    @property
+    def address(self) -> MetricsAddress:
+        """The bound address once started, else the configured one."""
+        if self._server is None:
+            return self._address
+        return MetricsAddress(self._address.host, self._server.server_address[1])
+
+    def stop(self) -> None:
+        """Stop serving and close the socket; safe to call twice."""
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)

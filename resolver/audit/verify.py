@@ -1,0 +1,122 @@
+"""Offline ledger verification: every line's form, signature, sequence and hash link."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from resolver.audit.canonical import GENESIS, canonical_bytes
+from resolver.audit.keys import key_id
+from resolver.audit.record import AuditRecord, record_from_json, signature_ok
+from resolver.errors import AuditError
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """The first thing wrong in a ledger, with its 1-based line number."""
+
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """``records`` are the lines before the first problem, each verified against its predecessor."""
+
+    path: Path
+    records: tuple[AuditRecord, ...]
+    problem: Problem | None
+    signed: bool  # True when signatures were checked against a key, not the chain alone
+    notices: tuple[str, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        """True when the whole ledger verifies."""
+        return self.problem is None
+
+
+def _lines(data: bytes) -> Iterator[tuple[int, bytes, bool]]:
+    start, number = 0, 1
+    while start < len(data):
+        end = data.find(b"\n", start)
+        if end < 0:
+            yield number, data[start:], False
+            return
+        yield number, data[start:end], True
+        start, number = end + 1, number + 1
+
+
+def _parse(raw: bytes) -> AuditRecord:
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        raise AuditError("not valid JSON") from None
+    record = record_from_json(obj)
+    if canonical_bytes(obj) != raw:
+        raise AuditError("not in canonical form (sorted keys, no spaces): edited by hand?")
+    return record
+
+
+def _link_problem(record: AuditRecord, prev: AuditRecord | None) -> str | None:
+    if prev is None:
+        if record.seq != 0 or record.prev != GENESIS:
+            return "first record does not start the chain (records before it were removed?)"
+        return None
+    if record.prev != prev.digest():
+        return "does not link to the record before it (a record was changed, removed or moved)"
+    if record.seq != prev.seq + 1:
+        return f"sequence {record.seq} does not follow {prev.seq}"
+    if (record.site, record.instance) != (prev.site, prev.instance):
+        return "site or instance differs from the records before it"
+    if record.period_start < prev.period_end:
+        return "period overlaps or precedes the record before it"
+    return None
+
+
+def _sig_problem(record: AuditRecord, key: Ed25519PublicKey | None) -> str | None:
+    if key is None or signature_ok(record, key):
+        return None
+    if record.key_id != key_id(key):
+        return f"signed by key {record.key_id}, not by the given key {key_id(key)}"
+    return "signature does not verify: the record was altered after signing"
+
+
+def _check_line(
+    raw: bytes, complete: bool, prev: AuditRecord | None, key: Ed25519PublicKey | None
+) -> AuditRecord:
+    if not complete:
+        raise AuditError(f"torn last line ({len(raw)} bytes, no newline): an interrupted write")
+    record = _parse(raw)
+    problem = _sig_problem(record, key) or _link_problem(record, prev)
+    if problem:
+        raise AuditError(problem)
+    return record
+
+
+def verify_ledger(path: Path, key: Ed25519PublicKey | None = None) -> VerifyResult:
+    """Check ``path`` line by line; stop at the first problem. Without a key, the chain only."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise AuditError(f"{path}: cannot read ledger: {exc.strerror}") from None
+    records: list[AuditRecord] = []
+    notices: list[str] = []
+    problem = Problem(1, "empty ledger") if not data else None
+    for number, raw, complete in _lines(data):
+        try:
+            record = _check_line(raw, complete, records[-1] if records else None, key)
+        except AuditError as exc:
+            problem = Problem(number, str(exc))
+            break
+        if record.recovered:
+            notices.append(f"line {number}: the writer cut a torn tail before it: "
+                           f"{dict(record.recovered)}")  # fmt: skip
+        records.append(record)
+    return VerifyResult(path, tuple(records), problem, key is not None, tuple(notices))

@@ -1,0 +1,120 @@
+"""The answer cache: bounded LRU of wire answers whose TTLs count down on read (RFC 1035,
+RFC 2308 negative caching, RFC 8767 serve-stale), on an injected monotonic clock."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .response import ScannedAnswer
+
+
+@dataclass(frozen=True, slots=True)
+class CachePolicy:
+    """TTL bounds and size; ``stale_window`` 0 disables serve-stale."""
+
+    capacity: int = 100_000
+    min_ttl: int = 0
+    max_ttl: int = 86_400
+    negative_max_ttl: int = 3_600
+    stale_window: int = 0  # how long past expiry an answer may still be served stale
+    stale_answer_ttl: int = 30  # RFC 8767 4: TTL of a stale answer
+
+
+class CacheEntry:
+    """One cached answer; renders its body with TTLs reduced by whole seconds of age."""
+
+    __slots__ = ("answer", "stored", "ttl", "expires", "stale_until", "_age", "_body")
+
+    def __init__(self, answer: ScannedAnswer, stored: float, ttl: int, stale_window: int):
+        self.answer = answer
+        self.stored = stored
+        self.ttl = ttl
+        self.expires = stored + ttl
+        self.stale_until = self.expires + stale_window
+        self._age = -1
+        self._body = answer.body
+
+    def body_at(self, now: float, policy: CachePolicy) -> bytes:
+        """The sections with each TTL clamped to policy and counted down to ``now``."""
+        age = int(now - self.stored)
+        if age != self._age:
+            self._body = self._render(lambda ttl: max(0, self._clamp(ttl, policy) - age))
+            self._age = age
+        return self._body
+
+    def stale_body(self, policy: CachePolicy) -> bytes:
+        return self._render(lambda ttl: policy.stale_answer_ttl)
+
+    def remaining(self, now: float) -> int:
+        return max(0, int(self.expires - now))
+
+    def _clamp(self, ttl: int, policy: CachePolicy) -> int:
+        return min(max(ttl, policy.min_ttl), self.ttl if self.answer.negative else policy.max_ttl)
+
+    def _render(self, new_ttl: Callable[[int], int]) -> bytes:
+        body = bytearray(self.answer.body)
+        for off in self.answer.ttl_offsets:
+            ttl = int.from_bytes(body[off : off + 4], "big") & 0x7FFFFFFF
+            body[off : off + 4] = new_ttl(ttl).to_bytes(4, "big")
+        return bytes(body)
+
+
+class Cache:
+    """Keyed by lowercase qname + qtype + qclass + DO/CD flag byte (see wire.Query.key)."""
+
+    def __init__(self, policy: CachePolicy, clock: Callable[[], float]) -> None:
+        self.policy = policy
+        self._clock = clock
+        self._entries: OrderedDict[bytes, CacheEntry] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+        self.evictions = 0
+        self.stale_served = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: bytes, now: float) -> CacheEntry | None:
+        """A fresh entry, marked recently used; None when absent or expired."""
+        entry = self._entries.get(key)
+        if entry is None or now >= entry.expires:
+            self.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return entry
+
+    def get_stale(self, key: bytes, now: float) -> CacheEntry | None:
+        """An expired entry still inside the serve-stale window, if serve-stale is on."""
+        entry = self._entries.get(key)
+        if entry is None or now >= entry.stale_until:
+            return None
+        self.stale_served += 1
+        return entry
+
+    def put(self, key: bytes, answer: ScannedAnswer) -> CacheEntry | None:
+        """Store a cacheable answer; returns the entry, or None if it must not be cached."""
+        if not answer.cacheable:
+            return None
+        ttl = self._effective_ttl(answer)
+        if ttl <= 0:
+            return None
+        entry = CacheEntry(answer, self._clock(), ttl, self.policy.stale_window)
+        entries = self._entries
+        entries[key] = entry
+        entries.move_to_end(key)
+        while len(entries) > self.policy.capacity:
+            entries.popitem(last=False)
+            self.evictions += 1
+        return entry
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def _effective_ttl(self, answer: ScannedAnswer) -> int:
+        policy = self.policy
+        if answer.negative:
+            return min(max(answer.min_ttl, policy.min_ttl), policy.negative_max_ttl)
+        return min(max(answer.min_ttl, policy.min_ttl), policy.max_ttl)

@@ -1,0 +1,283 @@
+"""The frozen configuration: loaded from YAML (or the embedded default), validated whole.
+
+``load(path)`` returns a ``Config`` or raises ``ConfigError`` whose ``problems`` are one line
+each (``lachan.yaml: upstreams[1].address: not an IP address: 'x'``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .cache import CachePolicy
+from .config_read import Reader, in_range, ip_address, one_of, split_host_port
+from .errors import ConfigError
+from .pipeline import ServePolicy
+from .transport.tcp import TcpPolicy
+from .upstream import ForwardPolicy, UpstreamAddress
+
+DEFAULT_CONFIG = Path(__file__).with_name("data") / "default.yaml"
+RESOLV_CONF = Path("/etc/resolv.conf")
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    id: str = "lachan"
+    kind: str = "other"  # school | isp | other
+    timezone: str = "Asia/Ho_Chi_Minh"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    source: str
+    site: Site = Site()
+    listeners: tuple[Listener, ...] = ()
+    upstreams: tuple[UpstreamAddress, ...] = ()
+    upstreams_from_resolv_conf: bool = False
+    forward: ForwardPolicy = ForwardPolicy()
+    cache: CachePolicy = CachePolicy()
+    serve: ServePolicy = ServePolicy()
+    tcp: TcpPolicy = TcpPolicy()
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+_TOP_LEVEL = {"site", "listen", "upstreams", "upstream", "cache", "server", "tcp"}
+
+
+def load(path: Path | str | None = None) -> Config:
+    """Load and validate a config file (the embedded default when ``path`` is None)."""
+    file = Path(path) if path is not None else DEFAULT_CONFIG
+    name = str(path) if path is not None else "embedded default"
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    return parse(text, name)
+
+
+def parse(text: str, source: str) -> Config:
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise ConfigError(
+            f"{source}: {where}not valid YAML: {getattr(exc, 'problem', exc)}"
+        ) from None
+    problems: list[str] = []
+    root = Reader(document if document is not None else {}, "", problems, source)
+    if not isinstance(root.value, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping")
+    root.reject_unknown(_TOP_LEVEL)
+    config = Config(
+        source=source,
+        site=_site(root.section("site")),
+        listeners=_listeners(root),
+        forward=_forward(root.section("upstream")),
+        cache=_cache(root.section("cache")),
+        serve=_serve(root.section("server")),
+        tcp=_tcp(root.section("tcp")),
+        raw=root.value,
+    )
+    upstreams, from_resolv = _upstreams(root)
+    config = dataclasses.replace(
+        config, upstreams=upstreams, upstreams_from_resolv_conf=from_resolv
+    )
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _site(node: Reader) -> Site:
+    node.reject_unknown({"id", "kind", "timezone"})
+    return Site(
+        id=node.get("id", "lachan", str),
+        kind=node.get("kind", "other", str, one_of("school", "isp", "other")),
+        timezone=node.get("timezone", "Asia/Ho_Chi_Minh", str),
+    )
+
+
+def _listeners(root: Reader) -> tuple[Listener, ...]:
+    listeners = []
+    for item in root.items("listen"):
+        if not isinstance(item.value, str):
+            item.problem("must be a string HOST:PORT (IPv6 as [ADDR]:PORT)")
+            continue
+        try:
+            host, port = split_host_port(item.value, None)
+        except ValueError as exc:
+            item.problem(str(exc))
+            continue
+        listeners.append(Listener(host, port))
+    if not listeners and root.has("listen"):
+        root.problem("must list at least one address", "listen")
+    return tuple(listeners)
+
+
+def _upstreams(root: Reader) -> tuple[tuple[UpstreamAddress, ...], bool]:
+    if root.get("upstreams", None, (str, list)) == "resolv.conf":
+        return (), True
+    addresses = []
+    for item in root.items("upstreams") if isinstance(root.value.get("upstreams"), list) else ():
+        if isinstance(item.value, str):
+            try:
+                host, port = split_host_port(item.value, 53)
+            except ValueError as exc:
+                item.problem(str(exc))
+                continue
+            addresses.append(UpstreamAddress(host, port))
+            continue
+        if not isinstance(item.value, dict):
+            item.problem("must be HOST[:PORT] or a mapping with address and port")
+            continue
+        item.reject_unknown({"address", "port"})
+        host = item.get("address", "", str, ip_address)
+        port = item.get("port", 53, int, in_range(1, 65535))
+        if not item.has("address"):
+            item.problem("address: missing")
+        elif host:
+            addresses.append(UpstreamAddress(host, port))
+    if isinstance(root.value.get("upstreams"), str):
+        root.problem("must be a list of upstreams or the word 'resolv.conf'", "upstreams")
+    return tuple(addresses), not root.has("upstreams")
+
+
+def _forward(node: Reader) -> ForwardPolicy:
+    node.reject_unknown({"timeout", "tcp_timeout", "attempts", "udp_size"})
+    return ForwardPolicy(
+        attempt_timeout=node.get("timeout", 1.0, float, in_range(0.05, 30)),
+        tcp_timeout=node.get("tcp_timeout", 3.0, float, in_range(0.1, 60)),
+        attempts=node.get("attempts", 0, int, in_range(0, 10)),
+        udp_size=node.get("udp_size", 1232, int, in_range(512, 4096)),
+    )
+
+
+def _cache(node: Reader) -> CachePolicy:
+    node.reject_unknown(
+        {
+            "size",
+            "min_ttl",
+            "max_ttl",
+            "negative_max_ttl",
+            "serve_stale",
+            "stale_window",
+            "stale_answer_ttl",
+        }
+    )
+    serve_stale = node.get("serve_stale", False, bool)
+    window = node.get("stale_window", 86_400, int, in_range(1, 7 * 86_400))
+    return CachePolicy(
+        capacity=node.get("size", 100_000, int, in_range(1, 100_000_000)),
+        min_ttl=node.get("min_ttl", 0, int, in_range(0, 86_400)),
+        max_ttl=node.get("max_ttl", 86_400, int, in_range(1, 7 * 86_400)),
+        negative_max_ttl=node.get("negative_max_ttl", 3_600, int, in_range(0, 86_400)),
+        stale_window=window if serve_stale else 0,
+        stale_answer_ttl=node.get("stale_answer_ttl", 30, int, in_range(1, 3_600)),
+    )
+
+
+def _serve(node: Reader) -> ServePolicy:
+    node.reject_unknown({"udp_size", "max_inflight"})
+    return ServePolicy(
+        udp_size=node.get("udp_size", 1232, int, in_range(512, 4096)),
+        max_inflight=node.get("max_inflight", 20_000, int, in_range(1, 1_000_000)),
+    )
+
+
+def _tcp(node: Reader) -> TcpPolicy:
+    node.reject_unknown({"idle_timeout", "max_connections", "max_inflight_per_connection"})
+    return TcpPolicy(
+        idle_timeout=node.get("idle_timeout", 10.0, float, in_range(0.1, 3_600)),
+        max_connections=node.get("max_connections", 1_000, int, in_range(1, 1_000_000)),
+        max_inflight_per_connection=node.get(
+            "max_inflight_per_connection", 64, int, in_range(1, 65_535)
+        ),
+    )
+
+
+# -- command-line overrides and resolv.conf ----------------------------------------------
+def with_overrides(config: Config, listen: tuple[str, ...], upstream: tuple[str, ...]) -> Config:
+    """Apply ``--listen``/``--upstream`` flags; bad values raise ConfigError naming the flag."""
+    problems: list[str] = []
+    listeners = _parse_flag_values(listen, None, "--listen", problems)
+    upstreams = _parse_flag_values(upstream, 53, "--upstream", problems)
+    if problems:
+        raise ConfigError(problems)
+    if listeners:
+        config = dataclasses.replace(config, listeners=tuple(Listener(h, p) for h, p in listeners))
+    if upstreams:
+        config = dataclasses.replace(
+            config,
+            upstreams=tuple(UpstreamAddress(h, p) for h, p in upstreams),
+            upstreams_from_resolv_conf=False,
+        )
+    return config
+
+
+def _parse_flag_values(
+    values: tuple[str, ...], default_port: int | None, flag: str, problems: list[str]
+) -> list[tuple[str, int]]:
+    parsed = []
+    for value in values:
+        try:
+            parsed.append(split_host_port(value, default_port))
+        except ValueError as exc:
+            problems.append(f"{flag} {value}: {exc}")
+    return parsed
+
+
+def resolve_upstreams(config: Config, resolv_conf: Path = RESOLV_CONF) -> Config:
+    """Fill upstreams from resolv.conf when the config asks for it, skipping our own ears."""
+    if not config.upstreams_from_resolv_conf:
+        return config
+    try:
+        text = resolv_conf.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise ConfigError(f"{resolv_conf}: cannot read: {exc.strerror or exc}") from None
+    found = tuple(
+        UpstreamAddress(host, 53)
+        for host in nameservers(text)
+        if not _is_own_listener(host, 53, config.listeners)
+    )
+    if not found:
+        raise ConfigError(
+            f"{resolv_conf}: no usable nameserver (none listed, or all are lachan's own "
+            "listeners); give upstreams in the config or --upstream HOST[:PORT]"
+        )
+    return dataclasses.replace(config, upstreams=found)
+
+
+def nameservers(resolv_conf_text: str) -> list[str]:
+    servers = []
+    for line in resolv_conf_text.splitlines():
+        fields = line.split("#", 1)[0].split(";", 1)[0].split()
+        if len(fields) >= 2 and fields[0] == "nameserver" and not ip_address(fields[1]):
+            servers.append(fields[1].split("%", 1)[0])
+    return servers
+
+
+def _is_own_listener(host: str, port: int, listeners: tuple[Listener, ...]) -> bool:
+    address = ipaddress.ip_address(host)
+    for listener in listeners:
+        if listener.port != port:
+            continue
+        ours = ipaddress.ip_address(listener.host)
+        if ours == address or (
+            ours.is_unspecified and (address.is_loopback or address.is_unspecified)
+        ):
+            return True
+    return False

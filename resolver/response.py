@@ -1,0 +1,154 @@
+"""Reading an upstream answer into what the cache keeps: sections without OPT, TTL offsets.
+
+An answer is cached as its sections' bytes exactly as the upstream sent them (names stay
+compressed: offsets are unchanged because the question we re-attach has the same length),
+plus the offsets of every TTL so a hit can count TTLs down without parsing again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .wire import (
+    FORMERR,
+    HEADER_LEN,
+    NOERROR,
+    NXDOMAIN,
+    TC,
+    TYPE_CNAME,
+    TYPE_OPT,
+    TYPE_SOA,
+    WireError,
+    read_name,
+    skip_name,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ScannedAnswer:
+    """An upstream answer split for caching; ``body`` is everything after the question."""
+
+    flags: int  # upstream header flags (QR, AA, TC, RD, RA, AD, CD, rcode)
+    rcode: int
+    ancount: int
+    nscount: int
+    arcount: int  # without the OPT record, which the cache never keeps
+    body: bytes
+    ttl_offsets: tuple[int, ...]  # offsets into ``body`` of each record's 32-bit TTL
+    min_ttl: int  # smallest TTL of any record, or the negative TTL for a negative answer
+    negative: bool
+    cacheable: bool
+    cname_targets: tuple[bytes, ...]  # uncompressed wire names of CNAME targets in order
+
+    @property
+    def truncated(self) -> bool:
+        return bool(self.flags & TC)
+
+
+def scan_answer(msg: bytes, qend: int) -> ScannedAnswer:
+    """Split an upstream message whose question ends at ``qend``; raise WireError if bad."""
+    size = len(msg)
+    counts = [(msg[i] << 8) | msg[i + 1] for i in (6, 8, 10)]
+    flags = (msg[2] << 8) | msg[3]
+    rcode = flags & 0x0F
+    ttl_offsets: list[int] = []
+    cname_targets: list[bytes] = []
+    min_ttl = 0xFFFFFFFF
+    soa_ttl = -1
+    opt_range: tuple[int, int] | None = None
+    pos = qend
+    for section, count in enumerate(counts):
+        for _ in range(count):
+            owner = pos
+            pos = skip_name(msg, pos, size)
+            if pos + 10 > size:
+                raise WireError(FORMERR, None, "truncated record in answer")
+            rtype = (msg[pos] << 8) | msg[pos + 1]
+            ttl = int.from_bytes(msg[pos + 4 : pos + 8], "big")
+            rdlen = (msg[pos + 8] << 8) | msg[pos + 9]
+            rdata = pos + 10
+            end = rdata + rdlen
+            if end > size:
+                raise WireError(FORMERR, None, "truncated rdata in answer")
+            if rtype == TYPE_OPT:
+                if opt_range is not None:
+                    raise WireError(FORMERR, None, "two OPT records in answer")
+                opt_range = (owner, end)
+                rcode |= msg[pos + 4] << 4  # extended rcode bits
+            else:
+                ttl = min(ttl, 0x7FFFFFFF)  # RFC 2181 8: treat a set top bit as zero
+                ttl_offsets.append(pos + 4)
+                min_ttl = min(min_ttl, ttl)
+                if section == 1 and rtype == TYPE_SOA:
+                    soa_ttl = min(ttl, _soa_minimum(msg, rdata, end))
+                elif section == 0 and rtype == TYPE_CNAME:
+                    cname_targets.append(read_name(msg, rdata)[0])
+            pos = end
+    return _assemble(
+        msg, qend, flags, rcode, counts, ttl_offsets, min_ttl, soa_ttl, opt_range, cname_targets
+    )
+
+
+def _assemble(
+    msg: bytes,
+    qend: int,
+    flags: int,
+    rcode: int,
+    counts: list[int],
+    ttl_offsets: list[int],
+    min_ttl: int,
+    soa_ttl: int,
+    opt_range: tuple[int, int] | None,
+    cname_targets: list[bytes],
+) -> ScannedAnswer:
+    arcount = counts[2]
+    body = msg[qend:]
+    if opt_range is not None:
+        start, end = opt_range
+        if end != len(msg) and _has_pointer_after(msg, end):
+            raise WireError(FORMERR, None, "OPT is not last and later names are compressed")
+        body = msg[qend:start] + msg[end:]
+        ttl_offsets = [o if o < start else o - (end - start) for o in ttl_offsets]
+        arcount -= 1
+    negative = rcode == NXDOMAIN or (rcode == NOERROR and counts[0] == 0)
+    if negative:
+        # RFC 2308 5: a negative answer lives as long as the SOA's TTL and MINIMUM allow;
+        # without an SOA it must not be cached.
+        min_ttl = soa_ttl
+    cacheable = rcode in (NOERROR, NXDOMAIN) and not flags & TC and min_ttl >= 0
+    return ScannedAnswer(
+        flags=flags,
+        rcode=rcode,
+        ancount=counts[0],
+        nscount=counts[1],
+        arcount=arcount,
+        body=body,
+        ttl_offsets=tuple(o - qend for o in ttl_offsets),
+        min_ttl=max(min_ttl, 0) if min_ttl != 0xFFFFFFFF else 0,
+        negative=negative,
+        cacheable=cacheable,
+        cname_targets=tuple(cname_targets),
+    )
+
+
+def _soa_minimum(msg: bytes, rdata: int, end: int) -> int:
+    size = len(msg)
+    pos = skip_name(msg, rdata, size)
+    pos = skip_name(msg, pos, size)
+    if pos + 20 != end:
+        raise WireError(FORMERR, None, "malformed SOA rdata")
+    return int.from_bytes(msg[end - 4 : end], "big")
+
+
+def _has_pointer_after(msg: bytes, start: int) -> bool:
+    # Conservative: any byte with the pointer bits set may be a pointer. Only used in the
+    # rare case of an OPT record that is not the last record.
+    return any(b & 0xC0 == 0xC0 for b in msg[start:])
+
+
+def question_end(msg: bytes) -> int:
+    """Offset past the question of a message with qdcount 1."""
+    pos = skip_name(msg, HEADER_LEN, len(msg))
+    if pos + 4 > len(msg):
+        raise WireError(FORMERR, None, "truncated question")
+    return pos + 4

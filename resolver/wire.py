@@ -1,0 +1,295 @@
+"""Hand-written DNS wire reading for the hot path: the query's header, question and OPT record.
+
+dnslib parses whole messages into objects, which costs far more than the rest of a cache hit;
+a query only needs its question and EDNS parameters, so they are read here directly (RFC 1035
+section 4, RFC 6891). Anything malformed raises ``WireError`` with the rcode to answer, or
+``Unanswerable`` when no reply may be sent at all.
+"""
+
+from __future__ import annotations
+
+# Header flag bits (RFC 1035 4.1.1, RFC 4035 3.2).
+QR = 0x8000
+AA = 0x0400
+TC = 0x0200
+RD = 0x0100
+RA = 0x0080
+AD = 0x0020
+CD = 0x0010
+
+# Response codes (RFC 1035, RFC 6891 for the extended BADVERS).
+NOERROR = 0
+FORMERR = 1
+SERVFAIL = 2
+NXDOMAIN = 3
+NOTIMP = 4
+REFUSED = 5
+BADVERS = 16
+
+# Record types this module needs to recognise.
+TYPE_A = 1
+TYPE_NS = 2
+TYPE_CNAME = 5
+TYPE_SOA = 6
+TYPE_TXT = 16
+TYPE_AAAA = 28
+TYPE_OPT = 41
+TYPE_HTTPS = 65
+TYPE_ANY = 255
+CLASS_IN = 1
+
+# EDNS option codes (RFC 7871, RFC 7873, RFC 8914).
+OPT_ECS = 8
+OPT_COOKIE = 10
+OPT_EDE = 15
+
+DO_BIT = 0x8000
+HEADER_LEN = 12
+MAX_NAME_LEN = 255
+
+# Cache-key flag byte: the answer differs with DO (DNSSEC records) and CD (unvalidated data).
+KEY_DO = 0x01
+KEY_CD = 0x02
+
+
+class Unanswerable(Exception):
+    """The packet must be dropped without reply (too short to echo, or QR=1: reflection)."""
+
+
+class WireError(Exception):
+    """A query that gets an error answer; ``query`` holds what was parsed, if anything."""
+
+    def __init__(self, rcode: int, query: Query | None = None, detail: str = "") -> None:
+        super().__init__(detail or f"rcode {rcode}")
+        self.rcode = rcode
+        self.query = query
+
+
+class Query:
+    """What the resolver needs from one query; offsets point into ``data``."""
+
+    __slots__ = (
+        "data",
+        "qend",
+        "key",
+        "qtype",
+        "qclass",
+        "edns",
+        "udp_size",
+        "do",
+        "ecs",
+        "cookie",
+    )
+
+    def __init__(self, data: bytes, qend: int, key: bytes, qtype: int, qclass: int) -> None:
+        self.data = data
+        self.qend = qend  # offset just past QTYPE/QCLASS
+        self.key = key  # lowercase qname wire + qtype + qclass + key flag byte
+        self.qtype = qtype
+        self.qclass = qclass
+        self.edns = False
+        self.udp_size = 512
+        self.do = False
+        self.ecs: bytes | None = None
+        self.cookie: bytes | None = None
+
+    @property
+    def qname_wire(self) -> bytes:
+        """The question name as the client wrote it (letter case kept, for 0x20)."""
+        return self.data[HEADER_LEN : self.qend - 4]
+
+    @property
+    def qname(self) -> str:
+        """The lowercase dotted name without trailing dot ('' for the root)."""
+        return wire_to_text(self.key[: len(self.key) - 5])
+
+    @property
+    def flags(self) -> int:
+        return (self.data[2] << 8) | self.data[3]
+
+
+def wire_to_text(wire: bytes) -> str:
+    """Dotted text of an uncompressed wire name; non-printable bytes escaped as \\DDD."""
+    labels = []
+    pos = 0
+    while wire[pos]:
+        length = wire[pos]
+        label = wire[pos + 1 : pos + 1 + length]
+        labels.append(_label_text(label))
+        pos += length + 1
+    return ".".join(labels)
+
+
+def _label_text(label: bytes) -> str:
+    if all(0x21 <= b <= 0x7E and b not in (0x2E, 0x5C) for b in label):
+        return label.decode("ascii")
+    return "".join(
+        chr(b) if 0x21 <= b <= 0x7E and b not in (0x2E, 0x5C) else f"\\{b:03d}" for b in label
+    )
+
+
+def text_to_wire(name: str) -> bytes:
+    """Wire form of a dotted name (no escapes needed: names come from config and lists)."""
+    name = name.rstrip(".")
+    if not name:
+        return b"\x00"
+    out = bytearray()
+    for label in name.split("."):
+        raw = label.encode("idna") if not label.isascii() else label.encode("ascii")
+        if not 0 < len(raw) < 64:
+            raise ValueError(f"bad label in {name!r}")
+        out.append(len(raw))
+        out += raw
+    out.append(0)
+    if len(out) > MAX_NAME_LEN:
+        raise ValueError(f"name too long: {name!r}")
+    return bytes(out)
+
+
+def parse_query(data: bytes) -> Query:
+    """Parse a query's header, question and OPT record; raise WireError or Unanswerable."""
+    size = len(data)
+    if size < HEADER_LEN:
+        raise Unanswerable("shorter than a header")
+    flags_hi = data[2]
+    if flags_hi & 0x80:
+        raise Unanswerable("QR=1: a response, never answered (reflection loops)")
+    if (flags_hi >> 3) & 0x0F != 0:
+        raise WireError(NOTIMP, None, "opcode is not QUERY")
+    if data[4] != 0 or data[5] != 1:
+        raise WireError(FORMERR, None, "qdcount is not 1")
+    if data[6] or data[7] or data[8] or data[9]:
+        raise WireError(FORMERR, None, "a query carries no answer or authority records")
+    pos = _skip_question_name(data, size)
+    if pos + 4 > size:
+        raise WireError(FORMERR, None, "truncated question")
+    qtype = (data[pos] << 8) | data[pos + 1]
+    qclass = (data[pos + 2] << 8) | data[pos + 3]
+    qend = pos + 4
+    key_flag = KEY_CD if data[3] & 0x10 else 0
+    query = Query(data, qend, b"", qtype, qclass)
+    arcount = (data[10] << 8) | data[11]
+    if arcount:
+        _read_additional(query, qend, arcount)
+        if query.do:
+            key_flag |= KEY_DO
+    query.key = data[HEADER_LEN:pos].lower() + data[pos:qend] + bytes((key_flag,))
+    return query
+
+
+def _skip_question_name(data: bytes, size: int) -> int:
+    """Offset past the question name; compression in a question is always malformed."""
+    pos = HEADER_LEN
+    while True:
+        if pos >= size:
+            raise WireError(FORMERR, None, "truncated question name")
+        length = data[pos]
+        if length == 0:
+            return pos + 1
+        if length > 63:
+            # 0xC0 is a pointer: the only earlier bytes are the header (nonsense) or this
+            # same name (a loop); anything else points forward. 0x40/0x80 are reserved.
+            raise WireError(FORMERR, None, "compression or bad label length in question")
+        pos += length + 1
+        if pos - HEADER_LEN > MAX_NAME_LEN:
+            raise WireError(FORMERR, None, "question name longer than 255 octets")
+
+
+def _read_additional(query: Query, pos: int, count: int) -> None:
+    data = query.data
+    size = len(data)
+    seen_opt = False
+    for _ in range(count):
+        owner = pos
+        pos = skip_name(data, pos, size)
+        if pos + 10 > size:
+            raise WireError(FORMERR, query, "truncated additional record")
+        rtype = (data[pos] << 8) | data[pos + 1]
+        rdlen = (data[pos + 8] << 8) | data[pos + 9]
+        rdata = pos + 10
+        end = rdata + rdlen
+        if end > size:
+            raise WireError(FORMERR, query, "truncated additional rdata")
+        if rtype == TYPE_OPT:
+            if seen_opt:
+                raise WireError(FORMERR, query, "two OPT records")
+            seen_opt = True
+            if data[owner] != 0:
+                raise WireError(FORMERR, query, "OPT owner is not the root")
+            _read_opt(query, pos, rdata, end)
+        pos = end
+
+
+def _read_opt(query: Query, pos: int, rdata: int, end: int) -> None:
+    data = query.data
+    query.edns = True
+    query.udp_size = max(512, (data[pos + 2] << 8) | data[pos + 3])
+    version = data[pos + 5]
+    query.do = bool(data[pos + 6] & 0x80)
+    while rdata < end:
+        if rdata + 4 > end:
+            raise WireError(FORMERR, query, "truncated EDNS option")
+        code = (data[rdata] << 8) | data[rdata + 1]
+        length = (data[rdata + 2] << 8) | data[rdata + 3]
+        start = rdata + 4
+        rdata = start + length
+        if rdata > end:
+            raise WireError(FORMERR, query, "EDNS option overruns OPT")
+        if code == OPT_ECS:
+            query.ecs = data[start:rdata]
+        elif code == OPT_COOKIE:
+            query.cookie = data[start:rdata]
+    if version != 0:
+        raise WireError(BADVERS, query, f"EDNS version {version}")
+
+
+def skip_name(data: bytes, pos: int, size: int) -> int:
+    """Offset past a possibly compressed name (pointers are not followed, only skipped)."""
+    while True:
+        if pos >= size:
+            raise WireError(FORMERR, None, "truncated name")
+        length = data[pos]
+        if length == 0:
+            return pos + 1
+        if length & 0xC0 == 0xC0:
+            if pos + 2 > size:
+                raise WireError(FORMERR, None, "truncated pointer")
+            return pos + 2
+        if length > 63:
+            raise WireError(FORMERR, None, "reserved label type")
+        pos += length + 1
+
+
+def read_name(data: bytes, pos: int) -> tuple[bytes, int]:
+    """Decompress a name at ``pos``: (uncompressed wire name, offset past it in ``data``).
+
+    Pointers must point strictly backwards (RFC 1035 4.1.4 allows only prior occurrences),
+    which also makes loops impossible.
+    """
+    size = len(data)
+    out = bytearray()
+    end = -1
+    limit = pos
+    while True:
+        if pos >= size:
+            raise WireError(FORMERR, None, "truncated name")
+        length = data[pos]
+        if length == 0:
+            out.append(0)
+            return bytes(out), (pos + 1 if end < 0 else end)
+        if length & 0xC0 == 0xC0:
+            if pos + 2 > size:
+                raise WireError(FORMERR, None, "truncated pointer")
+            target = ((length & 0x3F) << 8) | data[pos + 1]
+            if target >= limit:
+                raise WireError(FORMERR, None, "forward or looping compression pointer")
+            if end < 0:
+                end = pos + 2
+            pos = limit = target
+            continue
+        if length > 63:
+            raise WireError(FORMERR, None, "reserved label type")
+        out += data[pos : pos + length + 1]
+        if len(out) > MAX_NAME_LEN:
+            raise WireError(FORMERR, None, "name longer than 255 octets")
+        pos += length + 1

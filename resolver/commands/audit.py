@@ -1,0 +1,118 @@
+"""`lachan audit keygen|verify|report`: site keys, offline ledger checks, CSV/HTML reports."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from ..audit.keys import inline_public, key_id, load_public_key, write_keypair
+from ..audit.record import parse_iso
+from ..audit.report import BUCKETS, build_report, load_ledgers, render_csv
+from ..audit.report_html import render_html
+from ..audit.verify import verify_ledger
+from ..errors import LachanError
+
+
+def _fail(error: LachanError) -> NoReturn:
+    click.echo(f"error: {error}", err=True)
+    sys.exit(1)
+
+
+def _ledger_paths(items: tuple[str, ...]) -> list[Path]:
+    """Files as given; a directory stands for the ``*.jsonl`` files inside it."""
+    paths: list[Path] = []
+    for item in items:
+        path = Path(item)
+        paths += sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+    return paths
+
+
+def write_output(text: str, out: str | None) -> None:
+    """Write to ``out`` or stdout."""
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
+@click.group()
+def audit() -> None:
+    """Signed audit ledger: keys, verification and reports."""
+
+
+@audit.command()
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory for audit.key (mode 0600) and audit.pub.")  # fmt: skip
+def keygen(out_dir: str) -> None:
+    """Create a site's Ed25519 key pair; prints the inline public key for the site registry."""
+    try:
+        private, public = write_keypair(Path(out_dir))
+        pub = load_public_key(public)
+    except LachanError as exc:
+        _fail(exc)
+    click.echo(f"private key: {private} (mode 0600, keep it on the site)")
+    click.echo(f"public key:  {public} (key id {key_id(pub)})")
+    click.echo(f"registry:    public_key: {inline_public(pub)}")
+
+
+@audit.command()
+@click.argument("ledger", type=click.Path(dir_okay=False))
+@click.option("--public-key", "key_spec", required=True, metavar="FILE|ed25519:B64",
+              help="The site's public key (PEM file, or inline).")  # fmt: skip
+def verify(ledger: str, key_spec: str) -> None:
+    """Check every signature and hash link; report the first broken line and exit 1."""
+    try:
+        result = verify_ledger(Path(ledger), load_public_key(key_spec))
+    except LachanError as exc:
+        _fail(exc)
+    for notice in result.notices:
+        click.echo(f"{ledger}: notice: {notice}", err=True)
+    if result.problem:
+        click.echo(f"{ledger}:{result.problem.line}: {result.problem.message}", err=True)
+        click.echo(f"{ledger}: {len(result.records)} records valid before it", err=True)
+        sys.exit(1)
+    last = result.records[-1]
+    click.echo(f"{ledger}: OK, {len(result.records)} records, site {last.site} "
+               f"instance {last.instance}, signature and chain valid")  # fmt: skip
+
+
+@audit.command()
+@click.argument("ledgers", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--from", "start", metavar="TIME", help="ISO date/time, UTC (default: --to - 24h).")
+@click.option("--to", "end", metavar="TIME", help="ISO date/time, UTC, exclusive (default: now).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "html"]), default="csv")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+@click.option(
+    "--public-key",
+    "keys",
+    multiple=True,
+    metavar="FILE|ed25519:B64",
+    help="Verify signatures with these keys (matched by key id; repeatable).",
+)
+@click.option("--bucket", type=click.Choice(sorted(BUCKETS)),
+              help="Time bucket (default: hour up to 3 days, else day).")  # fmt: skip
+def report(
+    ledgers: tuple[str, ...], start: str | None, end: str | None, fmt: str, out: str | None,
+    keys: tuple[str, ...], bucket: str | None,
+) -> None:  # fmt: skip
+    """Per-site, per-category, per-period totals from ledgers (files or directories)."""
+    now = int(time.time())
+    try:
+        to = parse_iso(end, "--to") if end else now
+        frm = parse_iso(start, "--from") if start else to - 86400
+        results = load_ledgers(_ledger_paths(ledgers), [load_public_key(k) for k in keys])
+        rep = build_report(results, frm, to, bucket)
+    except LachanError as exc:
+        _fail(exc)
+    for r in results:
+        if r.problem:
+            click.echo(f"warning: {r.path}:{r.problem.line}: {r.problem.message}; "
+                       f"only the {len(r.records)} records before it are counted", err=True)  # fmt: skip
+    write_output(render_csv(rep) if fmt == "csv" else render_html(rep, now), out)
+
+
+commands = [audit]

@@ -1,0 +1,165 @@
+"""One peer in one round: start it (empty list, then the real list), probe it, load it."""
+
+from __future__ import annotations
+
+import resource
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dnsperf
+import probe
+from data import Inputs
+from peers import LachanCaps, Peer, peer_argv
+from procs import Proc, cpu_seconds, log, port_free, rss_kib
+
+
+@dataclass
+class Bench:
+    """Everything a case needs that does not change during the run."""
+
+    inputs: Inputs
+    rundir: Path
+    workloads: list[str]
+    duration: float
+    load: dnsperf.Load
+    loadgen_cpus: str | None
+    upstream_port: int
+    lachan_cmd: str | None = None
+    caps: LachanCaps = LachanCaps(True)
+    startup_timeout: float = 120.0
+    started: list[Proc] = field(default_factory=list)  # for the signal handler
+
+    def spawn(self, peer: Peer, prefix: str, tag: str) -> Proc:
+        d = self.rundir / peer.name
+        argv = peer_argv(
+            peer, d, self.inputs.folder, prefix, self.upstream_port, self.lachan_cmd, self.caps
+        )
+        proc = Proc(peer.name, argv, d / f"{tag}.log", peer.cpus)
+        self.started.append(proc)
+        return proc
+
+    def stop(self, proc: Proc) -> None:
+        proc.stop()
+        if proc in self.started:
+            self.started.remove(proc)
+
+    def workload_file(self, wl: str, rnd: int) -> Path:
+        return self.inputs.path(f"wl-miss-r{rnd}.txt" if wl == "miss" else f"wl-{wl}.txt")
+
+
+def start_ready(b: Bench, peer: Peer, prefix: str, tag: str, probe_name: str | None):
+    """Spawn and wait until serving (and blocking probe_name): (proc, seconds) or (proc, None)."""
+    if peer.kind == "lachan" and not b.caps.lists:
+        probe_name = None  # started without the list (see the report's notes): nothing to wait for
+    proc = b.spawn(peer, prefix, tag)
+    ready = probe.wait_ready(
+        peer.host, peer.port, proc.t0, proc.alive, probe_name, b.startup_timeout
+    )
+    return proc, ready
+
+
+def measure(b: Bench, peer: Peer, proc: Proc, wl: str, rnd: int) -> dict:
+    """One timed dnsperf case with the peer's and the generator's CPU accounted."""
+    datafile = b.workload_file(wl, rnd)
+    if wl == "hit":  # one unmeasured pass so all 1,000 names are cached
+        dnsperf.run(peer.host, peer.port, datafile, 20, b.load, b.rundir, b.loadgen_cpus, passes=1)
+    pids = proc.tree()
+    c0, r0, w0 = cpu_seconds(pids), resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
+    res = dnsperf.run(peer.host, peer.port, datafile, b.duration, b.load, b.rundir, b.loadgen_cpus)
+    wall = time.monotonic() - w0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peer_cpu = cpu_seconds(pids) - c0  # pids taken before: workers exist from the start
+    gen_cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
+    res.update(
+        peer=peer.name, workload=wl, round=rnd, workers=peer.workers, cpus=peer.cpus or "any"
+    )
+    res["peer_cpu_pct"] = round(100 * peer_cpu / wall, 1)
+    res["dnsperf_cpu_pct"] = round(100 * gen_cpu / wall, 1)
+    if peer_cpu > 0 and res.get("qps"):
+        res["qps_per_peer_cpu_s"] = round(res["qps"] * wall / peer_cpu)
+    log(
+        f"  {peer.name} r{rnd} {wl:8s} qps={res.get('qps', 0):>9,.0f} p99={1000 * res.get('p99_s', 0):.2f}ms "
+        f"lost={res.get('lost')} peer CPU={res['peer_cpu_pct']}% rcodes={res.get('rcodes')}"
+    )
+    return res
+
+
+def _empty_start(b: Bench, peer: Peer, rec: dict) -> None:
+    proc, ready = start_ready(b, peer, "empty", "empty", None)
+    time.sleep(1.0)
+    rec["ready_empty_s"] = None if ready is None else round(ready, 3)
+    rec["rss_empty_kib"] = rss_kib(proc.tree()) if ready is not None else None
+    if ready is None:
+        rec["empty_error"] = (
+            f"not ready with an empty list (exit={proc.popen.poll()}): {proc.log_tail()}"
+        )
+    b.stop(proc)
+
+
+def _first_start(b: Bench, peer: Peer, rec: dict, probe_name: str) -> None:
+    """lachan compiles its index on first use; time that once, then measure warm starts."""
+    shutil.rmtree(b.rundir / peer.name / "state", ignore_errors=True)
+    proc, ready = start_ready(b, peer, "blocklist", "first", probe_name)
+    rec["ready_first_s"] = None if ready is None else round(ready, 3)
+    b.stop(proc)
+
+
+def bench_peer(b: Bench, peer: Peer, rnd: int) -> tuple[dict, list[dict]]:
+    """Startup, memory and semantics of one peer, then every workload; stops it after."""
+    rec: dict = {
+        "peer": peer.name,
+        "round": rnd,
+        "workers": peer.workers,
+        "cpus": peer.cpus or "any",
+    }
+    if not port_free(peer.host, peer.port):
+        rec["error"] = f"port {peer.port} is taken by a process this harness did not start"
+        return rec, []
+    listed = b.inputs.listed()
+    if rnd == 1:
+        _empty_start(b, peer, rec)
+        if peer.kind == "lachan" and b.caps.lists:
+            _first_start(b, peer, rec, listed[-1])
+    proc, ready = start_ready(b, peer, "blocklist", f"r{rnd}", listed[-1])
+    if ready is None:
+        rec["error"] = (
+            f"not ready within {b.startup_timeout:.0f}s (exit={proc.popen.poll()}): {proc.log_tail()}"
+        )
+        b.stop(proc)
+        log(f"  {peer.name}: {rec['error']}")
+        return rec, []
+    time.sleep(1.0)
+    rec.update(ready_s=round(ready, 3), rss_kib=rss_kib(proc.tree()))
+    rec["semantics"] = probe.semantics(peer.host, peer.port, listed)
+    log(
+        f"  {peer.name}: ready in {ready:.3f}s, RSS {rec['rss_kib'] / 1024:.1f} MiB, {rec['semantics']}"
+    )
+    rows = []
+    try:
+        for wl in b.workloads:
+            if not proc.alive():
+                rows.append(
+                    {"peer": peer.name, "workload": wl, "round": rnd, "error": "peer exited"}
+                )
+                continue
+            rows.append(measure(b, peer, proc, wl, rnd))
+    finally:
+        rec["rss_end_kib"] = rss_kib(proc.tree())
+        b.stop(proc)
+    return rec, rows
+
+
+def scaling(b: Bench, peer: Peer, counts: tuple[int, ...]) -> list[dict]:
+    """lachan with 1..N workers, unpinned, on the cache-hit workload."""
+    rows = []
+    for n in counts:
+        p = Peer(peer.name, peer.kind, peer.port, workers=n, cpus=None)
+        proc, ready = start_ready(b, p, "blocklist", f"workers{n}", b.inputs.listed()[-1])
+        if ready is None:
+            rows.append({"peer": p.name, "workers": n, "workload": "hit", "error": proc.log_tail()})
+        else:
+            rows.append(measure(b, p, proc, "hit", 1))
+        b.stop(proc)
+    return rows

@@ -1,0 +1,250 @@
+"""Turn the raw results into averages, target verdicts and a markdown report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from statistics import mean
+
+MIB = 1024
+WORKLOADS = ("hit", "blocked", "mixed", "miss")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    target: str
+    measured: str
+    ok: bool | None  # None: a figure was missing, so the target could not be checked
+
+    def line(self) -> str:
+        word = {True: "PASS", False: "FAIL", None: "N/A "}[self.ok]
+        return f"{word}  {self.target}: {self.measured}"
+
+
+def averages(cases: list[dict]) -> dict[tuple[str, str], dict[str, float]]:
+    """Mean over rounds of qps, avg and p99 latency, per (peer, workload)."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for c in cases:
+        if not c.get("error") and c.get("qps"):
+            groups.setdefault((c["peer"], c["workload"]), []).append(c)
+    out = {}
+    for key, rows in groups.items():
+        out[key] = {
+            k: mean(r[k] for r in rows)
+            for k in ("qps", "avg_s", "p99_s")
+            if all(k in r for r in rows)
+        }
+    return out
+
+
+def _ratio_check(
+    avg, name: str, wl: str, peer: str, factor: float, wl_peer: str | None = None
+) -> Verdict:
+    mine, theirs = (
+        avg.get(("lachan", wl), {}).get("qps"),
+        avg.get((peer, wl_peer or wl), {}).get("qps"),
+    )
+    if not mine or not theirs:
+        return Verdict(name, "not measured", None)
+    return Verdict(
+        name, f"{mine:,.0f} vs {theirs:,.0f} QPS = {mine / theirs:.2f}x", mine >= factor * theirs
+    )
+
+
+def _memory_checks(peers: list[dict]) -> list[Verdict]:
+    rec = next(
+        (r for r in peers if r["peer"] == "lachan" and r["round"] == 1 and "rss_kib" in r), None
+    )
+    if rec is None or rec.get("rss_empty_kib") is None or not rec.get("list_loaded"):
+        missing = (
+            "not measured"
+            if rec is None or rec.get("list_loaded")
+            else "lachan ran without the list"
+        )
+        return [
+            Verdict("added RSS for the list <= 4 MiB", missing, None),
+            Verdict("ready <= 0.2 s", missing, None),
+        ]
+    added = (rec["rss_kib"] - rec["rss_empty_kib"]) / MIB
+    ready = mean(r["ready_s"] for r in peers if r["peer"] == "lachan" and "ready_s" in r)
+    note = (
+        f"{ready:.3f} s spawn-to-blocking, mean of rounds (empty list: {rec['ready_empty_s']} s; "
+        f"first start, building its index: {rec.get('ready_first_s')} s)"
+    )
+    return [
+        Verdict("added RSS for the list <= 4 MiB", f"{added:.1f} MiB", added <= 4.0),
+        Verdict("ready <= 0.2 s", note, ready <= 0.2),
+    ]
+
+
+def verdicts(cases: list[dict], peers: list[dict]) -> list[Verdict]:
+    """The targets of issues 2 and 3, each PASS / FAIL / N/A."""
+    loaded = all(r.get("list_loaded") for r in peers if r["peer"] == "lachan")
+    # Without its list lachan forwards listed names: blocked figures would compare nothing.
+    avg = averages(
+        [c for c in cases if loaded or c["peer"] != "lachan" or c["workload"] in ("hit", "miss")]
+    )
+    out = [
+        _ratio_check(avg, "cache-hit QPS >= 40% of dnsmasq", "hit", "dnsmasq", 0.4),
+        _ratio_check(avg, "cache-miss QPS >= 50% of unbound", "miss", "unbound", 0.5),
+        _ratio_check(avg, "cache-hit QPS >= 20x naive dnslib", "hit", "baseline-dnslib", 20),
+        _ratio_check(avg, "cache-miss QPS >= 20x naive dnslib", "miss", "baseline-dnslib", 20),
+    ]
+    for wl in ("hit", "miss"):
+        p99 = avg.get(("lachan", wl), {}).get("p99_s")
+        out.append(
+            Verdict(
+                f"{wl} p99 <= 2 ms",
+                "not measured" if p99 is None else f"{1000 * p99:.2f} ms",
+                None if p99 is None else p99 <= 0.002,
+            )
+        )
+    out += [
+        _ratio_check(avg, "blocked QPS >= 1.5x pdns-recursor", "blocked", "pdns-recursor", 1.5),
+        _ratio_check(avg, "blocked QPS >= 10x dnsmasq", "blocked", "dnsmasq", 10),
+        _ratio_check(
+            avg, "lachan blocked QPS >= lachan cache-hit", "blocked", "lachan", 1.0, "hit"
+        ),
+    ]
+    return out + _memory_checks(peers)
+
+
+def _f(v, scale: float = 1.0, digits: int = 0) -> str:
+    return "—" if v is None else f"{v * scale:,.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+        "| " + " | ".join(r) + " |" for r in rows
+    ]
+
+
+def startup_table(peers: list[dict], names: list[str]) -> list[str]:
+    rows = []
+    for n in names:
+        recs = [r for r in peers if r["peer"] == n]
+        first = next((r for r in recs if r["round"] == 1), {})
+        ok = [r for r in recs if "rss_kib" in r]
+        rss = mean(r["rss_kib"] for r in ok) if ok else None
+        empty = first.get("rss_empty_kib")
+        sem = first.get("semantics") or {}
+        rows.append(
+            [
+                n,
+                " / ".join(_f(r.get("ready_s"), 1, 3) for r in recs),
+                _f(first.get("ready_empty_s"), 1, 3),
+                _f(rss, 1 / MIB, 1),
+                _f(empty, 1 / MIB, 1),
+                _f(None if rss is None or empty is None else rss - empty, 1 / MIB, 1),
+                " / ".join(_f(r.get("rss_end_kib"), 1 / MIB, 1) for r in recs),
+                f"{sem.get('exact', '—')} / {sem.get('subdomain', '—')} / {sem.get('aaaa', '—')}",
+                sem.get("blocked_answer", first.get("error", "—")[:60]),
+            ]
+        )
+    hdr = [
+        "peer",
+        "ready s (per round)",
+        "ready s, empty list",
+        "RSS MiB",
+        "RSS MiB, empty list",
+        "added RSS MiB",
+        "RSS MiB at end",
+        "blocks exact / subdomain / AAAA",
+        "blocked answer",
+    ]
+    return _table(hdr, rows)
+
+
+def summary_table(cases: list[dict], names: list[str], wls: list[str]) -> list[str]:
+    avg, rows = averages(cases), []
+    for n in names:
+        cells = [n]
+        for wl in wls:
+            q, mine = avg.get((n, wl), {}).get("qps"), avg.get(("lachan", wl), {}).get("qps")
+            ratio = f" (lachan {mine / q:.2f}x)" if q and mine and n != "lachan" else ""
+            cells.append(_f(q) + ratio)
+        rows.append(cells)
+    return _table(["peer"] + [f"{wl} QPS" for wl in wls], rows)
+
+
+def detail_table(cases: list[dict], wl: str) -> list[str]:
+    rows = []
+    for c in (c for c in cases if c["workload"] == wl):
+        if c.get("error"):
+            rows.append([c["peer"], str(c["round"]), "error: " + c["error"][:80]] + [""] * 10)
+            continue
+        rc = ", ".join(
+            f"{k} {v}" for k, v in sorted(c.get("rcodes", {}).items(), key=lambda kv: -kv[1])
+        )
+        rows.append(
+            [
+                c["peer"],
+                str(c["round"]),
+                str(c.get("workers", 1)),
+                _f(c.get("qps")),
+                _f(c.get("qps_per_peer_cpu_s")),
+                _f(c.get("avg_s"), 1000, 2),
+                _f(c.get("p50_s"), 1000, 2),
+                _f(c.get("p99_s"), 1000, 2),
+                _f(c.get("p999_s"), 1000, 2),
+                _f(c.get("max_s"), 1000, 2),
+                _f(c.get("lost")),
+                rc,
+                _f(c.get("peer_cpu_pct"), 1, 1),
+                _f(c.get("dnsperf_cpu_pct"), 1, 1),
+            ]
+        )
+    hdr = [
+        "peer",
+        "round",
+        "workers",
+        "QPS",
+        "QPS per peer CPU-second",
+        "avg ms",
+        "p50",
+        "p99",
+        "p99.9",
+        "max",
+        "lost",
+        "rcodes",
+        "peer CPU %",
+        "dnsperf CPU %",
+    ]
+    return _table(hdr, rows)
+
+
+def markdown(res: dict) -> str:
+    """The whole report: setup, startup/memory, QPS summary, details, scaling, targets."""
+    names = list(dict.fromkeys(r["peer"] for r in res["peers"]))
+    wls = [w for w in WORKLOADS if w in res["settings"]["workloads"]]
+    L = [f"# lachan side-by-side benchmark — {res['started_utc'][:16].replace('T', ' ')} UTC", ""]
+    L += [f"- {line}" for line in res["setup"]] + [""]
+    L += [
+        "## Startup and memory",
+        "",
+        "*ready* = spawn until a random name resolves through the upstream "
+        "and the last listed name is blocked. *added RSS* = RSS with the list − RSS with an empty list "
+        "(1 s after ready, summed over the peer's processes).",
+        "",
+    ]
+    L += startup_table(res["peers"], names) + [""]
+    L += ["## QPS (mean of rounds; in brackets lachan's QPS as a multiple of that peer's)", ""]
+    L += summary_table(res["cases"], names, wls) + [""]
+    for wl in wls:
+        L += (
+            [f"### {wl}", "", res["inputs"]["workloads"].get(wl, ""), ""]
+            + detail_table(res["cases"], wl)
+            + [""]
+        )
+    if res.get("scaling"):
+        L += (
+            [
+                "## lachan workers (cache-hit, unpinned; dnsperf and NSD stay on CPU 0)",
+                "",
+                res["scaling_note"],
+                "",
+            ]
+            + detail_table(res["scaling"], "hit")
+            + [""]
+        )
+    L += ["## Targets", "", "```"] + [Verdict(**v).line() for v in res["verdicts"]] + ["```", ""]
+    return "\n".join(L)

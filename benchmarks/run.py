@@ -1,0 +1,292 @@
+"""`make bench`: lachan beside unbound, dnsmasq, pdns-recursor and a naive dnslib forwarder.
+
+One run starts an NSD wildcard upstream on 127.0.0.1, then, per round and per peer: starts the
+peer with an empty list and with the shared blocklist (startup, RSS), checks what it blocks,
+and loads it with dnsperf (cache-hit, blocked, mixed, cache-miss). Writes
+benchmarks/results/<date>.json and .md, prints the table and PASS/FAIL per target.
+
+    .venv/bin/python benchmarks/run.py              # full run (~12 min)
+    .venv/bin/python benchmarks/run.py --quick      # smoke run (~2.5 min)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script, not a package
+
+import cases  # noqa: E402
+import data  # noqa: E402
+import dnsperf  # noqa: E402
+import probe  # noqa: E402
+import report  # noqa: E402
+from peers import PEERS, lachan_caps, nsd_argv  # noqa: E402
+from procs import Proc, log, port_free  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+WORK = Path(os.environ.get("BENCH_WORK") or HERE / "work")
+SIZES = {"miss": 1_000_000, "blocked": 3_000_000, "mixed": 1_000_000}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--quick", action="store_true", help="smoke run: 1 round x 3 s, workers 1 vs 2 skipped"
+    )
+    ap.add_argument(
+        "--duration", type=float, default=10, help="seconds per dnsperf case (default 10)"
+    )
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="rounds, peers in reverse order on even ones (default 2)",
+    )
+    ap.add_argument("--peers", default=",".join(p.name for p in PEERS), help="comma list of peers")
+    ap.add_argument(
+        "--workloads",
+        default=",".join(report.WORKLOADS),
+        help="comma list of hit,blocked,mixed,miss",
+    )
+    ap.add_argument(
+        "--workers", default="1,2", help="lachan worker counts for the scaling case ('' = skip)"
+    )
+    ap.add_argument(
+        "--lachan-cmd",
+        help="stand-in command for lachan: {port} {upstream_port} {config} "
+        "{blocklist} {workers} {python} {bench}",
+    )
+    ap.add_argument(
+        "--blocklist",
+        type=Path,
+        help="domains file (default: shared/data adult list, else synthetic)",
+    )
+    ap.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="use the synthetic list even if the real one exists",
+    )
+    ap.add_argument(
+        "--no-latency",
+        dest="latency",
+        action="store_false",
+        help="skip dnsperf -v (no percentiles)",
+    )
+    ap.add_argument("--upstream-port", type=int, default=5300)
+    ap.add_argument("--peer-cpus", default="1", help="CPU for 1-process peers (default 1)")
+    ap.add_argument("--loadgen-cpus", default="0", help="CPU for dnsperf and NSD (default 0)")
+    ap.add_argument("--out", type=Path, help="results path without suffix (default results/<date>)")
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.duration, a.rounds, a.workers = 3, 1, ""
+    if not (0 < a.duration <= 120 and 1 <= a.rounds <= 5):
+        ap.error("keep runs bounded: 0 < --duration <= 120, 1 <= --rounds <= 5")
+    a.peers = [p for p in PEERS if p.name in a.peers.split(",")]
+    a.workloads = [w for w in report.WORKLOADS if w in a.workloads.split(",")]
+    a.workers = tuple(int(n) for n in a.workers.split(",") if n.strip())
+    if (os.cpu_count() or 1) < 2:
+        a.peer_cpus = a.loadgen_cpus = "0"
+    return a
+
+
+def usable(a: argparse.Namespace, notes: list[str]) -> list:
+    """The selected peers that can run here; the others are noted, not fatal."""
+    out = []
+    for p in a.peers:
+        if p.binary and not shutil.which(p.binary):
+            notes.append(f"{p.name}: skipped, `{p.binary}` is not installed")
+        else:
+            out.append(replace(p, cpus=a.peer_cpus))
+    return out
+
+
+def caps_notes(caps) -> list[str]:
+    """Say plainly when lachan could not be measured the way the targets assume."""
+    notes = []
+    if not caps.lists:
+        notes.append(
+            "**lachan ran WITHOUT the blocklist**: this checkout's config does not accept "
+            f"`lists:` yet ({caps.problem}); its blocked/mixed figures are forwarding, not blocking."
+        )
+    if "--workers" not in caps.options:
+        notes.append(
+            "lachan: `serve --workers` is not available yet; the workers scaling case was skipped."
+        )
+    return notes
+
+
+def start_upstream(a: argparse.Namespace, b: cases.Bench) -> str:
+    """NSD on the load-generator CPU; returns a line saying it answers as expected."""
+    if not port_free("127.0.0.1", a.upstream_port):
+        sys.exit(f"127.0.0.1:{a.upstream_port} is taken by something this harness did not start")
+    d = b.rundir / "upstream-nsd"
+    proc = Proc("nsd", nsd_argv(d, a.upstream_port), d / "nsd.out", a.loadgen_cpus)
+    b.started.append(proc)
+    if probe.wait_ready("127.0.0.1", a.upstream_port, proc.t0, proc.alive, None, 30) is None:
+        sys.exit(f"NSD upstream did not start: {proc.log_tail()}")
+    names = [f"check{i}.example.{tld}" for i, tld in enumerate(("com", "net", "org"))]
+    good = sum(
+        bool(
+            (r4 := probe.query("127.0.0.1", a.upstream_port, n))
+            and r4.addresses == (probe.UPSTREAM_A,)
+        )
+        and bool(
+            (r6 := probe.query("127.0.0.1", a.upstream_port, n, "AAAA"))
+            and r6.addresses == (probe.UPSTREAM_AAAA,)
+        )
+        for n in names
+    )
+    return f"{good}/{len(names)} probe names answered {probe.UPSTREAM_A} and {probe.UPSTREAM_AAAA}"
+
+
+def version(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    m = re.search(r"(?:[Vv]ersion|Recursor)\s+(\d[\w.~+-]*)", out.stdout + out.stderr)
+    return m.group(1) if m else "?"
+
+
+def setup_lines(
+    a: argparse.Namespace, inputs: data.Inputs, upstream: str, notes: list[str]
+) -> list[str]:
+    cpu = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())
+    return [
+        f"Machine: {os.cpu_count()} CPUs ({cpu.group(1) if cpu else '?'}), Linux {platform.release()}, "
+        f"Python {platform.python_version()}; a shared machine, so rounds are interleaved and repeated.",
+        f"Command: `make bench ARGS='{' '.join(sys.argv[1:])}'`; {a.rounds} round(s), {a.duration:g} s per case, "
+        f"dnsperf {version(['dnsperf', '-h'])} `-c {a.load.clients} -q {a.load.outstanding} -t {a.load.timeout}`"
+        + (
+            " -v (percentiles from per-query lines, 10 µs buckets, upper edge)" if a.latency else ""
+        ),
+        f"Pinning: single-process peers on CPU {a.peer_cpus}; dnsperf and NSD on CPU {a.loadgen_cpus}. "
+        "*peer CPU %* and *QPS per peer CPU-second* (= QPS ÷ the peer's CPU share) show when the load "
+        "generator, not the peer, was the limit (peer well under 100%).",
+        f"Upstream: NSD {version(['nsd', '-v'])} on 127.0.0.1:{a.upstream_port}, `* A {probe.UPSTREAM_A}`, "
+        f"`* AAAA {probe.UPSTREAM_AAAA}`, RRL off; {upstream}.",
+        f"Blocklist: {inputs.meta['source']}, the same list for every peer: lachan `format: domains` "
+        "(name + subdomains), unbound `local-zone always_nxdomain`, dnsmasq `addn-hosts` 0.0.0.0/:: "
+        "(Pi-hole v4 style, exact names only), pdns-recursor RPZ `CNAME .` for `d` and `*.d`, "
+        "baseline a Python set (name + parents).",
+        f"Versions: unbound {version(['unbound', '-V'])}, dnsmasq {version(['dnsmasq', '-v'])}, "
+        f"pdns-recursor {version(['pdns_recursor', '--version'])}.",
+        "Every peer is a caching forwarder restarted cold for each round (1 thread / 1 process); the "
+        "baseline is `benchmarks/baseline_dnslib.py` (dnslib DNSServer, thread per request, no cache).",
+    ] + notes
+
+
+def results_path(a: argparse.Namespace, started: datetime.datetime) -> Path:
+    if a.out:
+        return a.out
+    base = HERE / "results" / f"{started:%Y-%m-%d}"
+    return (
+        base
+        if not base.with_suffix(".json").exists()
+        else base.with_name(f"{started:%Y-%m-%d-%H%M}")
+    )
+
+
+def run_all(a: argparse.Namespace, b: cases.Bench, peers: list) -> tuple[list, list, list]:
+    recs, rows, scale = [], [], []
+    for rnd in range(1, a.rounds + 1):
+        for p in peers if rnd % 2 else list(reversed(peers)):
+            log(f"round {rnd}: {p.name} on 127.0.0.1:{p.port} (cpus {p.cpus})")
+            rec, rws = cases.bench_peer(b, p, rnd)
+            recs.append(rec)
+            rows.extend(rws)
+    lachan = next((p for p in peers if p.kind == "lachan"), None)
+    can_scale = a.lachan_cmd or "--workers" in b.caps.options
+    if lachan and a.workers and "hit" in a.workloads and can_scale:
+        log(f"scaling: lachan workers {a.workers}, unpinned")
+        scale = cases.scaling(b, lachan, a.workers)
+    return recs, rows, scale
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = parse_args(argv)
+    a.load = dnsperf.Load(latency=a.latency)
+    for tool in ("nsd", "dnsperf"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} not found: apt-get install -y {tool}")
+    notes: list[str] = []
+    peers = usable(a, notes)
+    started = datetime.datetime.now(datetime.UTC)
+    t0 = time.monotonic()
+    inputs = data.prepare(WORK / "data", SIZES, max(2, a.rounds), a.blocklist, a.synthetic, log)
+    b = cases.Bench(
+        inputs,
+        WORK / "run",
+        a.workloads,
+        a.duration,
+        a.load,
+        a.loadgen_cpus,
+        a.upstream_port,
+        a.lachan_cmd,
+    )
+    if any(p.kind == "lachan" for p in peers) and not a.lachan_cmd:
+        b.caps = lachan_caps(b.rundir, inputs.path("blocklist.txt"))
+        notes += caps_notes(b.caps)
+    b.rundir.mkdir(parents=True, exist_ok=True)
+
+    def on_signal(signum, _frame):
+        for proc in list(b.started):
+            proc.stop(grace=2)
+        sys.exit(f"signal {signum}: stopped what this harness started")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        upstream = start_upstream(a, b)
+        log(f"upstream: {upstream}")
+        recs, rows, scale = run_all(a, b, peers)
+    finally:
+        for proc in list(b.started):
+            b.stop(proc)
+    res = {
+        "started_utc": started.isoformat(timespec="seconds"),
+        "elapsed_s": round(time.monotonic() - t0, 1),
+        "settings": {
+            "argv": sys.argv[1:],
+            "rounds": a.rounds,
+            "duration_s": a.duration,
+            "workloads": a.workloads,
+            "load": asdict(a.load),
+            "peer_cpus": a.peer_cpus,
+            "loadgen_cpus": a.loadgen_cpus,
+        },
+        "setup": setup_lines(a, inputs, upstream, notes),
+        "inputs": inputs.meta,
+        "peers": recs,
+        "cases": rows,
+        "scaling": scale,
+        "scaling_note": "Both rows run unpinned with the load generator pinned to CPU 0, so the second "
+        "worker shares a core with dnsperf and NSD: compare *QPS per peer CPU-second* (throughput per "
+        "CPU-second lachan actually got) as well as raw QPS.",
+    }
+    res["verdicts"] = [asdict(v) for v in report.verdicts(rows, recs)]
+    out = results_path(a, started)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(res, indent=1, default=str))
+    md = report.markdown(res)
+    out.with_suffix(".md").write_text(md)
+    print(md)
+    log(f"wrote {out.with_suffix('.json')} and .md in {res['elapsed_s'] / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,344 @@
+"""Abuse limits: token buckets per client prefix, the ANY cap, TCP connection caps."""
+
+from __future__ import annotations
+
+import enum
+import socket
+import struct
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from resolver.acl import opt_record as _opt
+from resolver.acl import query_shape, response_header
+from resolver.errors import ConfigError
+
+
+class LimitAction(enum.Enum):
+    """What a client over its rate gets."""
+
+    TRUNCATE = "truncate"  # TC=1 (slipped, see RateLimitConfig.slip): a real client retries on TCP
+    DROP = "drop"
+
+
+class AnyMode(enum.Enum):
+    """How UDP queries of type ANY (255) are answered."""
+
+    HINFO = "hinfo"  # RFC 8482 section 4.2: one synthesised HINFO, no upstream query
+    REFUSE = "refuse"
+    FORWARD = "forward"  # no cap beyond the rate limit
+
+
+class Verdict(enum.Enum):
+    """The rate limiter's answer for one query."""
+
+    PASS = "pass"
+    DROP = "drop"
+    TRUNCATE = "truncate"
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """A token bucket for every prefix of this length: ``rate`` queries/s, ``burst`` at once."""
+
+    prefix: int
+    rate: float
+    burst: float
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitConfig:
+    """The ``ratelimit:`` section.
+
+    Defaults suit a school LAN or an ISP's subscriber pool where one address is one home:
+    a /32 (or /64) may average 200 q/s, its /24 (or /56) 2000 q/s, so one flooding host
+    takes at most a tenth of its neighbours' share. Raise them for clients behind NAT.
+    """
+
+    ipv4: tuple[Limit, ...] = (Limit(32, 200, 1000), Limit(24, 2000, 5000))
+    ipv6: tuple[Limit, ...] = (Limit(64, 200, 1000), Limit(56, 2000, 5000))
+    action: LimitAction = LimitAction.TRUNCATE
+    # As BIND's RRL "slip": with TRUNCATE, one limited query in ``slip`` gets TC=1 and the
+    # rest are dropped, so a spoofed flood reflects at most 1/slip of itself at its victim.
+    slip: int = 2
+    any_mode: AnyMode = AnyMode.HINFO
+    max_buckets: int = 200_000
+    sweep_interval: float = 60.0
+    tcp_per_client: int = 20
+    tcp_total: int = 2000
+
+
+@dataclass(slots=True)
+class RateLimitStats:
+    """Plain counters for metrics (never a client address)."""
+
+    dropped: int = 0
+    truncated: int = 0
+    evicted: int = 0
+    sweeps: int = 0
+
+
+def prefix_keys(ip: str, config: RateLimitConfig) -> list[tuple[int, int, int]] | None:
+    """The (family, prefix length, masked address) of every bucket ``ip`` draws from."""
+    try:
+        raw = socket.inet_pton(socket.AF_INET, ip)
+    except OSError:
+        try:
+            raw = socket.inet_pton(socket.AF_INET6, ip.split("%", 1)[0])
+        except OSError:
+            return None
+        if raw[:12] == b"\0" * 10 + b"\xff\xff":
+            raw = raw[12:]  # IPv4-mapped: the same client as its IPv4 spelling
+    value, bits = int.from_bytes(raw, "big"), len(raw) * 8
+    limits = config.ipv4 if bits == 32 else config.ipv6
+    return [(bits, lim.prefix, value >> (bits - lim.prefix)) for lim in limits]
+
+
+class RateLimiter:
+    """Token buckets per client prefix, in bounded memory.
+
+    A repeat client costs one dict lookup (address -> its buckets) plus arithmetic per
+    bucket. Buckets are ``[tokens, last_refill, rate, burst]`` lists, mutated in place.
+
+    Memory bound: at most ``max_buckets`` buckets and as many memoised addresses (each
+    bucket ~200 bytes with its key, so ~40 MB at the default 200,000). Every
+    ``sweep_interval`` seconds, buckets idle long enough to have refilled are deleted:
+    a full bucket and a missing one behave the same, so this sweep changes no verdict.
+    If the table is still full (a spray of spoofed prefixes), the oldest-created quarter
+    is evicted and counted in ``stats.evicted``.
+    """
+
+    def __init__(
+        self,
+        config: RateLimitConfig = RateLimitConfig(),
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.stats = RateLimitStats()
+        self._clock = clock
+        self._buckets: dict[tuple[int, int, int], list[float]] = {}
+        self._clients: dict[str, tuple[list[float], ...]] = {}
+        self._limits = {(32, lim.prefix): lim for lim in config.ipv4}
+        self._limits.update({(128, lim.prefix): lim for lim in config.ipv6})
+        self._next_sweep = clock() + config.sweep_interval
+        self._limited = 0
+
+    def check(self, ip: str, now: float | None = None) -> Verdict:
+        """May this query from ``ip`` be answered now? Consumes a token if so."""
+        if now is None:
+            now = self._clock()
+        if now >= self._next_sweep:
+            self.sweep(now)
+        buckets = self._clients.get(ip)
+        if buckets is None:
+            buckets = self._attach(ip, now)
+        allowed = True
+        for bucket in buckets:
+            elapsed = now - bucket[1]
+            if elapsed > 0:
+                tokens = bucket[0] + elapsed * bucket[2]
+                bucket[0] = tokens if tokens < bucket[3] else bucket[3]
+                bucket[1] = now
+            if bucket[0] < 1.0:
+                allowed = False
+        if allowed:
+            # Only a served query spends tokens: a host over its /32 limit stops draining
+            # the /24 bucket its neighbours share.
+            for bucket in buckets:
+                bucket[0] -= 1.0
+            return Verdict.PASS
+        return self._over_limit()
+
+    def _over_limit(self) -> Verdict:
+        cfg = self.config
+        if cfg.action is LimitAction.TRUNCATE and cfg.slip > 0:
+            self._limited += 1
+            if self._limited % cfg.slip == 0:
+                self.stats.truncated += 1
+                return Verdict.TRUNCATE
+        self.stats.dropped += 1
+        return Verdict.DROP
+
+    def _attach(self, ip: str, now: float) -> tuple[list[float], ...]:
+        keys = prefix_keys(ip, self.config)
+        if keys is None:  # not an address: share one bucket set rather than bypass limits
+            keys = prefix_keys("::", self.config) or []
+        if len(self._buckets) + len(keys) > self.config.max_buckets:
+            self.sweep(now)
+        buckets = []
+        for key in keys:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                lim = self._limits[(key[0], key[1])]
+                bucket = self._buckets[key] = [lim.burst, now, lim.rate, lim.burst]
+            buckets.append(bucket)
+        if len(self._clients) >= self.config.max_buckets:
+            self._clients.clear()
+        found = self._clients[ip] = tuple(buckets)
+        return found
+
+    def sweep(self, now: float) -> None:
+        """Forget refilled buckets; if still over the bound, evict the oldest quarter."""
+        self.stats.sweeps += 1
+        self._next_sweep = now + self.config.sweep_interval
+        full = [
+            key
+            for key, (tokens, last, rate, burst) in self._buckets.items()
+            if tokens + (now - last) * rate >= burst
+        ]
+        for key in full:
+            del self._buckets[key]
+        excess = len(self._buckets) - self.config.max_buckets * 3 // 4
+        if excess > 0:
+            for key in list(self._buckets)[:excess]:  # dicts iterate oldest-inserted first
+                del self._buckets[key]
+            self.stats.evicted += excess
+        # The memo may point at deleted buckets; rebuilding it is cheap and keeps the
+        # address -> bucket mapping single-valued.
+        self._clients.clear()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+class TcpLimiter:
+    """Caps open TCP connections per client address and in total."""
+
+    def __init__(self, per_client: int, total: int) -> None:
+        self.per_client = per_client
+        self.total = total
+        self.open = 0
+        self._by_client: dict[str, int] = {}
+
+    def try_open(self, ip: str) -> bool:
+        """Count a new connection if both caps allow it; False means close it at once."""
+        count = self._by_client.get(ip, 0)
+        if count >= self.per_client or self.open >= self.total:
+            return False
+        self._by_client[ip] = count + 1
+        self.open += 1
+        return True
+
+    def closed(self, ip: str) -> None:
+        """A connection counted by ``try_open`` has closed."""
+        count = self._by_client.get(ip, 0)
+        if count <= 0:
+            return
+        if count == 1:
+            del self._by_client[ip]  # bounded by open connections, not by clients ever seen
+        else:
+            self._by_client[ip] = count - 1
+        self.open -= 1
+
+
+# --- responses on the wire ---------------------------------------------------------------
+
+_HEADER = struct.Struct("!HHHHHH")
+_HINFO_TTL = 3600
+# Name pointer to the question (offset 12), type HINFO, and "RFC8482" "" as RFC 8482 4.2 says.
+_HINFO_RDATA = b"\x07RFC8482\x00"
+
+
+def truncated(query: bytes) -> bytes | None:
+    """TC=1 and the question only: no larger than the query, and a real client retries on TCP."""
+    return _reply(query, rcode=0, tc=True)
+
+
+def refused(query: bytes) -> bytes | None:
+    """A plain REFUSED with the question echoed (for AnyMode.REFUSE)."""
+    return _reply(query, rcode=5)
+
+
+def any_answer(query: bytes, mode: AnyMode) -> bytes | None:
+    """The capped answer to a UDP ANY query; None means "forward it as usual"."""
+    if mode is AnyMode.FORWARD:
+        return None
+    if mode is AnyMode.REFUSE:
+        return refused(query)
+    shape = query_shape(query)
+    if shape is None:
+        return None
+    qclass = query[shape.question_end - 2 : shape.question_end]
+    rr = b"\xc0\x0c" + struct.pack("!H", 13) + qclass
+    rr += struct.pack("!IH", _HINFO_TTL, len(_HINFO_RDATA)) + _HINFO_RDATA
+    return _reply(query, rcode=0, answer=rr)
+
+
+def _reply(query: bytes, rcode: int, *, tc: bool = False, answer: bytes = b"") -> bytes | None:
+    shape = query_shape(query)
+    if shape is None:
+        return None
+    header = _HEADER.pack(
+        struct.unpack_from("!H", query)[0],
+        response_header(query, rcode, tc=tc),
+        1,
+        1 if answer else 0,
+        0,
+        1 if shape.edns else 0,
+    )
+    opt = _opt(shape.do) if shape.edns else b""  # RFC 6891: EDNS answered with EDNS
+    return header + query[12 : shape.question_end] + answer + opt
+
+
+# --- configuration -----------------------------------------------------------------------
+
+_KEYS = frozenset({"ipv4", "ipv6", "action", "slip", "any", "max_buckets", "sweep_interval", "tcp"})
+
+
+def _limits(value: Any, key: str, bits: int, source: str, problems: list[str]) -> tuple[Limit, ...]:
+    if not isinstance(value, list) or not value:
+        problems.append(f"{source}: ratelimit.{key}: expected a list of {{prefix, rate, burst}}")
+        return ()
+    found = []
+    for index, item in enumerate(value):
+        where = f"{source}: ratelimit.{key}[{index}]"
+        try:
+            lim = Limit(int(item["prefix"]), float(item["rate"]), float(item["burst"]))
+        except (KeyError, TypeError, ValueError):
+            problems.append(f"{where}: expected prefix, rate and burst numbers")
+            continue
+        if not 0 < lim.prefix <= bits or lim.rate <= 0 or lim.burst < 1:
+            problems.append(f"{where}: prefix must be 1..{bits}, rate > 0, burst >= 1")
+            continue
+        found.append(lim)
+    return tuple(found)
+
+
+def ratelimit_config(
+    section: Mapping[str, Any] | None, source: str = "lachan.yaml"
+) -> RateLimitConfig:
+    """Validate the ``ratelimit:`` mapping; errors name the file and key."""
+    section, base = section or {}, RateLimitConfig()
+    problems = [f"{source}: ratelimit.{key}: unknown key" for key in section if key not in _KEYS]
+    values: dict[str, Any] = {}
+    for key, bits in (("ipv4", 32), ("ipv6", 128)):
+        if key in section:
+            values[key] = _limits(section[key], key, bits, source, problems)
+    for key, enum_type, attr in (("action", LimitAction, "action"), ("any", AnyMode, "any_mode")):
+        if key in section:
+            try:
+                values[attr] = enum_type(section[key])
+            except ValueError:
+                names = " or ".join(repr(m.value) for m in enum_type)
+                problems.append(f"{source}: ratelimit.{key}: expected {names}")
+    numbers = {"slip": ("slip", 0), "max_buckets": ("max_buckets", 16)}
+    numbers["sweep_interval"] = ("sweep_interval", 1)
+    for key, (attr, low) in numbers.items():
+        if key in section:
+            value = section[key]
+            if not isinstance(value, int | float) or isinstance(value, bool) or value < low:
+                problems.append(f"{source}: ratelimit.{key}: expected a number >= {low}")
+            else:
+                values[attr] = type(getattr(base, attr))(value)
+    tcp = section.get("tcp", {})
+    for key in ("per_client", "total"):
+        value = tcp.get(key, getattr(base, f"tcp_{key}")) if isinstance(tcp, dict) else None
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            problems.append(f"{source}: ratelimit.tcp.{key}: expected an integer >= 1")
+        else:
+            values[f"tcp_{key}"] = value
+    if problems:
+        raise ConfigError(problems)
+    return RateLimitConfig(**values)

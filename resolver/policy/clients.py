@@ -53,7 +53,7 @@ def parse_ecs(option_data: bytes) -> Network:
 
 
 def address_key(ip: str) -> tuple[int, int]:
-    """(bits, integer) of an address string; IPv4-mapped IPv6 counts as IPv4. ValueError if bad."""
+    """(bits, integer) of an address; IPv4-mapped IPv6 counts as IPv4; OSError if malformed."""
     if ":" not in ip:
         return 32, int.from_bytes(socket.inet_pton(socket.AF_INET, ip), "big")
     value = int.from_bytes(socket.inet_pton(socket.AF_INET6, ip.partition("%")[0]), "big")

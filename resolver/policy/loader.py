@@ -152,10 +152,10 @@ def _window(check: _Checker, index: int, item: Any) -> Window | None:
         check.add(key, "needs at least one category and one day")
     if start is None or end is None or sub.problems or not categories or not days:
         return None
-    if start == end:
-        check.add(key, "from and to are equal: the window would be empty")
+    if start == end or start == 1440:
+        check.add(key, "from must differ from to and be before 24:00")
         return None
-    return Window(frozenset(days), start, end % 1440, frozenset(categories))
+    return Window(frozenset(days), start, end, frozenset(categories))
 
 
 def _schedules(check: _Checker, data: Mapping[str, Any]) -> tuple[Window, ...]:

@@ -15,7 +15,7 @@ _HHMM = re.compile(r"^([01]?\d|2[0-4]):([0-5]\d)$")
 class Window:
     """Active on ``days`` (0=Monday) from ``start`` to ``end`` minutes after midnight.
 
-    ``end`` is exclusive. When ``end <= start`` the window runs over midnight: it starts on a
+    ``end`` is exclusive (1440 = midnight at the end of the day). When ``end < start`` the window runs over midnight: it starts on a
     listed day and ends on the next day, so ``Sun-Thu 21:30-06:00`` covers Sunday night into
     Monday morning and nothing from Friday night to Sunday 21:30.
     """
@@ -29,6 +29,8 @@ class Window:
         """Whether the window covers ``minute`` of ``weekday`` (local time)."""
         if self.start < self.end:
             return weekday in self.days and self.start <= minute < self.end
+        if self.start == self.end:
+            return False
         if weekday in self.days and minute >= self.start:
             return True
         return (weekday - 1) % 7 in self.days and minute < self.end

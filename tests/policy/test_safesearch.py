@@ -1,0 +1,43 @@
+"""Safe-search tables: every Google country domain and its loopholes, each engine's target."""
+
+from __future__ import annotations
+
+import pytest
+
+from resolver.policy.safesearch import ENGINE_MODES, SafeSearch, engine_names, rewrite_table
+from resolver.policy.safesearch_data import GOOGLE_SUFFIXES
+
+
+def test_google_country_domains() -> None:
+    assert len(GOOGLE_SUFFIXES) == 194 and len(set(GOOGLE_SUFFIXES)) == 194
+    for suffix in ("com", "com.vn", "co.uk", "cat", "co.jp", "com.au", "de", "ad", "fr"):
+        assert suffix in GOOGLE_SUFFIXES
+    google = engine_names("google", "on")
+    assert len(google) == 4 * 194  # apex, www., encrypted., ipv6. of each
+    assert set(google.values()) == {"forcesafesearch.google.com"}
+    for host in ("google.com.vn", "www.google.com.vn", "encrypted.google.com", "ipv6.google.de"):
+        assert google[host] == "forcesafesearch.google.com"
+
+
+@pytest.mark.parametrize(
+    ("engine", "mode", "name", "target"),
+    [
+        ("youtube", "strict", "www.youtube.com", "restrict.youtube.com"),
+        ("youtube", "moderate", "youtube.googleapis.com", "restrictmoderate.youtube.com"),
+        ("bing", "on", "edgeservices.bing.com", "strict.bing.com"),
+        ("duckduckgo", "on", "start.duckduckgo.com", "safe.duckduckgo.com"),
+        ("yandex", "on", "www.xn--d1acpjx3f.xn--p1ai", "familysearch.yandex.ru"),
+        ("ecosia", "on", "www.ecosia.org", "strict-safe-search.ecosia.org"),
+        ("pixabay", "on", "pixabay.com", "safesearch.pixabay.com"),
+        ("brave", "on", "search.brave.com", "forcesafe.search.brave.com"),
+    ],
+)
+def test_engine_targets(engine, mode, name, target) -> None:
+    assert engine_names(engine, mode)[name] == target
+
+
+def test_off_and_no_self_rewrite() -> None:
+    assert all(engine_names(engine, "off") == {} for engine in ENGINE_MODES)
+    table = rewrite_table(SafeSearch({e: m[0] for e, m in ENGINE_MODES.items()}))
+    assert all(name != target for name, (_e, target) in table.items())
+    assert "forcesafesearch.google.com" not in table and "restrict.youtube.com" not in table

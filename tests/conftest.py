@@ -1,0 +1,52 @@
+"""Shared fixtures: the stub upstream and ``lachan serve`` as a real subprocess on loopback.
+
+``stub``: a fresh StubUpstream (tests/stub_upstream.py) on 127.0.0.1, stopped after the test.
+``lachan``: a factory ``lachan(upstreams=None, config=None, ipv6=True)`` starting the real
+server (forwarding to ``stub`` by default); every server it started is terminated after the
+test, and the test fails if the server logged a traceback or an error.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # so `tests.stub_upstream` imports from any test folder
+
+from tests.stub_upstream import LachanProcess, StubUpstream  # noqa: E402
+
+LachanFactory = Callable[..., LachanProcess]
+
+
+@pytest.fixture
+def stub() -> Iterator[StubUpstream]:
+    with StubUpstream() as server:
+        yield server
+
+
+@pytest.fixture
+def lachan(stub: StubUpstream, tmp_path: Path) -> Iterator[LachanFactory]:
+    started: list[LachanProcess] = []
+
+    def start(
+        upstreams: list[str] | None = None,
+        config: str | None = None,
+        ipv6: bool = True,
+        expect_errors: bool = False,
+    ) -> LachanProcess:
+        process = LachanProcess(tmp_path, upstreams or [stub.address], config, ipv6)
+        process.expect_errors = expect_errors  # type: ignore[attr-defined]
+        started.append(process.start())
+        return process
+
+    yield start
+    for process in started:
+        assert process.alive(), f"lachan died during the test:\n{process.stderr()}"
+        process.stop()
+        if not getattr(process, "expect_errors", False):
+            process.assert_clean_log()

@@ -28,7 +28,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import time as dtime
+from functools import lru_cache
 from pathlib import Path
 
 import dnslib
@@ -40,6 +42,7 @@ CLIENT_MODES = ("truncate", "hash")
 _STAMP = "%Y%m%dT%H%M%SZ"
 _ROTATED = re.compile(r"\.(\d{8}T\d{6}Z)(?:-\d+)?$")
 RETENTION_CHECK_EVERY = 3600.0  # seconds between sweeps when no rotation happens
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # one, not one per line
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,11 @@ def hash_address(address: str, key: bytes) -> str:
     return "h:" + hashlib.blake2b(packed, key=key, digest_size=8).hexdigest()
 
 
+# Clients repeat heavily, and ipaddress parsing costs microseconds: cache the masked forms.
+_truncate_cached = lru_cache(maxsize=4096)(truncate_address)
+_hash_cached = lru_cache(maxsize=4096)(hash_address)
+
+
 class DailyKeys:
     """One random hashing key per day; a key is forgotten once its day is two days old."""
 
@@ -132,6 +140,7 @@ class QueryLog:
         self._size = 0
         self._day: date | None = None
         self._last_sweep = float("-inf")
+        self._span = (0.0, 0.0, date.min)  # [start, end) of the last day computed, and the day
         self.dropped = 0
 
     def log(
@@ -176,7 +185,13 @@ class QueryLog:
     # -- internals -------------------------------------------------------------------------
 
     def _day_of(self, ts: float) -> date:
-        return datetime.fromtimestamp(ts, self.config.tz).date()
+        start, end, day = self._span
+        if start <= ts < end:  # the common case: no datetime arithmetic per record
+            return day
+        day = datetime.fromtimestamp(ts, self.config.tz).date()
+        midnight = datetime.combine(day, dtime(), self.config.tz)
+        self._span = (midnight.timestamp(), (midnight + timedelta(days=1)).timestamp(), day)
+        return day
 
     def _take_day_batch(self) -> list[Record]:
         """Queued records up to the first one of another day (daily files hold one day)."""
@@ -205,7 +220,7 @@ class QueryLog:
         when = datetime.fromtimestamp(ts, self.config.tz)
         line = {
             "ts": when.isoformat(timespec="milliseconds"),
-            "client": self._mask(client, when.date()),
+            "client": self._mask(client, self._day_of(ts)),
             "qname": qname,
             "qtype": str(dnslib.QTYPE.get(qtype, qtype)),
             "action": action,
@@ -213,13 +228,13 @@ class QueryLog:
             "profile": profile,
             "rcode": rcode,
         }
-        return json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        return _JSON.encode(line).encode() + b"\n"
 
     def _mask(self, client: str, day: date) -> str:
         try:
             if self.config.client == "hash":
-                return hash_address(client, self._keys.key_for(day))
-            return truncate_address(client, self.config.ipv4_prefix, self.config.ipv6_prefix)
+                return _hash_cached(client, self._keys.key_for(day))
+            return _truncate_cached(client, self.config.ipv4_prefix, self.config.ipv6_prefix)
         except ValueError:
             return "invalid"  # never write an unparsed client string verbatim
 

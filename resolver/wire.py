@@ -191,7 +191,8 @@ def _skip_question_name(data: bytes, size: int) -> int:
             # same name (a loop); anything else points forward. 0x40/0x80 are reserved.
             raise WireError(FORMERR, None, "compression or bad label length in question")
         pos += length + 1
-        if pos - HEADER_LEN > MAX_NAME_LEN:
+        # >=: the root label still to come makes 255 octets of labels 256 in all.
+        if pos - HEADER_LEN >= MAX_NAME_LEN:
             raise WireError(FORMERR, None, "question name longer than 255 octets")
 
 
@@ -290,6 +291,6 @@ def read_name(data: bytes, pos: int) -> tuple[bytes, int]:
         if length > 63:
             raise WireError(FORMERR, None, "reserved label type")
         out += data[pos : pos + length + 1]
-        if len(out) > MAX_NAME_LEN:
+        if len(out) >= MAX_NAME_LEN:  # the root label still follows
             raise WireError(FORMERR, None, "name longer than 255 octets")
         pos += length + 1

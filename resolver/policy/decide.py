@@ -52,7 +52,8 @@ def decide(profile: Profile, name: str, qtype: int, now: float, lookup: Lookup) 
     """
     rules = profile.rules
     static = rules.exact.get(name)
-    if static is None and rules.wild:
+    # endswith() over all wildcard parents is one C call; most names skip the walk after it.
+    if static is None and name.endswith(rules.wild_suffixes):
         static = _walk(rules.wild, name)
     if static is not None:
         final, rewrite = static
@@ -84,7 +85,7 @@ def decide_cname_chain(
     rules = profile.rules
     for name in names:
         static = rules.exact.get(name)
-        if static is None and rules.wild:
+        if static is None and name.endswith(rules.wild_suffixes):
             static = _walk(rules.wild, name)
         final = static[0] if static is not None else None
         if final is ALLOW:

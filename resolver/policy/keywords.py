@@ -46,12 +46,11 @@ class KeywordMatcher:
         """The keyword rule that matches ``name``, or None."""
         if not self.keywords:
             return None
-        automaton = self._automaton
-        if not self._has_allow:
-            for _end, (_kind, word) in automaton.iter(name):  # type: ignore[attr-defined]
-                return str(word)
-            return None
-        return self._match_with_allow(name)
+        # Clean names (nearly all) yield no hit at all, so they cost one scan and nothing else.
+        for _end, (kind, word) in self._automaton.iter(name):  # type: ignore[attr-defined]
+            if kind == _KEYWORD:
+                return self._match_with_allow(name) if self._has_allow else str(word)
+        return None
 
     def _match_with_allow(self, name: str) -> str | None:
         hits = list(self._automaton.iter(name))  # type: ignore[attr-defined]

@@ -39,6 +39,7 @@ class Rules:
 
     exact: dict[str, Static]
     wild: dict[str, Static]
+    wild_suffixes: tuple[str, ...]  # ".parent" of every wild key: one C-level endswith() test
     blocked_order: tuple[str, ...]
     scheduled: frozenset[str]
     texts: dict[str, str]
@@ -165,6 +166,7 @@ def compile_rules(profile: Profile) -> Rules:
     return Rules(
         exact=exact,
         wild=wild,
+        wild_suffixes=tuple("." + parent for parent in wild),
         blocked_order=_blocked_order(profile),
         scheduled=scheduled,
         texts={c: extra_text("category", c, profile.name) for c in every},

@@ -20,7 +20,6 @@ from .config import Config, Listener
 from .pipeline import Resolver
 from .transport.tcp import TcpConnection, TcpServerState
 from .transport.udp import UdpListener
-from .upstream import Forwarder
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +27,7 @@ log = logging.getLogger(__name__)
 def build_resolver(config: Config, clock: Callable[[], float] = time.monotonic) -> Resolver:
     """The query pipeline for a config (upstreams must already be resolved)."""
     cache = Cache(config.cache, clock)
-    forwarder = Forwarder(config.upstreams, config.forward, clock)
-    return Resolver(cache, forwarder, config.serve, clock)
+    return Resolver(cache, config.upstreams, config.forward, config.serve, clock)
 
 
 @dataclass
@@ -90,7 +88,7 @@ class Server:
         self.tcp_state.close_all()
         for task in list(self.tasks):
             task.cancel()
-        self.resolver.forwarder.close()
+        self.resolver.close()
 
 
 def _udp_socket(listener: Listener, family: int, reuse_port: bool) -> socket.socket:

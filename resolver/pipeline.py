@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from . import synth
 from .cache import Cache
-from .errors import UpstreamError
+from .forward import Deliver, Dispatcher, Exchange
 from .response import ScannedAnswer, question_end, scan_answer
-from .upstream import Forwarder, build_upstream_query
+from .upstream import ForwardPolicy, UpstreamAddress, build_upstream_query
 from .wire import SERVFAIL, Query, Unanswerable, WireError, parse_query
 
 log = logging.getLogger(__name__)
@@ -36,18 +36,19 @@ class Resolver:
     def __init__(
         self,
         cache: Cache,
-        forwarder: Forwarder,
+        upstreams: tuple[UpstreamAddress, ...],
+        forward_policy: ForwardPolicy,
         policy: ServePolicy,
         clock: Callable[[], float],
     ) -> None:
         self.cache = cache
-        self.forwarder = forwarder
+        self.dispatcher = Dispatcher(upstreams, forward_policy, clock, parse_reply, self._complete)
         self.policy = policy
         self.clock = clock
         # Prepared UDP answers keyed by the query bytes after the ID: (valid_until, tail).
         # A repeated identical query then costs one dict lookup and one concatenation.
         self.memo: dict[bytes, tuple[float, bytes]] = {}
-        self._inflight: dict[bytes, asyncio.Future[ScannedAnswer]] = {}
+        self._inflight: dict[bytes, Exchange] = {}
         self.dropped = 0
         self.servfails = 0
         self.formerrs = 0
@@ -82,26 +83,51 @@ class Resolver:
             memo.clear()
         memo[data[2:]] = (valid_until, response[2:])
 
-    # -- the one asynchronous stage -----------------------------------------------------
+    # -- the cache miss: the one stage that waits --------------------------------------
+    def start_miss(self, query: Query, udp: bool, deliver: Deliver) -> None:
+        """Ask the upstreams (once per key in flight); ``deliver`` gets the answer bytes."""
+        exchange = self._inflight.get(query.key)
+        if exchange is None:
+            if len(self._inflight) >= self.policy.max_inflight:
+                self.dropped += 1  # bounded memory under a flood of unique names
+                return
+            message = build_upstream_query(query.key, query.flags, query.do, self.policy.udp_size)
+            exchange = Exchange(query.key, message)
+            self._inflight[query.key] = exchange
+            exchange.waiters.append((query, udp, deliver))
+            self.dispatcher.start(exchange)
+            return
+        exchange.waiters.append((query, udp, deliver))
+
     def can_start_miss(self) -> bool:
+        """Room for another miss? (start_miss also checks; this lets TCP pause early.)"""
         if len(self._inflight) >= self.policy.max_inflight:
             self.dropped += 1
             return False
         return True
 
     async def resolve(self, query: Query, udp: bool) -> bytes:
-        """Answer a cache miss from the upstreams; SERVFAIL (or stale) when they all fail."""
-        try:
-            answer = await self._coalesced(query)
-        except (UpstreamError, WireError) as exc:
-            return self._failure_answer(query, exc, udp)
-        now = self.clock()
-        entry = self.cache.get(query.key, now) if answer.cacheable else None
-        body = entry.body_at(now, self.cache.policy) if entry else answer.body
-        response = synth.from_answer(query, answer, body, self.policy.udp_size)
-        return synth.fit_udp(response, query, self.policy.udp_size) if udp else response
+        """``start_miss`` as a coroutine, for callers that already run in a task."""
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self.start_miss(query, udp, future.set_result)
+        if not future.done() and query.key not in self._inflight:
+            return synth.error(query.data, SERVFAIL, query, self.policy.udp_size)
+        return await future
 
-    def _failure_answer(self, query: Query, exc: Exception, udp: bool) -> bytes:
+    def _complete(self, exchange: Exchange, answer: ScannedAnswer | None) -> None:
+        del self._inflight[exchange.key]
+        if answer is None:
+            for query, udp, deliver in exchange.waiters:
+                deliver(self._failure_answer(query, udp))
+            return
+        entry = self.cache.put(exchange.key, answer)
+        body = entry.body_at(self.clock(), self.cache.policy) if entry else answer.body
+        udp_size = self.policy.udp_size
+        for query, udp, deliver in exchange.waiters:
+            response = synth.from_answer(query, answer, body, udp_size)
+            deliver(synth.fit_udp(response, query, udp_size) if udp else response)
+
+    def _failure_answer(self, query: Query, udp: bool) -> bytes:
         stale = self.cache.get_stale(query.key, self.clock())
         if stale is not None:
             response = synth.from_answer(
@@ -109,32 +135,13 @@ class Resolver:
             )
             return synth.fit_udp(response, query, self.policy.udp_size) if udp else response
         self.servfails += 1
-        log.debug("SERVFAIL for %s: %s", query.qname, exc)
+        log.debug("SERVFAIL for %s: no upstream answered", query.qname)
         return synth.error(query.data, SERVFAIL, query, self.policy.udp_size)
 
-    async def _coalesced(self, query: Query) -> ScannedAnswer:
-        """Identical concurrent misses share one upstream exchange."""
-        key = query.key
-        pending = self._inflight.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[ScannedAnswer] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        try:
-            answer = await self._fetch(query)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters may be none
-            raise
-        finally:
-            del self._inflight[key]
-        future.set_result(answer)
-        return answer
+    def close(self) -> None:
+        self.dispatcher.close()
 
-    async def _fetch(self, query: Query) -> ScannedAnswer:
-        message = build_upstream_query(query.key, query.flags, query.do, self.policy.udp_size)
-        question = query.key[:-1]
-        reply = await self.forwarder.forward(message, question)
-        answer = scan_answer(reply, question_end(reply))
-        self.cache.put(query.key, answer)
-        return answer
+
+def parse_reply(reply: bytes) -> ScannedAnswer:
+    """An upstream reply split for caching (raises WireError for a malformed one)."""
+    return scan_answer(reply, question_end(reply))

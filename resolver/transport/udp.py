@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from functools import partial
 
 from ..pipeline import Resolver
 from ..wire import Query
@@ -41,22 +42,14 @@ class UdpListener(asyncio.DatagramProtocol):
         if result is None:
             return
         if isinstance(result, Query):
-            if resolver.can_start_miss():
-                task = asyncio.get_running_loop().create_task(self._miss(resolver, result, addr))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+            resolver.start_miss(result, True, partial(self._reply, addr))
             return
         self._transport.sendto(result, addr)  # type: ignore[union-attr]
 
-    async def _miss(self, resolver: Resolver, query: Query, addr: tuple) -> None:
-        try:
-            response = await resolver.resolve(query, True)
-        except Exception:
-            self.errors += 1
-            log.exception("error resolving a UDP query")
-            return
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.sendto(response, addr)
+    def _reply(self, addr: tuple, response: bytes) -> None:
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.sendto(response, addr)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors for replies we sent (client went away): nothing to do.

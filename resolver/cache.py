@@ -56,7 +56,9 @@ class CacheEntry:
     def _render(self, new_ttl: Callable[[int], int]) -> bytes:
         body = bytearray(self.answer.body)
         for off in self.answer.ttl_offsets:
-            ttl = int.from_bytes(body[off : off + 4], "big") & 0x7FFFFFFF
+            ttl = int.from_bytes(body[off : off + 4], "big")
+            if ttl & 0x80000000:
+                ttl = 0  # RFC 2181 8, as in response.scan_answer
             body[off : off + 4] = new_ttl(ttl).to_bytes(4, "big")
         return bytes(body)
 

@@ -48,6 +48,8 @@ class ScannedAnswer:
 def scan_answer(msg: bytes, qend: int) -> ScannedAnswer:
     """Split an upstream message whose question ends at ``qend``; raise WireError if bad."""
     size = len(msg)
+    if size < HEADER_LEN:
+        raise WireError(FORMERR, None, "answer shorter than a header")
     counts = [(msg[i] << 8) | msg[i + 1] for i in (6, 8, 10)]
     flags = (msg[2] << 8) | msg[3]
     rcode = flags & 0x0F
@@ -76,7 +78,8 @@ def scan_answer(msg: bytes, qend: int) -> ScannedAnswer:
                 opt_range = (owner, end)
                 rcode |= msg[pos + 4] << 4  # extended rcode bits
             else:
-                ttl = min(ttl, 0x7FFFFFFF)  # RFC 2181 8: treat a set top bit as zero
+                if ttl & 0x80000000:
+                    ttl = 0  # RFC 2181 8: a TTL with the top bit set is treated as zero
                 ttl_offsets.append(pos + 4)
                 min_ttl = min(min_ttl, ttl)
                 if section == 1 and rtype == TYPE_SOA:

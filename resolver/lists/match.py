@@ -24,6 +24,8 @@ class ListMatch:
     that listed it, ``rule`` the listed name as written after normalisation (``example.com``
     or ``*.example.com``), ``rewrite`` the local-data records for REWRITE as
     ``(rtype, rdata_text)`` pairs, e.g. ``(("CNAME", "safe.example."),)``.
+    ``mask`` is the same categories as a bitmask over the index's category order
+    (``Index.category_mask(...)`` builds a profile's mask), the cheap test on the hot path.
     """
 
     action: ListAction
@@ -31,3 +33,4 @@ class ListMatch:
     source: str
     rule: str
     rewrite: tuple[tuple[str, str], ...] = ()
+    mask: int = 0

@@ -1,0 +1,202 @@
+"""Compile parsed rules from many sources into one index file (format: see index.py)."""
+
+from __future__ import annotations
+
+import array
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import marisa_trie
+
+from resolver.errors import ListError
+from resolver.lists.index import DIGEST_SIZE, FORMAT_VERSION, MAGIC, NO_MATCH, PREFIX, reverse_key
+from resolver.lists.match import ListAction
+from resolver.lists.rules import Rule, Scope
+
+ALLOW = ListAction.ALLOW
+# One slot: (action, category mask, source index, wildcard flag, rewrite records).
+Slot = tuple[ListAction, int, int, bool, tuple[tuple[str, str], ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInput:
+    """One source's rules as the compiler sees them."""
+
+    source: str
+    category: str
+    rules: Sequence[Rule]
+    digest: str = ""
+    rejected: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _merge(old: Slot | None, new: Slot) -> Slot:
+    """Two rules for the same name and slot: an exception wins, else the first source's
+    action stands and the categories add up."""
+    if old is None:
+        return new
+    if old[0] is ALLOW or new[0] is ALLOW:
+        return old if old[0] is ALLOW else new
+    return (old[0], old[1] | new[1], old[2], old[3], old[4])
+
+
+def _collect(inputs: Sequence[SourceInput], bits: dict[str, int]) -> dict[str, list[Slot | None]]:
+    table: dict[str, list[Slot | None]] = {}
+    for src_index, src in enumerate(inputs):
+        mask = bits[src.category]
+        for name, scope, action, rewrite in src.rules:
+            key = ("." + name)[::-1]
+            slots = table.get(key)
+            if slots is None:
+                slots = table[key] = [None, None]
+            slot = (
+                action,
+                0 if action is ALLOW else mask,
+                src_index,
+                scope is Scope.WILDCARD,
+                rewrite,
+            )
+            if scope is not Scope.WILDCARD:
+                slots[0] = _merge(slots[0], slot)
+            if scope is not Scope.EXACT:
+                slots[1] = _merge(slots[1], slot)
+    return table
+
+
+def _fold(table: dict[str, list[Slot | None]]) -> list[str]:
+    """Add the categories of enclosing block rules to each more specific block rule.
+
+    A name under a blocked adult domain stays adult even when a games list names it too;
+    an exception on the way resets the inheritance. Returns the keys in sorted order
+    (reversed names sort every ancestor before its descendants)."""
+    keys = sorted(table)
+    stack: list[tuple[str, int]] = []  # (key, mask its subtree passes down)
+    for key in keys:
+        while stack and not key.startswith(stack[-1][0]):
+            stack.pop()
+        inherited = stack[-1][1] if stack else 0
+        slots = table[key]
+        for i in (0, 1):
+            slot = slots[i]
+            if slot is not None and slot[0] is not ALLOW and inherited & ~slot[1]:
+                slots[i] = (slot[0], slot[1] | inherited, slot[2], slot[3], slot[4])
+        sub = slots[1]
+        stack.append((key, inherited if sub is None else (0 if sub[0] is ALLOW else sub[1])))
+    return keys
+
+
+def build_index(
+    inputs: Sequence[SourceInput],
+    categories: Sequence[str],
+    path: Path,
+    *,
+    key: str = "",
+    clock: Callable[[], float] = time.time,
+) -> Path:
+    """Write the index for ``inputs`` atomically to ``path`` and return it."""
+    if len(categories) > 62:
+        raise ListError("more than 62 categories cannot fit the index's category mask")
+    bits = {cat: 1 << i for i, cat in enumerate(categories)}
+    for src in inputs:
+        if src.category not in bits:
+            raise ListError(f"source {src.source}: unknown category {src.category!r}")
+    table = _collect(inputs, bits)
+    keys = _fold(table)
+    matches, pairs, record_of = _intern(table, keys)
+    trie = marisa_trie.Trie(keys)
+    code = "H" if len(pairs) // 2 < 0xFFFF else "I"
+    records = array.array(code, bytes(array.array(code).itemsize * len(keys)))
+    for k, kid in trie.iteritems():
+        records[kid] = record_of[k]
+    header = {
+        "built_at": clock(),
+        "key": key,
+        "categories": list(categories),
+        "source_ids": [s.source for s in inputs],
+        "sources": {s.source: _source_info(s) for s in inputs},
+        "counts": {
+            "keys": len(keys),
+            "rules": sum(len(s.rules) for s in inputs),
+            "matches": len(matches),
+            "pairs": len(pairs) // 2,
+        },
+        "matches": matches,
+        "pairs": pairs,
+        "record_code": code,
+    }
+    _write(path, header, trie.tobytes(), records.tobytes())
+    return path
+
+
+def _source_info(src: SourceInput) -> dict[str, Any]:
+    return {
+        "category": src.category,
+        "digest": src.digest,
+        "entries": len(src.rules),
+        "rejected": src.rejected,
+        **src.extra,
+    }
+
+
+def _intern(
+    table: dict[str, list[Slot | None]], keys: Iterable[str]
+) -> tuple[list[list[Any]], list[int], dict[str, int]]:
+    match_ids: dict[Slot, int] = {}
+    pair_ids: dict[tuple[int, int], int] = {}
+    record_of: dict[str, int] = {}
+    for k in keys:
+        mids = []
+        for slot in table[k]:
+            if slot is None:
+                mids.append(NO_MATCH)
+            else:
+                mids.append(match_ids.setdefault(slot, len(match_ids)))
+        record_of[k] = pair_ids.setdefault((mids[0], mids[1]), len(pair_ids))
+    matches = [[a.value, m, s, w, [list(r) for r in rw]] for a, m, s, w, rw in match_ids]
+    pairs = [mid for pair in pair_ids for mid in pair]
+    return matches, pairs, record_of
+
+
+def _write(path: Path, header: dict[str, Any], trie: bytes, records: bytes) -> None:
+    """Lay out prefix, header, trie and records with 8-byte alignment, then the digest."""
+    for _ in range(3):  # offsets live in the header, whose length depends on them
+        blob = json.dumps(header, separators=(",", ":")).encode()
+        trie_at = _align(PREFIX.size + len(blob))
+        rec_at = _align(trie_at + len(trie))
+        if header.get("trie") == [trie_at, len(trie)] and header.get("records") == [
+            rec_at,
+            len(records),
+        ]:
+            break
+        header["trie"], header["records"] = [trie_at, len(trie)], [rec_at, len(records)]
+    body = bytearray(PREFIX.pack(MAGIC, FORMAT_VERSION, len(blob)))
+    body += blob
+    body += bytes(trie_at - len(body)) + trie
+    body += bytes(rec_at - len(body)) + records
+    digest = hashlib.sha256(body).digest()
+    assert len(digest) == DIGEST_SIZE
+    atomic_write(path, bytes(body) + digest)
+
+
+def _align(offset: int) -> int:
+    return (offset + 7) & ~7
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so readers see the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+__all__ = ["SourceInput", "build_index", "atomic_write", "reverse_key"]

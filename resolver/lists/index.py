@@ -1,0 +1,216 @@
+"""The compiled blocklist index: one immutable, checksummed, memory-mapped file per snapshot.
+
+Layout (little endian)::
+
+    0   magic b"LACHIDX\\0"
+    8   u32 format version
+    12  u32 header length H
+    16  header: UTF-8 JSON (build time, categories, sources with digests and counts,
+        match table, slot-pair table, section offsets)
+    ..  marisa-trie (8-byte aligned) over reversed names: "www.example.com" -> "moc.elpmaxe.www."
+    ..  record array (u16 or u32 per trie key id): index into the slot-pair table
+    -32 SHA-256 of every byte before it
+
+Each key has two slots: *self* (the query is the listed name) and *sub* (the query is
+below it). A slot points at an interned match (action, category mask, source, rewrite), so
+a million names cost the trie plus two bytes each. Categories of less specific block rules
+are folded into more specific ones at compile time, so the first non-empty slot found while
+walking suffixes most specific first is the whole answer (see rules.py for semantics).
+Worker processes map the same file: the pages are shared through the page cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mmap
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import marisa_trie
+
+from resolver.errors import IndexError_
+from resolver.lists.match import ListAction, ListMatch
+from resolver.lists.names import from_wire
+
+MAGIC = b"LACHIDX\x00"
+FORMAT_VERSION = 1
+PREFIX = struct.Struct("<8sII")
+DIGEST_SIZE = 32
+NO_MATCH = -1
+_MISS = object()
+
+
+@dataclass(frozen=True, slots=True)
+class IndexInfo:
+    """The header of a compiled index, as written by the compiler."""
+
+    path: Path
+    built_at: float
+    categories: tuple[str, ...]
+    sources: dict[str, dict[str, Any]]
+    counts: dict[str, int]
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Template:
+    """An interned match without the rule name (the rule is the key that matched)."""
+
+    action: ListAction
+    categories: frozenset[str]
+    source: str
+    wildcard: bool
+    rewrite: tuple[tuple[str, str], ...]
+    mask: int
+
+    def match(self, rule: str) -> ListMatch:
+        rule = "*." + rule if self.wildcard else rule
+        return ListMatch(self.action, self.categories, self.source, rule, self.rewrite, self.mask)
+
+
+def reverse_key(name: str) -> str:
+    """Trie key of a dotted name: characters reversed plus a label-boundary dot."""
+    return ("." + name)[::-1]
+
+
+class Index:
+    """A loaded index; lookups are synchronous, allocation-free on repeats, and thread-safe."""
+
+    def __init__(self, path: Path, *, memo_size: int = 8192) -> None:
+        self._mm, self._view, header = _open_verified(Path(path))
+        self.info = _info(Path(path), header)
+        self.categories = self.info.categories
+        self._bits = {cat: 1 << i for i, cat in enumerate(self.categories)}
+        self._templates = _templates(header, self.categories)
+        pairs = header["pairs"]
+        self._self = pairs[0::2]
+        self._sub = pairs[1::2]
+        self._trie = marisa_trie.Trie()
+        start, length = header["trie"]
+        self._trie.map(self._view[start : start + length])
+        rstart, rlength = header["records"]
+        self._records = self._view[rstart : rstart + rlength].cast(header["record_code"])
+        self._prefixes = self._trie.prefixes
+        self._key_id = self._trie.key_id
+        self._memo: dict[str | bytes, ListMatch | None] = {}
+        self._memo_size = memo_size
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def lookup(self, name: str) -> ListMatch | None:
+        """Winning rule for a lowercase dotted name without trailing dot, or None."""
+        hit = self._memo.get(name, _MISS)
+        if hit is not _MISS:
+            return hit  # type: ignore[return-value]
+        found = self._find(name)
+        self._remember(name, found)
+        return found
+
+    def lookup_wire(self, qname: bytes) -> ListMatch | None:
+        """Same as lookup() for a lowercase uncompressed wire name (b"\\x03www...\\x00")."""
+        hit = self._memo.get(qname, _MISS)
+        if hit is not _MISS:
+            return hit  # type: ignore[return-value]
+        found = self._find(from_wire(qname))
+        self._remember(qname, found)
+        return found
+
+    def _remember(self, key: str | bytes, found: ListMatch | None) -> None:
+        memo = self._memo
+        if len(memo) >= self._memo_size:
+            memo.clear()  # a bounded memo with no per-hit bookkeeping; refills in microseconds
+        memo[key] = found
+
+    def _find(self, name: str) -> ListMatch | None:
+        key = ("." + name)[::-1]
+        found = self._prefixes(key)
+        if not found:
+            return None
+        records = self._records
+        for i in range(len(found) - 1, -1, -1):
+            prefix = found[i]
+            pair = records[self._key_id(prefix)]
+            mid = self._self[pair] if len(prefix) == len(key) else self._sub[pair]
+            if mid != NO_MATCH:
+                return self._templates[mid].match(prefix[-2::-1])
+        return None
+
+    def explain(self, name: str) -> list[tuple[str, str, ListMatch]]:
+        """Every listed suffix of ``name`` with the slot that applies, most specific first."""
+        key = reverse_key(name)
+        out: list[tuple[str, str, ListMatch]] = []
+        for prefix in reversed(self._prefixes(key)):
+            pair = self._records[self._key_id(prefix)]
+            exact = len(prefix) == len(key)
+            mid = self._self[pair] if exact else self._sub[pair]
+            if mid != NO_MATCH:
+                out.append(
+                    (
+                        prefix[-2::-1],
+                        "self" if exact else "sub",
+                        self._templates[mid].match(prefix[-2::-1]),
+                    )
+                )
+        return out
+
+    def category_mask(self, categories: Iterable[str]) -> int:
+        """Bitmask of the given category ids (unknown ids contribute nothing)."""
+        mask = 0
+        for cat in categories:
+            mask |= self._bits.get(cat, 0)
+        return mask
+
+
+def open_index(path: Path | str, *, memo_size: int = 8192) -> Index:
+    """Open and verify a compiled index; raise IndexError_ if it is corrupt or truncated."""
+    return Index(Path(path), memo_size=memo_size)
+
+
+def _open_verified(path: Path) -> tuple[mmap.mmap, memoryview, dict[str, Any]]:
+    try:
+        with path.open("rb") as handle:
+            mm = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError) as exc:
+        raise IndexError_(f"{path}: cannot map index: {exc}") from None
+    view = memoryview(mm)
+    if len(mm) < PREFIX.size + DIGEST_SIZE:
+        raise IndexError_(f"{path}: truncated index ({len(mm)} bytes)")
+    magic, version, hlen = PREFIX.unpack_from(mm, 0)
+    if magic != MAGIC:
+        raise IndexError_(f"{path}: not a lachan index (bad magic)")
+    if version != FORMAT_VERSION:
+        raise IndexError_(f"{path}: index format {version}, this lachan reads {FORMAT_VERSION}")
+    body = view[: len(mm) - DIGEST_SIZE]
+    if hashlib.sha256(body).digest() != mm[len(mm) - DIGEST_SIZE :]:
+        raise IndexError_(f"{path}: checksum mismatch (corrupt or truncated index)")
+    try:
+        header = json.loads(bytes(view[PREFIX.size : PREFIX.size + hlen]))
+    except ValueError as exc:
+        raise IndexError_(f"{path}: unreadable header: {exc}") from None
+    return mm, view, header
+
+
+def _info(path: Path, header: dict[str, Any]) -> IndexInfo:
+    return IndexInfo(
+        path=path,
+        built_at=float(header["built_at"]),
+        categories=tuple(header["categories"]),
+        sources=dict(header["sources"]),
+        counts=dict(header["counts"]),
+        key=str(header.get("key", "")),
+    )
+
+
+def _templates(header: dict[str, Any], categories: tuple[str, ...]) -> list[_Template]:
+    sources = header["source_ids"]
+    out = []
+    for action, mask, source, wildcard, rewrite in header["matches"]:
+        cats = frozenset(c for i, c in enumerate(categories) if mask >> i & 1)
+        rw = tuple((str(t), str(d)) for t, d in rewrite)
+        out.append(_Template(ListAction(action), cats, sources[source], bool(wildcard), rw, mask))
+    return out

@@ -1,0 +1,168 @@
+"""Turn a catalogue plus the state directory into a compiled index, recompiling only on change.
+
+State directory layout (``$LACHAN_STATE_DIR``, ``~/.cache/lachan`` or ``/var/lib/lachan``)::
+
+    sources/<source-id>.list   last good download (fetch.py); wins over the bundled copy
+    sources/<source-id>.json   download metadata: ETag, Last-Modified, last success, counts
+    index/<key>.lidx           compiled index; <key> digests the catalogue and every input
+    index/current              name of the newest index file
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from resolver.errors import IndexError_, ListError
+from resolver.lists.build import SourceInput, atomic_write, build_index
+from resolver.lists.catalogue import Catalogue, Source
+from resolver.lists.index import FORMAT_VERSION, open_index
+from resolver.lists.match import ListAction
+from resolver.lists.parsers import parse
+from resolver.lists.rules import ParseResult
+
+log = logging.getLogger(__name__)
+
+# Bump when parsing or compile semantics change, so old cached indexes are not reused.
+COMPILER_VERSION = 1
+KEEP_INDEXES = 2  # the current one and the previous one, which a worker may still map
+
+
+def downloaded_path(state_dir: Path, source_id: str) -> Path:
+    """Where fetch.py keeps the last good copy of a URL source."""
+    return Path(state_dir) / "sources" / f"{source_id}.list"
+
+
+def source_file(source: Source, state_dir: Path) -> Path | None:
+    """The file a source compiles from: last good download, else bundled copy, else None."""
+    fetched = downloaded_path(state_dir, source.id)
+    if fetched.exists():
+        return fetched
+    if source.bundled is not None and source.bundled.exists():
+        return source.bundled
+    return None
+
+
+def _digest(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def input_digests(catalogue: Catalogue, state_dir: Path) -> dict[str, str]:
+    """SHA-256 of every source's current input file, by source id ('' when it has none)."""
+    out = {}
+    for src in catalogue.sources:
+        path = source_file(src, state_dir)
+        out[src.id] = _digest(path) if path else ""
+    return out
+
+
+def index_key(catalogue: Catalogue, digests: dict[str, str]) -> str:
+    """A short stable digest naming the index these inputs compile to."""
+    h = hashlib.sha256(f"{FORMAT_VERSION}:{COMPILER_VERSION}:{catalogue.digest}".encode())
+    for sid in sorted(digests):
+        h.update(f"\n{sid}={digests[sid]}".encode())
+    return h.hexdigest()[:20]
+
+
+def parse_source(
+    source: Source, path: Path, protected: frozenset[str] = frozenset()
+) -> ParseResult:
+    """Parse one source file (invalid UTF-8 is replaced, then rejected as a bad name).
+
+    A guarded source loses entries naming a protected platform host exactly; each is
+    reported like any other rejected line."""
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    result = parse(text, source.format)
+    if source.guarded and protected:
+        kept = [r for r in result.rules if r.name not in protected or r.action is ListAction.ALLOW]
+        if len(kept) != len(result.rules):
+            _report_protected(result, text, protected)
+            result.rules = kept
+    return result
+
+
+def _report_protected(result: ParseResult, text: str, protected: frozenset[str]) -> None:
+    for no, line in enumerate(text.splitlines(), 1):
+        words = line.replace("|", " ").replace("^", " ").split()
+        hit = next(
+            (w.lower().rstrip(".") for w in words if w.lower().rstrip(".") in protected), None
+        )
+        if hit is not None and not line.lstrip().startswith(("#", "!", ";", "@@")):
+            result.reject(no, line, f"protected platform host {hit!r} not blocked by exact name")
+
+
+def read_source(
+    source: Source, path: Path, digest: str = "", protected: frozenset[str] = frozenset()
+) -> SourceInput:
+    """Parse one source file into compiler input."""
+    result = parse_source(source, path, protected)
+    return SourceInput(
+        source.id,
+        source.category,
+        result.rules,
+        digest=digest,
+        rejected=len(result.problems),
+        extra={"file": str(path), "format": source.format},
+    )
+
+
+def compile_index(
+    catalogue: Catalogue,
+    state_dir: Path,
+    *,
+    digests: dict[str, str] | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Path:
+    """Parse every available source and write a new index; return its path."""
+    state_dir = Path(state_dir)
+    digests = digests if digests is not None else input_digests(catalogue, state_dir)
+    key = index_key(catalogue, digests)
+    inputs = []
+    for src in catalogue.sources:
+        path = source_file(src, state_dir)
+        if path is not None:
+            inputs.append(read_source(src, path, digests.get(src.id, ""), catalogue.protected))
+    if not inputs:
+        raise ListError(f"{catalogue.path}: no source has a bundled or downloaded file")
+    out = state_dir / "index" / f"{key}.lidx"
+    build_index(inputs, catalogue.category_ids, out, key=key, clock=clock)
+    atomic_write(state_dir / "index" / "current", out.name.encode())
+    _prune(out.parent, keep=out)
+    return out
+
+
+def ensure_index(
+    catalogue: Catalogue, state_dir: Path, *, clock: Callable[[], float] = time.time
+) -> Path:
+    """Path of an index for the current inputs, compiling only if none exists (or it is bad)."""
+    state_dir = Path(state_dir)
+    digests = input_digests(catalogue, state_dir)
+    path = state_dir / "index" / f"{index_key(catalogue, digests)}.lidx"
+    if path.exists():
+        try:
+            open_index(path, memo_size=0)
+            return path
+        except IndexError_ as exc:
+            log.warning("recompiling: %s", exc)
+    return compile_index(catalogue, state_dir, digests=digests, clock=clock)
+
+
+def current_index(state_dir: Path) -> Path | None:
+    """The newest compiled index recorded in the state directory, if any."""
+    pointer = Path(state_dir) / "index" / "current"
+    try:
+        path = pointer.parent / pointer.read_text().strip()
+    except OSError:
+        return None
+    return path if path.exists() else None
+
+
+def _prune(folder: Path, keep: Path) -> None:
+    """Remove all but the newest KEEP_INDEXES index files (a mapped file survives unlink)."""
+    files = sorted(folder.glob("*.lidx"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in [f for f in files if f != keep][KEEP_INDEXES - 1 :]:
+        old.unlink(missing_ok=True)

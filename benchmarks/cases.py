@@ -12,7 +12,7 @@ import dnsperf
 import probe
 from data import Inputs
 from peers import LachanCaps, Peer, peer_argv
-from procs import Proc, cpu_seconds, log, port_free, rss_kib
+from procs import Proc, cpu_seconds, log, machine_busy_seconds, port_free, rss_kib
 
 
 @dataclass
@@ -30,6 +30,7 @@ class Bench:
     caps: LachanCaps = LachanCaps(True)
     startup_timeout: float = 120.0
     started: list[Proc] = field(default_factory=list)  # for the signal handler
+    upstream: Proc | None = None
 
     def spawn(self, peer: Peer, prefix: str, tag: str) -> Proc:
         d = self.rundir / peer.name
@@ -65,23 +66,29 @@ def measure(b: Bench, peer: Peer, proc: Proc, wl: str, rnd: int) -> dict:
     datafile = b.workload_file(wl, rnd)
     if wl == "hit":  # one unmeasured pass so all 1,000 names are cached
         dnsperf.run(peer.host, peer.port, datafile, 20, b.load, b.rundir, b.loadgen_cpus, passes=1)
-    pids = proc.tree()
-    c0, r0, w0 = cpu_seconds(pids), resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
+    pids, up = proc.tree(), b.upstream.tree() if b.upstream else []
+    c0, u0, m0 = cpu_seconds(pids), cpu_seconds(up), machine_busy_seconds()
+    r0, w0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
     res = dnsperf.run(peer.host, peer.port, datafile, b.duration, b.load, b.rundir, b.loadgen_cpus)
     wall = time.monotonic() - w0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     peer_cpu = cpu_seconds(pids) - c0  # pids taken before: workers exist from the start
     gen_cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
-    res.update(
-        peer=peer.name, workload=wl, round=rnd, workers=peer.workers, cpus=peer.cpus or "any"
-    )
-    res["peer_cpu_pct"] = round(100 * peer_cpu / wall, 1)
-    res["dnsperf_cpu_pct"] = round(100 * gen_cpu / wall, 1)
+    up_cpu, busy = cpu_seconds(up) - u0, machine_busy_seconds() - m0
+    res.update(peer=peer.name, workload=wl, round=rnd, workers=peer.workers)
+    res["cpus"] = peer.cpus or "any"
+    for key, secs in (("peer", peer_cpu), ("dnsperf", gen_cpu), ("upstream", up_cpu)):
+        res[f"{key}_cpu_pct"] = round(100 * secs / wall, 1)
+    # Whatever else kept the CPUs busy: other jobs on a shared machine, this script, the kernel.
+    others = max(0.0, busy - peer_cpu - gen_cpu - up_cpu)
+    res["others_cpu_pct"] = round(100 * others / wall, 1)
     if peer_cpu > 0 and res.get("qps"):
         res["qps_per_peer_cpu_s"] = round(res["qps"] * wall / peer_cpu)
     log(
-        f"  {peer.name} r{rnd} {wl:8s} qps={res.get('qps', 0):>9,.0f} p99={1000 * res.get('p99_s', 0):.2f}ms "
-        f"lost={res.get('lost')} peer CPU={res['peer_cpu_pct']}% rcodes={res.get('rcodes')}"
+        f"  {peer.name} r{rnd} {wl:8s} qps={res.get('qps', 0):>9,.0f} "
+        f"p99={1000 * res.get('p99_s', 0):.2f}ms lost={res.get('lost')} "
+        f"CPU% peer={res['peer_cpu_pct']} dnsperf={res['dnsperf_cpu_pct']} "
+        f"others={res['others_cpu_pct']} rcodes={res.get('rcodes')}"
     )
     return res
 

@@ -58,7 +58,7 @@ def read_domains(path: Path) -> tuple[list[str], int]:
 
 def synthetic_domains(n: int, seed: int = 7) -> list[str]:
     """n plausible, unique, sorted names for machines without the real list."""
-    rnd, out = random.Random(seed), set()
+    rnd, out = random.Random(seed), set[str]()
     while len(out) < n:
         name = f"{rand_label(rnd, 4, 14)}.{rnd.choice(TLDS)}"
         out.add(f"{rand_label(rnd, 2, 6)}.{name}" if rnd.random() < 0.2 else name)
@@ -100,10 +100,10 @@ def _suffix_check(listed: list[str]):
     return is_listed
 
 
-def _topsites(is_listed) -> tuple[list[str], str]:
-    """A popularity-ranked list of unlisted names: the real toplist when present."""
-    if SHARED_TOPSITES.is_file():
-        ranked = (n.strip().lower().rstrip(".") for n in SHARED_TOPSITES.read_text().split())
+def _topsites(is_listed, path: Path | None) -> tuple[list[str], str]:
+    """A popularity-ranked list of unlisted names: the real toplist when given."""
+    if path is not None:
+        ranked = (n.strip().lower().rstrip(".") for n in path.read_text().split())
         top = [n for n in dict.fromkeys(ranked) if VALID.match(n) and not is_listed(n)]
         return top, f"Umbrella top-100k ({len(top):,} unlisted names)"
     top = [n for n in synthetic_domains(100_000, seed=11) if not is_listed(n)]
@@ -115,7 +115,13 @@ def _zipf_picks(items: list[str], k: int, rnd: random.Random) -> list[str]:
     return rnd.choices(items, cum_weights=cum, k=k)
 
 
-def write_workloads(folder: Path, listed: list[str], sizes: dict[str, int], rounds: int) -> dict:
+def write_workloads(
+    folder: Path,
+    listed: list[str],
+    sizes: dict[str, int],
+    rounds: int,
+    topsites: Path | None = None,
+) -> dict:
     """hit, miss-rN, blocked and mixed query files ('name TYPE' per line); returns descriptions."""
     is_listed, desc = _suffix_check(listed), {}
     rnd = random.Random(1)
@@ -143,7 +149,7 @@ def write_workloads(folder: Path, listed: list[str], sizes: dict[str, int], roun
         f"{sizes['blocked']:,} queries: half a listed name, half a random subdomain of one; type A"
     )
     rnd = random.Random(4)
-    top, src = _topsites(is_listed)
+    top, src = _topsites(is_listed, topsites)
     n_block = sizes["mixed"] // 10
     mixed = _zipf_picks(top, sizes["mixed"] - n_block, rnd) + _zipf_picks(
         rnd.sample(listed, min(20_000, len(listed))), n_block, rnd
@@ -188,7 +194,8 @@ def prepare(
     folder.mkdir(parents=True, exist_ok=True)
     names, meta = _source(blocklist, synthetic)
     digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
-    key = {"list": digest, "sizes": sizes, "rounds": rounds, "v": FORMAT_VERSION}
+    top = SHARED_TOPSITES if SHARED_TOPSITES.is_file() and not synthetic else None
+    key = {"list": digest, "top": bool(top), "sizes": sizes, "rounds": rounds, "v": FORMAT_VERSION}
     meta_path = folder / "meta.json"
     if meta_path.is_file():
         old = json.loads(meta_path.read_text())
@@ -202,7 +209,7 @@ def prepare(
         key=key,
         count=len(names),
         sha256_16=digest,
-        workloads=write_workloads(folder, names, sizes, rounds),
+        workloads=write_workloads(folder, names, sizes, rounds, top),
     )
     meta_path.write_text(json.dumps(meta, indent=1))
     return Inputs(folder, meta)

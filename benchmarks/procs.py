@@ -56,6 +56,13 @@ def cpu_seconds(pids: list[int]) -> float:
     return sum(st[2] for st in map(_stat, pids) if st) / CLK_TCK
 
 
+def machine_busy_seconds() -> float:
+    """CPU-seconds all CPUs spent busy since boot (from /proc/stat): to see other jobs' load."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
 def port_free(host: str, port: int) -> bool:
     """True when nothing is bound to host:port on UDP (we never measure a stranger)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -170,7 +170,9 @@ def detail_table(cases: list[dict], wl: str) -> list[str]:
     rows = []
     for c in (c for c in cases if c["workload"] == wl):
         if c.get("error"):
-            rows.append([c["peer"], str(c["round"]), "error: " + c["error"][:80]] + [""] * 10)
+            rows.append(
+                [c["peer"], str(c.get("round", 1)), "", "error: " + c["error"][:80]] + [""] * 12
+            )
             continue
         rc = ", ".join(
             f"{k} {v}" for k, v in sorted(c.get("rcodes", {}).items(), key=lambda kv: -kv[1])
@@ -191,6 +193,8 @@ def detail_table(cases: list[dict], wl: str) -> list[str]:
                 rc,
                 _f(c.get("peer_cpu_pct"), 1, 1),
                 _f(c.get("dnsperf_cpu_pct"), 1, 1),
+                _f(c.get("upstream_cpu_pct"), 1, 1),
+                _f(c.get("others_cpu_pct"), 1, 1),
             ]
         )
     hdr = [
@@ -208,6 +212,8 @@ def detail_table(cases: list[dict], wl: str) -> list[str]:
         "rcodes",
         "peer CPU %",
         "dnsperf CPU %",
+        "NSD CPU %",
+        "others CPU %",
     ]
     return _table(hdr, rows)
 

@@ -136,6 +136,7 @@ def start_upstream(a: argparse.Namespace, b: cases.Bench) -> str:
     d = b.rundir / "upstream-nsd"
     proc = Proc("nsd", nsd_argv(d, a.upstream_port), d / "nsd.out", a.loadgen_cpus)
     b.started.append(proc)
+    b.upstream = proc
     if probe.wait_ready("127.0.0.1", a.upstream_port, proc.t0, proc.alive, None, 30) is None:
         sys.exit(f"NSD upstream did not start: {proc.log_tail()}")
     names = [f"check{i}.example.{tld}" for i, tld in enumerate(("com", "net", "org"))]
@@ -188,6 +189,11 @@ def setup_lines(
         "Every peer is a caching forwarder restarted cold for each round (1 thread / 1 process); the "
         "baseline is `benchmarks/baseline_dnslib.py` (dnslib DNSServer, thread per request, no cache).",
     ] + notes
+
+
+def scrub(text: str) -> str:
+    """Results carry no machine paths: make them repository-relative."""
+    return text.replace(sys.executable, "python").replace(str(HERE.parent) + "/", "")
 
 
 def results_path(a: argparse.Namespace, started: datetime.datetime) -> Path:
@@ -257,9 +263,10 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         for proc in list(b.started):
             b.stop(proc)
+    elapsed = round(time.monotonic() - t0, 1)
     res = {
         "started_utc": started.isoformat(timespec="seconds"),
-        "elapsed_s": round(time.monotonic() - t0, 1),
+        "elapsed_s": elapsed,
         "settings": {
             "argv": sys.argv[1:],
             "rounds": a.rounds,
@@ -281,11 +288,11 @@ def main(argv: list[str] | None = None) -> None:
     res["verdicts"] = [asdict(v) for v in report.verdicts(rows, recs)]
     out = results_path(a, started)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(res, indent=1, default=str))
-    md = report.markdown(res)
+    out.with_suffix(".json").write_text(scrub(json.dumps(res, indent=1, default=str)))
+    md = scrub(report.markdown(res))
     out.with_suffix(".md").write_text(md)
     print(md)
-    log(f"wrote {out.with_suffix('.json')} and .md in {res['elapsed_s'] / 60:.1f} min")
+    log(f"wrote {out.with_suffix('.json')} and .md in {elapsed / 60:.1f} min")
 
 
 if __name__ == "__main__":

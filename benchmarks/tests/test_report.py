@@ -1,0 +1,85 @@
+"""Target verdicts and tables from hand-made result rows."""
+
+from report import Verdict, averages, markdown, verdicts
+
+
+def case(peer, wl, qps, p99=0.001, rnd=1):
+    return {"peer": peer, "workload": wl, "round": rnd, "qps": qps, "avg_s": p99 / 2, "p99_s": p99}
+
+
+PEER_RECS = [
+    {
+        "peer": "lachan",
+        "round": 1,
+        "list_loaded": True,
+        "rss_kib": 40 * 1024,
+        "rss_empty_kib": 37 * 1024,
+        "ready_s": 0.15,
+        "ready_empty_s": 0.12,
+        "ready_first_s": 1.4,
+    },
+    {"peer": "lachan", "round": 2, "list_loaded": True, "rss_kib": 40 * 1024, "ready_s": 0.17},
+]
+CASES = [
+    case("lachan", "hit", 120_000),
+    case("lachan", "hit", 100_000, rnd=2),
+    case("lachan", "miss", 15_000, p99=0.004),
+    case("lachan", "blocked", 130_000),
+    case("dnsmasq", "hit", 250_000),
+    case("dnsmasq", "blocked", 4_000),
+    case("unbound", "miss", 40_000),
+    case("baseline-dnslib", "hit", 3_000),
+    case("baseline-dnslib", "miss", 3_000),
+    case("pdns-recursor", "blocked", 60_000),
+]
+
+
+def by_target(vs):
+    return {v.target: v for v in vs}
+
+
+def test_averages_are_means_over_rounds():
+    assert averages(CASES)[("lachan", "hit")]["qps"] == 110_000
+
+
+def test_verdicts():
+    v = by_target(verdicts(CASES, PEER_RECS))
+    assert v["cache-hit QPS >= 40% of dnsmasq"].ok is True  # 110k >= 100k
+    assert v["cache-miss QPS >= 50% of unbound"].ok is False  # 15k < 20k
+    assert v["cache-miss QPS >= 20x naive dnslib"].ok is False  # 5x
+    assert v["hit p99 <= 2 ms"].ok is True and v["miss p99 <= 2 ms"].ok is False
+    assert v["blocked QPS >= 1.5x pdns-recursor"].ok is True
+    assert v["blocked QPS >= 10x dnsmasq"].ok is True
+    assert v["lachan blocked QPS >= lachan cache-hit"].ok is True
+    assert v["added RSS for the list <= 4 MiB"].measured == "3.0 MiB"
+    assert v["ready <= 0.2 s"].ok is True
+
+
+def test_without_the_list_blocking_targets_are_not_judged():
+    recs = [dict(r, list_loaded=False) for r in PEER_RECS]
+    v = by_target(verdicts(CASES, recs))
+    assert v["blocked QPS >= 10x dnsmasq"].ok is None
+    assert v["added RSS for the list <= 4 MiB"].ok is None
+    assert v["cache-hit QPS >= 40% of dnsmasq"].ok is True  # forwarding targets still apply
+
+
+def test_missing_peer_is_not_applicable():
+    v = by_target(verdicts([case("lachan", "hit", 1)], PEER_RECS))
+    assert v["cache-hit QPS >= 40% of dnsmasq"].line().startswith("N/A")
+
+
+def test_markdown_has_ratio_and_verdicts():
+    res = {
+        "started_utc": "2026-11-28T16:00:00+00:00",
+        "setup": ["Machine: test"],
+        "settings": {"workloads": ["hit", "blocked", "miss"]},
+        "inputs": {"workloads": {"hit": "1,000 names"}},
+        "peers": PEER_RECS + [{"peer": "dnsmasq", "round": 1, "rss_kib": 1024}],
+        "cases": CASES,
+        "scaling": [],
+        "verdicts": [vars(x) for x in verdicts(CASES, PEER_RECS)],
+    }
+    md = markdown(res)
+    assert "| dnsmasq | 250,000 (lachan 0.44x)" in md
+    assert "PASS  cache-hit QPS >= 40% of dnsmasq" in md
+    assert Verdict("x", "y", False).line() == "FAIL  x: y"

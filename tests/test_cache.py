@@ -1,0 +1,143 @@
+"""Tests for resolver/cache.py on a fake clock: TTL countdown, bounds, negative caching
+(RFC 2308), LRU eviction and the serve-stale window (RFC 8767)."""
+
+from __future__ import annotations
+
+import dns.message
+import pytest
+
+from resolver.cache import Cache, CachePolicy
+from resolver.response import ScannedAnswer, question_end, scan_answer
+from tests.stub_upstream import answer
+
+
+class FakeClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def scanned(name: str, rdtype: str = "A") -> ScannedAnswer:
+    wire = answer(dns.message.make_query(name, rdtype)).to_wire()
+    return scan_answer(wire, question_end(wire))
+
+
+def ttls(body: bytes, answer: ScannedAnswer) -> list[int]:
+    return [int.from_bytes(body[o : o + 4], "big") for o in answer.ttl_offsets]
+
+
+def make(clock: FakeClock, **policy: int) -> Cache:
+    return Cache(CachePolicy(**policy), clock)
+
+
+def test_ttl_counts_down_in_whole_seconds_and_expires() -> None:
+    clock = FakeClock()
+    cache = make(clock)
+    a = scanned("x.ttl10.example.test")
+    cache.put(b"k", a)
+    for elapsed, expected in [(0, 10), (0.9, 10), (1.0, 9), (9.99, 1)]:
+        clock.now = 1000 + elapsed
+        entry = cache.get(b"k", clock.now)
+        assert entry is not None and ttls(entry.body_at(clock.now, cache.policy), a) == [expected]
+    clock.now = 1010
+    assert cache.get(b"k", clock.now) is None
+    assert (cache.hits, cache.misses) == (4, 1)
+
+
+def test_records_count_down_from_their_own_ttls() -> None:
+    clock = FakeClock()
+    cache = make(clock)
+    a = scanned("nx.example.test")  # SOA TTL 60, negative TTL 30
+    entry = cache.put(b"k", a)
+    assert entry is not None and entry.ttl == 30
+    clock.now += 5
+    # a negative answer's SOA is clamped to the negative TTL (RFC 2308 5), then counts down
+    assert ttls(entry.body_at(clock.now, cache.policy), a) == [25]
+
+
+@pytest.mark.parametrize(
+    ("name", "policy", "stored_ttl", "shown"),
+    [
+        ("x.ttl5.example.test", {"min_ttl": 60}, 60, 60),
+        ("x.ttl5000.example.test", {"max_ttl": 100}, 100, 100),
+        ("nx.example.test", {"negative_max_ttl": 10}, 10, 10),
+        ("nx.example.test", {"min_ttl": 45}, 45, 45),
+        ("www.example.test", {}, 300, 300),
+    ],
+)
+def test_min_and_max_ttl(name: str, policy: dict[str, int], stored_ttl: int, shown: int) -> None:
+    clock = FakeClock()
+    cache = make(clock, **policy)
+    a = scanned(name)
+    entry = cache.put(b"k", a)
+    assert entry is not None and entry.ttl == stored_ttl
+    assert max(ttls(entry.body_at(clock.now, cache.policy), a)) == shown
+
+
+def test_zero_ttl_and_uncacheable_answers_are_not_stored() -> None:
+    cache = make(FakeClock())
+    assert cache.put(b"zero", scanned("x.ttl0.example.test")) is None
+    truncated = scanned("www.example.test")
+    assert cache.put(b"tc", ScannedAnswer(**{**_fields(truncated), "cacheable": False})) is None
+    assert len(cache) == 0
+
+
+def _fields(a: ScannedAnswer) -> dict[str, object]:
+    return {f: getattr(a, f) for f in a.__dataclass_fields__}
+
+
+def test_lru_bound_evicts_least_recently_used() -> None:
+    clock = FakeClock()
+    cache = make(clock, capacity=3)
+    a = scanned("www.example.test")
+    for key in (b"a", b"b", b"c"):
+        cache.put(key, a)
+    assert cache.get(b"a", clock.now) is not None  # a is now the most recent
+    cache.put(b"d", a)
+    assert len(cache) == 3 and cache.evictions == 1
+    assert cache.get(b"b", clock.now) is None
+    assert all(cache.get(k, clock.now) is not None for k in (b"a", b"c", b"d"))
+
+
+def test_lru_bound_holds_under_many_inserts() -> None:
+    cache = make(FakeClock(), capacity=100)
+    a = scanned("www.example.test")
+    for i in range(5_000):
+        cache.put(i.to_bytes(4, "big"), a)
+    assert len(cache) == 100 and cache.evictions == 4_900
+
+
+def test_serve_stale_window() -> None:
+    clock = FakeClock()
+    cache = make(clock, stale_window=100, stale_answer_ttl=30)
+    a = scanned("short.example.test")  # TTL 1
+    cache.put(b"k", a)
+    clock.now += 50
+    assert cache.get(b"k", clock.now) is None
+    stale = cache.get_stale(b"k", clock.now)
+    assert stale is not None and ttls(stale.stale_body(cache.policy), a) == [30]
+    clock.now += 51  # past expiry + window
+    assert cache.get_stale(b"k", clock.now) is None
+    assert cache.stale_served == 1
+
+
+def test_no_stale_without_a_window() -> None:
+    clock = FakeClock()
+    cache = make(clock)
+    cache.put(b"k", scanned("short.example.test"))
+    clock.now += 1
+    assert cache.get_stale(b"k", clock.now) is None
+
+
+def test_refresh_replaces_and_clear_empties() -> None:
+    clock = FakeClock()
+    cache = make(clock)
+    cache.put(b"k", scanned("short.example.test"))
+    clock.now += 2
+    cache.put(b"k", scanned("www.example.test"))
+    entry = cache.get(b"k", clock.now)
+    assert entry is not None and entry.remaining(clock.now) == 300
+    cache.clear()
+    assert len(cache) == 0

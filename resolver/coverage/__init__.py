@@ -1,0 +1,1 @@
+"""Coverage of registered schools and ISPs: registry, ledger/Prometheus status, probes, canary."""

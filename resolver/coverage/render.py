@@ -1,0 +1,103 @@
+"""Coverage output: a plain-text table, CSV, and an offline HTML page with charts."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+
+from resolver.audit.htmlpage import cell, kpis, page, table
+from resolver.audit.record import iso
+from resolver.audit.svg import share_bars, stacked_bars
+from resolver.coverage.status import CoveragePolicy, Headline, SiteStatus, share
+
+COLUMNS = (
+    "site", "name", "kind", "commune", "covered", "live", "last_report", "index_age_h",
+    "blocked", "queries", "signature", "probe_reachable", "canary", "test_blocked", "reasons",
+)  # fmt: skip
+
+
+def _yn(value: bool | None) -> str:
+    return "" if value is None else ("yes" if value else "no")
+
+
+def row(s: SiteStatus) -> tuple[str, ...]:
+    """One site's values, as strings, in COLUMNS order."""
+    ev, probe = s.evidence, s.probe
+    canary = ""
+    if probe is not None:
+        canary = (f"site={probe.canary.site} profile={probe.canary.profile} "
+                  f"index_age={probe.canary.index_age}") if probe.canary else probe.canary_error  # fmt: skip
+    return (
+        s.site.id, s.site.name, s.site.kind, s.site.commune, _yn(s.covered),
+        f"{ev.live_instances}/{s.site.instances}" if ev.source else "",
+        iso(ev.last_report) if ev.last_report is not None else "",
+        f"{ev.index_age / 3600:.1f}" if ev.index_age is not None else "",
+        str(ev.blocked) if ev.source else "", str(ev.queries) if ev.source else "",
+        ev.signature if ev.source else "",
+        _yn(probe.reachable) if probe else "", canary,
+        _yn(probe.test_blocked) if probe else "", "; ".join(s.reasons),
+    )  # fmt: skip
+
+
+def headline_text(h: Headline) -> str:
+    """The headline line."""
+    return f"covered: schools {share(h.schools)}, ISPs {share(h.isps)}"
+
+
+def render_csv(statuses: Sequence[SiteStatus]) -> str:
+    """Header plus one row per registered site."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    writer.writerows(row(s) for s in statuses)
+    return out.getvalue()
+
+
+_TABLE_COLUMNS = ("site", "kind", "covered", "live", "last_report", "index_age_h", "blocked",
+                  "signature", "test_blocked", "reasons")  # fmt: skip
+
+
+def render_table(statuses: Sequence[SiteStatus]) -> str:
+    """Aligned text for a terminal, headline last."""
+    picks = [COLUMNS.index(c) for c in _TABLE_COLUMNS]
+    rows = [_TABLE_COLUMNS, *([r[i] for i in picks] for r in map(row, statuses))]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(picks) - 1)]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)) + "  " + r[-1]
+             for r in rows]  # fmt: skip
+    return "\n".join(line.rstrip() for line in lines) + "\n" + headline_text(Headline.of(list(statuses))) + "\n"  # fmt: skip
+
+
+def _charts(statuses: Sequence[SiteStatus], h: Headline) -> str:
+    kinds = ["schools", "ISPs"]
+    series = {
+        "covered": [h.schools[0], h.isps[0]],
+        "not covered": [h.schools[1] - h.schools[0], h.isps[1] - h.isps[0]],
+    }
+    blocks = [(s.site.id, s.evidence.blocked) for s in statuses if s.evidence.blocked > 0]
+    top = sorted(blocks, key=lambda kv: -kv[1])[:20]
+    parts = [stacked_bars(kinds, series, "Registered sites: covered and not covered", width=500)]
+    if top:
+        parts.append(share_bars(top, "Share of blocks in the window, by site (top 20)"))
+    return "\n".join(parts)
+
+
+def render_html(statuses: Sequence[SiteStatus], policy: CoveragePolicy) -> str:
+    """The whole page: headline, charts, the per-site table."""
+    h = Headline.of(list(statuses))
+    header = [c for c in COLUMNS if c not in ("name", "commune")]
+    rows = []
+    for s in statuses:
+        values = dict(zip(COLUMNS, row(s), strict=True))
+        rows.append([
+            cell(v, ("ok" if s.covered else "bad") if c == "covered" else "")
+            for c, v in values.items() if c in header
+        ])  # fmt: skip
+    body = "\n".join([
+        kpis([("schools covered", share(h.schools)), ("ISPs covered", share(h.isps))]),
+        _charts(statuses, h), "<h2>Sites</h2>", table(header, rows),
+    ])  # fmt: skip
+    meta = (f"As of {iso(policy.now)} UTC. Live = a report within {policy.live_within // 3600} h; "
+            f"current index = at most {policy.max_index_age // 3600} h old; blocks and queries "
+            f"over the last {policy.window // 3600} h.")  # fmt: skip
+    return page("lachan coverage of schools and ISPs", meta, body)

@@ -120,12 +120,22 @@ def test_repeat_lookup_is_well_under_half_a_microsecond() -> None:
     assert per_call < 0.5e-6
 
 
+def _fold(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> ipaddress._BaseNetwork:
+    mapped = ipaddress.IPv6Network("::ffff:0:0/96")
+    if net.version == 6 and net.prefixlen >= 96 and net.subnet_of(mapped):  # type: ignore[arg-type]
+        return ipaddress.IPv4Network((int(net.network_address) & 0xFFFFFFFF, net.prefixlen - 96))
+    return net
+
+
 def _oracle(allow: list[str], deny: list[str], ip: str) -> bool:
+    """Longest prefix wins, deny breaks ties; an IPv4-mapped client is an IPv4 client."""
     addr = ipaddress.ip_address(ip)
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
     best: tuple[int, int] | None = None
     for rank, nets in ((0, allow), (1, deny)):
         for cidr in nets:
-            net = ipaddress.ip_network(cidr)
+            net = _fold(ipaddress.ip_network(cidr))
             if addr.version == net.version and addr in net:
                 candidate = (net.prefixlen, rank)
                 best = candidate if best is None or candidate > best else best
@@ -167,6 +177,11 @@ def test_compiled_ranges_agree_with_a_longest_prefix_oracle(
         candidates += [str(net.network_address), str(net.broadcast_address)]
     for ip in candidates:
         assert acl.allows(ip) is _oracle(allow, deny, ip), ip
+
+
+def test_ipv6_networks_do_not_capture_mapped_ipv4_clients() -> None:
+    acl = Acl(AclConfig(allow=("::/0",)))
+    assert acl.allows("2001:db8::1") and not acl.allows("::ffff:203.0.113.1")
 
 
 def test_compiled_segments_alternate() -> None:

@@ -124,6 +124,29 @@ class ClientMap:
         profile = self.listeners.get(listener) or self.listener_hosts.get(listener[0])
         return profile if profile is not None else self.default
 
+    def explain(
+        self, client_ip: str, listener: tuple[str, int], ecs: Network | None = None
+    ) -> tuple[Profile, str]:
+        """``profile_for`` with its reason in words (for ``lachan explain``, not the hot path)."""
+        bits, value = address_key(client_ip)
+        max_prefix, via = 128, f"client {client_ip}"
+        if ecs is not None and ecs.prefixlen and self.trusted_ecs.get(bits, value):
+            bits, value, max_prefix = ecs.max_prefixlen, int(ecs.network_address), ecs.prefixlen
+            via = f"ECS {ecs} from trusted forwarder {client_ip}"
+        elif ecs is not None:
+            via += f" (ECS {ecs} ignored: not a trusted forwarder)"
+        for plen, mask, table in self.networks.v4 if bits == 32 else self.networks.v6:
+            hit = table.get(value & mask) if plen <= max_prefix else None
+            if hit is not None:
+                return hit, f"{via} is in {_network_text(bits, value & mask, plen)}"
+        if listener in self.listeners:
+            return self.listeners[
+                listener
+            ], f"{via} asked listener {listener[0]} port {listener[1]}"
+        if listener[0] in self.listener_hosts:
+            return self.listener_hosts[listener[0]], f"{via} asked listener {listener[0]}"
+        return self.default, f"{via} matches no network or listener: the default profile"
+
     def trusts_proxy(self, peer_ip: str) -> bool:
         """Whether PROXY v2 headers from ``peer_ip`` are believed (else they are not parsed)."""
         bits, value = address_key(peer_ip)
@@ -169,6 +192,12 @@ class ClientMap:
         if problems or default is None:
             raise ConfigError(problems)
         return cls(PrefixTable.build(mapped), listeners, hosts, default, ecs, proxy)
+
+
+def _network_text(bits: int, value: int, plen: int) -> str:
+    if bits == 32:
+        return str(ipaddress.IPv4Network((value, plen)))
+    return str(ipaddress.IPv6Network((value, plen)))
 
 
 def _network(text: Any, key: str, source: str, problems: list[str]) -> Network | None:

@@ -174,8 +174,8 @@ def _keywords(check: _Checker, data: Mapping[str, Any]) -> KeywordMatcher:
     return KeywordMatcher.build(block, allow)
 
 
-def _timezone(check: _Checker, data: Mapping[str, Any]) -> ZoneInfo:
-    key = check.typed(data, "timezone", str, DEFAULT_TIMEZONE)
+def _timezone(check: _Checker, data: Mapping[str, Any], default: str) -> ZoneInfo:
+    key = check.typed(data, "timezone", str, default)
     try:
         return ZoneInfo(key)
     except (ZoneInfoNotFoundError, ValueError):
@@ -243,8 +243,14 @@ def _canary(check: _Checker, data: Mapping[str, Any]) -> str:
         return DEFAULT_CANARY
 
 
-def profile_from_mapping(data: Any, source: str, default_name: str) -> Profile:
-    """Validate one parsed profile document; raise ConfigError listing every problem."""
+def profile_from_mapping(
+    data: Any, source: str, default_name: str, default_timezone: str = DEFAULT_TIMEZONE
+) -> Profile:
+    """Validate one parsed profile document; raise ConfigError listing every problem.
+
+    ``default_timezone`` (the site's zone from the main config) applies when the profile
+    names none.
+    """
     check = _Checker(source)
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level")
@@ -261,7 +267,7 @@ def profile_from_mapping(data: Any, source: str, default_name: str) -> Profile:
         deny=_name_rules(check, data, "deny"),
         safe_search=_safe_search(check, data),
         schedules=_schedules(check, data),
-        timezone=_timezone(check, data),
+        timezone=_timezone(check, data, default_timezone),
         keywords=_keywords(check, data),
         anti_bypass=_anti_bypass(check, data),
         answer=_answer(check, data),
@@ -274,7 +280,9 @@ def profile_from_mapping(data: Any, source: str, default_name: str) -> Profile:
     return profile
 
 
-def load_profile(path: Path | str, label: str | None = None) -> Profile:
+def load_profile(
+    path: Path | str, label: str | None = None, default_timezone: str = DEFAULT_TIMEZONE
+) -> Profile:
     """Read and validate one profile file; ``label`` is how messages name it (default: path)."""
     path = Path(path)
     source = label or str(path)
@@ -288,10 +296,12 @@ def load_profile(path: Path | str, label: str | None = None) -> Profile:
         raise ConfigError(
             f"{source}: {where}: invalid YAML: {getattr(exc, 'problem', exc)}"
         ) from None
-    return profile_from_mapping(data, source, path.stem)
+    return profile_from_mapping(data, source, path.stem, default_timezone)
 
 
-def load_profiles(directory: Path | str) -> dict[str, Profile]:
+def load_profiles(
+    directory: Path | str, default_timezone: str = DEFAULT_TIMEZONE
+) -> dict[str, Profile]:
     """Every ``*.yaml`` profile in ``directory`` by name; problems from all files together."""
     directory = Path(directory)
     profiles: dict[str, Profile] = {}
@@ -299,7 +309,7 @@ def load_profiles(directory: Path | str) -> dict[str, Profile]:
     for path in sorted(directory.glob("*.yaml")):
         label = f"{directory.name}/{path.name}"
         try:
-            profile = load_profile(path, label)
+            profile = load_profile(path, label, default_timezone)
         except ConfigError as exc:
             problems += exc.problems
             continue

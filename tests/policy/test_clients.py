@@ -136,3 +136,22 @@ def test_address_key() -> None:
     assert address_key("::1") == (128, 1)
     with pytest.raises(OSError):
         address_key("10.0.0.300")  # socket.inet_pton raises OSError
+
+
+@pytest.mark.parametrize(
+    ("client", "listener", "ecs", "words"),
+    [
+        ("10.1.2.3", LISTENER, None, "client 10.1.2.3 is in 10.1.2.0/24"),
+        ("2001:db8:5::1", LISTENER, None, "is in 2001:db8:5::/48"),
+        ("172.16.0.1", ("192.0.2.53", 53), None, "asked listener 192.0.2.53"),
+        ("172.16.0.1", ("2001:db8::53", 5353), None, "asked listener 2001:db8::53 port 5353"),
+        ("172.16.0.1", LISTENER, None, "the default profile"),
+        ("127.0.0.1", LISTENER, "10.1.0.0/20", "ECS 10.1.0.0/20 from trusted forwarder"),
+        ("172.16.0.1", LISTENER, "10.1.2.0/24", "ignored: not a trusted forwarder"),
+    ],
+)
+def test_explain_agrees_with_profile_for(cmap, client, listener, ecs, words) -> None:
+    network = ipaddress.ip_network(ecs) if ecs else None
+    profile, why = cmap.explain(client, listener, network)
+    assert profile is cmap.profile_for(client, listener, network)
+    assert words in why

@@ -117,3 +117,11 @@ def test_normalise_name(text, wildcard, expected) -> None:
 def test_normalise_name_rejects(text) -> None:
     with pytest.raises(ValueError):
         normalise_name(text)
+
+
+def test_site_timezone_is_the_default(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("block: [adult]\n", encoding="utf-8")
+    (tmp_path / "b.yaml").write_text("timezone: Asia/Bangkok\n", encoding="utf-8")
+    loaded = load_profiles(tmp_path, default_timezone="Europe/Paris")
+    assert str(loaded["a"].timezone) == "Europe/Paris"
+    assert str(loaded["b"].timezone) == "Asia/Bangkok"

@@ -1,0 +1,61 @@
+"""``lachan explain``: the profile and why, the decision, the rule and the answer, in words."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from policy_helpers import POLICIES
+
+from resolver.commands.policy import explain
+from resolver.policy.explain import parse_qtype
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(explain, ["--policies", str(POLICIES), *args])
+    return result.exit_code, result.output
+
+
+def test_safe_search_rewrite() -> None:
+    code, out = run("WWW.Google.com.vn.", "--type", "HTTPS", "--at", "2026-12-05 12:00")
+    assert code == 0, out
+    assert "query:    www.google.com.vn HTTPS at 2026-12-05 12:00 +07" in out
+    assert "decision: rewrite (safe search, engine google)" in out
+    assert "CNAME www.google.com.vn -> forcesafesearch.google.com" in out
+    assert "ede:      4 Forged Answer" in out
+
+
+def test_keyword_block_and_profile_reason() -> None:
+    code, out = run("casino.example", "--client", "10.0.0.5")
+    assert code == 0, out
+    assert "profile:  under16 (client 10.0.0.5 matches no network or listener" in out
+    assert "decision: block (reason keyword" in out and "rule:     casino from " in out
+    assert "answer:   NXDOMAIN with the SOA in authority, TTL 300" in out
+
+
+def test_config_clients_choose_the_profile(tmp_path: Path) -> None:
+    config = tmp_path / "lachan.yaml"
+    config.write_text(
+        "clients:\n  default: under16\n  networks:\n    10.1.0.0/16: school\n", encoding="utf-8"
+    )
+    code, out = run("olm.vn", "--config", str(config), "--client", "10.1.2.3")
+    assert code == 0, out
+    assert "profile:  school (client 10.1.2.3 is in 10.1.0.0/16)" in out
+    assert "decision: allow" in out
+
+
+def test_errors_are_one_line() -> None:
+    code, out = run("x.test", "--profile", "kids")
+    assert code != 0 and "unknown profile 'kids'" in out
+    code, out = run("x.test", "--type", "BOGUS")
+    assert code != 0 and "unknown query type 'BOGUS'" in out
+    code, out = run("x.test", "--at", "tomorrow")
+    assert code != 0 and "cannot read time 'tomorrow'" in out
+
+
+@pytest.mark.parametrize(
+    ("text", "qtype"), [("aaaa", 28), ("HTTPS", 65), ("TYPE64", 64), ("99", 99)]
+)
+def test_parse_qtype(text, qtype) -> None:
+    assert parse_qtype(text) == qtype

@@ -1,4 +1,4 @@
-"""Fixtures for the audit tests: a site key pair on disk, a fake clock, ledgers built for real."""
+"""Fixtures for the audit tests: a site key pair on disk and ledgers built for real."""
 
 from __future__ import annotations
 
@@ -6,23 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from audit_helpers import T0, FakeClock, fill
 
-from resolver.audit.accumulator import PeriodAccumulator
 from resolver.audit.keys import load_private_key, load_public_key, write_keypair
-from resolver.audit.ledger import FilterState, Ledger
-
-T0 = 1_764_288_000  # 2025-11-28T00:00:00Z, an hour boundary
-STATE = FilterState("sha256:idx0001", T0 - 3600, "sha256:pol0001", "0.1.0")
-
-
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from resolver.audit.ledger import Ledger
 
 
 @pytest.fixture
@@ -40,20 +27,6 @@ def private_key(keydir: Path):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def public_key(keydir: Path):  # type: ignore[no-untyped-def]
     return load_public_key(keydir / "audit.pub")
-
-
-def fill(ledger: Ledger, clock: FakeClock, hours: int, blocks: int = 3) -> None:
-    """Append ``hours`` hourly records with a few allowed and blocked answers each."""
-    acc = PeriodAccumulator(clock=clock, not_before=ledger.last_period_end)
-    for hour in range(hours):
-        acc.add("allowed", "none", "school", 100 + hour)
-        acc.add("blocked", "adult", "school", blocks)
-        acc.add("blocked", "gambling", "under16", hour)
-        acc.add_safe_search("google", 2)
-        clock.now = acc.period_end
-        counts = acc.roll()
-        assert counts is not None
-        ledger.append(counts, STATE)
 
 
 @pytest.fixture

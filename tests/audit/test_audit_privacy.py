@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
-from conftest import STATE, T0, FakeClock
+from audit_helpers import STATE, T0, FakeClock
 
 from resolver.audit.accumulator import PeriodAccumulator
 from resolver.audit.ledger import Ledger

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import T0, FakeClock
+from audit_helpers import T0, FakeClock
 
 from resolver.audit.accumulator import PeriodAccumulator, PeriodCounts, period_bounds
 from resolver.errors import AuditError

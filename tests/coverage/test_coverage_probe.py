@@ -7,7 +7,7 @@ import socket
 import time
 
 import pytest
-from conftest import TEST_NAME, start_site
+from coverage_helpers import TEST_NAME, start_site
 
 from resolver.coverage.probe import probe_all, probe_resolver
 from resolver.coverage.registry import Site

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import inline_key, site_key
+from coverage_helpers import inline_key, site_key
 
 from resolver.coverage.registry import load_registry, parse_address
 from resolver.errors import ConfigError

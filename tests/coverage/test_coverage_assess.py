@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import HOUR, T0, inline_key, site_key, write_ledger
+from coverage_helpers import HOUR, T0, inline_key, site_key, write_ledger
 
 from resolver.coverage.assess import assess
 from resolver.coverage.registry import load_registry

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import STATE, T0, FakeClock, fill
+from audit_helpers import STATE, T0, FakeClock, fill
 
 from resolver.audit.accumulator import PeriodCounts
 from resolver.audit.canonical import GENESIS

@@ -6,7 +6,7 @@ import csv
 import io
 import re
 
-from conftest import T0
+from audit_helpers import T0
 
 from resolver.audit.report import build_report, load_ledgers, render_csv
 from resolver.audit.report_html import render_html

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from .errors import UpstreamError
-from .response import question_end
+from .response import question_end, scan_answer
 from .synth import opt_record
 from .wire import CD, HEADER_LEN, REFUSED, SERVFAIL, TC, WireError
 
@@ -245,7 +245,10 @@ class Forwarder:
             started = self._clock()
             try:
                 reply = await upstream.exchange(message, question)
-                question_end(reply)
+                # Scan the whole reply here, not only its question: a reply that passes the
+                # ID and question checks but is garbage after them must fail over to the next
+                # upstream, not end as SERVFAIL when the pipeline scans it.
+                scan_answer(reply, question_end(reply))
             except (TimeoutError, OSError, WireError, asyncio.IncompleteReadError) as exc:
                 upstream.record_failure(self._clock())
                 last = exc

@@ -1,0 +1,215 @@
+"""Tests for resolver/upstream.py against real stub upstreams on loopback: ID and question
+checks, TCP fallback, failover, health and back-off."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import dns.flags
+import dns.message
+import pytest
+
+from resolver.errors import UpstreamError
+from resolver.upstream import (
+    Forwarder,
+    ForwardPolicy,
+    Upstream,
+    UpstreamAddress,
+    build_upstream_query,
+    same_question,
+)
+from resolver.wire import CD, parse_query
+from tests.stub_upstream import StubUpstream
+
+FAST = ForwardPolicy(attempt_timeout=0.3, tcp_timeout=1.0)
+
+
+@pytest.fixture
+def stubs() -> Iterator[tuple[StubUpstream, StubUpstream]]:
+    with StubUpstream(seed=1) as first, StubUpstream(seed=2) as second:
+        yield first, second
+
+
+def address(stub: StubUpstream) -> UpstreamAddress:
+    return UpstreamAddress(stub.host, stub.port)
+
+
+def message(name: str, rdtype: str = "A", do: bool = False) -> tuple[bytes, bytes]:
+    """(upstream query, question) as the pipeline builds them for a client query."""
+    client = dns.message.make_query(name, rdtype, use_edns=0, ednsflags=dns.flags.DO if do else 0)
+    query = parse_query(client.to_wire())
+    return build_upstream_query(query.key, query.flags, query.do, 1232), query.key[:-1]
+
+
+def forward(forwarder: Forwarder, name: str, rdtype: str = "A") -> dns.message.Message:
+    async def run() -> bytes:
+        try:
+            return await forwarder.forward(*message(name, rdtype))
+        finally:
+            forwarder.close()
+
+    return dns.message.from_wire(asyncio.run(run()))
+
+
+def test_build_upstream_query() -> None:
+    client = dns.message.make_query("WWW.Example.test", "AAAA", use_edns=0, ednsflags=dns.flags.DO)
+    client.flags = CD  # no RD from the client: we still ask recursively
+    query = parse_query(client.to_wire())
+    got = dns.message.from_wire(build_upstream_query(query.key, query.flags, query.do, 1232))
+    assert got.question[0].name.to_text() == "www.example.test."
+    assert got.flags & dns.flags.RD and got.flags & dns.flags.CD
+    assert got.edns == 0 and got.payload == 1232 and got.ednsflags & dns.flags.DO
+
+
+@pytest.mark.parametrize(
+    ("reply_question", "ok"),
+    [
+        (b"\x03WWW\x07example\x04test\x00\x00\x01\x00\x01", True),
+        (b"\x03www\x07example\x04test\x00\x00\x1c\x00\x01", False),
+        (b"\x03wwx\x07example\x04test\x00\x00\x01\x00\x01", False),
+        (b"\x03www\x07example\x04test\x00\x00\x01\x00\x03", False),
+        (b"\x03www", False),
+    ],
+)
+def test_same_question(reply_question: bytes, ok: bool) -> None:
+    question = b"\x03www\x07example\x04test\x00\x00\x01\x00\x01"
+    assert same_question(b"\x00" * 12 + reply_question, question) is ok
+
+
+def test_forward_uses_random_ids(stubs: tuple[StubUpstream, StubUpstream]) -> None:
+    first, _ = stubs
+    forwarder = Forwarder((address(first),), FAST, time.monotonic)
+
+    async def run() -> None:
+        for i in range(20):
+            await forwarder.forward(*message(f"id{i}.example.test"))
+        forwarder.close()
+
+    asyncio.run(run())
+    ids = {int.from_bytes(m[:2], "big") for m in first.received}
+    assert len(ids) >= 15  # 20 random 16-bit IDs: a collision or two at most
+
+
+def test_truncated_udp_answer_is_retried_over_tcp(stubs: tuple[StubUpstream, StubUpstream]) -> None:
+    first, _ = stubs
+    forwarder = Forwarder((address(first),), FAST, time.monotonic)
+    got = forward(forwarder, "big.example.test", "TXT")
+    assert not got.flags & dns.flags.TC and len(got.answer[0]) == 22
+    assert first.by_transport == {"udp": 1, "tcp": 1}
+    assert forwarder.upstreams[0].tcp_fallbacks == 1
+
+
+def test_answer_over_4k_over_tcp(stubs: tuple[StubUpstream, StubUpstream]) -> None:
+    first, _ = stubs
+    forwarder = Forwarder((address(first),), FAST, time.monotonic)
+    got = forward(forwarder, "huge.example.test", "TXT")
+    assert len(got.to_wire()) > 4096
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [
+        "drop",
+        "wrong_id",
+        "wrong_question",
+        "servfail",
+        "refused",
+        "noise",
+        "garbage",
+        "truncated_bytes",
+    ],
+)
+def test_fails_over_to_the_second_upstream(
+    stubs: tuple[StubUpstream, StubUpstream], mode: str
+) -> None:
+    first, second = stubs
+    first.mode = mode
+    forwarder = Forwarder((address(first), address(second)), FAST, time.monotonic)
+    started = time.monotonic()
+    got = forward(forwarder, "www.example.test")
+    assert got.answer[0][0].to_text() == "192.0.2.1"
+    assert time.monotonic() - started < 1.0
+    assert first.count("www.example.test") == 1 and second.count("www.example.test") == 1
+    assert forwarder.upstreams[0].errors == 1
+    if mode in ("wrong_id", "wrong_question"):
+        assert forwarder.upstreams[0].mismatched == 1
+
+
+def test_all_failing_raises_upstream_error_quickly(
+    stubs: tuple[StubUpstream, StubUpstream],
+) -> None:
+    first, second = stubs
+    first.mode = second.mode = "drop"
+    forwarder = Forwarder((address(first), address(second)), FAST, time.monotonic)
+    started = time.monotonic()
+    with pytest.raises(UpstreamError):
+        forward(forwarder, "www.example.test")
+    assert time.monotonic() - started < 2 * FAST.attempt_timeout + 0.5
+
+
+def test_closed_port_fails_fast() -> None:
+    with StubUpstream() as stub:
+        dead = address(stub)
+    forwarder = Forwarder((dead,), ForwardPolicy(attempt_timeout=5.0), time.monotonic)
+    started = time.monotonic()
+    with pytest.raises(UpstreamError):
+        forward(forwarder, "www.example.test")
+    assert time.monotonic() - started < 2.0  # ICMP port unreachable, not the 5 s timeout
+
+
+def test_slow_upstream_times_out_then_answers_late_reply_is_ignored(
+    stubs: tuple[StubUpstream, StubUpstream],
+) -> None:
+    first, second = stubs
+    first.mode, first.delay = "slow", 0.5
+    forwarder = Forwarder((address(first), address(second)), FAST, time.monotonic)
+
+    async def run() -> bytes:
+        reply = await forwarder.forward(*message("www.example.test"))
+        await asyncio.sleep(0.4)  # the slow reply arrives now and must be dropped quietly
+        forwarder.close()
+        return reply
+
+    assert dns.message.from_wire(asyncio.run(run())).answer
+    assert forwarder.upstreams[0].mismatched == 1
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_health_backoff_doubles_and_is_capped() -> None:
+    clock = FakeClock()
+    policy = ForwardPolicy(down_after=3, down_for=5.0, down_max=30.0)
+    upstream = Upstream(UpstreamAddress("127.0.0.1", 1), policy, clock)
+    for _ in range(2):
+        upstream.record_failure(clock.now)
+    assert upstream.is_up(clock.now)
+    expected = [5.0, 10.0, 20.0, 30.0, 30.0]
+    for wait in expected:
+        upstream.record_failure(clock.now)
+        assert upstream.down_until == clock.now + wait
+    upstream.record_success(0.01)
+    assert upstream.is_up(clock.now) and upstream.failures == 0
+
+
+def test_down_upstream_is_tried_last(stubs: tuple[StubUpstream, StubUpstream]) -> None:
+    first, second = stubs
+    clock = FakeClock()
+    forwarder = Forwarder((address(first), address(second)), FAST, clock)
+    for _ in range(3):
+        forwarder.upstreams[0].record_failure(clock.now)
+    assert forwarder._order(clock.now)[0] is forwarder.upstreams[1]
+    forward(forwarder, "www.example.test")
+    assert first.count("www.example.test") == 0 and second.count("www.example.test") == 1
+
+
+def test_no_upstreams_is_an_error() -> None:
+    with pytest.raises(UpstreamError):
+        Forwarder((), FAST, time.monotonic)

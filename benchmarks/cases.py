@@ -120,6 +120,7 @@ def bench_peer(b: Bench, peer: Peer, rnd: int) -> tuple[dict, list[dict]]:
         "round": rnd,
         "workers": peer.workers,
         "cpus": peer.cpus or "any",
+        "list_loaded": peer.kind != "lachan" or b.caps.lists,
     }
     if not port_free(peer.host, peer.port):
         rec["error"] = f"port {peer.port} is taken by a process this harness did not start"

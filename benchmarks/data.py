@@ -16,6 +16,7 @@ HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared" / "data"  # the workplace data folder, used when present
 SHARED_LIST = SHARED / "shadowwhisperer" / "adult.txt"
 SHARED_TOPSITES = SHARED / "toplists" / "umbrella-top-100k.txt"
+BUNDLED_LIST = HERE.parent / "blocklists" / "bundled" / "shadowwhisperer-adult.txt"  # same list
 SYNTHETIC_SIZE = 219_522  # same size as the real list, so figures stay comparable
 VALID = re.compile(r"^(?=.{1,253}$)(?!-)[a-z0-9_-]{1,63}(?<!-)(\.(?!-)[a-z0-9_-]{1,63}(?<!-))+$")
 ALNUM = string.ascii_lowercase + string.digits
@@ -165,20 +166,18 @@ def write_workloads(
 
 
 def _source(blocklist: Path | None, synthetic: bool) -> tuple[list[str], dict]:
-    if blocklist is None and not synthetic and SHARED_LIST.is_file():
-        blocklist = SHARED_LIST
+    """The list to load: given, else shared/data, else the repository's bundled copy, else synthetic."""
+    if blocklist is None and not synthetic:
+        blocklist = next((p for p in (SHARED_LIST, BUNDLED_LIST) if p.is_file()), None)
     if blocklist is None:
         names = synthetic_domains(SYNTHETIC_SIZE)
-        return names, {
-            "source": f"SYNTHETIC ({len(names):,} names; no real list found)",
-            "rejected": 0,
-        }
+        return names, {"source": f"SYNTHETIC ({len(names):,} names)", "rejected": 0}
     names, rejected = read_domains(blocklist)
-    shown = (
-        f"shared/data/{blocklist.relative_to(SHARED)}"
-        if blocklist.is_relative_to(SHARED)
-        else blocklist.name
-    )
+    shown = blocklist.name
+    for root, label in ((SHARED, "shared/data"), (HERE.parent, ".")):
+        if blocklist.resolve().is_relative_to(root):
+            shown = f"{label}/{blocklist.resolve().relative_to(root)}"
+            break
     return names, {"source": f"{shown} ({len(names):,} names)", "rejected": rejected}
 
 

@@ -1,6 +1,6 @@
 """decide() per second for the under16 profile on a realistic name mix, and the keyword cost.
 
-    .venv/bin/python benchmarks/policy_bench.py [--names N] [--json FILE]
+    .venv/bin/python benchmarks/policy_bench.py [--names N] [--json FILE] [--index FILE.lidx]
 
 Names come from ../shared/data/toplists/umbrella-top-100k.txt when present (else synthetic);
 every 50th name is "listed" in a fake dict index with a category the profile blocks or
@@ -80,10 +80,25 @@ def profile_cost(name: str, names: list[str], now: float, index: ExactLookup) ->
     return per_call(run, len(names))
 
 
+def real_index_cost(path: Path, names: list[str], now: float) -> float:
+    """decide() per call over the compiled index (its own memo warmed by one pass first)."""
+    from resolver.lists.index import open_index
+
+    profile = load_profiles(ROOT / "policies")["under16"]
+    index = open_index(path)
+
+    def run() -> None:
+        for qname in names:
+            decide(profile, qname, 1, now, index)
+
+    return per_call(run, len(names))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--names", type=int, default=100_000)
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--index", type=Path, help="also time decide() over a compiled index")
     args = ap.parse_args(argv)
     profile = load_profiles(ROOT / "policies")["under16"]
     names, origin = load_names(args.names)
@@ -121,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     results["decide_per_second_mix"] = round(1e9 / results["ns_decide_mix"])
     for other in ("school", "isp-default"):
         results[f"ns_decide_allowed_{other}"] = round(profile_cost(other, allowed, now, index), 1)
+    if args.index:
+        results["ns_decide_mix_real_index"] = round(real_index_cost(args.index, names, now), 1)
     for key, value in results.items():
         print(f"{key:24} {value}")
     if args.json:

@@ -68,9 +68,13 @@ class BlockAnswer:
     address_v6: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class Profile:
-    """One profile as loaded from ``policies/<name>.yaml``; ``rules`` is its compiled form."""
+    """One profile as loaded from ``policies/<name>.yaml``; ``rules`` is its compiled form.
+
+    Compared and hashed by identity: a reload builds new Profiles, so a memo keyed on one
+    (client → profile, per-profile counters) can never mix two snapshots.
+    """
 
     name: str
     source: str
@@ -89,6 +93,9 @@ class Profile:
     canary: str = DEFAULT_CANARY
     description: str = ""
     rules: Rules = field(init=False, repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        return f"Profile({self.name!r}, source={self.source!r})"
 
     def __post_init__(self) -> None:
         from resolver.policy.rules import compile_rules

@@ -1,0 +1,228 @@
+"""Tests for resolver/pipeline.py: synchronous stages, cache hits, coalescing, SERVFAIL and
+serve-stale, with a fake clock and the real stub upstream on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
+
+import dns.flags
+import dns.message
+import dns.rcode
+import pytest
+
+from resolver.cache import Cache, CachePolicy
+from resolver.pipeline import Resolver, ServePolicy
+from resolver.upstream import ForwardPolicy, UpstreamAddress
+from resolver.wire import Query
+from tests.stub_upstream import StubUpstream
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 5000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def upstream() -> Iterator[StubUpstream]:
+    with StubUpstream() as stub:
+        yield stub
+
+
+@pytest.fixture
+def make(upstream: StubUpstream) -> Callable[..., tuple[Resolver, StubUpstream, FakeClock]]:
+    def build(**cache_policy: int) -> tuple[Resolver, StubUpstream, FakeClock]:
+        clock = FakeClock()
+        cache = Cache(CachePolicy(**cache_policy), clock)
+        address = UpstreamAddress(upstream.host, upstream.port)
+        resolver = Resolver(
+            cache, (address,), ForwardPolicy(attempt_timeout=0.2), ServePolicy(), clock
+        )
+        return resolver, upstream, clock
+
+    return build
+
+
+T = TypeVar("T")
+Make = Callable[..., tuple[Resolver, StubUpstream, FakeClock]]
+
+
+def wire(name: str = "www.example.test", rdtype: str = "A", **kw: object) -> bytes:
+    return dns.message.make_query(name, rdtype, **kw).to_wire()  # type: ignore[arg-type]
+
+
+def run_in(resolver: Resolver, coroutine: Awaitable[T]) -> T:
+    """Run with the resolver's sockets closed after (they belong to this loop)."""
+
+    async def main() -> T:
+        try:
+            return await coroutine
+        finally:
+            resolver.close()
+
+    return asyncio.run(main())
+
+
+def ask(resolver: Resolver, data: bytes, udp: bool = True) -> dns.message.Message:
+    result = resolver.answer_now(data, udp)
+    if isinstance(result, Query):
+        result = run_in(resolver, resolver.resolve(result, udp))
+    assert isinstance(result, bytes)
+    return dns.message.from_wire(result)
+
+
+def test_miss_then_hit_with_countdown(make: Make) -> None:
+    resolver, stub, clock = make()
+    assert isinstance(resolver.answer_now(wire(), True), Query)
+    first = ask(resolver, wire())
+    assert first.answer[0].ttl == 300 and stub.count("www.example.test") == 1
+    clock.now += 7.5
+    hit = resolver.answer_now(wire(), True)
+    assert isinstance(hit, bytes)
+    assert dns.message.from_wire(hit).answer[0].ttl == 293 and stub.count("www.example.test") == 1
+
+
+def test_hit_echoes_the_new_query_id_and_case(make: Make) -> None:
+    resolver, _, _ = make()
+    ask(resolver, wire())
+    msg = dns.message.make_query("WWW.example.TEST", "A")
+    got = ask(resolver, msg.to_wire())
+    assert got.id == msg.id and got.question[0].name.to_text() == "WWW.example.TEST."
+
+
+def test_do_and_cd_are_separate_cache_entries(make: Make) -> None:
+    resolver, stub, _ = make()
+    ask(resolver, wire())
+    ask(resolver, wire(use_edns=0, ednsflags=dns.flags.DO))
+    cd = dns.message.make_query("www.example.test", "A")
+    cd.flags |= dns.flags.CD
+    ask(resolver, cd.to_wire())
+    assert stub.count("www.example.test") == 3
+
+
+def test_concurrent_identical_misses_are_coalesced(make: Make) -> None:
+    resolver, stub, _ = make()
+    stub.mode, stub.delay = "slow", 0.05
+
+    async def main() -> list[bytes]:
+        queries = [resolver.answer_now(wire(), True) for _ in range(20)]
+        assert all(isinstance(q, Query) for q in queries)
+        return await asyncio.gather(*(resolver.resolve(q, True) for q in queries))  # type: ignore[arg-type]
+
+    answers = run_in(resolver, main())
+    assert stub.count("www.example.test") == 1
+    assert {dns.message.from_wire(a).answer[0][0].to_text() for a in answers} == {"192.0.2.1"}
+
+
+def test_all_upstreams_failing_is_servfail_never_nxdomain(make: Make) -> None:
+    resolver, stub, _ = make()
+    stub.mode = "servfail"
+    got = ask(resolver, wire(use_edns=0))
+    assert got.rcode() == dns.rcode.SERVFAIL and got.question and got.edns == 0
+    assert resolver.servfails == 1
+
+
+def test_coalesced_failure_reaches_every_waiter(make: Make) -> None:
+    resolver, stub, _ = make()
+    stub.mode = "servfail"
+
+    async def main() -> list[bytes]:
+        queries = [resolver.answer_now(wire(), False) for _ in range(5)]
+        return await asyncio.gather(*(resolver.resolve(q, False) for q in queries))  # type: ignore[arg-type]
+
+    rcodes = {dns.message.from_wire(a).rcode() for a in run_in(resolver, main())}
+    assert rcodes == {dns.rcode.SERVFAIL} and stub.count("www.example.test") == 2  # 2 attempts
+
+
+def test_serve_stale_after_expiry_when_upstreams_fail(make: Make) -> None:
+    resolver, stub, clock = make(stale_window=3600)
+    ask(resolver, wire("short.example.test"))
+    clock.now += 10
+    stub.mode = "servfail"
+    got = ask(resolver, wire("short.example.test"))
+    assert got.rcode() == dns.rcode.NOERROR and got.answer[0].ttl == 30
+    assert got.answer[0][0].to_text() == "192.0.2.9"
+
+
+def test_no_stale_without_serve_stale(make: Make) -> None:
+    resolver, stub, clock = make()
+    ask(resolver, wire("short.example.test"))
+    clock.now += 10
+    stub.mode = "servfail"
+    assert ask(resolver, wire("short.example.test")).rcode() == dns.rcode.SERVFAIL
+
+
+def test_negative_answers_are_cached(make: Make) -> None:
+    resolver, stub, clock = make()
+    ask(resolver, wire("nx.example.test"))
+    clock.now += 29
+    assert ask(resolver, wire("nx.example.test")).rcode() == dns.rcode.NXDOMAIN
+    assert stub.count("nx.example.test") == 1
+    clock.now += 1
+    ask(resolver, wire("nx.example.test"))
+    assert stub.count("nx.example.test") == 2
+
+
+@pytest.mark.parametrize(
+    ("data", "rcode"),
+    [
+        (wire()[:4] + b"\x00\x02" + wire()[6:], dns.rcode.FORMERR),
+        (wire(use_edns=1), dns.rcode.BADVERS),
+    ],
+)
+def test_malformed_answered_synchronously(make: Make, data: bytes, rcode: int) -> None:
+    resolver, stub, _ = make()
+    result = resolver.answer_now(data, True)
+    assert isinstance(result, bytes) and stub.count("www.example.test") == 0
+    assert dns.message.from_wire(result).rcode() == rcode
+
+
+def test_responses_are_never_answered(make: Make) -> None:
+    resolver, _, _ = make()
+    reply = bytearray(wire())
+    reply[2] |= 0x80
+    assert resolver.answer_now(bytes(reply), True) is None and resolver.dropped == 1
+
+
+def test_udp_truncation_of_a_cached_big_answer(make: Make) -> None:
+    resolver, _, _ = make()
+    tcp = ask(resolver, wire("big.example.test", "TXT"), udp=False)
+    assert len(tcp.answer[0]) == 22
+    udp = ask(resolver, wire("big.example.test", "TXT", use_edns=0))
+    assert udp.flags & dns.flags.TC and not udp.answer
+
+
+def test_memo_entry_expires_at_the_next_second(make: Make) -> None:
+    resolver, _, clock = make()
+    ask(resolver, wire())
+    data = wire()
+    clock.now += 0.25
+    resolver.answer_now(data, True)
+    until, tail = resolver.memo[data[2:]]
+    assert until == 5001.0
+    assert dns.message.from_wire(data[:2] + tail).answer[0].ttl == 300
+
+
+def test_inflight_limit(upstream: StubUpstream) -> None:
+    clock = FakeClock()
+    address = UpstreamAddress(upstream.host, upstream.port)
+    policy = ServePolicy(max_inflight=1)
+    resolver = Resolver(Cache(CachePolicy(), clock), (address,), ForwardPolicy(), policy, clock)
+    upstream.mode = "drop"
+    got: list[bytes] = []
+
+    async def main() -> None:
+        first = resolver.answer_now(wire("one.example.test"), True)
+        second = resolver.answer_now(wire("two.example.test"), True)
+        assert isinstance(first, Query) and isinstance(second, Query)
+        resolver.start_miss(first, True, got.append)
+        assert not resolver.can_start_miss()
+        resolver.start_miss(second, True, got.append)  # dropped: no answer, ever
+        assert resolver.dropped == 2
+
+    run_in(resolver, main())
+    assert got == [] and upstream.count("two.example.test") == 0

@@ -13,7 +13,8 @@ h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px}
 .kpi{border:1px solid #ccc;border-radius:6px;padding:10px 16px;min-width:140px}
 .kpi b{display:block;font-size:26px}
 table{border-collapse:collapse;font-size:13px;margin-top:6px}
-th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;white-space:nowrap}
+td:last-child{white-space:normal}
 td.n{text-align:right;font-variant-numeric:tabular-nums}
 .ok{color:#0a7d32;font-weight:bold} .bad{color:#b00020;font-weight:bold}
 """

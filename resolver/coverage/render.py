@@ -85,7 +85,10 @@ def _charts(statuses: Sequence[SiteStatus], h: Headline) -> str:
 def render_html(statuses: Sequence[SiteStatus], policy: CoveragePolicy) -> str:
     """The whole page: headline, charts, the per-site table."""
     h = Headline.of(list(statuses))
-    header = [c for c in COLUMNS if c not in ("name", "commune")]
+    hidden = {"name", "commune"}
+    if not any(s.probe for s in statuses):
+        hidden |= {"probe_reachable", "canary", "test_blocked"}
+    header = [c for c in COLUMNS if c not in hidden]
     rows = []
     for s in statuses:
         values = dict(zip(COLUMNS, row(s), strict=True))

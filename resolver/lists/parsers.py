@@ -119,3 +119,26 @@ def parse(text: str, fmt: str) -> ParseResult:
 
 
 FORMATS = tuple(PARSERS)
+
+
+def detect_format(text: str) -> str:
+    """Guess a list's format from its first rule lines (for ``lachan lists check``)."""
+    votes = {"rpz": 0, "adblock": 0, "hosts": 0, "domains": 0}
+    seen = 0
+    for line in text.splitlines():
+        body = line.strip()
+        if not body or body.startswith(("#", "!", ";")):
+            continue
+        fields = body.split()
+        if body.startswith(("$TTL", "$ORIGIN")) or " SOA " in f" {body} " or "CNAME" in fields:
+            votes["rpz"] += 1
+        elif body.startswith(("||", "@@", "|", "[Adblock")) or "^" in body:
+            votes["adblock"] += 1
+        elif is_ip_address(fields[0]):
+            votes["hosts"] += 1
+        else:
+            votes["domains"] += 1
+        seen += 1
+        if seen >= 200:
+            break
+    return max(votes, key=lambda k: votes[k])

@@ -1,0 +1,81 @@
+"""The shipped catalogue and bundled lists: valid, permissive, and blocking real names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from resolver.errors import ListError
+from resolver.lists.catalogue import default_catalogue_path, load_catalogue
+
+REQUIRED = {
+    "adult",
+    "gambling",
+    "drugs",
+    "violence",
+    "malware",
+    "phishing",
+    "scam",
+    "games",
+    "social",
+    "dating",
+    "vpn-proxy-doh",
+    "piracy",
+    "shorteners",
+}
+PERMISSIVE = {"Unlicense", "MIT", "CC0-1.0"}
+
+
+def test_shipped_catalogue() -> None:
+    cat = load_catalogue()
+    assert REQUIRED <= set(cat.category_ids)
+    assert {"adult", "gambling", "malware", "phishing", "scam"} <= cat.default_categories
+    for c in cat.categories:
+        assert c.name_vi and c.name_en and c.description and c.sources
+    bundled_dir = default_catalogue_path().parent / "bundled"
+    total = 0
+    for src in cat.sources:
+        assert src.url is None or src.url.startswith("https://raw.githubusercontent.com/")
+        if src.bundled is not None:
+            assert src.bundled.parent == bundled_dir and src.bundled.exists()
+            assert src.licence in PERMISSIVE, src.id
+            assert src.bundled.name in (bundled_dir / "ATTRIBUTION.md").read_text()
+            total += src.bundled.stat().st_size
+    assert total < 12_500_000
+    assert "sites.google.com" in cat.protected
+    vn = [s.id for s in cat.sources if s.bundled and ("vn" in s.id or "chongluadao" in s.id)]
+    assert len(vn) >= 4
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("categories: 3", "expected a mapping with a 'categories' list"),
+        ("categories:\n  - id: a\n", "category a: missing key 'name_vi'"),
+        (
+            "categories:\n  - {id: a, name_vi: x, name_en: y, sources: [{id: s, format: csv}]}",
+            "source s: format 'csv' is not one of",
+        ),
+        (
+            "categories:\n  - {id: a, name_vi: x, name_en: y, sources: [{id: s, format: hosts}]}",
+            "source s: needs a 'url', a 'bundled' file, or both",
+        ),
+        (
+            "categories:\n  - {id: a, name_vi: x, name_en: y, sources: [{id: s, format: hosts, "
+            "url: 'https://x', licence: MIT, refresh: soon}]}",
+            "refresh 'soon' is not like",
+        ),
+        (
+            "categories:\n  - {id: a, name_vi: x, name_en: y}\n  - {id: a, name_vi: x, name_en: y}",
+            "duplicate category id 'a'",
+        ),
+        ("categories: [\n", "cannot read catalogue"),
+    ],
+)
+def test_catalogue_errors_name_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "catalogue.yaml"
+    path.write_text(text)
+    with pytest.raises(ListError) as info:
+        load_catalogue(path)
+    assert str(path) in str(info.value) and message in str(info.value)

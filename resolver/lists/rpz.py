@@ -6,6 +6,11 @@ BIND and Unbound. Actions: ``CNAME .`` NXDOMAIN (BLOCK), ``CNAME *.`` NODATA,
 is local data (REWRITE). rpz-ip, rpz-nsdname, rpz-nsip and rpz-client-ip triggers are
 reported as unsupported. ``$ORIGIN`` and ``$TTL`` are honoured; owners are relative to the
 origin (the zone apex when the file has none).
+
+One deliberate difference from BIND and Unbound (pinned by the Unbound differential test):
+there, an existing trigger such as ``ok.bad.example`` hides an enclosing ``*.bad.example``
+for names below it (RFC 4592 closest encloser); lachan keeps applying the enclosing wildcard,
+because its index merges many sources and a list entry must never remove protection.
 """
 
 from __future__ import annotations

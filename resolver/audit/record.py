@@ -134,10 +134,11 @@ def sign(record: AuditRecord, key: Ed25519PrivateKey) -> AuditRecord:
     return replace(record, sig=base64.b64encode(sig).decode("ascii"))
 
 
-def signature_ok(record: AuditRecord, key: Ed25519PublicKey) -> bool:
-    """True if ``record.sig`` is a valid signature of its body by ``key``."""
+def signature_ok(record: AuditRecord, key: Ed25519PublicKey, signed: bytes | None = None) -> bool:
+    """True if ``record.sig`` signs its body (``signed``: those canonical bytes, if known)."""
+    message = signed if signed is not None else canonical_bytes(record.body())
     try:
-        key.verify(base64.b64decode(record.sig, validate=True), canonical_bytes(record.body()))
+        key.verify(base64.b64decode(record.sig, validate=True), message)
     except (InvalidSignature, binascii.Error, ValueError):
         return False
     return True

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from resolver.audit.canonical import GENESIS, canonical_bytes
+from resolver.audit.canonical import GENESIS, canonical_bytes, sha256_hex
 from resolver.audit.keys import key_id
 from resolver.audit.record import AuditRecord, record_from_json, signature_ok
 from resolver.errors import AuditError
@@ -53,35 +53,47 @@ def _lines(data: bytes) -> Iterator[tuple[int, bytes, bool]]:
         start, number = end + 1, number + 1
 
 
-def _parse(raw: bytes) -> AuditRecord:
+@dataclass(frozen=True, slots=True)
+class _Line:
+    record: AuditRecord
+    signed: bytes  # the canonical body the signature covers
+    digest: str  # SHA-256 of the line, what the next record must link to
+
+
+def _parse(raw: bytes) -> _Line:
     try:
         obj = json.loads(raw)
     except ValueError:
         raise AuditError("not valid JSON") from None
     record = record_from_json(obj)
-    if canonical_bytes(obj) != raw:
+    body = record.body()
+    # The line must be exactly what the writer produces: canonical bytes of the record's own
+    # fields, so its hash is the one the next record links to and no byte is unexplained.
+    if canonical_bytes(obj, check=False) != raw or {**body, "sig": record.sig} != obj:
         raise AuditError("not in canonical form (sorted keys, no spaces): edited by hand?")
-    return record
+    return _Line(record, canonical_bytes(body, check=False), sha256_hex(raw))
 
 
-def _link_problem(record: AuditRecord, prev: AuditRecord | None) -> str | None:
+def _link_problem(record: AuditRecord, prev: _Line | None) -> str | None:
     if prev is None:
         if record.seq != 0 or record.prev != GENESIS:
             return "first record does not start the chain (records before it were removed?)"
         return None
-    if record.prev != prev.digest():
+    if record.prev != prev.digest:
         return "does not link to the record before it (a record was changed, removed or moved)"
-    if record.seq != prev.seq + 1:
-        return f"sequence {record.seq} does not follow {prev.seq}"
-    if (record.site, record.instance) != (prev.site, prev.instance):
+    last = prev.record
+    if record.seq != last.seq + 1:
+        return f"sequence {record.seq} does not follow {last.seq}"
+    if (record.site, record.instance) != (last.site, last.instance):
         return "site or instance differs from the records before it"
-    if record.period_start < prev.period_end:
+    if record.period_start < last.period_end:
         return "period overlaps or precedes the record before it"
     return None
 
 
-def _sig_problem(record: AuditRecord, key: Ed25519PublicKey | None) -> str | None:
-    if key is None or signature_ok(record, key):
+def _sig_problem(line: _Line, key: Ed25519PublicKey | None) -> str | None:
+    record = line.record
+    if key is None or signature_ok(record, key, line.signed):
         return None
     if record.key_id != key_id(key):
         return f"signed by key {record.key_id}, not by the given key {key_id(key)}"
@@ -89,15 +101,15 @@ def _sig_problem(record: AuditRecord, key: Ed25519PublicKey | None) -> str | Non
 
 
 def _check_line(
-    raw: bytes, complete: bool, prev: AuditRecord | None, key: Ed25519PublicKey | None
-) -> AuditRecord:
+    raw: bytes, complete: bool, prev: _Line | None, key: Ed25519PublicKey | None
+) -> _Line:
     if not complete:
         raise AuditError(f"torn last line ({len(raw)} bytes, no newline): an interrupted write")
-    record = _parse(raw)
-    problem = _sig_problem(record, key) or _link_problem(record, prev)
+    line = _parse(raw)
+    problem = _sig_problem(line, key) or _link_problem(line.record, prev)
     if problem:
         raise AuditError(problem)
-    return record
+    return line
 
 
 def verify_ledger(path: Path, key: Ed25519PublicKey | None = None) -> VerifyResult:
@@ -109,12 +121,14 @@ def verify_ledger(path: Path, key: Ed25519PublicKey | None = None) -> VerifyResu
     records: list[AuditRecord] = []
     notices: list[str] = []
     problem = Problem(1, "empty ledger") if not data else None
+    prev: _Line | None = None
     for number, raw, complete in _lines(data):
         try:
-            record = _check_line(raw, complete, records[-1] if records else None, key)
+            prev = _check_line(raw, complete, prev, key)
         except AuditError as exc:
             problem = Problem(number, str(exc))
             break
+        record = prev.record
         if record.recovered:
             notices.append(f"line {number}: the writer cut a torn tail before it: "
                            f"{dict(record.recovered)}")  # fmt: skip

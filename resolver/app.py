@@ -1,8 +1,7 @@
-"""Server lifecycle: build the pipeline from config, open listeners, serve, drain, stop.
+"""Server lifecycle: build the pipeline from config, open listeners, serve, reload, drain, stop.
 
-Reads top to bottom as startup -> serve -> graceful drain -> shutdown. The Resolver is
-reached through a getter so that a reload can swap a whole new one in while listeners and
-in-flight queries keep theirs.
+Reads top to bottom as startup -> serve -> reload -> graceful drain -> shutdown. One Resolver
+lives as long as the process; a reload swaps its serving snapshot, never its sockets or cache.
 """
 
 from __future__ import annotations
@@ -15,19 +14,60 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from prometheus_client.registry import CollectorRegistry
+
+from . import __version__
+from .acl import Acl
 from .cache import Cache
 from .config import Config, Listener
+from .errors import LachanError
+from .metrics import SiteLabels, register
+from .metrics_http import MetricsServer, parse_address
 from .pipeline import Resolver
+from .ratelimit import RateLimiter
+from .sdnotify import Notifier, watchdog_interval
+from .state import ServingState, build_state
+from .stats import LabelSets, Stats
 from .transport.tcp import TcpConnection, TcpServerState
 from .transport.udp import UdpListener
 
 log = logging.getLogger(__name__)
 
+ConfigLoader = Callable[[], Config]
 
-def build_resolver(config: Config, clock: Callable[[], float] = time.monotonic) -> Resolver:
-    """The query pipeline for a config (upstreams must already be resolved)."""
+
+def label_sets(config: Config, state: ServingState) -> LabelSets:
+    """The bounded label vocabularies metrics may carry, from config and lists."""
+    return LabelSets(
+        categories=frozenset(getattr(state.index, "categories", ()))
+        | {"keyword", "deny", "bypass"},
+        profiles=frozenset(state.profiles),
+        upstreams=frozenset(str(u) for u in config.upstreams),
+        sources=frozenset(getattr(getattr(state.index, "info", None), "sources", {}) or {}),
+    )
+
+
+def build_resolver(
+    config: Config,
+    state: ServingState,
+    stats: Stats,
+    clock: Callable[[], float] = time.monotonic,
+) -> Resolver:
+    """The query pipeline for a config whose upstreams are already resolved."""
     cache = Cache(config.cache, clock)
-    return Resolver(cache, config.upstreams, config.forward, config.serve, clock)
+    stats.cache_size = cache.__len__
+    limiter = RateLimiter(config.ratelimit, clock=clock) if config.ratelimit else None
+    return Resolver(
+        cache,
+        config.upstreams,
+        config.forward,
+        config.serve,
+        clock,
+        state,
+        stats,
+        Acl(config.acl),
+        limiter,
+    )
 
 
 @dataclass
@@ -39,14 +79,10 @@ class Server:
     reuse_port: bool = False
     udp: list[UdpListener] = field(default_factory=list)
     tcp_servers: list[asyncio.base_events.Server] = field(default_factory=list)
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.tcp_state = TcpServerState(self.config.tcp)
-
-    def current_resolver(self) -> Resolver:
-        return self.resolver
 
     async def start(self) -> None:
         for listener in self.config.listeners:
@@ -61,33 +97,47 @@ class Server:
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in listener.host else socket.AF_INET
         udp_socket = _udp_socket(listener, family, self.reuse_port)
-        protocol = UdpListener(self.current_resolver, self.tasks)
+        where = (listener.host, udp_socket.getsockname()[1])
+        protocol = UdpListener(self.resolver, where)
         await loop.create_datagram_endpoint(lambda: protocol, sock=udp_socket)
         self.udp.append(protocol)
         server = await loop.create_server(
-            lambda: TcpConnection(self.current_resolver, self.tcp_state, self.tasks),
+            lambda: TcpConnection(self.resolver, self.tcp_state, where),
             host=listener.host,
-            port=listener.port,
+            port=where[1],
             family=family,
             reuse_port=self.reuse_port or None,
             backlog=1024,
         )
         self.tcp_servers.append(server)
 
-    async def serve_until_stopped(self) -> None:
-        await self.stopping.wait()
+    def reload(self, load: ConfigLoader) -> bool:
+        """Re-read config, profiles and lists; swap them in if valid, else keep serving."""
+        try:
+            config = load()
+            state = build_state(config)
+        except LachanError as exc:
+            log.error("reload failed, still serving the previous configuration: %s", exc)
+            self.resolver.stats.record_reload(False, time.time())
+            return False
+        if config.listeners != self.config.listeners or config.upstreams != self.config.upstreams:
+            log.warning("reload: listener and upstream changes take effect after a restart")
+        self.resolver.swap_state(state, Acl(config.acl))
+        self.resolver.stats.labels = label_sets(self.config, state)
+        self.resolver.stats.record_reload(True, time.time())
+        log.info("reloaded: policy %s, index %s", state.policy_digest, state.index_digest or "none")
+        return True
 
     async def stop(self, grace: float = 2.0) -> None:
         """Stop accepting, let in-flight queries finish within ``grace``, then close."""
         for server in self.tcp_servers:
             server.close()
-        if self.tasks:
-            await asyncio.wait(list(self.tasks), timeout=grace)
+        deadline = time.monotonic() + grace
+        while self.resolver.inflight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         for protocol in self.udp:
             protocol.close()
         self.tcp_state.close_all()
-        for task in list(self.tasks):
-            task.cancel()
         self.resolver.close()
 
 
@@ -108,27 +158,81 @@ def _udp_socket(listener: Listener, family: int, reuse_port: bool) -> socket.soc
     return sock
 
 
-async def serve(config: Config, ready: Callable[[Server], None] | None = None) -> None:
-    """Run a server until SIGTERM or SIGINT."""
-    server = Server(config, build_resolver(config))
+def start_metrics(config: Config, stats: Stats) -> MetricsServer | None:
+    """The /metrics endpoint, if configured; a busy port is logged, never fatal for DNS."""
+    if not config.metrics_listen:
+        return None
+    registry = CollectorRegistry(auto_describe=True)
+    register(
+        registry,
+        stats.snapshot,
+        SiteLabels(config.site.id, config.site.kind),
+        version=__version__,
+        started_at=time.time(),
+    )
+    server = MetricsServer(registry, parse_address(config.metrics_listen))
+    try:
+        address = server.start()
+    except LachanError as exc:
+        log.error("metrics endpoint not started: %s", exc)
+        return None
+    log.info("metrics on http://%s/metrics", address)
+    return server
+
+
+async def serve(
+    config: Config, load: ConfigLoader, ready: Callable[[Server], None] | None = None
+) -> None:
+    """Run a server until SIGTERM or SIGINT; SIGHUP reloads."""
+    notifier = Notifier.from_env(unset=True)
+    state = await asyncio.get_running_loop().run_in_executor(None, build_state, config)
+    stats = Stats(label_sets(config, state))
+    server = Server(config, build_resolver(config, state, stats))
     await server.start()
+    metrics = start_metrics(config, stats)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, server.stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: _reload(server, load, notifier))
+    _start_watchdog(notifier)
+    notifier.ready(status="serving")
     if ready is not None:
         ready(server)
     try:
-        await server.serve_until_stopped()
+        await server.stopping.wait()
     finally:
         log.info("lachan stopping")
+        notifier.stopping()
         await server.stop()
+        if metrics is not None:
+            metrics.stop()
 
 
-def run(config: Config) -> None:
+def _reload(server: Server, load: ConfigLoader, notifier: Notifier) -> None:
+    notifier.reloading(status="reloading")
+    ok = server.reload(load)
+    notifier.ready(status="serving" if ok else "serving; last reload failed")
+
+
+def _start_watchdog(notifier: Notifier) -> None:
+    """Ping systemd's watchdog from inside the event loop: a stuck loop stops the pings."""
+    interval = watchdog_interval()
+    if interval is None:
+        return
+    loop = asyncio.get_running_loop()
+
+    def ping() -> None:
+        notifier.watchdog()
+        loop.call_later(interval, ping)
+
+    ping()
+
+
+def run(config: Config, load: ConfigLoader) -> None:
     """Serve on uvloop when it is installed (about 4x the stdlib loop's throughput)."""
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        asyncio.run(serve(config))
+        asyncio.run(serve(config, load))
         return
-    uvloop.run(serve(config))
+    uvloop.run(serve(config, load))

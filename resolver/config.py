@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .acl import AclConfig, acl_config
 from .cache import CachePolicy
 from .config_read import Reader, in_range, ip_address, one_of, split_host_port
 from .errors import ConfigError
+from .metrics_http import parse_address
 from .pipeline import ServePolicy
+from .querylog import QueryLogConfig
+from .ratelimit import RateLimitConfig, ratelimit_config
 from .transport.tcp import TcpPolicy
 from .upstream import ForwardPolicy, UpstreamAddress
 
@@ -42,6 +47,25 @@ class Site:
 
 
 @dataclass(frozen=True, slots=True)
+class ListsSettings:
+    """Where the catalogue and compiled lists live; None means the bundled default."""
+
+    enabled: bool = True
+    catalogue: Path | None = None
+    state_dir: Path | None = None
+    refresh_interval: int = 0  # seconds between in-process refreshes; 0 = only on SIGHUP
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSettings:
+    """The signed hourly ledger (off unless ``ledger`` and ``key`` are set)."""
+
+    ledger: Path | None = None
+    key: Path | None = None
+    period: int = 3600
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: str
     site: Site = Site()
@@ -52,10 +76,22 @@ class Config:
     cache: CachePolicy = CachePolicy()
     serve: ServePolicy = ServePolicy()
     tcp: TcpPolicy = TcpPolicy()
+    lists: ListsSettings = ListsSettings()
+    policies_dir: Path | None = None
+    clients: dict[str, Any] = field(default_factory=dict, compare=False)
+    acl: AclConfig = AclConfig()
+    ratelimit: RateLimitConfig | None = None
+    metrics_listen: str | None = None
+    querylog: QueryLogConfig | None = None
+    audit: AuditSettings = AuditSettings()
+    workers: int = 1
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
-_TOP_LEVEL = {"site", "listen", "upstreams", "upstream", "cache", "server", "tcp"}
+_TOP_LEVEL = {
+    "site", "listen", "upstreams", "upstream", "cache", "server", "tcp", "lists", "policies",
+    "clients", "acl", "ratelimit", "metrics", "querylog", "audit", "workers",
+}  # fmt: skip
 
 
 def load(path: Path | str | None = None) -> Config:
@@ -66,10 +102,12 @@ def load(path: Path | str | None = None) -> Config:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{name}: cannot read: {exc.strerror or exc}") from None
-    return parse(text, name)
+    return parse(text, name, file.parent if path is not None else None)
 
 
-def parse(text: str, source: str) -> Config:
+def parse(text: str, source: str, base: Path | None = None) -> Config:
+    """Parse config text; relative paths in it are taken from ``base`` (the file's folder)."""
+    base = base or Path.cwd()
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -91,6 +129,15 @@ def parse(text: str, source: str) -> Config:
         cache=_cache(root.section("cache")),
         serve=_serve(root.section("server")),
         tcp=_tcp(root.section("tcp")),
+        lists=_lists(root.section("lists"), base),
+        policies_dir=_policies_dir(root.section("policies"), base),
+        clients=root.section("clients").value,
+        acl=_guarded(acl_config, root.value.get("acl"), source, problems, AclConfig()),
+        ratelimit=_ratelimit(root, source, problems),
+        metrics_listen=_metrics(root.section("metrics")),
+        querylog=_querylog(root.section("querylog"), base, problems),
+        audit=_audit(root.section("audit"), base),
+        workers=root.get("workers", 1, int, in_range(0, 256)) or (os.cpu_count() or 1),
         raw=root.value,
     )
     upstreams, from_resolv = _upstreams(root)
@@ -207,6 +254,90 @@ def _tcp(node: Reader) -> TcpPolicy:
             "max_inflight_per_connection", 64, int, in_range(1, 65_535)
         ),
     )
+
+
+def _path(node: Reader, key: str, base: Path) -> Path | None:
+    text = node.get(key, "", str)
+    return (base / Path(text).expanduser()) if text else None
+
+
+def _lists(node: Reader, base: Path) -> ListsSettings:
+    node.reject_unknown({"enabled", "catalogue", "state_dir", "refresh_interval"})
+    return ListsSettings(
+        enabled=node.get("enabled", True, bool),
+        catalogue=_path(node, "catalogue", base),
+        state_dir=_path(node, "state_dir", base),
+        refresh_interval=node.get("refresh_interval", 0, int, in_range(0, 30 * 86_400)),
+    )
+
+
+def _policies_dir(node: Reader, base: Path) -> Path | None:
+    node.reject_unknown({"dir"})
+    return _path(node, "dir", base)
+
+
+def _guarded(build: Any, section: Any, source: str, problems: list[str], default: Any) -> Any:
+    """Run another module's validator, folding its ConfigError into our problem list."""
+    try:
+        return build(section, source)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        return default
+
+
+def _ratelimit(root: Reader, source: str, problems: list[str]) -> RateLimitConfig | None:
+    # Rate limiting is on when the section is present (even empty: the defaults).
+    if not root.has("ratelimit"):
+        return None
+    section = root.value.get("ratelimit") or {}
+    return _guarded(ratelimit_config, section, source, problems, None)
+
+
+def _metrics(node: Reader) -> str | None:
+    node.reject_unknown({"listen"})
+    listen = node.get("listen", "", str)
+    if listen:
+        try:
+            parse_address(listen)
+        except (ConfigError, ValueError) as exc:
+            node.problem(str(exc), node.child_path("listen"))
+            return None
+    return listen or None
+
+
+def _querylog(node: Reader, base: Path, problems: list[str]) -> QueryLogConfig | None:
+    known = {
+        "path",
+        "rotate",
+        "max_bytes",
+        "retention_days",
+        "client",
+        "ipv4_prefix",
+        "ipv6_prefix",
+    }
+    node.reject_unknown(known)
+    path = _path(node, "path", base)
+    if path is None:
+        return None  # privacy by default: no per-query log unless an operator asks
+    values = {k: node.value[k] for k in known - {"path"} if k in node.value}
+    try:
+        return QueryLogConfig(path=path, **values)
+    except (ConfigError, TypeError) as exc:
+        lines = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
+        problems.extend(f"{node.source}: {line}" for line in lines)
+        return None
+
+
+def _audit(node: Reader, base: Path) -> AuditSettings:
+    node.reject_unknown({"ledger", "key", "period"})
+    settings = AuditSettings(
+        ledger=_path(node, "ledger", base),
+        key=_path(node, "key", base),
+        period=node.get("period", 3600, int, in_range(60, 86_400)),
+    )
+    if (settings.ledger is None) != (settings.key is None):
+        node.problem("ledger and key must be given together")
+    return settings
 
 
 # -- command-line overrides and resolv.conf ----------------------------------------------

@@ -1,26 +1,51 @@
-"""The query pipeline: the order of stages for one query lives in ``Resolver.answer_now``.
+"""The query pipeline: the order of stages for one query lives in ``Resolver.answer``.
 
-Everything that can be answered without the network (a malformed query, a cache hit, and
-later a block or a rewrite) is answered synchronously, so a transport can reply inside its
-``datagram_received`` with no task or coroutine. Only a cache miss returns the parsed query,
-and the transport then awaits ``Resolver.resolve`` for it.
+Everything that can be answered without the network (a malformed query, a refused client,
+a block, the canary, a cache hit) is answered synchronously, so a transport replies inside
+its ``datagram_received`` with no task or coroutine. Only a cache miss goes to the
+upstreams, and its answer arrives later through a ``deliver`` callback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from . import synth
+from .acl import Acl, AclAction
+from .blocks import EDE_PROHIBITED  # noqa: F401 - re-exported for transports and tests
 from .cache import Cache
 from .forward import Deliver, Dispatcher, Exchange
+from .policy import ALLOW, Block, Canary, Profile, Rewrite, decide, decide_cname_chain
+from .policy.clients import EcsError, parse_ecs
+from .ratelimit import RateLimiter, Verdict, any_answer, truncated
 from .response import ScannedAnswer, question_end, scan_answer
+from .rewrite import REWRITE_MARK, rewritten, target_key
+from .stats import QTYPE_INDEX, QTYPE_OTHER, Stats
 from .upstream import ForwardPolicy, UpstreamAddress, build_upstream_query
-from .wire import SERVFAIL, Query, Unanswerable, WireError, parse_query
+from .wire import (
+    FORMERR,
+    SERVFAIL,
+    TYPE_ANY,
+    Query,
+    Unanswerable,
+    WireError,
+    parse_query,
+    text_to_wire,
+    wire_to_text,
+)
+
+if TYPE_CHECKING:  # state.py builds on config.py, which imports ServePolicy from here
+    from .state import ServingState
 
 log = logging.getLogger(__name__)
+
+UDP, TCP = 0, 1
+_BLOCK_MEMO_SECONDS = 1.0  # a block may change with the clock (schedules): re-decide each second
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +55,52 @@ class ServePolicy:
     memo_size: int = 50_000  # prepared UDP answers kept for repeated identical packets
 
 
+class ClientState:
+    """What a client address gets on one listener, until the next reload."""
+
+    __slots__ = ("profile", "memo", "allowed", "trusted_ecs")
+
+    def __init__(self, profile: Profile, memo: dict | None, allowed: bool, trusted_ecs: bool):
+        self.profile = profile
+        self.memo = memo  # the profile's prepared answers; None when they may not be used
+        self.allowed = allowed
+        self.trusted_ecs = trusted_ecs
+
+
+class Miss:
+    """A query that needs the upstreams, and what its answer must still go through."""
+
+    __slots__ = ("query", "profile", "received", "rewrite")
+
+    def __init__(self, query: Query, profile: Profile, received: float, rewrite: Rewrite | None):
+        self.query = query
+        self.profile = profile
+        self.received = received
+        self.rewrite = rewrite
+
+
+class _Waiter:
+    __slots__ = ("query", "transport", "deliver", "profile", "received", "rewrite")
+
+    def __init__(
+        self,
+        query: Query,
+        transport: int,
+        deliver: Deliver,
+        profile: Profile,
+        received: float,
+        rewrite: Rewrite | None,
+    ):
+        self.query = query
+        self.transport = transport
+        self.deliver = deliver
+        self.profile = profile
+        self.received = received
+        self.rewrite = rewrite
+
+
 class Resolver:
-    """Answers queries from the cache or the upstreams; shared by every transport."""
+    """Answers queries from policy, cache or upstreams; one per process, shared by transports."""
 
     def __init__(
         self,
@@ -40,101 +109,373 @@ class Resolver:
         forward_policy: ForwardPolicy,
         policy: ServePolicy,
         clock: Callable[[], float],
+        state: ServingState,
+        stats: Stats,
+        acl: Acl,
+        ratelimit: RateLimiter | None = None,
+        wallclock: Callable[[], float] = time.time,
     ) -> None:
         self.cache = cache
         self.dispatcher = Dispatcher(upstreams, forward_policy, clock, parse_reply, self._complete)
         self.policy = policy
         self.clock = clock
-        # Prepared UDP answers keyed by the query bytes after the ID: (valid_until, tail).
-        # A repeated identical query then costs one dict lookup and one concatenation.
-        self.memo: dict[bytes, tuple[float, bytes]] = {}
+        self.wallclock = wallclock
+        self.stats = stats
+        self.acl = acl
+        self.ratelimit = ratelimit
+        self.state = state
+        self._memos: dict[str, dict[bytes, tuple]] = {}
+        self._client_tables: list[dict[str, ClientState]] = []
         self._inflight: dict[bytes, Exchange] = {}
         self.dropped = 0
-        self.servfails = 0
-        self.formerrs = 0
 
-    # -- synchronous stages -------------------------------------------------------------
-    def answer_now(self, data: bytes, udp: bool) -> bytes | Query | None:
-        """Bytes to send now, a Query that needs the upstream, or None to stay silent."""
+    # -- snapshots --------------------------------------------------------------------------
+    def swap_state(self, state: ServingState, acl: Acl | None = None) -> None:
+        """Serve from a new snapshot; the cache stays, prepared answers and clients reset."""
+        self.state = state
+        if acl is not None:
+            self.acl = acl
+        for memo in self._memos.values():
+            memo.clear()
+        self._memos = {}
+        for table in self._client_tables:
+            table.clear()
+
+    def client_table(self) -> dict[str, ClientState]:
+        """A per-listener cache of ClientState by address (cleared in place on reload)."""
+        table: dict[str, ClientState] = {}
+        self._client_tables.append(table)
+        return table
+
+    def client(
+        self, table: dict[str, ClientState], ip: str, listener: tuple[str, int]
+    ) -> ClientState:
+        state = self.state
+        profile = state.clients.profile_for(ip, listener)
+        trusted_ecs = state.clients.trusts_ecs(ip)
+        memo = None
+        if self.ratelimit is None:
+            memo = self._memos.get(profile.name)
+            if memo is None:
+                memo = self._memos[profile.name] = {}
+        client = ClientState(profile, memo, self.acl.allows(ip), trusted_ecs)
+        if len(table) > 65_536:
+            table.clear()  # bounded under a spray of spoofed sources
+        table[ip] = client
+        return client
+
+    # -- synchronous stages -----------------------------------------------------------------
+    def answer(
+        self, data: bytes, client: ClientState, ip: str, transport: int
+    ) -> bytes | Miss | None:
+        """Bytes to send now, a Miss for ``start_miss``, or None to stay silent.
+
+        Order, and why: parse first (nothing else can trust the bytes); the access list and
+        rate limit before any work is spent on a client we will not serve; the policy before
+        the cache, because a cached answer must still be blocked when a schedule starts.
+        """
+        received = self.clock()
         try:
             query = parse_query(data)
         except Unanswerable:
-            self.dropped += 1
+            self.stats.record_answer(transport, "dropped", "none", "none", 0.0)
             return None
         except WireError as exc:
-            self.formerrs += 1
+            self.stats.record_answer(transport, "formerr", "none", "none", 0.0)
             return synth.error(data, exc.rcode, exc.query, self.policy.udp_size)
+        self.stats.record_query(transport, query.qtype)
+        limited = self._admit(query, client, ip, transport)
+        if limited is not False:
+            return limited  # type: ignore[return-value]
+        profile = client.profile
+        if query.ecs is not None and client.trusted_ecs:
+            try:
+                profile = self.state.clients.profile_for(ip, ("", 0), parse_ecs(query.ecs))
+            except EcsError:
+                return synth.error(data, FORMERR, query, self.policy.udp_size)
+        decision = decide(profile, query.qname, query.qtype, self.wallclock(), self.state.index)
+        if decision is ALLOW:
+            return self._allowed(query, client, profile, transport, received)
+        if isinstance(decision, Block):
+            if decision.monitor_only:
+                # Monitor-only (piloting): count what would have been blocked, answer as usual.
+                self.stats.record_answer(
+                    transport, "monitored", decision.category, profile.name, 0.0
+                )
+                return self._allowed(query, client, profile, transport, received)
+            return self._blocked(query, decision, client, profile, transport, received)
+        if isinstance(decision, Rewrite):
+            return self._rewrite(query, decision, client, profile, transport, received)
+        assert isinstance(decision, Canary)
+        texts = self.state.canary_texts(profile, self.wallclock())
+        self.stats.record_answer(
+            transport, "allowed", "none", profile.name, self.clock() - received
+        )
+        return self.state.blocks.canary(query, texts)
+
+    def _admit(
+        self, query: Query, client: ClientState, ip: str, transport: int
+    ) -> bytes | None | bool:
+        """False to go on; else the answer (or None) for a refused or rate-limited query."""
+        if not client.allowed:
+            self.stats.record_answer(transport, "refused", "none", "none", 0.0)
+            return None if self.acl.action is AclAction.DROP else self.state.blocks.refused(query)
+        limiter = self.ratelimit
+        if limiter is None or transport == TCP:
+            return False
+        verdict = limiter.check(ip)
+        if verdict is Verdict.DROP:
+            self.stats.record_answer(transport, "ratelimited", "none", "none", 0.0)
+            return None
+        if verdict is Verdict.TRUNCATE:
+            self.stats.record_answer(transport, "ratelimited", "none", "none", 0.0)
+            return truncated(query.data)
+        if query.qtype == TYPE_ANY:
+            return any_answer(query.data, limiter.config.any_mode) or False
+        return False
+
+    def _blocked(
+        self,
+        query: Query,
+        block: Block,
+        client: ClientState,
+        profile: Profile,
+        transport: int,
+        received: float,
+    ) -> bytes | None:
+        response = self.state.blocks.answer(query, block)
+        self.stats.record_answer(
+            transport, "blocked", block.category, profile.name, self.clock() - received
+        )
+        if response is not None and transport == UDP:
+            response = synth.fit_udp(response, query, self.policy.udp_size)
+            self._remember(
+                query,
+                client,
+                profile,
+                response,
+                self.clock() + _BLOCK_MEMO_SECONDS,
+                ("blocked", block.category, profile.name),
+            )
+        return response
+
+    def _allowed(
+        self, query: Query, client: ClientState, profile: Profile, transport: int, received: float
+    ) -> bytes | Miss | None:
         now = self.clock()
         entry = self.cache.get(query.key, now)
         if entry is None:
-            return query
+            self.stats.cache_misses += 1
+            return Miss(query, profile, received, None)
+        self.stats.cache_hits += 1
+        answer = entry.answer
+        if answer.cname_targets:
+            cloaked = self._cloaked(query, answer, profile, transport, received)
+            if cloaked is not None:
+                return cloaked
         response = synth.from_answer(
-            query, entry.answer, entry.body_at(now, self.cache.policy), self.policy.udp_size
+            query, answer, entry.body_at(now, self.cache.policy), self.policy.udp_size
         )
-        if udp:
+        self.stats.record_answer(
+            transport, "allowed", "none", profile.name, self.clock() - received
+        )
+        if transport == UDP:
             response = synth.fit_udp(response, query, self.policy.udp_size)
-            next_second = entry.stored + int(now - entry.stored) + 1
-            self._remember(data, response, min(next_second, entry.expires))
+            until = min(entry.stored + int(now - entry.stored) + 1, entry.expires)
+            self._remember(
+                query, client, profile, response, until, ("allowed", "none", profile.name)
+            )
         return response
 
-    def _remember(self, data: bytes, response: bytes, valid_until: float) -> None:
-        memo = self.memo
+    def _cloaked(
+        self, query: Query, answer: ScannedAnswer, profile: Profile, transport: int, received: float
+    ) -> bytes | None:
+        names = [wire_to_text(t).lower() for t in answer.cname_targets]
+        block = decide_cname_chain(profile, names, self.wallclock(), self.state.index)
+        if block is None or block.monitor_only:
+            return None
+        response = self.state.blocks.answer(query, block)
+        self.stats.record_answer(
+            transport, "blocked", block.category, profile.name, self.clock() - received
+        )
+        return response if response is not None else b""
+
+    def _rewrite(
+        self,
+        query: Query,
+        rewrite: Rewrite,
+        client: ClientState,
+        profile: Profile,
+        transport: int,
+        received: float,
+    ) -> bytes | Miss:
+        now = self.clock()
+        entry = self.cache.get(query.key + REWRITE_MARK, now)
+        if entry is not None:
+            response = self._rewrite_response(
+                query, entry.answer, entry.body_at(now, self.cache.policy), rewrite, transport
+            )
+            self.stats.record_answer(
+                transport, "rewritten", "none", profile.name, self.clock() - received
+            )
+            self.stats.record_rewrite(rewrite.engine)
+            if transport == UDP:
+                until = min(entry.stored + int(now - entry.stored) + 1, entry.expires)
+                self._remember(
+                    query, client, profile, response, until, ("rewritten", "none", profile.name)
+                )
+            return response
+        return Miss(query, profile, received, rewrite)
+
+    def _rewrite_response(
+        self, query: Query, answer: ScannedAnswer, body: bytes, rewrite: Rewrite, transport: int
+    ) -> bytes:
+        response = synth.from_answer(query, answer, body, self.policy.udp_size)
+        if query.edns:  # replace our plain OPT with one carrying EDE 4 Forged Answer
+            ede = synth.ede_option(
+                rewrite.ede, rewrite.extra_text or f"lachan: safe search ({rewrite.engine})"
+            )
+            response = response[:-11] + synth.opt_record(
+                self.policy.udp_size, answer.rcode, query.do, ede
+            )
+        return (
+            synth.fit_udp(response, query, self.policy.udp_size) if transport == UDP else response
+        )
+
+    def _remember(
+        self,
+        query: Query,
+        client: ClientState,
+        profile: Profile,
+        response: bytes,
+        valid_until: float,
+        answer_key: tuple[str, str, str],
+    ) -> None:
+        memo = client.memo
+        if memo is None or profile is not client.profile:
+            return  # ECS chose another profile: the packet alone no longer decides the answer
         if len(memo) >= self.policy.memo_size:
             memo.clear()
-        memo[data[2:]] = (valid_until, response[2:])
+        qidx = QTYPE_INDEX.get(query.qtype, QTYPE_OTHER)
+        memo[query.data[2:]] = (valid_until, response[2:], answer_key, qidx)
 
-    # -- the cache miss: the one stage that waits --------------------------------------
-    def start_miss(self, query: Query, udp: bool, deliver: Deliver) -> None:
-        """Ask the upstreams (once per key in flight); ``deliver`` gets the answer bytes."""
-        exchange = self._inflight.get(query.key)
-        if exchange is None:
-            if len(self._inflight) >= self.policy.max_inflight:
-                self.dropped += 1  # bounded memory under a flood of unique names
-                return
-            message = build_upstream_query(query.key, query.flags, query.do, self.policy.udp_size)
-            exchange = Exchange(query.key, message)
-            self._inflight[query.key] = exchange
-            exchange.waiters.append((query, udp, deliver))
-            self.dispatcher.start(exchange)
-            return
-        exchange.waiters.append((query, udp, deliver))
+    def count_prepared(self, prepared: tuple) -> None:
+        """Stats for an answer served from the memo (one query, one answer, ~0 latency)."""
+        stats = self.stats
+        stats.queries[UDP][prepared[3]] += 1
+        answers = stats.answers
+        key = prepared[2]
+        answers[key] = answers.get(key, 0) + 1
+        stats.durations[UDP][0] += 1
+        stats.cache_hits += 1
 
-    def can_start_miss(self) -> bool:
-        """Room for another miss? (start_miss also checks; this lets TCP pause early.)"""
+    # -- the cache miss: the one stage that waits -------------------------------------------
+    def start_miss(self, miss: Miss, transport: int, deliver: Deliver) -> bool:
+        """Ask the upstreams (once per key in flight); ``deliver`` gets the answer bytes.
+
+        False when the miss was dropped (too many in flight): nothing will be delivered.
+        """
+        query, rewrite = miss.query, miss.rewrite
+        key = query.key if rewrite is None else target_key(query.key, text_to_wire(rewrite.target))
+        waiter = _Waiter(query, transport, deliver, miss.profile, miss.received, rewrite)
+        exchange = self._inflight.get(key)
+        if exchange is not None:
+            exchange.waiters.append(waiter)
+            return True
         if len(self._inflight) >= self.policy.max_inflight:
-            self.dropped += 1
+            self.dropped += 1  # bounded memory under a flood of unique names
+            self.stats.record_answer(transport, "dropped", "none", miss.profile.name, 0.0)
             return False
+        message = build_upstream_query(key, query.flags, query.do, self.policy.udp_size)
+        exchange = Exchange(key, message)
+        self._inflight[key] = exchange
+        exchange.waiters.append(waiter)
+        self.dispatcher.start(exchange)
         return True
 
-    async def resolve(self, query: Query, udp: bool) -> bytes:
-        """``start_miss`` as a coroutine, for callers that already run in a task."""
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    def can_start_miss(self) -> bool:
+        """Room for another miss? (TCP pauses reading early when there is not.)"""
+        return len(self._inflight) < self.policy.max_inflight
+
+    async def resolve(self, miss: Miss, transport: int) -> bytes | None:
+        """``start_miss`` as a coroutine (TCP clients, explain); None if it was dropped."""
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self.start_miss(query, udp, future.set_result)
-        if not future.done() and query.key not in self._inflight:
-            return synth.error(query.data, SERVFAIL, query, self.policy.udp_size)
+        if not self.start_miss(miss, transport, future.set_result):
+            return None
         return await future
 
     def _complete(self, exchange: Exchange, answer: ScannedAnswer | None) -> None:
         del self._inflight[exchange.key]
         if answer is None:
-            for query, udp, deliver in exchange.waiters:
-                deliver(self._failure_answer(query, udp))
+            for waiter in exchange.waiters:
+                self._deliver(
+                    waiter, self._failure_answer(waiter.query, waiter.transport), "servfail", "none"
+                )
             return
         entry = self.cache.put(exchange.key, answer)
         body = entry.body_at(self.clock(), self.cache.policy) if entry else answer.body
-        udp_size = self.policy.udp_size
-        for query, udp, deliver in exchange.waiters:
-            response = synth.from_answer(query, answer, body, udp_size)
-            deliver(synth.fit_udp(response, query, udp_size) if udp else response)
+        for waiter in exchange.waiters:
+            if waiter.rewrite is not None:
+                self._complete_rewrite(waiter, exchange.key, answer)
+                continue
+            query = waiter.query
+            if answer.cname_targets:
+                cloaked = self._cloaked(
+                    query, answer, waiter.profile, waiter.transport, waiter.received
+                )
+                if cloaked is not None:
+                    waiter.deliver(cloaked)
+                    continue
+            response = synth.from_answer(query, answer, body, self.policy.udp_size)
+            if waiter.transport == UDP:
+                response = synth.fit_udp(response, query, self.policy.udp_size)
+            self._deliver(waiter, response, "allowed", "none")
 
-    def _failure_answer(self, query: Query, udp: bool) -> bytes:
+    def _complete_rewrite(self, waiter: _Waiter, key: bytes, target: ScannedAnswer) -> None:
+        query, rewrite = waiter.query, waiter.rewrite
+        assert rewrite is not None
+        try:
+            answer = rewritten(query.key, key[:-5], target, self.cache.policy.max_ttl)
+        except Exception:  # a target answer dnslib cannot re-encode: fail closed, not open
+            log.exception("safe-search rewrite of %s failed", query.qname)
+            self._deliver(
+                waiter,
+                synth.error(query.data, SERVFAIL, query, self.policy.udp_size),
+                "servfail",
+                "none",
+            )
+            return
+        entry = self.cache.put(query.key + REWRITE_MARK, answer)
+        body = entry.body_at(self.clock(), self.cache.policy) if entry else answer.body
+        self.stats.record_rewrite(rewrite.engine)
+        self._deliver(
+            waiter,
+            self._rewrite_response(query, answer, body, rewrite, waiter.transport),
+            "rewritten",
+            "none",
+        )
+
+    def _deliver(self, waiter: _Waiter, response: bytes, action: str, category: str) -> None:
+        self.stats.record_answer(
+            waiter.transport, action, category, waiter.profile.name, self.clock() - waiter.received
+        )
+        waiter.deliver(response)
+
+    def _failure_answer(self, query: Query, transport: int) -> bytes:
         stale = self.cache.get_stale(query.key, self.clock())
         if stale is not None:
             response = synth.from_answer(
                 query, stale.answer, stale.stale_body(self.cache.policy), self.policy.udp_size
             )
-            return synth.fit_udp(response, query, self.policy.udp_size) if udp else response
-        self.servfails += 1
+            return (
+                synth.fit_udp(response, query, self.policy.udp_size)
+                if transport == UDP
+                else response
+            )
         log.debug("SERVFAIL for %s: no upstream answered", query.qname)
         return synth.error(query.data, SERVFAIL, query, self.policy.udp_size)
 

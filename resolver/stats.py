@@ -34,7 +34,7 @@ QTYPE_INDEX: dict[int, int] = {code: QTYPE_CLASSES.index(n) for code, n in _QTYP
 QTYPE_OTHER = QTYPE_CLASSES.index("other")
 
 ACTIONS: tuple[str, ...] = ("allowed", "blocked", "rewritten", "refused", "servfail", "formerr")
-ACTIONS += ("dropped", "ratelimited")
+ACTIONS += ("dropped", "ratelimited", "monitored")
 ENGINES = ("google", "youtube", "bing", "duckduckgo", "yandex", "ecosia", "pixabay", "brave")
 BYPASS_KINDS = ("canary", "private_relay", "doh", "vpn", "proxy", "tor")
 UPSTREAM_FAILURE_REASONS = ("timeout", "network", "servfail", "refused", "malformed")

@@ -9,6 +9,7 @@ import click
 
 from .. import app, config
 from ..errors import ConfigError, LachanError
+from ..state import load_policies
 
 
 def _fail(error: LachanError) -> None:
@@ -50,14 +51,19 @@ def serve(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    try:
+
+    def load() -> config.Config:
         cfg = config.load(config_path)
         cfg = config.with_overrides(cfg, listen, upstream)
-        cfg = config.resolve_upstreams(cfg)
+        return config.resolve_upstreams(cfg)
+
+    try:
+        cfg = load()
+        load_policies(cfg)  # fail fast on a bad profile, before binding anything
     except LachanError as exc:
         _fail(exc)
     try:
-        app.run(cfg)
+        app.run(cfg, load)
     except OSError as exc:
         click.echo(f"lachan: cannot serve: {exc}", err=True)
         sys.exit(1)
@@ -68,7 +74,7 @@ def serve(
 def check_config(path: str) -> None:
     """Validate a config file: one line per problem, exit 1 if any."""
     try:
-        config.load(path)
+        load_policies(config.load(path))
     except LachanError as exc:
         _fail(exc)
     click.echo(f"{path}: ok")

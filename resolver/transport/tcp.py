@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..pipeline import Resolver
-from ..wire import Query
+from ..pipeline import TCP, ClientState, Miss, Resolver
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +36,15 @@ class TcpConnection(asyncio.Protocol):
 
     def __init__(
         self,
-        resolver: Callable[[], Resolver],
+        resolver: Resolver,
         state: TcpServerState,
-        tasks: set[asyncio.Task[None]],
+        listener: tuple[str, int],
     ) -> None:
         self._resolver = resolver
+        self._listener = listener
+        self._client: ClientState | None = None
+        self._peer = ""
         self._state = state
-        self._tasks = tasks
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
         self._inflight = 0
@@ -54,6 +54,8 @@ class TcpConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self._peer = peer[0] if peer else ""
         if len(self._state.connections) >= self._state.policy.max_connections:
             self._state.rejected += 1
             transport.abort()  # type: ignore[attr-defined]
@@ -80,42 +82,39 @@ class TcpConnection(asyncio.Protocol):
             self._answer(message)
 
     def _answer(self, message: bytes) -> None:
-        resolver = self._resolver()
+        resolver = self._resolver
         try:
-            result = resolver.answer_now(message, False)
+            client = self._client
+            if client is None:
+                client = self._client = resolver.client({}, self._peer, self._listener)
+            result = resolver.answer(message, client, self._peer, TCP)
         except Exception:
             log.exception("error answering a TCP query")
             self.close()
             return
         if result is None:
             return
-        if isinstance(result, Query):
+        if isinstance(result, Miss):
             self._start_miss(resolver, result)
         else:
             self._send(result)
 
-    def _start_miss(self, resolver: Resolver, query: Query) -> None:
-        if not resolver.can_start_miss():
+    def _start_miss(self, resolver: Resolver, miss: Miss) -> None:
+        # Answers may go out in any order (RFC 7766 7): each is sent as it completes.
+        if not resolver.start_miss(miss, TCP, self._miss_done):
             return
         self._inflight += 1
         if self._inflight >= self._state.policy.max_inflight_per_connection and self._transport:
             self._transport.pause_reading()
             self._paused = True
-        task = asyncio.get_running_loop().create_task(self._miss(resolver, query))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
-    async def _miss(self, resolver: Resolver, query: Query) -> None:
-        try:
-            self._send(await resolver.resolve(query, False))
-        except Exception:
-            log.exception("error resolving a TCP query")
-        finally:
-            self._inflight -= 1
-            if self._paused and self._transport is not None:
-                self._paused = False
-                self._transport.resume_reading()
-            self._last_activity = asyncio.get_running_loop().time()
+    def _miss_done(self, response: bytes) -> None:
+        self._inflight -= 1
+        self._send(response)
+        if self._paused and self._transport is not None:
+            self._paused = False
+            self._transport.resume_reading()
+        self._last_activity = asyncio.get_running_loop().time()
 
     def _send(self, response: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():

@@ -1,14 +1,12 @@
-"""DNS over UDP: answer hits inside ``datagram_received``; only misses become tasks."""
+"""DNS over UDP: answer hits inside ``datagram_received``; misses complete by callback."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from functools import partial
 
-from ..pipeline import Resolver
-from ..wire import Query
+from ..pipeline import UDP, Miss, Resolver
 
 log = logging.getLogger(__name__)
 
@@ -16,33 +14,39 @@ log = logging.getLogger(__name__)
 class UdpListener(asyncio.DatagramProtocol):
     """One UDP socket. The fast path is inlined here on purpose: it is the hottest code."""
 
-    def __init__(self, resolver: Callable[[], Resolver], tasks: set[asyncio.Task[None]]) -> None:
-        self._resolver = resolver  # a getter: a reload swaps the Resolver under us
-        self._tasks = tasks
+    def __init__(self, resolver: Resolver, listener: tuple[str, int]) -> None:
+        self._resolver = resolver
+        self._listener = listener
+        self._clients = resolver.client_table()  # cleared in place when a reload swaps state
         self._transport: asyncio.DatagramTransport | None = None
-        self.received = 0
         self.errors = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
-        self.received += 1
-        resolver = self._resolver()
-        prepared = resolver.memo.get(data[2:])
-        if prepared is not None and prepared[0] > resolver.clock():
-            self._transport.sendto(data[:2] + prepared[1], addr)  # type: ignore[union-attr]
-            return
+        resolver = self._resolver
+        client = self._clients.get(addr[0])
+        if client is not None and client.memo is not None:
+            # An identical packet from a client of the same profile was answered within the
+            # last second: resend that answer under this query's ID.
+            prepared = client.memo.get(data[2:])
+            if prepared is not None and prepared[0] > resolver.clock():
+                self._transport.sendto(data[:2] + prepared[1], addr)  # type: ignore[union-attr]
+                resolver.count_prepared(prepared)
+                return
         try:
-            result = resolver.answer_now(data, True)
+            if client is None:
+                client = resolver.client(self._clients, addr[0], self._listener)
+            result = resolver.answer(data, client, addr[0], UDP)
+            if result is None:
+                return
+            if isinstance(result, Miss):
+                resolver.start_miss(result, UDP, partial(self._reply, addr))
+                return
         except Exception:  # a bug must cost one query, never the listener
             self.errors += 1
             log.exception("error answering a UDP query")
-            return
-        if result is None:
-            return
-        if isinstance(result, Query):
-            resolver.start_miss(result, True, partial(self._reply, addr))
             return
         self._transport.sendto(result, addr)  # type: ignore[union-attr]
 
@@ -52,7 +56,7 @@ class UdpListener(asyncio.DatagramProtocol):
             transport.sendto(response, addr)
 
     def error_received(self, exc: Exception) -> None:
-        # ICMP errors for replies we sent (client went away): nothing to do.
+        # ICMP errors for replies we sent (the client went away): nothing to do.
         log.debug("UDP error: %s", exc)
 
     def close(self) -> None:

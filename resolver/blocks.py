@@ -1,0 +1,163 @@
+"""Synthesised answers that never reach an upstream: blocks, the canary, refusals.
+
+Every record's owner is a compression pointer to the question (offset 12), so the bytes after
+the question do not depend on the name asked: they are built once per shape (mode, type
+family, TTL, EDE text, EDNS/DO) and reused for every blocked name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from .policy.decision import AnswerMode, Block
+from .synth import ede_option, opt_record
+from .wire import (
+    CD,
+    HEADER_LEN,
+    NOERROR,
+    NXDOMAIN,
+    QR,
+    RA,
+    RD,
+    REFUSED,
+    TYPE_A,
+    TYPE_AAAA,
+    TYPE_SOA,
+    TYPE_TXT,
+    Query,
+    text_to_wire,
+)
+
+_QUESTION_POINTER = b"\xc0\x0c"
+_CLASS_IN = b"\x00\x01"
+# The SOA of synthesised negative answers: a name under .arpa that no one else serves.
+_SOA_MNAME = text_to_wire("lachan.arpa")
+_SOA_RNAME = text_to_wire("block.lachan.arpa")
+EDE_PROHIBITED = 18  # RFC 8914: the client is not allowed to use this resolver
+
+
+class BlockAnswers:
+    """Prebuilt answer bodies; one instance per serving snapshot (profiles may change)."""
+
+    def __init__(self, udp_size: int, block_pages: dict[str, tuple[bytes | None, bytes | None]]):
+        self.udp_size = udp_size
+        self._block_pages = block_pages  # profile -> (A rdata, AAAA rdata) of its block page
+        self._bodies: dict[tuple[object, ...], tuple[int, bytes]] = {}
+
+    def answer(self, query: Query, block: Block) -> bytes | None:
+        """The wire answer for a blocked query, or None when the rule says drop."""
+        mode = block.mode
+        if mode is AnswerMode.DROP:
+            return None
+        family = query.qtype if query.qtype in (TYPE_A, TYPE_AAAA) else 0
+        shape = (
+            mode,
+            family,
+            block.ttl,
+            block.ede,
+            block.extra_text,
+            block.profile,
+            query.edns,
+            query.do,
+        )
+        built = self._bodies.get(shape)
+        if built is None:
+            if len(self._bodies) > 4096:
+                self._bodies.clear()
+            built = self._bodies[shape] = self._build(query, block, family)
+        flags_and_counts, body = built
+        return _assemble(query, flags_and_counts, body)
+
+    def _build(self, query: Query, block: Block, family: int) -> tuple[int, bytes]:
+        mode = block.mode
+        opt = self._opt(query, block.ede, block.extra_text, 0)
+        if mode is AnswerMode.REFUSED:
+            return _shape(REFUSED, 0, 0, opt), opt
+        if mode is AnswerMode.NXDOMAIN:
+            return _shape(NXDOMAIN, 0, 1, opt), soa_record(block.ttl) + opt
+        address = self._address(mode, family, block.profile)
+        if address is None:  # NODATA, or NULL/BLOCKPAGE for a type without an address
+            return _shape(NOERROR, 0, 1, opt), soa_record(block.ttl) + opt
+        rtype = TYPE_A if len(address) == 4 else TYPE_AAAA
+        return _shape(NOERROR, 1, 0, opt), record(rtype, block.ttl, address) + opt
+
+    def _address(self, mode: AnswerMode, family: int, profile: str) -> bytes | None:
+        if family == 0 or mode is AnswerMode.NODATA:
+            return None
+        if mode is AnswerMode.NULL:
+            return bytes(4) if family == TYPE_A else bytes(16)
+        if mode is AnswerMode.BLOCKPAGE:
+            v4, v6 = self._block_pages.get(profile, (None, None))
+            return v4 if family == TYPE_A else v6
+        return None
+
+    def _opt(self, query: Query, ede: int, text: str, rcode: int) -> bytes:
+        if not query.edns:
+            return b""
+        return opt_record(self.udp_size, rcode, query.do, ede_option(ede, text) if ede else b"")
+
+    def canary(self, query: Query, texts: tuple[str, ...]) -> bytes:
+        """TXT records for the status name (NODATA for other types), TTL 0: always fresh."""
+        opt = self._opt(query, 0, "", 0)
+        if query.qtype != TYPE_TXT:
+            return _assemble(query, _shape(NOERROR, 0, 1, opt), soa_record(0) + opt)
+        records = b"".join(record(TYPE_TXT, 0, _txt(text)) for text in texts)
+        return _assemble(query, _shape(NOERROR, len(texts), 0, opt), records + opt)
+
+    def refused(self, query: Query) -> bytes:
+        """REFUSED with EDE 18 Prohibited: the same size as the query or smaller, never more
+        than a few bytes above it, so a refused client cannot use us as an amplifier."""
+        opt = self._opt(query, EDE_PROHIBITED, "", 0)
+        return _assemble(query, _shape(REFUSED, 0, 0, opt), opt)
+
+
+def _shape(rcode: int, ancount: int, nscount: int, opt: bytes) -> int:
+    # rcode | ancount << 8 | nscount << 24 | arcount << 40, unpacked in _assemble
+    return rcode | ancount << 8 | nscount << 24 | (1 if opt else 0) << 40
+
+
+def _assemble(query: Query, shape: int, body: bytes) -> bytes:
+    data = query.data
+    flags = QR | RA | (((data[2] << 8) | data[3]) & (RD | CD)) | (shape & 0x0F)
+    counts = (
+        b"\x00\x01"
+        + ((shape >> 8) & 0xFFFF).to_bytes(2, "big")
+        + ((shape >> 24) & 0xFFFF).to_bytes(2, "big")
+        + ((shape >> 40) & 0xFFFF).to_bytes(2, "big")
+    )
+    return b"".join(
+        (data[0:2], flags.to_bytes(2, "big"), counts, data[HEADER_LEN : query.qend], body)
+    )
+
+
+def record(rtype: int, ttl: int, rdata: bytes) -> bytes:
+    """A record owned by the question name (a pointer to offset 12)."""
+    return b"".join(
+        (
+            _QUESTION_POINTER,
+            rtype.to_bytes(2, "big"),
+            _CLASS_IN,
+            ttl.to_bytes(4, "big"),
+            len(rdata).to_bytes(2, "big"),
+            rdata,
+        )
+    )
+
+
+def soa_record(ttl: int) -> bytes:
+    """An SOA whose TTL and MINIMUM are ``ttl``, so clients cache the block that long
+    (RFC 2308: the negative TTL is the smaller of the two)."""
+    numbers = b"".join(n.to_bytes(4, "big") for n in (1, 3600, 600, 86400, ttl))
+    return record(TYPE_SOA, ttl, _SOA_MNAME + _SOA_RNAME + numbers)
+
+
+def _txt(text: str) -> bytes:
+    raw = text.encode("utf-8")[:255]
+    return bytes((len(raw),)) + raw
+
+
+def block_page_rdata(v4: str | None, v6: str | None) -> tuple[bytes | None, bytes | None]:
+    return (
+        ipaddress.IPv4Address(v4).packed if v4 else None,
+        ipaddress.IPv6Address(v6).packed if v6 else None,
+    )

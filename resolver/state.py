@@ -1,0 +1,140 @@
+"""The serving snapshot: profiles, client map, blocklist index and prebuilt answers.
+
+A reload or a list refresh builds a whole new ``ServingState`` off the hot path and swaps one
+reference; queries in flight finish on the state they started with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+from .blocks import BlockAnswers, block_page_rdata
+from .config import Config
+from .coverage.canary import CanaryStatus, format_canary
+from .errors import ConfigError, ListError
+from .lists.catalogue import default_state_dir, load_catalogue
+from .lists.index import Index, open_index
+from .lists.match import ListMatch
+from .lists.snapshot import current_index, ensure_index
+from .policy import Profile, load_profiles
+from .policy.clients import ClientMap
+
+log = logging.getLogger(__name__)
+
+BUNDLED_POLICIES = Path(__file__).resolve().parents[1] / "policies"
+
+
+class EmptyIndex:
+    """Stands in when lists are off: nothing is listed."""
+
+    categories: tuple[str, ...] = ()
+
+    def lookup(self, name: str) -> ListMatch | None:
+        return None
+
+
+@dataclass(frozen=True)
+class ServingState:
+    """Everything a query's decision reads, immutable once built."""
+
+    profiles: dict[str, Profile]
+    clients: ClientMap
+    index: Index | EmptyIndex
+    index_digest: str
+    index_built_at: float
+    policy_digest: str
+    blocks: BlockAnswers
+    site_id: str
+    site_kind: str
+
+    @property
+    def single_profile(self) -> Profile | None:
+        """The one profile every client gets, when no mapping can choose another."""
+        clients = self.clients
+        if (
+            clients.networks.v4
+            or clients.networks.v6
+            or clients.listeners
+            or clients.listener_hosts
+        ):
+            return None
+        if clients.trusted_ecs.v4 or clients.trusted_ecs.v6:
+            return None
+        return clients.default
+
+    def canary_texts(self, profile: Profile, now: float) -> tuple[str, ...]:
+        status = CanaryStatus(
+            site=self.site_id,
+            profile=profile.name,
+            index=self.index_digest or "none",
+            index_age=max(0, int(now - self.index_built_at)) if self.index_built_at else 0,
+            version=__version__,
+            kind=self.site_kind,
+        )
+        return format_canary(status)
+
+
+def load_policies(config: Config) -> tuple[dict[str, Profile], ClientMap, str]:
+    """Profiles, the client map and a digest of the policy files; ConfigError if invalid."""
+    directory = config.policies_dir or BUNDLED_POLICIES
+    profiles = load_profiles(directory, config.site.timezone)
+    if not profiles:
+        raise ConfigError(f"{directory}: no profile (*.yaml) found")
+    clients = ClientMap.from_config(config.clients, profiles, config.source)
+    digest = hashlib.sha256()
+    for path in sorted(Path(directory).glob("*.yaml")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    digest.update(repr(sorted(config.clients.items())).encode())
+    return profiles, clients, "sha256:" + digest.hexdigest()[:16]
+
+
+def load_index(config: Config, compile_if_needed: bool = True) -> Index | EmptyIndex:
+    """The compiled index for the config's catalogue, compiling it once when needed."""
+    if not config.lists.enabled:
+        return EmptyIndex()
+    state_dir = config.lists.state_dir or default_state_dir()
+    catalogue = load_catalogue(config.lists.catalogue)
+    started = time.monotonic()
+    if compile_if_needed:
+        path = ensure_index(catalogue, state_dir)
+    else:
+        found = current_index(state_dir)
+        if found is None:
+            raise ListError(f"{state_dir}: no compiled index (run `lachan lists compile`)")
+        path = found
+    index = open_index(path)
+    log.info(
+        "blocklist index %s: %d names, ready in %.2f s",
+        path.name,
+        len(index),
+        time.monotonic() - started,
+    )
+    return index
+
+
+def build_state(config: Config, index: Index | EmptyIndex | None = None) -> ServingState:
+    """A complete serving snapshot; raises ConfigError or ListError and changes nothing."""
+    profiles, clients, policy_digest = load_policies(config)
+    if index is None:
+        index = load_index(config)
+    pages = {
+        name: block_page_rdata(p.answer.address_v4, p.answer.address_v6)
+        for name, p in profiles.items()
+    }
+    info = getattr(index, "info", None)
+    return ServingState(
+        profiles=profiles,
+        clients=clients,
+        index=index,
+        index_digest=f"sha256:{info.key[:16]}" if info is not None else "",
+        index_built_at=info.built_at if info is not None else 0.0,
+        policy_digest=policy_digest,
+        blocks=BlockAnswers(config.serve.udp_size, pages),
+        site_id=config.site.id,
+        site_kind=config.site.kind,
+    )

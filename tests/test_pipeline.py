@@ -12,10 +12,11 @@ import dns.message
 import dns.rcode
 import pytest
 
-from resolver.cache import Cache, CachePolicy
-from resolver.pipeline import Resolver, ServePolicy
-from resolver.upstream import ForwardPolicy, UpstreamAddress
-from resolver.wire import Query
+from resolver import config
+from resolver.app import build_resolver
+from resolver.pipeline import TCP, UDP, Miss, Resolver
+from resolver.state import build_state
+from resolver.stats import Stats
 from tests.stub_upstream import StubUpstream
 
 
@@ -37,12 +38,14 @@ def upstream() -> Iterator[StubUpstream]:
 def make(upstream: StubUpstream) -> Callable[..., tuple[Resolver, StubUpstream, FakeClock]]:
     def build(**cache_policy: int) -> tuple[Resolver, StubUpstream, FakeClock]:
         clock = FakeClock()
-        cache = Cache(CachePolicy(**cache_policy), clock)
-        address = UpstreamAddress(upstream.host, upstream.port)
-        resolver = Resolver(
-            cache, (address,), ForwardPolicy(attempt_timeout=0.2), ServePolicy(), clock
-        )
-        return resolver, upstream, clock
+        cache = "".join(f"  {k}: {v}\n" for k, v in cache_policy.items())
+        text = f"upstreams: ['{upstream.address}']\nupstream: {{timeout: 0.2}}\n"
+        if "stale_window" in cache_policy:
+            cache += "  serve_stale: true\n"
+        if cache_policy.get("capacity"):
+            cache = cache.replace("capacity", "size")
+        cfg = config.parse(text + ("cache:\n" + cache if cache else ""), "test.yaml")
+        return build_resolver(cfg, build_state(cfg), Stats(), clock), upstream, clock
 
     return build
 
@@ -67,21 +70,29 @@ def run_in(resolver: Resolver, coroutine: Awaitable[T]) -> T:
     return asyncio.run(main())
 
 
+LISTENER = ("127.0.0.1", 53)
+
+
+def answer(resolver: Resolver, data: bytes, udp: bool = True) -> bytes | Miss | None:
+    client = resolver.client(resolver.client_table(), "127.0.0.1", LISTENER)
+    return resolver.answer(data, client, "127.0.0.1", UDP if udp else TCP)
+
+
 def ask(resolver: Resolver, data: bytes, udp: bool = True) -> dns.message.Message:
-    result = resolver.answer_now(data, udp)
-    if isinstance(result, Query):
-        result = run_in(resolver, resolver.resolve(result, udp))
+    result = answer(resolver, data, udp)
+    if isinstance(result, Miss):
+        result = run_in(resolver, resolver.resolve(result, UDP if udp else TCP))
     assert isinstance(result, bytes)
     return dns.message.from_wire(result)
 
 
 def test_miss_then_hit_with_countdown(make: Make) -> None:
     resolver, stub, clock = make()
-    assert isinstance(resolver.answer_now(wire(), True), Query)
+    assert isinstance(answer(resolver, wire()), Miss)
     first = ask(resolver, wire())
     assert first.answer[0].ttl == 300 and stub.count("www.example.test") == 1
     clock.now += 7.5
-    hit = resolver.answer_now(wire(), True)
+    hit = answer(resolver, wire())
     assert isinstance(hit, bytes)
     assert dns.message.from_wire(hit).answer[0].ttl == 293 and stub.count("www.example.test") == 1
 
@@ -109,9 +120,9 @@ def test_concurrent_identical_misses_are_coalesced(make: Make) -> None:
     stub.mode, stub.delay = "slow", 0.05
 
     async def main() -> list[bytes]:
-        queries = [resolver.answer_now(wire(), True) for _ in range(20)]
-        assert all(isinstance(q, Query) for q in queries)
-        return await asyncio.gather(*(resolver.resolve(q, True) for q in queries))  # type: ignore[arg-type]
+        queries = [answer(resolver, wire()) for _ in range(20)]
+        assert all(isinstance(q, Miss) for q in queries)
+        return await asyncio.gather(*(resolver.resolve(q, UDP) for q in queries))  # type: ignore[arg-type]
 
     answers = run_in(resolver, main())
     assert stub.count("www.example.test") == 1
@@ -123,7 +134,6 @@ def test_all_upstreams_failing_is_servfail_never_nxdomain(make: Make) -> None:
     stub.mode = "servfail"
     got = ask(resolver, wire(use_edns=0))
     assert got.rcode() == dns.rcode.SERVFAIL and got.question and got.edns == 0
-    assert resolver.servfails == 1
 
 
 def test_coalesced_failure_reaches_every_waiter(make: Make) -> None:
@@ -131,8 +141,8 @@ def test_coalesced_failure_reaches_every_waiter(make: Make) -> None:
     stub.mode = "servfail"
 
     async def main() -> list[bytes]:
-        queries = [resolver.answer_now(wire(), False) for _ in range(5)]
-        return await asyncio.gather(*(resolver.resolve(q, False) for q in queries))  # type: ignore[arg-type]
+        queries = [answer(resolver, wire(), False) for _ in range(5)]
+        return await asyncio.gather(*(resolver.resolve(q, TCP) for q in queries))  # type: ignore[arg-type]
 
     rcodes = {dns.message.from_wire(a).rcode() for a in run_in(resolver, main())}
     assert rcodes == {dns.rcode.SERVFAIL} and stub.count("www.example.test") == 2  # 2 attempts
@@ -176,7 +186,7 @@ def test_negative_answers_are_cached(make: Make) -> None:
 )
 def test_malformed_answered_synchronously(make: Make, data: bytes, rcode: int) -> None:
     resolver, stub, _ = make()
-    result = resolver.answer_now(data, True)
+    result = answer(resolver, data)
     assert isinstance(result, bytes) and stub.count("www.example.test") == 0
     assert dns.message.from_wire(result).rcode() == rcode
 
@@ -185,7 +195,7 @@ def test_responses_are_never_answered(make: Make) -> None:
     resolver, _, _ = make()
     reply = bytearray(wire())
     reply[2] |= 0x80
-    assert resolver.answer_now(bytes(reply), True) is None and resolver.dropped == 1
+    assert answer(resolver, bytes(reply)) is None
 
 
 def test_udp_truncation_of_a_cached_big_answer(make: Make) -> None:
@@ -197,32 +207,34 @@ def test_udp_truncation_of_a_cached_big_answer(make: Make) -> None:
 
 
 def test_memo_entry_expires_at_the_next_second(make: Make) -> None:
-    resolver, _, clock = make()
+    resolver, stub, clock = make()
     ask(resolver, wire())
     data = wire()
     clock.now += 0.25
-    resolver.answer_now(data, True)
-    until, tail = resolver.memo[data[2:]]
+    client = resolver.client(resolver.client_table(), "127.0.0.1", LISTENER)
+    resolver.answer(data, client, "127.0.0.1", UDP)
+    assert client.memo is not None
+    until, tail = client.memo[data[2:]][:2]
     assert until == 5001.0
     assert dns.message.from_wire(data[:2] + tail).answer[0].ttl == 300
 
 
 def test_inflight_limit(upstream: StubUpstream) -> None:
     clock = FakeClock()
-    address = UpstreamAddress(upstream.host, upstream.port)
-    policy = ServePolicy(max_inflight=1)
-    resolver = Resolver(Cache(CachePolicy(), clock), (address,), ForwardPolicy(), policy, clock)
+    cfg = config.parse(f"upstreams: ['{upstream.address}']\nserver: {{max_inflight: 1}}", "t.yaml")
+    resolver = build_resolver(cfg, build_state(cfg), Stats(), clock)
     upstream.mode = "drop"
     got: list[bytes] = []
 
     async def main() -> None:
-        first = resolver.answer_now(wire("one.example.test"), True)
-        second = resolver.answer_now(wire("two.example.test"), True)
-        assert isinstance(first, Query) and isinstance(second, Query)
-        resolver.start_miss(first, True, got.append)
+        first = answer(resolver, wire("one.example.test"))
+        second = answer(resolver, wire("two.example.test"))
+        assert isinstance(first, Miss) and isinstance(second, Miss)
+        assert resolver.start_miss(first, UDP, got.append)
         assert not resolver.can_start_miss()
-        resolver.start_miss(second, True, got.append)  # dropped: no answer, ever
-        assert resolver.dropped == 2
+        assert not resolver.start_miss(second, UDP, got.append)  # dropped: never answered
+        assert resolver.dropped == 1
+        resolver.close()
 
-    run_in(resolver, main())
+    asyncio.run(main())
     assert got == [] and upstream.count("two.example.test") == 0

@@ -50,3 +50,29 @@ def lachan(stub: StubUpstream, tmp_path: Path) -> Iterator[LachanFactory]:
         process.stop()
         if not getattr(process, "expect_errors", False):
             process.assert_clean_log()
+
+
+@pytest.fixture(scope="module")
+def module_stub() -> Iterator[StubUpstream]:
+    """One stub for a whole test module (use unique names per test: counts are shared)."""
+    with StubUpstream() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def module_lachan(
+    module_stub: StubUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LachanProcess]:
+    """One lachan serving the module's stub on 127.0.0.1 and ::1, default config."""
+    process = LachanProcess(tmp_path_factory.mktemp("lachan"), [module_stub.address]).start()
+    yield process
+    assert process.alive(), f"lachan died during the module:\n{process.stderr()}"
+    process.stop()
+    process.assert_clean_log()
+
+
+@pytest.fixture
+def fresh_stub(module_stub: StubUpstream) -> Iterator[StubUpstream]:
+    """The module stub, back in normal mode after the test."""
+    yield module_stub
+    module_stub.mode = "normal"

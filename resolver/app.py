@@ -10,6 +10,7 @@ import asyncio
 import logging
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from . import __version__
 from .acl import Acl
+from .audit_feed import AuditFeed
 from .cache import Cache
 from .config import Config, Listener
 from .errors import LachanError
@@ -52,6 +54,7 @@ def build_resolver(
     state: ServingState,
     stats: Stats,
     clock: Callable[[], float] = time.monotonic,
+    wallclock: Callable[[], float] = time.time,
 ) -> Resolver:
     """The query pipeline for a config whose upstreams are already resolved."""
     cache = Cache(config.cache, clock)
@@ -176,24 +179,35 @@ def start_metrics(config: Config, stats: Stats) -> MetricsServer | None:
     except LachanError as exc:
         log.error("metrics endpoint not started: %s", exc)
         return None
-    log.info("metrics on http://%s/metrics", address)
+    log.info("metrics on http://%s:%d/metrics", address.host, address.port)
     return server
 
 
 async def serve(
-    config: Config, load: ConfigLoader, ready: Callable[[Server], None] | None = None
+    config: Config,
+    load: ConfigLoader,
+    ready: Callable[[Server], None] | None = None,
+    wallclock: Callable[[], float] = time.time,
 ) -> None:
-    """Run a server until SIGTERM or SIGINT; SIGHUP reloads."""
+    """Run a server until SIGTERM or SIGINT (or ``server.stopping``); SIGHUP reloads.
+
+    ``wallclock`` is the time policy decisions see (schedules); tests inject a fake one.
+    Signal handlers are only installed in the main thread (tests run servers in threads).
+    """
     notifier = Notifier.from_env(unset=True)
     state = await asyncio.get_running_loop().run_in_executor(None, build_state, config)
     stats = Stats(label_sets(config, state))
-    server = Server(config, build_resolver(config, state, stats))
+    server = Server(config, build_resolver(config, state, stats, wallclock=wallclock))
     await server.start()
     metrics = start_metrics(config, stats)
+    audit = AuditFeed.open(config, stats.snapshot, lambda: server.resolver.state)
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, server.stopping.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: _reload(server, load, notifier))
+    if audit is not None:
+        _every(loop, 10.0, audit.tick)
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, server.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: _reload(server, load, notifier))
     _start_watchdog(notifier)
     notifier.ready(status="serving")
     if ready is not None:
@@ -204,6 +218,8 @@ async def serve(
         log.info("lachan stopping")
         notifier.stopping()
         await server.stop()
+        if audit is not None:
+            audit.close()  # the open period is recorded, not lost
         if metrics is not None:
             metrics.stop()
 
@@ -212,6 +228,19 @@ def _reload(server: Server, load: ConfigLoader, notifier: Notifier) -> None:
     notifier.reloading(status="reloading")
     ok = server.reload(load)
     notifier.ready(status="serving" if ok else "serving; last reload failed")
+
+
+def _every(loop: asyncio.AbstractEventLoop, seconds: float, job: Callable[[], None]) -> None:
+    """Run ``job`` every ``seconds`` on the loop; a failing job is logged, never fatal."""
+
+    def run() -> None:
+        try:
+            job()
+        except Exception:
+            log.exception("periodic job failed")
+        loop.call_later(seconds, run)
+
+    loop.call_later(seconds, run)
 
 
 def _start_watchdog(notifier: Notifier) -> None:

@@ -58,13 +58,21 @@ class ServePolicy:
 class ClientState:
     """What a client address gets on one listener, until the next reload."""
 
-    __slots__ = ("profile", "memo", "allowed", "trusted_ecs")
+    __slots__ = ("profile", "memo", "allowed", "trusted_ecs", "proxy")
 
-    def __init__(self, profile: Profile, memo: dict | None, allowed: bool, trusted_ecs: bool):
+    def __init__(
+        self,
+        profile: Profile,
+        memo: dict | None,
+        allowed: bool,
+        trusted_ecs: bool,
+        proxy: bool = False,
+    ):
         self.profile = profile
         self.memo = memo  # the profile's prepared answers; None when they may not be used
         self.allowed = allowed
         self.trusted_ecs = trusted_ecs
+        self.proxy = proxy  # a trusted front end: its packets start with a PROXY v2 header
 
 
 class Miss:
@@ -154,11 +162,12 @@ class Resolver:
         profile = state.clients.profile_for(ip, listener)
         trusted_ecs = state.clients.trusts_ecs(ip)
         memo = None
-        if self.ratelimit is None:
+        proxy = state.clients.trusts_proxy(ip)
+        if self.ratelimit is None and not proxy:
             memo = self._memos.get(profile.name)
             if memo is None:
                 memo = self._memos[profile.name] = {}
-        client = ClientState(profile, memo, self.acl.allows(ip), trusted_ecs)
+        client = ClientState(profile, memo, proxy or self.acl.allows(ip), trusted_ecs, proxy)
         if len(table) > 65_536:
             table.clear()  # bounded under a spray of spoofed sources
         table[ip] = client

@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 
 from ..pipeline import TCP, ClientState, Miss, Resolver
+from ..proxyv2 import ProxyV2Error, parse_proxy_v2
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class TcpConnection(asyncio.Protocol):
         self._listener = listener
         self._client: ClientState | None = None
         self._peer = ""
+        self._expect_proxy = False
         self._state = state
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
@@ -61,6 +63,9 @@ class TcpConnection(asyncio.Protocol):
             transport.abort()  # type: ignore[attr-defined]
             return
         self._state.connections.add(self)
+        self._expect_proxy = (
+            self._resolver.state.clients.trusts_proxy(self._peer) if self._peer else False
+        )
         self._arm_idle_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -73,6 +78,8 @@ class TcpConnection(asyncio.Protocol):
         self._last_activity = asyncio.get_running_loop().time()
         buffer = self._buffer
         buffer += data
+        if self._expect_proxy and not self._read_proxy_header():
+            return
         while len(buffer) >= 2 and self._transport is not None:
             size = (buffer[0] << 8) | buffer[1]
             if len(buffer) < 2 + size:
@@ -80,6 +87,22 @@ class TcpConnection(asyncio.Protocol):
             message = bytes(buffer[2 : 2 + size])
             del buffer[: 2 + size]
             self._answer(message)
+
+    def _read_proxy_header(self) -> bool:
+        """Strip the PROXY v2 header a trusted front end sends first; False to wait or stop."""
+        try:
+            header = parse_proxy_v2(self._buffer)
+        except ProxyV2Error as exc:
+            log.debug("closing: malformed PROXY v2 header from %s: %s", self._peer, exc)
+            self.close()
+            return False
+        if header is None:
+            return False  # incomplete: wait for more bytes
+        del self._buffer[: header.length]
+        if header.source is not None:
+            self._peer = header.source[0]
+        self._expect_proxy = False
+        return True
 
     def _answer(self, message: bytes) -> None:
         resolver = self._resolver

@@ -7,6 +7,7 @@ import logging
 from functools import partial
 
 from ..pipeline import UDP, Miss, Resolver
+from ..proxyv2 import ProxyV2Error, parse_proxy_v2
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +19,7 @@ class UdpListener(asyncio.DatagramProtocol):
         self._resolver = resolver
         self._listener = listener
         self._clients = resolver.client_table()  # cleared in place when a reload swaps state
+        self._proxied = resolver.client_table()  # real clients behind a trusted front end
         self._transport: asyncio.DatagramTransport | None = None
         self.errors = 0
 
@@ -38,7 +40,14 @@ class UdpListener(asyncio.DatagramProtocol):
         try:
             if client is None:
                 client = resolver.client(self._clients, addr[0], self._listener)
-            result = resolver.answer(data, client, addr[0], UDP)
+            ip = addr[0]
+            if client.proxy:
+                unwrapped = self._unwrap(data, ip)
+                if unwrapped is None:
+                    return
+                data, ip = unwrapped
+                client = self._proxied.get(ip) or resolver.client(self._proxied, ip, self._listener)
+            result = resolver.answer(data, client, ip, UDP)
             if result is None:
                 return
             if isinstance(result, Miss):
@@ -49,6 +58,18 @@ class UdpListener(asyncio.DatagramProtocol):
             log.exception("error answering a UDP query")
             return
         self._transport.sendto(result, addr)  # type: ignore[union-attr]
+
+    def _unwrap(self, data: bytes, peer: str) -> tuple[bytes, str] | None:
+        """The DNS message and real client address inside a PROXY v2 datagram (dnsdist)."""
+        try:
+            header = parse_proxy_v2(data)
+        except ProxyV2Error as exc:
+            log.debug("dropping a malformed PROXY v2 datagram from %s: %s", peer, exc)
+            return None
+        if header is None:
+            return None  # a datagram cannot continue later: incomplete means malformed
+        source = header.source[0] if header.source is not None else peer
+        return bytes(data[header.length :]), source
 
     def _reply(self, addr: tuple, response: bytes) -> None:
         transport = self._transport

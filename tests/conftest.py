@@ -2,7 +2,7 @@
 
 ``stub``: a fresh StubUpstream (tests/stub_upstream.py) on 127.0.0.1, stopped after the test.
 ``lachan``: a factory ``lachan(upstreams=None, config=None, ipv6=True)`` starting the real
-server (forwarding to ``stub`` by default); every server it started is terminated after the
+server (``--upstream`` the ``stub`` by default; ``upstreams=[]`` passes no --upstream flag); every server it started is terminated after the
 test, and the test fails if the server logged a traceback or an error.
 """
 
@@ -39,7 +39,9 @@ def lachan(stub: StubUpstream, tmp_path: Path) -> Iterator[LachanFactory]:
         ipv6: bool = True,
         expect_errors: bool = False,
     ) -> LachanProcess:
-        process = LachanProcess(tmp_path, upstreams or [stub.address], config, ipv6)
+        process = LachanProcess(
+            tmp_path, [stub.address] if upstreams is None else upstreams, config, ipv6
+        )
         process.expect_errors = expect_errors  # type: ignore[attr-defined]
         started.append(process.start())
         return process

@@ -50,22 +50,27 @@ def _collect(inputs: Sequence[SourceInput], bits: dict[str, int]) -> dict[str, l
     table: dict[str, list[Slot | None]] = {}
     for src_index, src in enumerate(inputs):
         mask = bits[src.category]
+        made: dict[tuple[Scope, ListAction, tuple[tuple[str, str], ...]], Slot] = {}
         for name, scope, action, rewrite in src.rules:
             key = ("." + name)[::-1]
+            slot = made.get((scope, action, rewrite))
+            if slot is None:  # a source has a handful of distinct slots: build each once
+                wild = scope is Scope.WILDCARD
+                slot = (action, 0 if action is ALLOW else mask, src_index, wild, rewrite)
+                made[(scope, action, rewrite)] = slot
             slots = table.get(key)
             if slots is None:
-                slots = table[key] = [None, None]
-            slot = (
-                action,
-                0 if action is ALLOW else mask,
-                src_index,
-                scope is Scope.WILDCARD,
-                rewrite,
-            )
+                table[key] = [
+                    None if scope is Scope.WILDCARD else slot,
+                    None if scope is Scope.EXACT else slot,
+                ]
+                continue
             if scope is not Scope.WILDCARD:
-                slots[0] = _merge(slots[0], slot)
+                old = slots[0]
+                slots[0] = slot if old is None else _merge(old, slot)
             if scope is not Scope.EXACT:
-                slots[1] = _merge(slots[1], slot)
+                old = slots[1]
+                slots[1] = slot if old is None else _merge(old, slot)
     return table
 
 

@@ -80,7 +80,7 @@ def reverse_key(name: str) -> str:
 class Index:
     """A loaded index; lookups are synchronous, allocation-free on repeats, and thread-safe."""
 
-    def __init__(self, path: Path, *, memo_size: int = 8192) -> None:
+    def __init__(self, path: Path, *, memo_size: int = 4096) -> None:
         self._mm, self._view, header = _open_verified(Path(path))
         self.info = _info(Path(path), header)
         self.categories = self.info.categories
@@ -97,6 +97,7 @@ class Index:
         self._prefixes = self._trie.prefixes
         self._key_id = self._trie.key_id
         self._memo: dict[str | bytes, ListMatch | None] = {}
+        self._older: dict[str | bytes, ListMatch | None] = {}
         self._memo_size = memo_size
 
     def __len__(self) -> int:
@@ -107,24 +108,29 @@ class Index:
         hit = self._memo.get(name, _MISS)
         if hit is not _MISS:
             return hit  # type: ignore[return-value]
-        found = self._find(name)
-        self._remember(name, found)
-        return found
+        hit = self._older.get(name, _MISS)
+        found = self._find(name) if hit is _MISS else hit
+        self._remember(name, found)  # type: ignore[arg-type]
+        return found  # type: ignore[return-value]
 
     def lookup_wire(self, qname: bytes) -> ListMatch | None:
         """Same as lookup() for a lowercase uncompressed wire name (b"\\x03www...\\x00")."""
         hit = self._memo.get(qname, _MISS)
         if hit is not _MISS:
             return hit  # type: ignore[return-value]
-        found = self._find(from_wire(qname))
-        self._remember(qname, found)
-        return found
+        hit = self._older.get(qname, _MISS)
+        found = self._find(from_wire(qname)) if hit is _MISS else hit
+        self._remember(qname, found)  # type: ignore[arg-type]
+        return found  # type: ignore[return-value]
 
     def _remember(self, key: str | bytes, found: ListMatch | None) -> None:
-        memo = self._memo
-        if len(memo) >= self._memo_size:
-            memo.clear()  # a bounded memo with no per-hit bookkeeping; refills in microseconds
-        memo[key] = found
+        # Two generations instead of an LRU: no bookkeeping per hit, and a name asked for
+        # again within two generations survives the flip (DNS query streams are Zipf-like).
+        if len(self._memo) >= self._memo_size:
+            self._older = self._memo
+            self._memo = {}
+        if self._memo_size:
+            self._memo[key] = found
 
     def _find(self, name: str) -> ListMatch | None:
         key = ("." + name)[::-1]
@@ -166,7 +172,7 @@ class Index:
         return mask
 
 
-def open_index(path: Path | str, *, memo_size: int = 8192) -> Index:
+def open_index(path: Path | str, *, memo_size: int = 4096) -> Index:
     """Open and verify a compiled index; raise IndexError_ if it is corrupt or truncated."""
     return Index(Path(path), memo_size=memo_size)
 

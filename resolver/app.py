@@ -29,7 +29,7 @@ from .pipeline import Resolver
 from .ratelimit import RateLimiter
 from .sdnotify import Notifier, watchdog_interval
 from .state import ServingState, build_state
-from .stats import LabelSets, Stats
+from .stats import LabelSets, Snapshot, Stats
 from .transport.tcp import TcpConnection, TcpServerState
 from .transport.udp import UdpListener
 
@@ -114,20 +114,25 @@ class Server:
         )
         self.tcp_servers.append(server)
 
-    def reload(self, load: ConfigLoader) -> bool:
-        """Re-read config, profiles and lists; swap them in if valid, else keep serving."""
+    def reload(self, load: ConfigLoader, record: bool = True) -> bool:
+        """Re-read config, profiles and lists; swap them in if valid, else keep serving.
+
+        ``record`` is False in workers: the supervisor counts reloads once for all of them.
+        """
         try:
             config = load()
             state = build_state(config)
         except LachanError as exc:
             log.error("reload failed, still serving the previous configuration: %s", exc)
-            self.resolver.stats.record_reload(False, time.time())
+            if record:
+                self.resolver.stats.record_reload(False, time.time())
             return False
         if config.listeners != self.config.listeners or config.upstreams != self.config.upstreams:
             log.warning("reload: listener and upstream changes take effect after a restart")
         self.resolver.swap_state(state, Acl(config.acl))
         self.resolver.stats.labels = label_sets(self.config, state)
-        self.resolver.stats.record_reload(True, time.time())
+        if record:
+            self.resolver.stats.record_reload(True, time.time())
         log.info("reloaded: policy %s, index %s", state.policy_digest, state.index_digest or "none")
         return True
 
@@ -161,14 +166,14 @@ def _udp_socket(listener: Listener, family: int, reuse_port: bool) -> socket.soc
     return sock
 
 
-def start_metrics(config: Config, stats: Stats) -> MetricsServer | None:
+def start_metrics(config: Config, source: Callable[[], Snapshot]) -> MetricsServer | None:
     """The /metrics endpoint, if configured; a busy port is logged, never fatal for DNS."""
     if not config.metrics_listen:
         return None
     registry = CollectorRegistry(auto_describe=True)
     register(
         registry,
-        stats.snapshot,
+        source,
         SiteLabels(config.site.id, config.site.kind),
         version=__version__,
         started_at=time.time(),
@@ -199,11 +204,11 @@ async def serve(
     stats = Stats(label_sets(config, state))
     server = Server(config, build_resolver(config, state, stats, wallclock=wallclock))
     await server.start()
-    metrics = start_metrics(config, stats)
+    metrics = start_metrics(config, stats.snapshot)
     audit = AuditFeed.open(config, stats.snapshot, lambda: server.resolver.state)
     loop = asyncio.get_running_loop()
     if audit is not None:
-        _every(loop, 10.0, audit.tick)
+        every(loop, 10.0, audit.tick)
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, server.stopping.set)
@@ -230,7 +235,7 @@ def _reload(server: Server, load: ConfigLoader, notifier: Notifier) -> None:
     notifier.ready(status="serving" if ok else "serving; last reload failed")
 
 
-def _every(loop: asyncio.AbstractEventLoop, seconds: float, job: Callable[[], None]) -> None:
+def every(loop: asyncio.AbstractEventLoop, seconds: float, job: Callable[[], None]) -> None:
     """Run ``job`` every ``seconds`` on the loop; a failing job is logged, never fatal."""
 
     def run() -> None:

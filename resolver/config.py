@@ -340,6 +340,25 @@ def _audit(node: Reader, base: Path) -> AuditSettings:
     return settings
 
 
+@dataclass(frozen=True, slots=True)
+class ConfigSource:
+    """How to (re)load the running config: the file plus command-line overrides.
+
+    Picklable, so worker processes and reloads read the config exactly as the CLI did.
+    """
+
+    path: str | None = None
+    listen: tuple[str, ...] = ()
+    upstream: tuple[str, ...] = ()
+    workers: int | None = None
+
+    def __call__(self) -> Config:
+        config = with_overrides(load(self.path), self.listen, self.upstream)
+        if self.workers is not None:
+            config = dataclasses.replace(config, workers=self.workers or (os.cpu_count() or 1))
+        return resolve_upstreams(config)
+
+
 # -- command-line overrides and resolv.conf ----------------------------------------------
 def with_overrides(config: Config, listen: tuple[str, ...], upstream: tuple[str, ...]) -> Config:
     """Apply ``--listen``/``--upstream`` flags; bad values raise ConfigError naming the flag."""

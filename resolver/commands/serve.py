@@ -10,6 +10,7 @@ import click
 from .. import app, config
 from ..errors import ConfigError, LachanError
 from ..state import load_policies
+from ..supervisor import run_supervised
 
 
 def _fail(error: LachanError) -> None:
@@ -39,31 +40,39 @@ def _fail(error: LachanError) -> None:
     help="Forward here instead of the config's upstreams (repeatable; IPv6 in brackets).",
 )
 @click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="Worker processes sharing the ports (0: one per CPU). Default: the config's, else 1.",
+)
+@click.option(
     "--log-level",
     default="info",
     type=click.Choice(["debug", "info", "warning", "error"]),
     show_default=True,
 )
 def serve(
-    config_path: str | None, listen: tuple[str, ...], upstream: tuple[str, ...], log_level: str
+    config_path: str | None,
+    listen: tuple[str, ...],
+    upstream: tuple[str, ...],
+    workers: int | None,
+    log_level: str,
 ) -> None:
     """Run the resolver (the embedded default: 127.0.0.1:1053 and [::1]:1053)."""
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-
-    def load() -> config.Config:
-        cfg = config.load(config_path)
-        cfg = config.with_overrides(cfg, listen, upstream)
-        return config.resolve_upstreams(cfg)
-
+    load = config.ConfigSource(config_path, listen, upstream, workers)
     try:
         cfg = load()
         load_policies(cfg)  # fail fast on a bad profile, before binding anything
     except LachanError as exc:
         _fail(exc)
     try:
-        app.run(cfg, load)
+        if cfg.workers > 1:
+            run_supervised(cfg, load, cfg.workers)
+        else:
+            app.run(cfg, load)
     except OSError as exc:
         click.echo(f"lachan: cannot serve: {exc}", err=True)
         sys.exit(1)

@@ -75,11 +75,11 @@ MODES = (
 )
 
 
-def _pick_port(host: str, family: int) -> tuple[socket.socket, socket.socket]:
+def _pick_port(host: str, family: int, wanted: int = 0) -> tuple[socket.socket, socket.socket]:
     """A UDP and a TCP socket bound to the same free port (retrying the rare clash)."""
     for _ in range(100):
         udp = socket.socket(family, socket.SOCK_DGRAM)
-        udp.bind((host, 0))
+        udp.bind((host, wanted))
         port = udp.getsockname()[1]
         tcp = socket.socket(family, socket.SOCK_STREAM)
         tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -88,6 +88,8 @@ def _pick_port(host: str, family: int) -> tuple[socket.socket, socket.socket]:
         except OSError:
             udp.close()
             tcp.close()
+            if wanted:
+                raise
             continue
         return udp, tcp
     raise RuntimeError("no free port with both UDP and TCP available")
@@ -118,9 +120,9 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 class StubUpstream:
     """The stub server; a context manager (``start``/``stop`` also work)."""
 
-    def __init__(self, host: str = "127.0.0.1", seed: int = 1) -> None:
+    def __init__(self, host: str = "127.0.0.1", seed: int = 1, port: int = 0) -> None:
         self.host = host
-        self.port = 0
+        self.port = port  # 0: a free one; else this one (to bring a "dead" upstream back)
         self.mode = "normal"
         self.delay = 2.0
         self.flap_period = 0.5
@@ -142,7 +144,7 @@ class StubUpstream:
 
     def start(self) -> StubUpstream:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        udp, tcp = _pick_port(self.host, family)
+        udp, tcp = _pick_port(self.host, family, self.port)
         self.port = udp.getsockname()[1]
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)

@@ -200,6 +200,8 @@ def _upstreams(root: Reader) -> tuple[tuple[UpstreamAddress, ...], bool]:
             addresses.append(UpstreamAddress(host, port))
     if isinstance(root.value.get("upstreams"), str):
         root.problem("must be a list of upstreams or the word 'resolv.conf'", "upstreams")
+    elif root.value.get("upstreams") == []:
+        root.problem("must list at least one upstream", "upstreams")
     return tuple(addresses), not root.has("upstreams")
 
 

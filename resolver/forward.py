@@ -146,7 +146,7 @@ class Dispatcher:
     def _next_attempt(self, exchange: Exchange) -> None:
         exchange.attempt += 1
         exchange.token += 1
-        if exchange.attempt >= self._attempts:
+        if exchange.attempt >= self._attempts or not exchange.order:
             self.complete(exchange, None)
             return
         target = exchange.order[exchange.attempt % len(exchange.order)]

@@ -118,11 +118,6 @@ def test_unknown_top_level_key() -> None:
     assert found.startswith("lachan.yaml: colour: unknown key (known: ")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: config.py _upstreams accepts 'upstreams: []'; the server then starts with no "
-    "upstream and every cache miss fails inside the dispatcher",
-)
 def test_an_empty_upstream_list_is_rejected() -> None:
     # Without upstreams every cache miss would fail; say so when loading, not per query.
     assert problems("upstreams: []") == ["lachan.yaml: upstreams: must list at least one upstream"]

@@ -12,7 +12,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from prometheus_client.registry import CollectorRegistry
@@ -23,6 +23,8 @@ from .audit_feed import AuditFeed
 from .cache import Cache
 from .config import Config, Listener
 from .errors import LachanError
+from .lists.catalogue import default_state_dir, load_catalogue
+from .lists.fetch import Status, refresh
 from .metrics import SiteLabels, register
 from .metrics_http import MetricsServer, parse_address
 from .pipeline import Resolver
@@ -114,14 +116,17 @@ class Server:
         )
         self.tcp_servers.append(server)
 
-    def reload(self, load: ConfigLoader, record: bool = True) -> bool:
+    async def reload(self, load: ConfigLoader, record: bool = True) -> bool:
         """Re-read config, profiles and lists; swap them in if valid, else keep serving.
 
+        The new state (and any index compile) is built in a thread, off the event loop, so
+        queries keep being answered from the old state until the one-reference swap.
         ``record`` is False in workers: the supervisor counts reloads once for all of them.
         """
+        loop = asyncio.get_running_loop()
         try:
-            config = load()
-            state = build_state(config)
+            config = await loop.run_in_executor(None, load)
+            state = await loop.run_in_executor(None, build_state, config)
         except LachanError as exc:
             log.error("reload failed, still serving the previous configuration: %s", exc)
             if record:
@@ -212,7 +217,15 @@ async def serve(
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, server.stopping.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: _reload(server, load, notifier))
+        loop.add_signal_handler(
+            signal.SIGHUP, lambda: loop.create_task(_reload(server, load, notifier))
+        )
+    if config.lists.enabled and config.lists.refresh_interval:
+        every(
+            loop,
+            config.lists.refresh_interval,
+            lambda: loop.create_task(refresh_lists(config, stats, lambda: server.reload(load))),
+        )
     _start_watchdog(notifier)
     notifier.ready(status="serving")
     if ready is not None:
@@ -229,13 +242,40 @@ async def serve(
             metrics.stop()
 
 
-def _reload(server: Server, load: ConfigLoader, notifier: Notifier) -> None:
+async def _reload(server: Server, load: ConfigLoader, notifier: Notifier) -> None:
     notifier.reloading(status="reloading")
-    ok = server.reload(load)
+    ok = await server.reload(load)
     notifier.ready(status="serving" if ok else "serving; last reload failed")
 
 
-def every(loop: asyncio.AbstractEventLoop, seconds: float, job: Callable[[], None]) -> None:
+async def refresh_lists(
+    config: Config, stats: Stats, reload: Callable[[], Awaitable[object]]
+) -> None:
+    """Download due list sources off the loop; reload only when one of them changed.
+
+    A failed or implausible download keeps that source's last good copy (resolver.lists.fetch),
+    so a refresh can only add protection or keep it, never silently drop a source.
+    """
+    loop = asyncio.get_running_loop()
+    state_dir = config.lists.state_dir or default_state_dir()
+    try:
+        catalogue = await loop.run_in_executor(None, load_catalogue, config.lists.catalogue)
+        report = await loop.run_in_executor(None, lambda: refresh(catalogue, state_dir))
+    except LachanError as exc:
+        log.error("list refresh failed: %s", exc)
+        return
+    now = time.time()
+    for result in report.results:
+        if result.status is not Status.SKIPPED:
+            stats.record_refresh(result.source, result.status in _FRESH, now)
+    if report.changed:
+        await reload()
+
+
+_FRESH = (Status.UPDATED, Status.NOT_MODIFIED)
+
+
+def every(loop: asyncio.AbstractEventLoop, seconds: float, job: Callable[[], object]) -> None:
     """Run ``job`` every ``seconds`` on the loop; a failing job is logged, never fatal."""
 
     def run() -> None:

@@ -19,7 +19,15 @@ import time
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 
-from .app import ConfigLoader, Server, build_resolver, every, label_sets, start_metrics
+from .app import (
+    ConfigLoader,
+    Server,
+    build_resolver,
+    every,
+    label_sets,
+    refresh_lists,
+    start_metrics,
+)
 from .audit_feed import AuditFeed
 from .config import Config
 from .errors import LachanError
@@ -59,7 +67,9 @@ async def _worker(load: ConfigLoader, conn: multiprocessing.connection.Connectio
     await server.start()
     loop.add_signal_handler(signal.SIGTERM, server.stopping.set)
     loop.add_signal_handler(signal.SIGINT, lambda: None)  # the supervisor decides
-    loop.add_signal_handler(signal.SIGHUP, lambda: server.reload(load, record=False))
+    loop.add_signal_handler(
+        signal.SIGHUP, lambda: loop.create_task(server.reload(load, record=False))
+    )
     conn.send(("ready", os.getpid()))
     every(loop, _REPORT_INTERVAL, lambda: conn.send(("stats", stats.snapshot())))
     try:
@@ -111,6 +121,9 @@ class Supervisor:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stopping.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
+        if self.config.lists.enabled and self.config.lists.refresh_interval:
+            refresh = lambda: loop.create_task(refresh_lists(self.config, self.stats, self.reload))  # noqa: E731
+            every(loop, self.config.lists.refresh_interval, refresh)
         self._watchdog(loop)
         await self.stopping.wait()
         self.notifier.stopping()

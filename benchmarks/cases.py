@@ -11,7 +11,8 @@ from pathlib import Path
 import dnsperf
 import probe
 from data import Inputs
-from peers import LachanCaps, Peer, peer_argv
+from lachan_peer import LachanCaps
+from peers import Peer, peer_argv
 from procs import Proc, cpu_seconds, log, machine_busy_seconds, port_free, rss_kib
 
 
@@ -27,7 +28,7 @@ class Bench:
     loadgen_cpus: str | None
     upstream_port: int
     lachan_cmd: str | None = None
-    caps: LachanCaps = LachanCaps(True)
+    caps: LachanCaps = LachanCaps()
     startup_timeout: float = 120.0
     started: list[Proc] = field(default_factory=list)  # for the signal handler
     upstream: Proc | None = None

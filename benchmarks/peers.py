@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import re
-import shlex
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from lachan_peer import LachanCaps, lachan_argv
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
 
 
 @dataclass(frozen=True)
@@ -29,91 +25,6 @@ class Peer:
     @property
     def host(self) -> str:
         return "127.0.0.1"
-
-
-def lachan_command() -> list[str]:
-    """The venv's console script when installed, else cli.py run from the checkout."""
-    beside = Path(sys.executable).parent / "lachan"
-    if beside.exists():
-        return [str(beside)]
-    return [sys.executable, str(REPO / "cli.py")]
-
-
-def lachan_config(workdir: Path, listfile: Path | None, port: int, upstream_port: int) -> Path:
-    """A config that loads one domains-format list as the 'adult' category for everyone."""
-    conf: dict = {
-        "listen": [f"127.0.0.1:{port}"],
-        "upstreams": [{"address": "127.0.0.1", "port": upstream_port}],
-    }
-    if listfile is not None:
-        source = {"id": "bench", "file": str(listfile), "format": "domains", "category": "adult"}
-        conf["lists"] = {"state_dir": str(workdir / "state"), "sources": [source]}
-        conf["profiles"] = {"default": "bench"}
-    workdir.mkdir(parents=True, exist_ok=True)
-    path = workdir / "lachan.yaml"
-    path.write_text(yaml.safe_dump(conf, sort_keys=False))
-    return path
-
-
-@dataclass(frozen=True)
-class LachanCaps:
-    """What this checkout's `lachan serve` supports (the CLI is still growing)."""
-
-    lists: bool
-    options: frozenset[str] = frozenset({"--workers"})
-    problem: str = ""
-
-
-def lachan_caps(scratch: Path, listfile: Path) -> LachanCaps:
-    """Ask `serve --help` for --workers and `check-config` whether a `lists:` config is accepted."""
-    cmd = lachan_command()
-    try:
-        helptext = subprocess.run(
-            [*cmd, "serve", "--help"], capture_output=True, text=True, timeout=30
-        ).stdout
-        conf = lachan_config(scratch / "caps", listfile, 5399, 5300)
-        check = subprocess.run(
-            [*cmd, "check-config", str(conf)], capture_output=True, text=True, timeout=30
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        return LachanCaps(False, frozenset(), f"cannot run lachan: {exc}")
-    problem = (
-        ""
-        if check.returncode == 0
-        else (check.stderr or check.stdout).strip().replace("\n", "; ")[:300]
-    )
-    options = frozenset(re.findall(r"--[a-z][a-z-]+", helptext))
-    return LachanCaps(check.returncode == 0, options, problem)
-
-
-def _lachan(
-    p: Peer, d: Path, listfile: Path, up: int, template: str | None, caps: LachanCaps
-) -> list[str]:
-    conf = lachan_config(d, listfile if caps.lists else None, p.port, up)
-    if template:  # a stand-in command, e.g. while `lachan serve` is being written
-        fields = {
-            "port": p.port,
-            "upstream_port": up,
-            "config": conf,
-            "blocklist": listfile,
-            "workers": p.workers,
-            "python": sys.executable,
-            "bench": HERE,
-        }
-        return shlex.split(template.format(**fields))
-    argv = [
-        *lachan_command(),
-        "serve",
-        "--listen",
-        f"127.0.0.1:{p.port}",
-        "--upstream",
-        f"127.0.0.1:{up}",
-        "--config",
-        str(conf),
-    ]
-    if "--log-level" in caps.options:  # the hot path should not pay for info logging
-        argv += ["--log-level", "warning"]
-    return argv + (["--workers", str(p.workers)] if "--workers" in caps.options else [])
 
 
 def _unbound(p: Peer, d: Path, data: Path, prefix: str, up: int) -> list[str]:
@@ -212,12 +123,14 @@ def peer_argv(
     prefix: str,
     up: int,
     lachan_cmd: str | None = None,
-    caps: LachanCaps = LachanCaps(True),
+    caps: LachanCaps | None = None,
 ) -> list[str]:
     """Write p's config under d for list `prefix` ('blocklist' or 'empty'); return its argv."""
     d.mkdir(parents=True, exist_ok=True)
     if p.kind == "lachan":
-        return _lachan(p, d, data / f"{prefix}.txt", up, lachan_cmd, caps)
+        return lachan_argv(
+            p.port, p.workers, d, data / f"{prefix}.txt", up, lachan_cmd, caps or LachanCaps()
+        )
     return WRITERS[p.kind](p, d, data, prefix, up)
 
 

@@ -32,7 +32,8 @@ import data  # noqa: E402
 import dnsperf  # noqa: E402
 import probe  # noqa: E402
 import report  # noqa: E402
-from peers import PEERS, lachan_caps, nsd_argv  # noqa: E402
+from lachan_peer import lachan_caps
+from peers import PEERS, nsd_argv  # noqa: E402
 from procs import Proc, log, port_free  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -122,7 +123,7 @@ def caps_notes(caps) -> list[str]:
             "**lachan ran WITHOUT the blocklist**: this checkout's config does not accept "
             f"`lists:` yet ({caps.problem}); its blocked/mixed figures are forwarding, not blocking."
         )
-    if "--workers" not in caps.options:
+    if not caps.workers:
         notes.append(
             "lachan: `serve --workers` is not available yet; the workers scaling case was skipped."
         )
@@ -216,7 +217,7 @@ def run_all(a: argparse.Namespace, b: cases.Bench, peers: list) -> tuple[list, l
             recs.append(rec)
             rows.extend(rws)
     lachan = next((p for p in peers if p.kind == "lachan"), None)
-    can_scale = a.lachan_cmd or "--workers" in b.caps.options
+    can_scale = a.lachan_cmd or b.caps.workers
     if lachan and a.workers and "hit" in a.workloads and can_scale:
         log(f"scaling: lachan workers {a.workers}, unpinned")
         scale = cases.scaling(b, lachan, a.workers)

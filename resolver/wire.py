@@ -35,6 +35,10 @@ TYPE_TXT = 16
 TYPE_AAAA = 28
 TYPE_OPT = 41
 TYPE_HTTPS = 65
+TYPE_TSIG = 250
+TYPE_IXFR = 251
+TYPE_AXFR = 252
+TYPE_MAILA = 254
 TYPE_ANY = 255
 CLASS_IN = 1
 
@@ -155,7 +159,7 @@ def parse_query(data: bytes) -> Query:
     if flags_hi & 0x80:
         raise Unanswerable("QR=1: a response, never answered (reflection loops)")
     if (flags_hi >> 3) & 0x0F != 0:
-        raise WireError(NOTIMP, None, "opcode is not QUERY")
+        raise WireError(NOTIMP, _question_only(data, size), "opcode is not QUERY")
     if data[4] != 0 or data[5] != 1:
         raise WireError(FORMERR, None, "qdcount is not 1")
     if data[6] or data[7] or data[8] or data[9]:
@@ -173,8 +177,35 @@ def parse_query(data: bytes) -> Query:
         _read_additional(query, qend, arcount)
         if query.do:
             key_flag |= KEY_DO
+    if qtype == TYPE_OPT or TYPE_TSIG <= qtype <= TYPE_MAILA:
+        _refuse_meta_qtype(query)  # after the OPT, so the error answer carries one too
     query.key = data[HEADER_LEN:pos].lower() + data[pos:qend] + bytes((key_flag,))
     return query
+
+
+def _question_only(data: bytes, size: int) -> Query | None:
+    """The question of a packet refused anyway, to echo it (as unbound does) when well formed."""
+    if data[4] != 0 or data[5] != 1:
+        return None
+    try:
+        pos = _skip_question_name(data, size)
+    except WireError:
+        return None
+    if pos + 4 > size:
+        return None
+    return Query(data, pos + 4, b"", (data[pos] << 8) | data[pos + 1], 0)
+
+
+def _refuse_meta_qtype(query: Query) -> None:
+    """Query types a forwarder must not pass on (the same answers as unbound gives).
+
+    OPT and TSIG live only in the additional section (RFC 6891 6.1.1, RFC 8945 5) and the
+    obsolete MAILB/MAILA are meta-types nobody serves: FORMERR. Zone transfers (IXFR, AXFR)
+    are not a resolver's business, and AXFR is not defined over UDP (RFC 5936): REFUSED.
+    """
+    if query.qtype in (TYPE_IXFR, TYPE_AXFR):
+        raise WireError(REFUSED, query, "zone transfers are refused")
+    raise WireError(FORMERR, query, f"meta-type {query.qtype} in the question")
 
 
 def _skip_question_name(data: bytes, size: int) -> int:

@@ -14,6 +14,7 @@ from resolver.wire import (
     BADVERS,
     FORMERR,
     NOTIMP,
+    REFUSED,
     Unanswerable,
     WireError,
     parse_query,
@@ -256,3 +257,35 @@ def test_dnspython_queries_of_every_opcode_parse_or_notimp() -> None:
             with pytest.raises(WireError) as caught:
                 parse_query(data)
             assert caught.value.rcode == NOTIMP
+
+
+@pytest.mark.parametrize(
+    ("qtype", "rcode"),
+    [(41, FORMERR), (250, FORMERR), (251, REFUSED), (252, REFUSED), (253, FORMERR), (254, FORMERR)],
+)
+def test_meta_qtypes_are_not_forwarded(qtype: int, rcode: int) -> None:
+    with pytest.raises(WireError) as caught:
+        parse_query(
+            with_additional(opt(flags=0x8000))[:30]
+            + qtype.to_bytes(2, "big")
+            + b"\x00\x01"
+            + opt(flags=0x8000)
+        )
+    assert caught.value.rcode == rcode
+    assert caught.value.query is not None and caught.value.query.edns  # answered with an OPT
+
+
+@pytest.mark.parametrize("qtype", [0, 1, 28, 65, 249, 255, 256, 65280, 65535])
+def test_other_qtypes_parse(qtype: int) -> None:
+    assert parse_query(HEADER + WWW + qtype.to_bytes(2, "big") + b"\x00\x01").qtype == qtype
+
+
+def test_notimp_keeps_a_well_formed_question_for_echo() -> None:
+    with pytest.raises(WireError) as caught:
+        parse_query(_set(GOOD, 2, b"\x21"))
+    assert caught.value.rcode == NOTIMP
+    assert caught.value.query is not None and caught.value.query.qend == len(GOOD)
+    for broken in (_set(HEADER, 2, b"\x21"), _set(_set(GOOD, 2, b"\x21"), 5, b"\x02")):
+        with pytest.raises(WireError) as caught:
+            parse_query(broken)
+        assert caught.value.rcode == NOTIMP and caught.value.query is None

@@ -142,6 +142,9 @@ def bench_peer(b: Bench, peer: Peer, rnd: int) -> tuple[dict, list[dict]]:
     time.sleep(1.0)
     rec.update(ready_s=round(ready, 3), rss_kib=rss_kib(proc.tree()))
     rec["semantics"] = probe.semantics(peer.host, peer.port, listed)
+    if peer.kind == "lachan":  # the compiled index lachan maps (shared by its workers)
+        sizes = [f.stat().st_size for f in (b.rundir / peer.name / "state").rglob("*.lidx")]
+        rec["index_file_kib"] = max(sizes) // 1024 if sizes else None
     log(
         f"  {peer.name}: ready in {ready:.3f}s, RSS {rec['rss_kib'] / 1024:.1f} MiB, {rec['semantics']}"
     )

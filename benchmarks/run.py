@@ -5,7 +5,7 @@ peer with an empty list and with the shared blocklist (startup, RSS), checks wha
 and loads it with dnsperf (cache-hit, blocked, mixed, cache-miss). Writes
 benchmarks/results/<date>.json and .md, prints the table and PASS/FAIL per target.
 
-    .venv/bin/python benchmarks/run.py              # full run (~12 min)
+    .venv/bin/python benchmarks/run.py              # full run (~13 min)
     .venv/bin/python benchmarks/run.py --quick      # smoke run (~2.5 min)
 """
 
@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--quick", action="store_true", help="smoke run: 1 round x 3 s, workers 1 vs 2 skipped"
     )
     ap.add_argument(
-        "--duration", type=float, default=10, help="seconds per dnsperf case (default 10)"
+        "--duration", type=float, default=15, help="seconds per dnsperf case (default 15)"
     )
     ap.add_argument(
         "--rounds",

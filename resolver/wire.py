@@ -116,12 +116,20 @@ def wire_to_text(wire: bytes) -> str:
     """Dotted text of an uncompressed wire name; non-printable bytes escaped as \\DDD."""
     labels = []
     pos = 0
-    while wire[pos]:
-        length = wire[pos]
-        label = wire[pos + 1 : pos + 1 + length]
-        labels.append(_label_text(label))
+    length = wire[0]
+    while length:
+        labels.append(wire[pos + 1 : pos + 1 + length])
         pos += length + 1
-    return ".".join(labels)
+        length = wire[pos]
+    joined = b".".join(labels)
+    # Hot path (every policy decision): one C-level check that every byte is printable and
+    # that no label hides a dot, instead of a Python loop over bytes.
+    if not joined.translate(None, _PLAIN) and joined.count(b".") == len(labels) - 1:
+        return joined.decode("ascii")
+    return ".".join(_label_text(label) for label in labels)
+
+
+_PLAIN = bytes(b for b in range(0x21, 0x7F) if b != 0x5C)  # printable, no backslash
 
 
 def _label_text(label: bytes) -> str:

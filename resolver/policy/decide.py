@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
 from typing import Protocol
 
 from resolver.lists.match import ListAction, ListMatch
@@ -168,4 +167,4 @@ def _keyword_block(rules: Rules, keyword: str) -> Block:
 
 
 def _as_cname(block: Block) -> Block:
-    return replace(block, reason=Reason.CNAME)
+    return block._replace(reason=Reason.CNAME)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 # RFC 8914 Extended DNS Error INFO-CODEs the policy layer uses.
 EDE_FORGED_ANSWER: Final = 4
@@ -52,14 +52,15 @@ class Allow:
 ALLOW: Final = Allow()
 
 
-@dataclass(frozen=True, slots=True)
-class Block:
+class Block(NamedTuple):
     """Do not resolve ``name``; answer in ``mode`` (already resolved from the profile or a rule).
 
     ``category`` is a catalogue id for list and schedule blocks, else the reason's own label
     (``deny``, ``keyword``, ``bypass``); ``source`` is the list source id, ``policies/<p>.yaml``
     or ``builtin``; ``rule`` the rule that matched (``*.example.com``, keyword ``casino``...).
     With ``monitor_only`` the server answers as if allowed and only counts the block.
+    A NamedTuple rather than a frozen dataclass: as immutable, and several times cheaper to
+    build, which matters because every blocked query builds one.
     """
 
     category: str

@@ -14,7 +14,8 @@ The zone (names are case-insensitive; every TTL in ``TTL``):
 ``example.test``, ``*.example.test``  A 192.0.2.1, AAAA 2001:db8::1, TTL 300
 ``nx.example.test`` (and below)       NXDOMAIN, SOA TTL 60 MINIMUM 30 (negative TTL 30)
 ``nodata.example.test``               NOERROR, no answer, SOA in authority
-``cname.example.test``                CNAME c2 -> CNAME target (A 192.0.2.7)
+``cname.example.test``                CNAME c2 -> CNAME target (A 192.0.2.7); c2 and
+                                      target also answer on their own (a resolver may chase)
 ``big.example.test`` TXT              ~2.2 KB: TC=1 over UDP, complete over TCP
 ``huge.example.test`` TXT             ~5 KB (only over TCP)
 ``short.example.test``                A 192.0.2.9 with TTL 1
@@ -328,8 +329,8 @@ def _zone_answer(response: dns.message.Message, name: dns.name.Name, rdtype: int
         response.set_rcode(dns.rcode.NXDOMAIN)
         response.authority.append(soa)
         return
-    if rel == "cname":
-        chain = [("cname", "c2"), ("c2", "target")]
+    if rel in ("cname", "c2"):
+        chain = [("cname", "c2"), ("c2", "target")][0 if rel == "cname" else 1 :]
         for owner, target in chain:
             response.answer.append(
                 dns.rrset.from_text(
@@ -360,7 +361,9 @@ def _records(
         return dns.rrset.from_text(name, TTL["default"], "IN", "TXT", *rdatas)
     ttl = TTL["default"]
     address = "192.0.2.1"
-    if rel == "short":
+    if rel == "target":
+        address = "192.0.2.7"
+    elif rel == "short":
         ttl, address = TTL["short"], "192.0.2.9"
     elif len(labels) >= 2 and labels[-1].startswith("ttl") and labels[-1][3:].isdigit():
         ttl, address = int(labels[-1][3:]), "192.0.2.10"

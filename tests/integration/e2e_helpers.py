@@ -137,6 +137,7 @@ def start_lachan(
     timeout: float = 30.0,
 ) -> LachanProcess:
     """``lachan serve --config`` on 127.0.0.1 (and ::1) at a free port, plus ``extra_listens``."""
+    workdir.mkdir(parents=True, exist_ok=True)
     process = LachanProcess(workdir, [upstream], config, ipv6)
     for listen in extra_listens:
         process.args[process.args.index("--upstream") : process.args.index("--upstream")] = [

@@ -17,7 +17,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dns.exception
@@ -219,7 +219,7 @@ class PerfResult:
     completed: int
     lost: int
     qps: float
-    output: str
+    output: str = field(repr=False)
 
 
 def write_perf_data(path: Path, names: list[tuple[str, str]]) -> Path:

@@ -24,7 +24,7 @@ from .policy import ALLOW, Block, Canary, Profile, Rewrite, decide, decide_cname
 from .policy.clients import EcsError, parse_ecs
 from .ratelimit import RateLimiter, Verdict, any_answer, truncated
 from .response import ScannedAnswer, question_end, scan_answer
-from .rewrite import REWRITE_MARK, rewritten, target_key
+from .rewrite import rewrite_key, rewritten, target_key
 from .stats import QTYPE_INDEX, QTYPE_OTHER, Stats
 from .upstream import ForwardPolicy, UpstreamAddress, build_upstream_query
 from .wire import (
@@ -319,7 +319,7 @@ class Resolver:
         received: float,
     ) -> bytes | Miss:
         now = self.clock()
-        entry = self.cache.get(query.key + REWRITE_MARK, now)
+        entry = self.cache.get(rewrite_key(query.key, rewrite.target), now)
         if entry is not None:
             response = self._rewrite_response(
                 query, entry.answer, entry.body_at(now, self.cache.policy), rewrite, transport
@@ -458,7 +458,7 @@ class Resolver:
                 "none",
             )
             return
-        entry = self.cache.put(query.key + REWRITE_MARK, answer)
+        entry = self.cache.put(rewrite_key(query.key, rewrite.target), answer)
         body = entry.body_at(self.clock(), self.cache.policy) if entry else answer.body
         self.stats.record_rewrite(rewrite.engine)
         self._deliver(

@@ -13,7 +13,13 @@ from dnslib import CNAME, RR, DNSHeader, DNSQuestion, DNSRecord
 from .response import ScannedAnswer, question_end, scan_answer
 from .wire import HEADER_LEN
 
-REWRITE_MARK = b"\xffrewrite"  # appended to a query key: never collides with a real key
+REWRITE_MARK = b"\xffrewrite"  # between a query key and a target: never a real key
+
+
+def rewrite_key(query_key: bytes, target: str) -> bytes:
+    """Cache key of a synthesised rewrite: the asked name AND the target, because profiles
+    rewrite the same name to different targets (YouTube strict vs moderate)."""
+    return query_key + REWRITE_MARK + target.encode("ascii", "replace")
 
 
 def target_key(query_key: bytes, target_wire: bytes) -> bytes:

@@ -269,12 +269,6 @@ def test_safe_search_cname_then_target_records(
     assert rcode(https) == "NOERROR" and cnames(https) == [(asked, target)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the cached safe-search rewrite is keyed on the query alone "
-    "(pipeline.Resolver._rewrite: query.key + REWRITE_MARK), so a school client asking a "
-    "YouTube name gets under16's strict CNAME once an under16 client has asked it",
-)
 def test_youtube_moderate_for_school_after_strict_for_under16(env: Setup) -> None:
     name = "www.youtube-nocookie.com"
     strict = ask(env.port, name, source=UNDER16)

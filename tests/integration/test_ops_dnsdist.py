@@ -91,12 +91,6 @@ def test_each_subscriber_gets_its_own_profile_through_dnsdist(
     assert passed.rcode() == dns.rcode.NOERROR and passed.answer
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a safe-search rewrite is cached under the asked name only "
-    "(pipeline.py: query.key + REWRITE_MARK), so the first profile's target "
-    "(restrictmoderate) is served to every profile",
-)
 @pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
 def test_safe_search_follows_each_subscribers_profile(
     front: tuple[int, LachanProcess, LachanProcess], tcp: bool

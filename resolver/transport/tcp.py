@@ -80,7 +80,13 @@ class TcpConnection(asyncio.Protocol):
         buffer += data
         if self._expect_proxy and not self._read_proxy_header():
             return
-        while len(buffer) >= 2 and self._transport is not None:
+        self._answer_buffered()
+
+    def _answer_buffered(self) -> None:
+        # Stop at the in-flight limit even mid-buffer: a pipelined burst arrives in one
+        # segment, and pausing the socket alone would still start every query in it.
+        buffer = self._buffer
+        while len(buffer) >= 2 and self._transport is not None and not self._paused:
             size = (buffer[0] << 8) | buffer[1]
             if len(buffer) < 2 + size:
                 break
@@ -137,6 +143,7 @@ class TcpConnection(asyncio.Protocol):
         if self._paused and self._transport is not None:
             self._paused = False
             self._transport.resume_reading()
+            self._answer_buffered()  # frames that arrived while we were at the limit
         self._last_activity = asyncio.get_running_loop().time()
 
     def _send(self, response: bytes) -> None:

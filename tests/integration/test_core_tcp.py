@@ -177,3 +177,20 @@ def test_connection_limit(lachan: LachanFactory) -> None:
             except (ConnectionError, TimeoutError):
                 time.sleep(0.1)
     pytest.fail("connections closed by clients never freed their slots")
+
+
+def test_inflight_limit_per_connection_holds_for_a_pipelined_burst(
+    lachan: LachanFactory, stub: StubUpstream
+) -> None:
+    """RFC 7766 6.2.1.1: reading pauses at max_inflight_per_connection open queries; queries
+    already received in the same segment must wait too, not all go upstream at once."""
+    server = lachan(config="tcp: {max_inflight_per_connection: 4}\n")
+    stub.mode, stub.delay = "slow", 0.3
+    queries = [dns.message.make_query(f"burst{i}.example.test", "A") for i in range(24)]
+    with connect(server) as sock:
+        sock.sendall(b"".join(frame(q) for q in queries))
+        time.sleep(0.15)
+        at_once = sum(stub.count(f"burst{i}.example.test") for i in range(24))
+        replies = [dns.message.from_wire(read_frame(sock)) for _ in queries]
+    assert {r.id for r in replies} == {q.id for q in queries}
+    assert at_once <= 4, f"{at_once} queries went upstream at once with a limit of 4"

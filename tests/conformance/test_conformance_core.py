@@ -90,8 +90,10 @@ def _rrset(rrset: dns.rrset.RRset) -> str:
 
 
 def both(servers: Servers, packet: bytes, ra: bool = True) -> tuple[object, object]:
-    return observe(raw_udp(servers.lachan, packet), ra), observe(
-        raw_udp(servers.unbound, packet), ra
+    wait = 0.5 if packet[2] & 0x80 else 2.0  # QR=1 expects silence: do not wait long for it
+    return (
+        observe(raw_udp(servers.lachan, packet, timeout=wait), ra),
+        observe(raw_udp(servers.unbound, packet, timeout=wait), ra),
     )
 
 

@@ -211,3 +211,13 @@ def test_dig_unknown_option_not_echoed(module_lachan: LachanProcess) -> None:
     pseudo = out.split(";; OPT PSEUDOSECTION:")[1].split(";; QUESTION SECTION:")[0]
     assert "65001" not in pseudo and "MBZ" not in pseudo
     assert "; EDNS: version: 0, flags:; udp: 1232" in out
+
+
+def test_ipv6_upstream_and_listener(lachan) -> None:  # type: ignore[no-untyped-def]
+    with StubUpstream(host="::1") as v6:
+        server = lachan(upstreams=[v6.address])
+        got = udp(server, "six.example.test", "AAAA", host="::1")
+        assert got.answer[0][0].to_text() == "2001:db8::1"
+        big = tcp(server, "big.example.test", "TXT")  # TC from the v6 stub, then TCP to it
+        assert len(big.answer[0]) == 22
+        assert v6.by_transport["tcp"] == 1

@@ -27,7 +27,8 @@ from .lists.catalogue import default_state_dir, load_catalogue
 from .lists.fetch import Status, refresh
 from .metrics import SiteLabels, register
 from .metrics_http import MetricsServer, parse_address
-from .pipeline import Resolver
+from .pipeline import LoggedStats, Resolver
+from .querylog import QueryLog
 from .ratelimit import RateLimiter
 from .sdnotify import Notifier, watchdog_interval
 from .state import ServingState, build_state
@@ -62,6 +63,7 @@ def build_resolver(
     cache = Cache(config.cache, clock)
     stats.cache_size = cache.__len__
     limiter = RateLimiter(config.ratelimit, clock=clock) if config.ratelimit else None
+    querylog = QueryLog(config.querylog) if config.querylog else None
     return Resolver(
         cache,
         config.upstreams,
@@ -72,6 +74,8 @@ def build_resolver(
         stats,
         Acl(config.acl),
         limiter,
+        wallclock,
+        querylog,
     )
 
 
@@ -206,14 +210,20 @@ async def serve(
     """
     notifier = Notifier.from_env(unset=True)
     state = await asyncio.get_running_loop().run_in_executor(None, build_state, config)
-    stats = Stats(label_sets(config, state))
+    stats = (LoggedStats if config.querylog else Stats)(label_sets(config, state))
     server = Server(config, build_resolver(config, state, stats, wallclock=wallclock))
+    querylog = server.resolver.querylog
     await server.start()
     metrics = start_metrics(config, stats.snapshot)
     audit = AuditFeed.open(config, stats.snapshot, lambda: server.resolver.state)
     loop = asyncio.get_running_loop()
     if audit is not None:
         every(loop, 10.0, audit.tick)
+    if querylog is not None:
+        log.warning(
+            "query log on: %s holds personal data (Decree 13/2023/ND-CP)", querylog.config.path
+        )
+        every(loop, 1.0, lambda: loop.run_in_executor(None, querylog.flush))
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, server.stopping.set)
@@ -238,6 +248,8 @@ async def serve(
         await server.stop()
         if audit is not None:
             audit.close()  # the open period is recorded, not lost
+        if querylog is not None:
+            querylog.close()
         if metrics is not None:
             metrics.stop()
 

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from . import synth
@@ -20,12 +21,13 @@ from .acl import Acl, AclAction
 from .blocks import EDE_PROHIBITED  # noqa: F401 - re-exported for transports and tests
 from .cache import Cache
 from .forward import Deliver, Dispatcher, Exchange
-from .policy import ALLOW, Block, Canary, Profile, Rewrite, decide, decide_cname_chain
+from .policy import ALLOW, Block, Canary, Profile, Reason, Rewrite, decide, decide_cname_chain
 from .policy.clients import EcsError, parse_ecs
+from .querylog import QueryLog
 from .ratelimit import RateLimiter, Verdict, any_answer, truncated
 from .response import ScannedAnswer, question_end, scan_answer
 from .rewrite import rewrite_key, rewritten, target_key
-from .stats import QTYPE_INDEX, QTYPE_OTHER, Stats
+from .stats import QTYPE_INDEX, QTYPE_OTHER, LabelSets, Stats
 from .upstream import ForwardPolicy, UpstreamAddress, build_upstream_query
 from .wire import (
     FORMERR,
@@ -78,17 +80,18 @@ class ClientState:
 class Miss:
     """A query that needs the upstreams, and what its answer must still go through."""
 
-    __slots__ = ("query", "profile", "received", "rewrite")
+    __slots__ = ("query", "profile", "received", "rewrite", "ip")
 
     def __init__(self, query: Query, profile: Profile, received: float, rewrite: Rewrite | None):
         self.query = query
         self.profile = profile
         self.received = received
         self.rewrite = rewrite
+        self.ip = ""  # set only when the query log is on
 
 
 class _Waiter:
-    __slots__ = ("query", "transport", "deliver", "profile", "received", "rewrite")
+    __slots__ = ("query", "transport", "deliver", "profile", "received", "rewrite", "ip")
 
     def __init__(
         self,
@@ -105,6 +108,23 @@ class _Waiter:
         self.profile = profile
         self.received = received
         self.rewrite = rewrite
+        self.ip = ""
+
+
+class LoggedStats(Stats):
+    """Stats that also remember the last answer's labels, for the opt-in query log."""
+
+    __slots__ = ("last",)
+
+    def __init__(self, labels: LabelSets | None = None) -> None:
+        super().__init__(labels)
+        self.last: tuple[str, str, str] = ("", "", "")
+
+    def record_answer(
+        self, transport: int, action: str, category: str, profile: str, seconds: float
+    ) -> None:
+        super().record_answer(transport, action, category, profile, seconds)
+        self.last = (action, category, profile)
 
 
 class Resolver:
@@ -122,6 +142,7 @@ class Resolver:
         acl: Acl,
         ratelimit: RateLimiter | None = None,
         wallclock: Callable[[], float] = time.time,
+        querylog: QueryLog | None = None,
     ) -> None:
         self.cache = cache
         self.dispatcher = Dispatcher(upstreams, forward_policy, clock, parse_reply, self._complete)
@@ -136,6 +157,10 @@ class Resolver:
         self._client_tables: list[dict[str, ClientState]] = []
         self._inflight: dict[bytes, Exchange] = {}
         self.dropped = 0
+        self.querylog = querylog
+        if querylog is not None:
+            # Only when an operator turned the log on does a query cost anything more.
+            self.answer = self._answer_and_log  # type: ignore[method-assign]
 
     # -- snapshots --------------------------------------------------------------------------
     def swap_state(self, state: ServingState, acl: Acl | None = None) -> None:
@@ -163,7 +188,7 @@ class Resolver:
         trusted_ecs = state.clients.trusts_ecs(ip)
         memo = None
         proxy = state.clients.trusts_proxy(ip)
-        if self.ratelimit is None and not proxy:
+        if self.ratelimit is None and self.querylog is None and not proxy:
             memo = self._memos.get(profile.name)
             if memo is None:
                 memo = self._memos[profile.name] = {}
@@ -222,6 +247,19 @@ class Resolver:
         )
         return self.state.blocks.canary(query, texts)
 
+    def _answer_and_log(
+        self, data: bytes, client: ClientState, ip: str, transport: int
+    ) -> bytes | Miss | None:
+        """``answer`` plus one query-log record for an immediate answer (misses log on delivery)."""
+        result = Resolver.answer(self, data, client, ip, transport)
+        if isinstance(result, Miss):
+            result.ip = ip
+        elif result and len(result) >= 12 and self.querylog is not None:
+            action, category, profile = getattr(self.stats, "last", ("", "", ""))
+            qname, qtype = _question(result)
+            self.querylog.log(ip, qname, qtype, action, category, profile, result[3] & 0x0F)
+        return result
+
     def _admit(
         self, query: Query, client: ClientState, ip: str, transport: int
     ) -> bytes | None | bool:
@@ -256,16 +294,16 @@ class Resolver:
         self.stats.record_answer(
             transport, "blocked", block.category, profile.name, self.clock() - received
         )
+        kind = bypass_kind(block)
+        counter = None
+        if kind is not None:
+            self.stats.record_bypass(kind)
+            counter = partial(self.stats.record_bypass, kind)
         if response is not None and transport == UDP:
             response = synth.fit_udp(response, query, self.policy.udp_size)
-            self._remember(
-                query,
-                client,
-                profile,
-                response,
-                self.clock() + _BLOCK_MEMO_SECONDS,
-                ("blocked", block.category, profile.name),
-            )
+            until = self.clock() + _BLOCK_MEMO_SECONDS
+            answer_key = ("blocked", block.category, profile.name)
+            self._remember(query, client, profile, response, until, answer_key, counter)
         return response
 
     def _allowed(
@@ -291,9 +329,8 @@ class Resolver:
         if transport == UDP:
             response = synth.fit_udp(response, query, self.policy.udp_size)
             until = min(entry.stored + int(now - entry.stored) + 1, entry.expires)
-            self._remember(
-                query, client, profile, response, until, ("allowed", "none", profile.name)
-            )
+            answer_key = ("allowed", "none", profile.name)
+            self._remember(query, client, profile, response, until, answer_key, self._cache_hit)
         return response
 
     def _cloaked(
@@ -330,9 +367,9 @@ class Resolver:
             self.stats.record_rewrite(rewrite.engine)
             if transport == UDP:
                 until = min(entry.stored + int(now - entry.stored) + 1, entry.expires)
-                self._remember(
-                    query, client, profile, response, until, ("rewritten", "none", profile.name)
-                )
+                answer_key = ("rewritten", "none", profile.name)
+                counter = partial(self.stats.record_rewrite, rewrite.engine)
+                self._remember(query, client, profile, response, until, answer_key, counter)
             return response
         return Miss(query, profile, received, rewrite)
 
@@ -359,14 +396,17 @@ class Resolver:
         response: bytes,
         valid_until: float,
         answer_key: tuple[str, str, str],
+        counter: Callable[[], None] | None = None,
     ) -> None:
+        """Keep the answer for identical packets within ``valid_until``; ``counter`` bumps the
+        extra statistic (cache hit, rewrite engine, bypass kind) each resend must count too."""
         memo = client.memo
         if memo is None or profile is not client.profile:
             return  # ECS chose another profile: the packet alone no longer decides the answer
         if len(memo) >= self.policy.memo_size:
             memo.clear()
         qidx = QTYPE_INDEX.get(query.qtype, QTYPE_OTHER)
-        memo[query.data[2:]] = (valid_until, response[2:], answer_key, qidx)
+        memo[query.data[2:]] = (valid_until, response[2:], answer_key, qidx, counter)
 
     def count_prepared(self, prepared: tuple) -> None:
         """Stats for an answer served from the memo (one query, one answer, ~0 latency)."""
@@ -376,7 +416,11 @@ class Resolver:
         key = prepared[2]
         answers[key] = answers.get(key, 0) + 1
         stats.durations[UDP][0] += 1
-        stats.cache_hits += 1
+        if prepared[4] is not None:
+            prepared[4]()
+
+    def _cache_hit(self) -> None:
+        self.stats.cache_hits += 1
 
     # -- the cache miss: the one stage that waits -------------------------------------------
     def start_miss(self, miss: Miss, transport: int, deliver: Deliver) -> bool:
@@ -387,6 +431,7 @@ class Resolver:
         query, rewrite = miss.query, miss.rewrite
         key = query.key if rewrite is None else target_key(query.key, text_to_wire(rewrite.target))
         waiter = _Waiter(query, transport, deliver, miss.profile, miss.received, rewrite)
+        waiter.ip = miss.ip
         exchange = self._inflight.get(key)
         if exchange is not None:
             exchange.waiters.append(waiter)
@@ -469,6 +514,17 @@ class Resolver:
         )
 
     def _deliver(self, waiter: _Waiter, response: bytes, action: str, category: str) -> None:
+        if self.querylog is not None and len(response) >= 12:
+            query = waiter.query
+            self.querylog.log(
+                waiter.ip,
+                query.qname,
+                query.qtype,
+                action,
+                category,
+                waiter.profile.name,
+                response[3] & 0x0F,
+            )
         self.stats.record_answer(
             waiter.transport, action, category, waiter.profile.name, self.clock() - waiter.received
         )
@@ -490,6 +546,30 @@ class Resolver:
 
     def close(self) -> None:
         self.dispatcher.close()
+
+
+def bypass_kind(block: Block) -> str | None:
+    """The bounded anti-bypass label of a block, or None for an ordinary block."""
+    if block.reason is Reason.BYPASS:
+        if block.rule.startswith("use-application-dns"):
+            return "canary"  # Firefox's DoH canary
+        if "icloud" in block.rule:
+            return "private_relay"
+        return "doh"  # resolver.arpa: discovery of an encrypted resolver (RFC 9462)
+    if block.category == "vpn-proxy-doh":
+        return "vpn"
+    return None
+
+
+def _question(response: bytes) -> tuple[str, int]:
+    """The question of an answer we built (for the query log; not the hot path)."""
+    try:
+        end = question_end(response)
+    except WireError:
+        return "", 0
+    return wire_to_text(response[12 : end - 4]).lower(), int.from_bytes(
+        response[end - 4 : end - 2], "big"
+    )
 
 
 def parse_reply(reply: bytes) -> ScannedAnswer:

@@ -88,6 +88,8 @@ def _probe_reasons(site: Site, probe: ProbeResult, policy: CoveragePolicy) -> li
         reasons.append(f"no canary ({probe.canary_error})")
     elif canary.site != site.id:
         reasons.append(f"canary names site {canary.site}")
+    elif canary.index in ("", "none"):
+        reasons.append("canary: no blocklist index (lists disabled)")
     elif canary.index_age > policy.max_index_age:
         reasons.append("canary index not current")
     if probe.test_blocked is not True:

@@ -105,7 +105,9 @@ def test_probe_per_site_results(sites: tuple[Path, dict[str, int]]) -> None:
     b = found["isp-b"]
     assert (b["covered"], b["probe_reachable"], b["test_blocked"]) == ("no", "yes", "no")
     assert b["canary"] == "site=isp-b profile=isp-default index_age=0"
-    assert b["reasons"] == f"test name not blocked ({INTERNET_V4})"
+    assert b["reasons"] == (
+        f"canary: no blocklist index (lists disabled); test name not blocked ({INTERNET_V4})"
+    )
     c = found["thpt-c"]
     assert (c["covered"], c["probe_reachable"], c["test_blocked"]) == ("no", "no", "")
     assert c["reasons"] == "resolver unreachable"
@@ -122,12 +124,6 @@ def test_probe_headline(sites: tuple[Path, dict[str, int]]) -> None:
     assert last.endswith("ISPs 0/1 (0.0%)")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a probe-only judgement accepts a canary with index=none (lists disabled) as "
-    "'current' (coverage/status.py _probe_reasons only checks index_age, which is 0 when "
-    "there is no index), so a site filtering with no blocklist at all counts as covered",
-)
 def test_site_without_an_index_is_not_covered(sites: tuple[Path, dict[str, int]]) -> None:
     registry, _ports = sites
     d = rows(registry)["thcs-d"]

@@ -139,11 +139,6 @@ def test_metrics_hold_no_name_and_no_client_address(traffic: Setup) -> None:
     assert not leaked, leaked
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Stats.record_bypass is never called (pipeline.py), so "
-    "lachan_bypass_attempts_total stays empty when the Firefox canary is blocked",
-)
 def test_bypass_attempts_are_counted(traffic: Setup) -> None:
     reply = ask(traffic.process.port, "use-application-dns.net", source=BLOCKED_FROM)
     assert rcode(reply) == "NXDOMAIN"
@@ -155,12 +150,6 @@ def test_bypass_attempts_are_counted(traffic: Setup) -> None:
     assert lines and float(lines[0].rsplit(" ", 1)[1]) == 1.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an answer resent from the UDP memo (Resolver.count_prepared) counts the "
-    "'rewritten' answer but not lachan_safesearch_rewrites_total, so the engine counter "
-    "(and the ledger's safe_search) undercounts repeated identical queries",
-)
 def test_repeated_rewrites_are_all_counted(traffic: Setup) -> None:
     def rewrites() -> float:
         for line in metrics_text(traffic.metrics_url).splitlines():

@@ -92,11 +92,6 @@ TABLE = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: app.build_resolver takes wallclock= but never passes it to Resolver(...), "
-    "so serve(wallclock=fake) is ignored and schedules read the real time",
-)
 def test_serve_uses_the_injected_wall_clock(running: tuple[int, FakeWallclock, object]) -> None:
     port, clock, _server = running
     clock.now = at(23, "21:29")

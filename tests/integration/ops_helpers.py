@@ -183,6 +183,37 @@ def metric(port: int, name: str) -> float | None:
     return sum(values) if values else None
 
 
+# -- the guides ---------------------------------------------------------------------------
+DOCS = ROOT / "docs"
+
+
+def guide_blocks(guide: str, language: str) -> list[str]:
+    """The fenced code blocks of ``docs/<guide>`` tagged ``language`` ("" for untagged).
+
+    Fences may be indented (a block inside a list item); the indent is removed.
+    """
+    blocks: list[str] = []
+    current: list[str] | None = None
+    indent, tag = 0, ""
+    for line in (DOCS / guide).read_text(encoding="utf-8").splitlines():
+        stripped = line.lstrip(" ")
+        if current is None and stripped.startswith("```"):
+            current, indent, tag = [], len(line) - len(stripped), stripped[3:].strip()
+        elif current is not None and stripped.startswith("```"):
+            if tag == language:
+                blocks.append("".join(f"{text[indent:]}\n" for text in current))
+            current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+def replace_exactly(text: str, old: str, new: str) -> str:
+    """``text`` with its one ``old`` replaced: a guide that drifted fails loudly here."""
+    assert text.count(old) == 1, f"expected exactly one {old!r} in:\n{text}"
+    return text.replace(old, new)
+
+
 # -- dnsdist -------------------------------------------------------------------------------
 @contextmanager
 def dnsdist(workdir: Path, config: str, port: int, timeout: float = 20.0) -> Iterator[Path]:

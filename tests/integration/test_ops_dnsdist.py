@@ -1,4 +1,4 @@
-"""dnsdist in front of two lachan instances with PROXY protocol v2 (docs/isp-guide.md).
+"""dnsdist in front of two lachan instances with PROXY protocol v2, as docs/isp-guide.md says.
 
 lachan sees each subscriber's own address through dnsdist and picks that subscriber's
 profile; a PROXY header from a peer that is not the trusted front end is not believed.
@@ -20,8 +20,10 @@ from tests.integration.ops_helpers import (
     cname_target,
     dnsdist,
     free_port,
+    guide_blocks,
     proxy_v2_header,
     raw_exchange,
+    replace_exactly,
     start_lachan,
     wait_until,
 )
@@ -31,28 +33,26 @@ pytestmark = pytest.mark.skipif(DNSDIST is None, reason="dnsdist is not installe
 
 SCHOOL_CLIENT, UNDER16_CLIENT, OTHER_CLIENT = "127.0.0.10", "127.0.0.20", "127.0.0.30"
 
-# The lachan side of the recipe in docs/isp-guide.md ("dnsdist in front"), with loopback
-# addresses standing in for the subscriber networks.
-LACHAN_CONFIG = """\
-site: {{id: {site}, kind: isp}}
-clients:
-  default: isp-default
-  trusted_proxy: ["127.0.0.1/32"]
-  networks:
-    "127.0.0.10/32": school
-    "127.0.0.20/32": under16
-"""
 
-# The dnsdist side, as in the guide; only the addresses and the check interval differ.
-DNSDIST_CONFIG = """\
-setLocal("127.0.0.1:{port}")
-setACL({{"127.0.0.0/8", "::1/128"}})
-newServer({{address="127.0.0.1:{a}", name="lachan-a", useProxyProtocol=true,
-           checkName="status.lachan.arpa.", checkType="TXT", checkInterval=1, mustResolve=true}})
-newServer({{address="127.0.0.1:{b}", name="lachan-b", useProxyProtocol=true,
-           checkName="status.lachan.arpa.", checkType="TXT", checkInterval=1, mustResolve=true}})
-setServerPolicy(chashed)
-"""
+def lachan_config(site: str) -> str:
+    """The guide's ``clients:`` section, subscriber networks swapped for loopback addresses."""
+    (section,) = [b for b in guide_blocks("isp-guide.md", "yaml") if "trusted_proxy" in b]
+    section = replace_exactly(section, '"100.64.32.0/24": school', f'"{SCHOOL_CLIENT}/32": school')
+    section = replace_exactly(
+        section, '"100.64.16.0/20": under16', f'"{UNDER16_CLIENT}/32": under16'
+    )
+    return f"site: {{id: {site}, kind: isp}}\n" + section
+
+
+def dnsdist_config(port: int, first: int, second: int) -> str:
+    """The guide's dnsdist.conf on loopback ports (no [::]:53, webserver on a free port)."""
+    (conf,) = guide_blocks("isp-guide.md", "lua")
+    conf = replace_exactly(conf, 'setLocal("0.0.0.0:53")', f'setLocal("127.0.0.1:{port}")')
+    conf = replace_exactly(conf, 'addLocal("[::]:53")\n', "")
+    conf = replace_exactly(conf, '"127.0.0.1:5301"', f'"127.0.0.1:{first}"')
+    conf = replace_exactly(conf, '"127.0.0.1:5302"', f'"127.0.0.1:{second}"')
+    web = free_port(("127.0.0.1",))
+    return replace_exactly(conf, 'webserver("127.0.0.1:8083")', f'webserver("127.0.0.1:{web}")')
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +62,10 @@ def front(
     """dnsdist on a free port in front of lachan-a and lachan-b (one stub behind both)."""
     workdir = tmp_path_factory.mktemp("dnsdist")
     with StubUpstream(seed=61) as stub:
-        first = start_lachan(workdir, stub.address, LACHAN_CONFIG.format(site="ops-a"))
-        second = start_lachan(workdir, stub.address, LACHAN_CONFIG.format(site="ops-b"))
+        first = start_lachan(workdir, stub.address, lachan_config("ops-a"))
+        second = start_lachan(workdir, stub.address, lachan_config("ops-b"))
         port = free_port(("127.0.0.1",))
-        conf = DNSDIST_CONFIG.format(port=port, a=first.port, b=second.port)
+        conf = dnsdist_config(port, first.port, second.port)
         try:
             with dnsdist(workdir, conf, port):
                 yield port, first, second
@@ -138,10 +138,10 @@ def test_dnsdist_moves_traffic_to_the_other_instance_when_one_stops(
 ) -> None:
     """Restarting one lachan at a time (the guide's reason for two instances) loses nothing."""
     with StubUpstream(seed=62) as stub:
-        first = start_lachan(tmp_path, stub.address, LACHAN_CONFIG.format(site="ops-a"))
-        second = start_lachan(tmp_path, stub.address, LACHAN_CONFIG.format(site="ops-b"))
+        first = start_lachan(tmp_path, stub.address, lachan_config("ops-a"))
+        second = start_lachan(tmp_path, stub.address, lachan_config("ops-b"))
         port = free_port(("127.0.0.1",))
-        conf = DNSDIST_CONFIG.format(port=port, a=first.port, b=second.port)
+        conf = dnsdist_config(port, first.port, second.port)
         try:
             with dnsdist(tmp_path, conf, port):
                 sites = {_site(ask(port, "status.lachan.arpa", "TXT", source=SCHOOL_CLIENT))}

@@ -213,6 +213,8 @@ def _answer(check: _Checker, data: Mapping[str, Any]) -> BlockAnswer:
         check.add(f"block_answer.{extra}", "unknown key")
     modes = [m.value for m in AnswerMode if m is not AnswerMode.DROP]
     mode_text = section.get("mode", "nxdomain")
+    if mode_text is None and "mode" in section:
+        mode_text = "null"  # YAML reads an unquoted `mode: null` as no value: the operator meant it
     if mode_text not in modes:
         check.add("block_answer.mode", f"unknown mode {mode_text!r} (known: {', '.join(modes)})")
         mode_text = "nxdomain"

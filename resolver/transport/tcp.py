@@ -6,8 +6,10 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+from .. import synth
 from ..pipeline import TCP, ClientState, Miss, Resolver
 from ..proxyv2 import ProxyV2Error, parse_proxy_v2
+from ..wire import SERVFAIL
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +133,10 @@ class TcpConnection(asyncio.Protocol):
     def _start_miss(self, resolver: Resolver, miss: Miss) -> None:
         # Answers may go out in any order (RFC 7766 7): each is sent as it completes.
         if not resolver.start_miss(miss, TCP, self._miss_done):
+            # Too many misses in flight: over TCP the client waits for every answer, so say
+            # SERVFAIL rather than leave it hanging (UDP just drops, as unbound does).
+            query = miss.query
+            self._send(synth.error(query.data, SERVFAIL, query, resolver.policy.udp_size))
             return
         self._inflight += 1
         if self._inflight >= self._state.policy.max_inflight_per_connection and self._transport:

@@ -6,6 +6,8 @@ profile; a PROXY header from a peer that is not the trusted front end is not bel
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -171,3 +173,17 @@ def _site_via(port: int) -> str | None:
     except Exception:
         return None
     return _site(reply) if reply.rcode() == dns.rcode.NOERROR else None
+
+
+@pytest.mark.skipif(shutil.which("dig") is None, reason="dig is not installed")
+def test_the_guides_dig_commands(front: tuple[int, LachanProcess, LachanProcess]) -> None:
+    """As docs/isp-guide.md says: through dnsdist, bare from 127.0.0.1, and with -b."""
+    port, lachan = front[0], front[1]
+
+    def dig(*args: str) -> str:
+        command = ["dig", "+time=1", "+tries=1", *args, "TXT", "status.lachan.arpa", "+short"]
+        return subprocess.run(command, capture_output=True, text=True, timeout=10).stdout
+
+    assert '"profile=isp-default"' in dig("@127.0.0.1", "-p", str(port))
+    assert "profile=" not in dig("@127.0.0.1", "-p", str(lachan.port))  # no PROXY header
+    assert '"profile=isp-default"' in dig("-b", "127.0.0.2", "@127.0.0.1", "-p", str(lachan.port))

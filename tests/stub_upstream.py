@@ -453,6 +453,7 @@ class LachanProcess:
         self.args = args
         self.stderr_path = workdir / f"lachan-{self.port}.stderr"
         self.process: subprocess.Popen[bytes] | None = None
+        self.stopped = False  # stop() was called (a test may stop it on purpose)
 
     def start(self, timeout: float = 15.0) -> LachanProcess:
         with self.stderr_path.open("wb") as stderr:
@@ -483,6 +484,8 @@ class LachanProcess:
         assert "Traceback" not in log and " ERROR " not in log, f"lachan logged an error:\n{log}"
 
     def stop(self) -> int | None:
+        """SIGTERM (SIGKILL after 5 s); the exit status."""
+        self.stopped = True
         if self.process is None:
             return None
         if self.process.poll() is None:

@@ -177,3 +177,41 @@ def test_no_stale_without_serve_stale(lachan: LachanFactory, stub: StubUpstream)
     stub.mode = "drop"
     time.sleep(1.2)
     assert ask(server, "short.example.test")[0].rcode() == dns.rcode.SERVFAIL
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: forward.Dispatcher tries max(2, number of upstreams) attempts of 1 s each with "
+    "no overall deadline, so with 3+ dead upstreams every miss waits 3+ s (stub resolvers give "
+    "up at about 5 s with 2+ servers) even after all are marked down",
+)
+def test_servfail_bound_holds_with_three_dead_upstreams(lachan: LachanFactory) -> None:
+    with StubUpstream(seed=5) as a, StubUpstream(seed=6) as b, StubUpstream(seed=8) as c:
+        for stub in (a, b, c):
+            stub.mode = "drop"
+        server = lachan(upstreams=[a.address, b.address, c.address])
+        worst = 0.0
+        for i in range(3):
+            reply, took = ask(server, f"three-dead{i}.example.test")
+            assert reply.rcode() == dns.rcode.SERVFAIL
+            worst = max(worst, took)
+        assert worst < SERVFAIL_BOUND, f"SERVFAIL took {worst:.2f}s"
+
+
+def test_sigterm_drains_inflight_queries_and_exits_zero(
+    lachan: LachanFactory, stub: StubUpstream
+) -> None:
+    import socket
+
+    server = lachan()
+    stub.mode, stub.delay = "slow", 0.8
+    query = dns.message.make_query("draining.example.test", "A")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        data = query.to_wire()
+        sock.sendall(len(data).to_bytes(2, "big") + data)
+        time.sleep(0.2)
+        assert server.stop() == 0
+        size = int.from_bytes(sock.recv(2), "big")
+        reply = dns.message.from_wire(sock.recv(size))
+    assert reply.id == query.id and reply.answer  # answered during the graceful drain
+    server.assert_clean_log()

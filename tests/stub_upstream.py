@@ -105,6 +105,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
+        self.stub.udp_sources[addr[1]] += 1
         reply, delay = self.stub.reply_to(data, "udp")
         if reply is None or self.transport is None:
             return
@@ -130,6 +131,7 @@ class StubUpstream:
         self.queries: Counter[tuple[str, str]] = Counter()  # (qname lowercase, type) -> n
         self.by_transport: Counter[str] = Counter()
         self.received: list[bytes] = []  # raw query messages, newest last (bounded)
+        self.udp_sources: Counter[int] = Counter()  # source port -> UDP queries from it
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._started = time.monotonic()

@@ -221,3 +221,16 @@ def test_ipv6_upstream_and_listener(lachan) -> None:  # type: ignore[no-untyped-
         big = tcp(server, "big.example.test", "TXT")  # TC from the v6 stub, then TCP to it
         assert len(big.answer[0]) == 22
         assert v6.by_transport["tcp"] == 1
+
+
+def test_upstream_queries_are_hard_to_spoof(lachan, stub: StubUpstream) -> None:  # type: ignore[no-untyped-def]
+    """RFC 5452: random IDs and several source ports; our question lowercase, RD and EDNS set."""
+    server = lachan()
+    for i in range(60):
+        udp(server, f"Spoof{i}.Example.Test")
+    queries = [dns.message.from_wire(m) for m in stub.received[-60:]]
+    assert len({q.id for q in queries}) >= 55
+    assert len(stub.udp_sources) >= 2
+    for q in queries:
+        assert q.question[0].name.to_text() == q.question[0].name.to_text().lower()
+        assert q.flags & dns.flags.RD and q.edns == 0 and q.payload == 1232

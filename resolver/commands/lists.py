@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from resolver import config
 from resolver.errors import LachanError
 from resolver.lists.catalogue import Catalogue, default_state_dir, load_catalogue
 from resolver.lists.fetch import FetchPolicy, read_meta, refresh
@@ -31,6 +32,22 @@ _state_option = click.option(
 )
 
 
+def _remember_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    ctx.meta["lachan_config"] = value
+
+
+# --config takes the catalogue and state dir from a lachan.yaml's lists section (what the
+# server uses), so the refresh timer and the server always agree on the files.
+_config_option = click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    default=None,
+    expose_value=False,
+    callback=_remember_config,
+    help="lachan.yaml whose lists section gives the catalogue and state dir.",
+)
+
+
 def _run(fn: Callable[[], None]) -> None:
     """User mistakes end as one clear line, never a traceback."""
     try:
@@ -40,6 +57,11 @@ def _run(fn: Callable[[], None]) -> None:
 
 
 def _setup(catalogue_path: Path | None, state_dir: Path | None) -> tuple[Catalogue, Path]:
+    config_path = click.get_current_context().meta.get("lachan_config")
+    if config_path:
+        settings = config.load(config_path).lists
+        catalogue_path = catalogue_path or settings.catalogue
+        state_dir = state_dir or settings.state_dir
     return load_catalogue(catalogue_path), Path(state_dir or default_state_dir())
 
 
@@ -50,6 +72,7 @@ def lists() -> None:
 
 @lists.command("update")
 @_catalogue_option
+@_config_option
 @_state_option
 @click.option("--force", is_flag=True, help="Fetch every source even if it is not due.")
 @click.option("--source", "sources", multiple=True, help="Only this source id (repeatable).")
@@ -86,6 +109,7 @@ def update(
 
 @lists.command("compile")
 @_catalogue_option
+@_config_option
 @_state_option
 def compile_(catalogue_path: Path | None, state_dir: Path | None) -> None:
     """Compile every source into a new index file and print its figures."""
@@ -133,6 +157,7 @@ def check(file: Path, fmt: str | None, limit: int) -> None:
 @lists.command("lookup")
 @click.argument("name")
 @_catalogue_option
+@_config_option
 @_state_option
 def lookup(name: str, catalogue_path: Path | None, state_dir: Path | None) -> None:
     """Show which categories, sources and rules match NAME, and which rule won."""
@@ -157,6 +182,7 @@ def lookup(name: str, catalogue_path: Path | None, state_dir: Path | None) -> No
 
 @lists.command("stats")
 @_catalogue_option
+@_config_option
 @_state_option
 def stats(catalogue_path: Path | None, state_dir: Path | None) -> None:
     """Per source and category: entries, rejected lines, last success and age."""

@@ -90,6 +90,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--upstream-port", type=int, default=5300)
     ap.add_argument("--peer-cpus", default="1", help="CPU for 1-process peers (default 1)")
     ap.add_argument("--loadgen-cpus", default="0", help="CPU for dnsperf and NSD (default 0)")
+    ap.add_argument("--report-only", type=Path, metavar="JSON",
+                    help="re-render the markdown (and verdicts) from a results JSON, run nothing")  # fmt: skip
     ap.add_argument("--out", type=Path, help="results path without suffix (default results/<date>)")
     a = ap.parse_args(argv)
     if a.quick:
@@ -224,8 +226,20 @@ def run_all(a: argparse.Namespace, b: cases.Bench, peers: list) -> tuple[list, l
     return recs, rows, scale
 
 
+def report_only(path: Path) -> None:
+    """Re-render <path>.md from <path> (a results JSON), e.g. after changing report.py."""
+    res = json.loads(path.read_text())
+    res["verdicts"] = [asdict(v) for v in report.verdicts(res["cases"], res["peers"])]
+    path.write_text(json.dumps(res, indent=1))
+    md = report.markdown(res)
+    path.with_suffix(".md").write_text(md)
+    print(md)
+
+
 def main(argv: list[str] | None = None) -> None:
     a = parse_args(argv)
+    if a.report_only:
+        return report_only(a.report_only)
     a.load = dnsperf.Load(latency=a.latency)
     for tool in ("nsd", "dnsperf"):
         if not shutil.which(tool):

@@ -77,7 +77,8 @@ class TcpConnection(asyncio.Protocol):
         self._transport = None
 
     def data_received(self, data: bytes) -> None:
-        self._last_activity = asyncio.get_running_loop().time()
+        # Only whole messages count as activity (in _answer_buffered): a sender trickling one
+        # frame a byte at a time must not hold its connection slot forever (slowloris).
         buffer = self._buffer
         buffer += data
         if self._expect_proxy and not self._read_proxy_header():
@@ -94,6 +95,7 @@ class TcpConnection(asyncio.Protocol):
                 break
             message = bytes(buffer[2 : 2 + size])
             del buffer[: 2 + size]
+            self._last_activity = asyncio.get_running_loop().time()
             self._answer(message)
 
     def _read_proxy_header(self) -> bool:

@@ -194,3 +194,27 @@ def test_inflight_limit_per_connection_holds_for_a_pipelined_burst(
         replies = [dns.message.from_wire(read_frame(sock)) for _ in queries]
     assert {r.id for r in replies} == {q.id for q in queries}
     assert at_once <= 4, f"{at_once} queries went upstream at once with a limit of 4"
+
+
+def test_trickled_frame_does_not_hold_a_slot_forever(lachan: LachanFactory) -> None:
+    """Slowloris: a byte every 0.2 s never completes a message; with idle_timeout 0.5 only
+    whole messages count as activity, so the connection is closed, not kept for ever."""
+    server = lachan(config=TCP_CONFIG)
+    data = frame(dns.message.make_query("trickle.example.test", "A"))
+    with connect(server) as sock:
+        started = time.monotonic()
+        closed_after = None
+        for i in range(len(data) - 1):  # never the last byte
+            try:
+                sock.sendall(data[i : i + 1])
+            except (BrokenPipeError, ConnectionResetError):
+                closed_after = time.monotonic() - started
+                break
+            sock.settimeout(0.2)
+            try:
+                if sock.recv(10) == b"":
+                    closed_after = time.monotonic() - started
+                    break
+            except TimeoutError:
+                pass
+    assert closed_after is not None and closed_after < 2.0

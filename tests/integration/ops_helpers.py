@@ -172,9 +172,13 @@ def raw_exchange(
 
 # -- metrics ------------------------------------------------------------------------------
 def metric(port: int, name: str) -> float | None:
-    """The sum of every sample of ``name`` at http://127.0.0.1:port/metrics (None if absent)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as response:
-        text = response.read().decode()
+    """The sum of every sample of ``name`` at http://127.0.0.1:port/metrics (None if absent
+    or the endpoint is not up)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as response:
+            text = response.read().decode()
+    except OSError:  # not listening yet (URLError is an OSError)
+        return None
     values = [
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()

@@ -211,6 +211,7 @@ async def serve(
     notifier = Notifier.from_env(unset=True)
     state = await asyncio.get_running_loop().run_in_executor(None, build_state, config)
     stats = (LoggedStats if config.querylog else Stats)(label_sets(config, state))
+    stats.workers = 1  # one process serves; the supervisor sets this when there are workers
     server = Server(config, build_resolver(config, state, stats, wallclock=wallclock))
     querylog = server.resolver.querylog
     await server.start()

@@ -114,15 +114,32 @@ def _first_start(b: Bench, peer: Peer, rec: dict, probe_name: str) -> None:
     b.stop(proc)
 
 
+def _describe_loaded(b: Bench, peer: Peer, proc: Proc, listed: list[str], rec: dict) -> None:
+    """RSS 1 s after ready, what the peer blocks, and lachan's index file size."""
+    time.sleep(1.0)
+    rec["rss_kib"] = rss_kib(proc.tree())
+    rec["semantics"] = probe.semantics(peer.host, peer.port, listed)
+    if peer.kind == "lachan":  # the compiled index lachan maps (shared by its workers)
+        sizes = [f.stat().st_size for f in (b.rundir / peer.name / "state").rglob("*.lidx")]
+        rec["index_file_kib"] = max(sizes) // 1024 if sizes else None
+    log(f"  {peer.name}: ready in {rec['ready_s']:.3f}s, RSS {rec['rss_kib'] / 1024:.1f} MiB, "
+        f"{rec['semantics']}")  # fmt: skip
+
+
+def _workloads(b: Bench, peer: Peer, proc: Proc, rnd: int) -> list[dict]:
+    rows = []
+    for wl in b.workloads:
+        if proc.alive():
+            rows.append(measure(b, peer, proc, wl, rnd))
+        else:
+            rows.append({"peer": peer.name, "workload": wl, "round": rnd, "error": "peer exited"})
+    return rows
+
+
 def bench_peer(b: Bench, peer: Peer, rnd: int) -> tuple[dict, list[dict]]:
     """Startup, memory and semantics of one peer, then every workload; stops it after."""
-    rec: dict = {
-        "peer": peer.name,
-        "round": rnd,
-        "workers": peer.workers,
-        "cpus": peer.cpus or "any",
-        "list_loaded": peer.kind != "lachan" or b.caps.lists,
-    }
+    rec: dict = {"peer": peer.name, "round": rnd, "workers": peer.workers,
+                 "cpus": peer.cpus or "any", "list_loaded": peer.kind != "lachan" or b.caps.lists}  # fmt: skip
     if not port_free(peer.host, peer.port):
         rec["error"] = f"port {peer.port} is taken by a process this harness did not start"
         return rec, []
@@ -134,29 +151,15 @@ def bench_peer(b: Bench, peer: Peer, rnd: int) -> tuple[dict, list[dict]]:
     proc, ready = start_ready(b, peer, "blocklist", f"r{rnd}", listed[-1])
     if ready is None:
         rec["error"] = (
-            f"not ready within {b.startup_timeout:.0f}s (exit={proc.popen.poll()}): {proc.log_tail()}"
+            f"not ready in {b.startup_timeout:.0f}s (exit={proc.popen.poll()}): {proc.log_tail()}"
         )
         b.stop(proc)
         log(f"  {peer.name}: {rec['error']}")
         return rec, []
-    time.sleep(1.0)
-    rec.update(ready_s=round(ready, 3), rss_kib=rss_kib(proc.tree()))
-    rec["semantics"] = probe.semantics(peer.host, peer.port, listed)
-    if peer.kind == "lachan":  # the compiled index lachan maps (shared by its workers)
-        sizes = [f.stat().st_size for f in (b.rundir / peer.name / "state").rglob("*.lidx")]
-        rec["index_file_kib"] = max(sizes) // 1024 if sizes else None
-    log(
-        f"  {peer.name}: ready in {ready:.3f}s, RSS {rec['rss_kib'] / 1024:.1f} MiB, {rec['semantics']}"
-    )
-    rows = []
+    rec["ready_s"] = round(ready, 3)
     try:
-        for wl in b.workloads:
-            if not proc.alive():
-                rows.append(
-                    {"peer": peer.name, "workload": wl, "round": rnd, "error": "peer exited"}
-                )
-                continue
-            rows.append(measure(b, peer, proc, wl, rnd))
+        _describe_loaded(b, peer, proc, listed, rec)
+        rows = _workloads(b, peer, proc, rnd)
     finally:
         rec["rss_end_kib"] = rss_kib(proc.tree())
         b.stop(proc)

@@ -21,7 +21,7 @@ SYNTHETIC_SIZE = 219_522  # same size as the real list, so figures stay comparab
 VALID = re.compile(r"^(?=.{1,253}$)(?!-)[a-z0-9_-]{1,63}(?<!-)(\.(?!-)[a-z0-9_-]{1,63}(?<!-))+$")
 ALNUM = string.ascii_lowercase + string.digits
 TLDS = ("com", "net", "org", "io", "de", "info", "co.uk", "fr", "nl", "xyz", "ru", "jp")
-FORMAT_VERSION = 2  # bump when a generated file changes shape, to rebuild cached data
+FORMAT_VERSION = 3  # bump when a generated file changes shape, to rebuild cached data
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,33 @@ def _zipf_picks(items: list[str], k: int, rnd: random.Random) -> list[str]:
     return rnd.choices(items, cum_weights=cum, k=k)
 
 
+def _miss_names(r: int, n: int, is_listed) -> Iterable[str]:
+    """n unique random unlisted names for round r; the 'r<N>' label keeps rounds disjoint."""
+    rr = random.Random(1000 + r)
+    names = (
+        f"{rand_label(rr, 8, 16)}.r{r}{rand_label(rr, 3, 6)}.{rr.choice(TLDS)}"
+        for _ in itertools.count()
+    )
+    return dict.fromkeys(itertools.islice((m for m in names if not is_listed(m)), n))
+
+
+def _blocked_names(listed: list[str], n: int) -> Iterable[str]:
+    """Alternately a listed name and a random subdomain of one."""
+    rnd = random.Random(3)
+    picks = rnd.choices(listed, k=n)
+    return (d if i % 2 else f"{rand_label(rnd, 3, 10)}.{d}" for i, d in enumerate(picks))
+
+
+def _mixed_queries(listed: list[str], top: list[str], n: int) -> Iterable[str]:
+    """90% popular unlisted names, 10% popular listed ones, both Zipf(1); a quarter AAAA."""
+    rnd = random.Random(4)
+    n_block = n // 10
+    listed_sample = rnd.sample(listed, min(20_000, len(listed)))
+    mixed = _zipf_picks(top, n - n_block, rnd) + _zipf_picks(listed_sample, n_block, rnd)
+    rnd.shuffle(mixed)
+    return (f"{m} {'AAAA' if rnd.random() < 0.25 else 'A'}" for m in mixed)
+
+
 def write_workloads(
     folder: Path,
     listed: list[str],
@@ -124,45 +151,23 @@ def write_workloads(
     topsites: Path | None = None,
 ) -> dict:
     """hit, miss-rN, blocked and mixed query files ('name TYPE' per line); returns descriptions."""
-    is_listed, desc = _suffix_check(listed), {}
-    rnd = random.Random(1)
+    is_listed, rnd = _suffix_check(listed), random.Random(1)
     hit = [f"www.{rand_label(rnd, 5, 10)}.{rnd.choice(TLDS)}" for _ in range(1000)]
     _write(folder / "wl-hit.txt", (f"{n} A\n" for n in hit if not is_listed(n)))
-    desc["hit"] = "1,000 distinct unlisted names, type A, repeated (after one warm-up pass)"
     for r in range(1, rounds + 1):
-        rr = random.Random(1000 + r)
-        names = (
-            f"{rand_label(rr, 8, 16)}.r{r}{rand_label(rr, 3, 6)}.{rr.choice(TLDS)}"
-            for _ in itertools.count()
-        )
-        miss = itertools.islice((n for n in names if not is_listed(n)), sizes["miss"])
-        _write(folder / f"wl-miss-r{r}.txt", (f"{n} A\n" for n in dict.fromkeys(miss)))
-    desc["miss"] = (
-        f"{sizes['miss']:,} unique random unlisted names per round (a new file each round), type A"
-    )
-    rnd = random.Random(3)
-    picks = rnd.choices(listed, k=sizes["blocked"])
-    _write(
-        folder / "wl-blocked.txt",
-        (f"{d} A\n" if i % 2 else f"{rand_label(rnd, 3, 10)}.{d} A\n" for i, d in enumerate(picks)),
-    )
-    desc["blocked"] = (
-        f"{sizes['blocked']:,} queries: half a listed name, half a random subdomain of one; type A"
-    )
-    rnd = random.Random(4)
+        miss = _miss_names(r, sizes["miss"], is_listed)
+        _write(folder / f"wl-miss-r{r}.txt", (f"{n} A\n" for n in miss))
+    blocked = _blocked_names(listed, sizes["blocked"])
+    _write(folder / "wl-blocked.txt", (f"{n} A\n" for n in blocked))
     top, src = _topsites(is_listed, topsites)
-    n_block = sizes["mixed"] // 10
-    mixed = _zipf_picks(top, sizes["mixed"] - n_block, rnd) + _zipf_picks(
-        rnd.sample(listed, min(20_000, len(listed))), n_block, rnd
-    )
-    rnd.shuffle(mixed)
-    _write(
-        folder / "wl-mixed.txt", (f"{n} {'AAAA' if rnd.random() < 0.25 else 'A'}\n" for n in mixed)
-    )
-    desc["mixed"] = (
-        f"{sizes['mixed']:,} queries: 90% Zipf(1) over {src}, 10% Zipf over 20k listed names; 75% A / 25% AAAA"
-    )
-    return desc
+    _write(folder / "wl-mixed.txt", (f"{q}\n" for q in _mixed_queries(listed, top, sizes["mixed"])))
+    return {
+        "hit": "1,000 distinct unlisted names, type A, repeated (after one warm-up pass)",
+        "miss": f"{sizes['miss']:,} unique random unlisted names per round (a new file each round), type A",
+        "blocked": f"{sizes['blocked']:,} queries: half a listed name, half a random subdomain of one; type A",
+        "mixed": f"{sizes['mixed']:,} queries: 90% Zipf(1) over {src}, 10% Zipf over 20k listed names; "
+        "75% A / 25% AAAA",
+    }
 
 
 def _source(blocklist: Path | None, synthetic: bool) -> tuple[list[str], dict]:

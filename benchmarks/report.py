@@ -176,56 +176,25 @@ def summary_table(cases: list[dict], names: list[str], wls: list[str]) -> list[s
     return _table(["peer"] + [f"{wl} QPS" for wl in wls], rows)
 
 
+DETAIL_HEADER = ["peer", "round", "workers", "QPS", "QPS per peer CPU-second", "avg ms", "p50",
+                 "p99", "p99.9", "max", "lost", "rcodes", "peer CPU %", "dnsperf CPU %",
+                 "NSD CPU %", "others CPU %"]  # fmt: skip
+
+
+def _detail_row(c: dict) -> list[str]:
+    if c.get("error"):
+        return [c["peer"], str(c.get("round", 1)), "", "error: " + c["error"][:80]] + [""] * 12
+    codes = sorted(c.get("rcodes", {}).items(), key=lambda kv: -kv[1])
+    noisy = " ‡" if (c.get("others_cpu_pct") or 0) > NOISY else ""
+    ms = [_f(c.get(k), 1000, 2) for k in ("avg_s", "p50_s", "p99_s", "p999_s", "max_s")]
+    cpu = [_f(c.get(f"{k}_cpu_pct"), 1, 1) for k in ("peer", "dnsperf", "upstream", "others")]
+    head = [c["peer"], str(c["round"]), str(c.get("workers", 1)), _f(c.get("qps")) + noisy]
+    tail = [_f(c.get("lost")), ", ".join(f"{k} {v}" for k, v in codes)]
+    return head + [_f(c.get("qps_per_peer_cpu_s"))] + ms + tail + cpu
+
+
 def detail_table(cases: list[dict], wl: str) -> list[str]:
-    rows = []
-    for c in (c for c in cases if c["workload"] == wl):
-        if c.get("error"):
-            rows.append(
-                [c["peer"], str(c.get("round", 1)), "", "error: " + c["error"][:80]] + [""] * 12
-            )
-            continue
-        rc = ", ".join(
-            f"{k} {v}" for k, v in sorted(c.get("rcodes", {}).items(), key=lambda kv: -kv[1])
-        )
-        rows.append(
-            [
-                c["peer"],
-                str(c["round"]),
-                str(c.get("workers", 1)),
-                _f(c.get("qps")) + (" ‡" if (c.get("others_cpu_pct") or 0) > NOISY else ""),
-                _f(c.get("qps_per_peer_cpu_s")),
-                _f(c.get("avg_s"), 1000, 2),
-                _f(c.get("p50_s"), 1000, 2),
-                _f(c.get("p99_s"), 1000, 2),
-                _f(c.get("p999_s"), 1000, 2),
-                _f(c.get("max_s"), 1000, 2),
-                _f(c.get("lost")),
-                rc,
-                _f(c.get("peer_cpu_pct"), 1, 1),
-                _f(c.get("dnsperf_cpu_pct"), 1, 1),
-                _f(c.get("upstream_cpu_pct"), 1, 1),
-                _f(c.get("others_cpu_pct"), 1, 1),
-            ]
-        )
-    hdr = [
-        "peer",
-        "round",
-        "workers",
-        "QPS",
-        "QPS per peer CPU-second",
-        "avg ms",
-        "p50",
-        "p99",
-        "p99.9",
-        "max",
-        "lost",
-        "rcodes",
-        "peer CPU %",
-        "dnsperf CPU %",
-        "NSD CPU %",
-        "others CPU %",
-    ]
-    return _table(hdr, rows)
+    return _table(DETAIL_HEADER, [_detail_row(c) for c in cases if c["workload"] == wl])
 
 
 def markdown(res: dict) -> str:

@@ -236,33 +236,27 @@ def report_only(path: Path) -> None:
     print(md)
 
 
-def main(argv: list[str] | None = None) -> None:
-    a = parse_args(argv)
-    if a.report_only:
-        return report_only(a.report_only)
-    a.load = dnsperf.Load(latency=a.latency)
-    for tool in ("nsd", "dnsperf"):
-        if not shutil.which(tool):
-            sys.exit(f"{tool} not found: apt-get install -y {tool}")
-    notes: list[str] = []
-    peers = usable(a, notes)
-    started = datetime.datetime.now(datetime.UTC)
-    t0 = time.monotonic()
+SCALING_NOTE = (
+    "Both rows run unpinned with the load generator pinned to CPU 0, so the second worker shares "
+    "a core with dnsperf and NSD: compare *QPS per peer CPU-second* (throughput per CPU-second "
+    "lachan actually got) as well as raw QPS."
+)
+
+
+def setup_bench(a: argparse.Namespace, peers: list, notes: list[str]) -> cases.Bench:
+    """Inputs built, lachan's capabilities probed: everything the cases share."""
     inputs = data.prepare(WORK / "data", SIZES, max(2, a.rounds), a.blocklist, a.synthetic, log)
-    b = cases.Bench(
-        inputs,
-        WORK / "run",
-        a.workloads,
-        a.duration,
-        a.load,
-        a.loadgen_cpus,
-        a.upstream_port,
-        a.lachan_cmd,
-    )
+    b = cases.Bench(inputs, WORK / "run", a.workloads, a.duration, a.load, a.loadgen_cpus,
+                    a.upstream_port, a.lachan_cmd)  # fmt: skip
+    b.rundir.mkdir(parents=True, exist_ok=True)
     if any(p.kind == "lachan" for p in peers) and not a.lachan_cmd:
         b.caps = lachan_caps(b.rundir, inputs.path("blocklist.txt"))
         notes += caps_notes(b.caps)
-    b.rundir.mkdir(parents=True, exist_ok=True)
+    return b
+
+
+def run_guarded(a: argparse.Namespace, b: cases.Bench, peers: list) -> tuple[str, list, list, list]:
+    """Upstream and every case; whatever happens, stop every process this harness started."""
 
     def on_signal(signum, _frame):
         for proc in list(b.started):
@@ -274,40 +268,50 @@ def main(argv: list[str] | None = None) -> None:
     try:
         upstream = start_upstream(a, b)
         log(f"upstream: {upstream}")
-        recs, rows, scale = run_all(a, b, peers)
+        return (upstream, *run_all(a, b, peers))
     finally:
         for proc in list(b.started):
             b.stop(proc)
-    elapsed = round(time.monotonic() - t0, 1)
-    res = {
-        "started_utc": started.isoformat(timespec="seconds"),
-        "elapsed_s": elapsed,
-        "settings": {
-            "argv": sys.argv[1:],
-            "rounds": a.rounds,
-            "duration_s": a.duration,
-            "workloads": a.workloads,
-            "load": asdict(a.load),
-            "peer_cpus": a.peer_cpus,
-            "loadgen_cpus": a.loadgen_cpus,
-        },
-        "setup": setup_lines(a, inputs, upstream, notes),
-        "inputs": inputs.meta,
-        "peers": recs,
-        "cases": rows,
-        "scaling": scale,
-        "scaling_note": "Both rows run unpinned with the load generator pinned to CPU 0, so the second "
-        "worker shares a core with dnsperf and NSD: compare *QPS per peer CPU-second* (throughput per "
-        "CPU-second lachan actually got) as well as raw QPS.",
-    }
-    res["verdicts"] = [asdict(v) for v in report.verdicts(rows, recs)]
-    out = results_path(a, started)
+
+
+def write_results(res: dict, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(scrub(json.dumps(res, indent=1, default=str)))
     md = scrub(report.markdown(res))
     out.with_suffix(".md").write_text(md)
     print(md)
-    log(f"wrote {out.with_suffix('.json')} and .md in {elapsed / 60:.1f} min")
+    log(f"wrote {out.with_suffix('.json')} and .md in {res['elapsed_s'] / 60:.1f} min")
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = parse_args(argv)
+    if a.report_only:
+        return report_only(a.report_only)
+    a.load = dnsperf.Load(latency=a.latency)
+    for tool in ("nsd", "dnsperf"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} not found: apt-get install -y {tool}")
+    notes: list[str] = []
+    peers = usable(a, notes)
+    started, t0 = datetime.datetime.now(datetime.UTC), time.monotonic()
+    b = setup_bench(a, peers, notes)
+    upstream, recs, rows, scale = run_guarded(a, b, peers)
+    settings = {"argv": sys.argv[1:], "rounds": a.rounds, "duration_s": a.duration,
+                "workloads": a.workloads, "load": asdict(a.load), "peer_cpus": a.peer_cpus,
+                "loadgen_cpus": a.loadgen_cpus}  # fmt: skip
+    res = {
+        "started_utc": started.isoformat(timespec="seconds"),
+        "elapsed_s": round(time.monotonic() - t0, 1),
+        "settings": settings,
+        "setup": setup_lines(a, b.inputs, upstream, notes),
+        "inputs": b.inputs.meta,
+        "peers": recs,
+        "cases": rows,
+        "scaling": scale,
+        "scaling_note": SCALING_NOTE,
+        "verdicts": [asdict(v) for v in report.verdicts(rows, recs)],
+    }
+    write_results(res, results_path(a, started))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -21,13 +20,25 @@ from .acl import Acl, AclAction
 from .blocks import EDE_PROHIBITED  # noqa: F401 - re-exported for transports and tests
 from .cache import Cache
 from .forward import Deliver, Dispatcher, Exchange
-from .policy import ALLOW, Block, Canary, Profile, Reason, Rewrite, decide, decide_cname_chain
+from .policy import ALLOW, Block, Canary, Profile, Rewrite, decide, decide_cname_chain
 from .policy.clients import EcsError, parse_ecs
 from .querylog import QueryLog
+from .querystate import (  # noqa: F401 - transports and config import these from here
+    TCP,
+    UDP,
+    ClientState,
+    LoggedStats,
+    Miss,
+    ServePolicy,
+    Waiter,
+    bypass_kind,
+    parse_reply,
+    question_of,
+)
 from .ratelimit import RateLimiter, Verdict, any_answer, truncated
-from .response import ScannedAnswer, question_end, scan_answer
+from .response import ScannedAnswer
 from .rewrite import rewrite_key, rewritten, target_key
-from .stats import QTYPE_INDEX, QTYPE_OTHER, LabelSets, Stats
+from .stats import QTYPE_INDEX, QTYPE_OTHER, Stats
 from .upstream import ForwardPolicy, UpstreamAddress, build_upstream_query
 from .wire import (
     FORMERR,
@@ -46,85 +57,7 @@ if TYPE_CHECKING:  # state.py builds on config.py, which imports ServePolicy fro
 
 log = logging.getLogger(__name__)
 
-UDP, TCP = 0, 1
 _BLOCK_MEMO_SECONDS = 1.0  # a block may change with the clock (schedules): re-decide each second
-
-
-@dataclass(frozen=True, slots=True)
-class ServePolicy:
-    udp_size: int = 1232  # our EDNS buffer size (DNS flag day 2020)
-    max_inflight: int = 20_000  # concurrent cache misses before new ones are dropped
-    memo_size: int = 50_000  # prepared UDP answers kept for repeated identical packets
-
-
-class ClientState:
-    """What a client address gets on one listener, until the next reload."""
-
-    __slots__ = ("profile", "memo", "allowed", "trusted_ecs", "proxy")
-
-    def __init__(
-        self,
-        profile: Profile,
-        memo: dict | None,
-        allowed: bool,
-        trusted_ecs: bool,
-        proxy: bool = False,
-    ):
-        self.profile = profile
-        self.memo = memo  # the profile's prepared answers; None when they may not be used
-        self.allowed = allowed
-        self.trusted_ecs = trusted_ecs
-        self.proxy = proxy  # a trusted front end: its packets start with a PROXY v2 header
-
-
-class Miss:
-    """A query that needs the upstreams, and what its answer must still go through."""
-
-    __slots__ = ("query", "profile", "received", "rewrite", "ip")
-
-    def __init__(self, query: Query, profile: Profile, received: float, rewrite: Rewrite | None):
-        self.query = query
-        self.profile = profile
-        self.received = received
-        self.rewrite = rewrite
-        self.ip = ""  # set only when the query log is on
-
-
-class _Waiter:
-    __slots__ = ("query", "transport", "deliver", "profile", "received", "rewrite", "ip")
-
-    def __init__(
-        self,
-        query: Query,
-        transport: int,
-        deliver: Deliver,
-        profile: Profile,
-        received: float,
-        rewrite: Rewrite | None,
-    ):
-        self.query = query
-        self.transport = transport
-        self.deliver = deliver
-        self.profile = profile
-        self.received = received
-        self.rewrite = rewrite
-        self.ip = ""
-
-
-class LoggedStats(Stats):
-    """Stats that also remember the last answer's labels, for the opt-in query log."""
-
-    __slots__ = ("last",)
-
-    def __init__(self, labels: LabelSets | None = None) -> None:
-        super().__init__(labels)
-        self.last: tuple[str, str, str] = ("", "", "")
-
-    def record_answer(
-        self, transport: int, action: str, category: str, profile: str, seconds: float
-    ) -> None:
-        super().record_answer(transport, action, category, profile, seconds)
-        self.last = (action, category, profile)
 
 
 class Resolver:
@@ -256,7 +189,7 @@ class Resolver:
             result.ip = ip
         elif result and len(result) >= 12 and self.querylog is not None:
             action, category, profile = getattr(self.stats, "last", ("", "", ""))
-            qname, qtype = _question(result)
+            qname, qtype = question_of(result)
             self.querylog.log(ip, qname, qtype, action, category, profile, result[3] & 0x0F)
         return result
 
@@ -430,7 +363,7 @@ class Resolver:
         """
         query, rewrite = miss.query, miss.rewrite
         key = query.key if rewrite is None else target_key(query.key, text_to_wire(rewrite.target))
-        waiter = _Waiter(query, transport, deliver, miss.profile, miss.received, rewrite)
+        waiter = Waiter(query, transport, deliver, miss.profile, miss.received, rewrite)
         waiter.ip = miss.ip
         exchange = self._inflight.get(key)
         if exchange is not None:
@@ -489,7 +422,7 @@ class Resolver:
                 response = synth.fit_udp(response, query, self.policy.udp_size)
             self._deliver(waiter, response, "allowed", "none")
 
-    def _complete_rewrite(self, waiter: _Waiter, key: bytes, target: ScannedAnswer) -> None:
+    def _complete_rewrite(self, waiter: Waiter, key: bytes, target: ScannedAnswer) -> None:
         query, rewrite = waiter.query, waiter.rewrite
         assert rewrite is not None
         try:
@@ -513,7 +446,7 @@ class Resolver:
             "none",
         )
 
-    def _deliver(self, waiter: _Waiter, response: bytes, action: str, category: str) -> None:
+    def _deliver(self, waiter: Waiter, response: bytes, action: str, category: str) -> None:
         if self.querylog is not None and len(response) >= 12:
             query = waiter.query
             self.querylog.log(
@@ -546,32 +479,3 @@ class Resolver:
 
     def close(self) -> None:
         self.dispatcher.close()
-
-
-def bypass_kind(block: Block) -> str | None:
-    """The bounded anti-bypass label of a block, or None for an ordinary block."""
-    if block.reason is Reason.BYPASS:
-        if block.rule.startswith("use-application-dns"):
-            return "canary"  # Firefox's DoH canary
-        if "icloud" in block.rule:
-            return "private_relay"
-        return "doh"  # resolver.arpa: discovery of an encrypted resolver (RFC 9462)
-    if block.category == "vpn-proxy-doh":
-        return "vpn"
-    return None
-
-
-def _question(response: bytes) -> tuple[str, int]:
-    """The question of an answer we built (for the query log; not the hot path)."""
-    try:
-        end = question_end(response)
-    except WireError:
-        return "", 0
-    return wire_to_text(response[12 : end - 4]).lower(), int.from_bytes(
-        response[end - 4 : end - 2], "big"
-    )
-
-
-def parse_reply(reply: bytes) -> ScannedAnswer:
-    """An upstream reply split for caching (raises WireError for a malformed one)."""
-    return scan_answer(reply, question_end(reply))

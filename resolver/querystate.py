@@ -1,0 +1,119 @@
+"""The small objects one query carries through the pipeline, and helpers around them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .forward import Deliver
+from .policy import Block, Profile, Reason, Rewrite
+from .response import ScannedAnswer, question_end, scan_answer
+from .stats import LabelSets, Stats
+from .wire import Query, WireError, wire_to_text
+
+UDP, TCP = 0, 1
+
+
+@dataclass(frozen=True, slots=True)
+class ServePolicy:
+    udp_size: int = 1232  # our EDNS buffer size (DNS flag day 2020)
+    max_inflight: int = 20_000  # concurrent cache misses before new ones are dropped
+    memo_size: int = 50_000  # prepared UDP answers kept for repeated identical packets
+
+
+class ClientState:
+    """What a client address gets on one listener, until the next reload."""
+
+    __slots__ = ("profile", "memo", "allowed", "trusted_ecs", "proxy")
+
+    def __init__(
+        self,
+        profile: Profile,
+        memo: dict | None,
+        allowed: bool,
+        trusted_ecs: bool,
+        proxy: bool = False,
+    ):
+        self.profile = profile
+        self.memo = memo  # the profile's prepared answers; None when they may not be used
+        self.allowed = allowed
+        self.trusted_ecs = trusted_ecs
+        self.proxy = proxy  # a trusted front end: its packets start with a PROXY v2 header
+
+
+class Miss:
+    """A query that needs the upstreams, and what its answer must still go through."""
+
+    __slots__ = ("query", "profile", "received", "rewrite", "ip")
+
+    def __init__(self, query: Query, profile: Profile, received: float, rewrite: Rewrite | None):
+        self.query = query
+        self.profile = profile
+        self.received = received
+        self.rewrite = rewrite
+        self.ip = ""  # set only when the query log is on
+
+
+class Waiter:
+    __slots__ = ("query", "transport", "deliver", "profile", "received", "rewrite", "ip")
+
+    def __init__(
+        self,
+        query: Query,
+        transport: int,
+        deliver: Deliver,
+        profile: Profile,
+        received: float,
+        rewrite: Rewrite | None,
+    ):
+        self.query = query
+        self.transport = transport
+        self.deliver = deliver
+        self.profile = profile
+        self.received = received
+        self.rewrite = rewrite
+        self.ip = ""
+
+
+class LoggedStats(Stats):
+    """Stats that also remember the last answer's labels, for the opt-in query log."""
+
+    __slots__ = ("last",)
+
+    def __init__(self, labels: LabelSets | None = None) -> None:
+        super().__init__(labels)
+        self.last: tuple[str, str, str] = ("", "", "")
+
+    def record_answer(
+        self, transport: int, action: str, category: str, profile: str, seconds: float
+    ) -> None:
+        super().record_answer(transport, action, category, profile, seconds)
+        self.last = (action, category, profile)
+
+
+def bypass_kind(block: Block) -> str | None:
+    """The bounded anti-bypass label of a block, or None for an ordinary block."""
+    if block.reason is Reason.BYPASS:
+        if block.rule.startswith("use-application-dns"):
+            return "canary"  # Firefox's DoH canary
+        if "icloud" in block.rule:
+            return "private_relay"
+        return "doh"  # resolver.arpa: discovery of an encrypted resolver (RFC 9462)
+    if block.category == "vpn-proxy-doh":
+        return "vpn"
+    return None
+
+
+def question_of(response: bytes) -> tuple[str, int]:
+    """The question of an answer we built (for the query log; not the hot path)."""
+    try:
+        end = question_end(response)
+    except WireError:
+        return "", 0
+    return wire_to_text(response[12 : end - 4]).lower(), int.from_bytes(
+        response[end - 4 : end - 2], "big"
+    )
+
+
+def parse_reply(reply: bytes) -> ScannedAnswer:
+    """An upstream reply split for caching (raises WireError for a malformed one)."""
+    return scan_answer(reply, question_end(reply))

@@ -6,7 +6,7 @@ and loads it with dnsperf (cache-hit, blocked, mixed, cache-miss). Writes
 benchmarks/results/<date>.json and .md, prints the table and PASS/FAIL per target.
 
     .venv/bin/python benchmarks/run.py              # full run (~13 min)
-    .venv/bin/python benchmarks/run.py --quick      # smoke run (~2.5 min)
+    .venv/bin/python benchmarks/run.py --quick      # smoke run (~2 min)
 """
 
 from __future__ import annotations
@@ -41,63 +41,40 @@ WORK = Path(os.environ.get("BENCH_WORK") or HERE / "work")
 SIZES = {"miss": 1_000_000, "blocked": 3_000_000, "mixed": 1_000_000}
 
 
+OPTIONS: list[tuple[str, dict]] = [
+    ("--quick", {"action": "store_true", "help": "smoke run: 1 round x 3 s, no workers case"}),
+    ("--duration", {"type": float, "default": 15, "help": "seconds per dnsperf case (15)"}),
+    ("--rounds", {"type": int, "default": 2, "help": "rounds; even ones run the peers in reverse (2)"}),
+    ("--peers", {"default": ",".join(p.name for p in PEERS), "help": "comma list of peers"}),
+    ("--workloads", {"default": ",".join(report.WORKLOADS), "help": "comma list of hit,blocked,mixed,miss"}),
+    ("--workers", {"default": "1,2", "help": "lachan worker counts for the scaling case ('' = skip)"}),
+    ("--lachan-cmd", {"help": "stand-in command for lachan, with {port} {upstream_port} {config} "
+                      "{blocklist} {workers} {python} {bench}"}),
+    ("--blocklist", {"type": Path, "help": "domains file (default: the shared or bundled adult list)"}),
+    ("--synthetic", {"action": "store_true", "help": "use synthetic names even if a real list exists"}),
+    ("--no-latency", {"dest": "latency", "action": "store_false", "help": "skip dnsperf -v (no percentiles)"}),
+    ("--upstream-port", {"type": int, "default": 5300}),
+    ("--peer-cpus", {"default": "1", "help": "CPU for single-process peers (1)"}),
+    ("--loadgen-cpus", {"default": "0", "help": "CPU for dnsperf and NSD (0)"}),
+    ("--report-only", {"type": Path, "metavar": "JSON", "help": "re-render the markdown from a results JSON"}),
+    ("--out", {"type": Path, "help": "results path without suffix (default results/<date>)"}),
+]  # fmt: skip
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument(
-        "--quick", action="store_true", help="smoke run: 1 round x 3 s, workers 1 vs 2 skipped"
-    )
-    ap.add_argument(
-        "--duration", type=float, default=15, help="seconds per dnsperf case (default 15)"
-    )
-    ap.add_argument(
-        "--rounds",
-        type=int,
-        default=2,
-        help="rounds, peers in reverse order on even ones (default 2)",
-    )
-    ap.add_argument("--peers", default=",".join(p.name for p in PEERS), help="comma list of peers")
-    ap.add_argument(
-        "--workloads",
-        default=",".join(report.WORKLOADS),
-        help="comma list of hit,blocked,mixed,miss",
-    )
-    ap.add_argument(
-        "--workers", default="1,2", help="lachan worker counts for the scaling case ('' = skip)"
-    )
-    ap.add_argument(
-        "--lachan-cmd",
-        help="stand-in command for lachan: {port} {upstream_port} {config} "
-        "{blocklist} {workers} {python} {bench}",
-    )
-    ap.add_argument(
-        "--blocklist",
-        type=Path,
-        help="domains file (default: shared/data adult list, else synthetic)",
-    )
-    ap.add_argument(
-        "--synthetic",
-        action="store_true",
-        help="use the synthetic list even if the real one exists",
-    )
-    ap.add_argument(
-        "--no-latency",
-        dest="latency",
-        action="store_false",
-        help="skip dnsperf -v (no percentiles)",
-    )
-    ap.add_argument("--upstream-port", type=int, default=5300)
-    ap.add_argument("--peer-cpus", default="1", help="CPU for 1-process peers (default 1)")
-    ap.add_argument("--loadgen-cpus", default="0", help="CPU for dnsperf and NSD (default 0)")
-    ap.add_argument("--report-only", type=Path, metavar="JSON",
-                    help="re-render the markdown (and verdicts) from a results JSON, run nothing")  # fmt: skip
-    ap.add_argument("--out", type=Path, help="results path without suffix (default results/<date>)")
+    fmt = argparse.RawDescriptionHelpFormatter
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=fmt)
+    for flag, kwargs in OPTIONS:
+        ap.add_argument(flag, **kwargs)
     a = ap.parse_args(argv)
     if a.quick:
         a.duration, a.rounds, a.workers = 3, 1, ""
     if not (0 < a.duration <= 120 and 1 <= a.rounds <= 5):
         ap.error("keep runs bounded: 0 < --duration <= 120, 1 <= --rounds <= 5")
+    unknown = set(a.peers.split(",")) - {p.name for p in PEERS}
+    unknown |= set(a.workloads.split(",")) - set(report.WORKLOADS) - {""}
+    if unknown:
+        ap.error(f"unknown peer or workload: {', '.join(sorted(unknown))}")
     a.peers = [p for p in PEERS if p.name in a.peers.split(",")]
     a.workloads = [w for w in report.WORKLOADS if w in a.workloads.split(",")]
     a.workers = tuple(int(n) for n in a.workers.split(",") if n.strip())

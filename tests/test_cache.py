@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dns.message
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from resolver.cache import Cache, CachePolicy
 from resolver.response import ScannedAnswer, question_end, scan_answer
@@ -141,3 +143,32 @@ def test_refresh_replaces_and_clear_empties() -> None:
     assert entry is not None and entry.remaining(clock.now) == 300
     cache.clear()
     assert len(cache) == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ttl=st.integers(0, 100_000),
+    ages=st.lists(st.floats(0, 200_000, allow_nan=False), min_size=1, max_size=20),
+    min_ttl=st.integers(0, 100),
+    max_ttl=st.integers(1, 86_400),
+)
+def test_ttls_count_down_monotonically_within_bounds(
+    ttl: int, ages: list[float], min_ttl: int, max_ttl: int
+) -> None:
+    clock = FakeClock(0.0)
+    cache = make(clock, min_ttl=min_ttl, max_ttl=max_ttl)
+    a = scanned(f"x.ttl{ttl}.example.test")
+    entry = cache.put(b"k", a)
+    if entry is None:
+        assert min(max(ttl, min_ttl), max_ttl) == 0
+        return
+    previous = entry.ttl
+    for age in sorted(ages):
+        clock.now = age
+        hit = cache.get(b"k", age)
+        if hit is None:
+            assert age >= entry.expires
+            continue
+        (shown,) = ttls(hit.body_at(age, cache.policy), a)
+        assert 0 < shown <= previous <= max(max_ttl, min_ttl)
+        previous = shown

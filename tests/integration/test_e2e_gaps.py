@@ -23,6 +23,7 @@ from e2e_helpers import (
     INTERNET_V4,
     InternetStub,
     LachanProcess,
+    StubUpstream,
     addresses,
     ask,
     compiled_state_dir,
@@ -78,7 +79,7 @@ class CloakingStub(InternetStub):
 class Setup:
     port: int
     metrics_url: str
-    stub: CloakingStub
+    stub: StubUpstream
 
 
 @pytest.fixture(scope="module")
@@ -271,7 +272,7 @@ def test_monitor_only_counts_each_answer_once(env: Setup) -> None:
 
 # -- 5. serve-stale ----------------------------------------------------------------------------
 @pytest.fixture
-def stale_pair(tmp_path: Path) -> Iterator[tuple[InternetStub, LachanProcess, LachanProcess]]:
+def stale_pair(tmp_path: Path) -> Iterator[tuple[StubUpstream, LachanProcess, LachanProcess]]:
     """One stub, and two lachan instances forwarding to it: serve_stale on and off."""
     with InternetStub() as stub:
         on = start_lachan(tmp_path / "on", stub.address,
@@ -289,7 +290,7 @@ def stale_pair(tmp_path: Path) -> Iterator[tuple[InternetStub, LachanProcess, La
 
 @pytest.mark.parametrize("outage", ["drop", "stopped"])
 def test_serve_stale_answers_an_expired_name_when_the_upstream_is_gone(
-    stale_pair: tuple[InternetStub, LachanProcess, LachanProcess], outage: str
+    stale_pair: tuple[StubUpstream, LachanProcess, LachanProcess], outage: str
 ) -> None:
     stub, on, off = stale_pair
     name = "a.ttl1.example.test"  # TTL 1 at the stub

@@ -140,6 +140,7 @@ class Server:
             log.warning("reload: listener and upstream changes take effect after a restart")
         self.resolver.swap_state(state, Acl(config.acl))
         self.resolver.stats.labels = label_sets(self.config, state)
+        self.resolver.stats.index_built = state.index_built_at
         if record:
             self.resolver.stats.record_reload(True, time.time())
         log.info("reloaded: policy %s, index %s", state.policy_digest, state.index_digest or "none")
@@ -212,6 +213,7 @@ async def serve(
     state = await asyncio.get_running_loop().run_in_executor(None, build_state, config)
     stats = (LoggedStats if config.querylog else Stats)(label_sets(config, state))
     stats.workers = 1  # one process serves; the supervisor sets this when there are workers
+    stats.index_built = state.index_built_at
     server = Server(config, build_resolver(config, state, stats, wallclock=wallclock))
     querylog = server.resolver.querylog
     await server.start()

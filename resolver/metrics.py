@@ -74,6 +74,8 @@ METRICS: tuple[MetricDef, ...] = (
               "Configuration reload attempts."),
     MetricDef("config_reload_failures", "lachan_config_reload_failures_total", "counter",
               "Configuration reloads rejected (the previous configuration stays in force)."),
+    MetricDef("index_built", "lachan_index_built_timestamp_seconds", "gauge",
+              "Unix time the blocklist index in force was compiled; 0 when lists are off."),
     MetricDef("config_last_reload_success", "lachan_config_last_reload_success_timestamp_seconds",
               "gauge", "Unix time of the last successful configuration reload."),
     MetricDef("worker_restarts", "lachan_worker_restarts_total", "counter",

@@ -165,11 +165,10 @@ class Resolver:
             return self._allowed(query, client, profile, transport, received)
         if isinstance(decision, Block):
             if decision.monitor_only:
-                # Monitor-only (piloting): count what would have been blocked, answer as usual.
-                self.stats.record_answer(
-                    transport, "monitored", decision.category, profile.name, 0.0
-                )
-                return self._allowed(query, client, profile, transport, received)
+                # Monitor-only (piloting): answer as usual, but count it (once) as what it
+                # would have been: "monitored" with the category that would have blocked it.
+                label = ("monitored", decision.category)
+                return self._allowed(query, client, profile, transport, received, label)
             return self._blocked(query, decision, client, profile, transport, received)
         if isinstance(decision, Rewrite):
             return self._rewrite(query, decision, client, profile, transport, received)
@@ -240,13 +239,21 @@ class Resolver:
         return response
 
     def _allowed(
-        self, query: Query, client: ClientState, profile: Profile, transport: int, received: float
+        self,
+        query: Query,
+        client: ClientState,
+        profile: Profile,
+        transport: int,
+        received: float,
+        label: tuple[str, str] = ("allowed", "none"),
     ) -> bytes | Miss | None:
         now = self.clock()
         entry = self.cache.get(query.key, now)
         if entry is None:
             self.stats.cache_misses += 1
-            return Miss(query, profile, received, None)
+            miss = Miss(query, profile, received, None)
+            miss.label = label
+            return miss
         self.stats.cache_hits += 1
         answer = entry.answer
         if answer.cname_targets:
@@ -256,13 +263,12 @@ class Resolver:
         response = synth.from_answer(
             query, answer, entry.body_at(now, self.cache.policy), self.policy.udp_size
         )
-        self.stats.record_answer(
-            transport, "allowed", "none", profile.name, self.clock() - received
-        )
+        action, category = label
+        self.stats.record_answer(transport, action, category, profile.name, self.clock() - received)
         if transport == UDP:
             response = synth.fit_udp(response, query, self.policy.udp_size)
             until = min(entry.stored + int(now - entry.stored) + 1, entry.expires)
-            answer_key = ("allowed", "none", profile.name)
+            answer_key = (action, category, profile.name)
             self._remember(query, client, profile, response, until, answer_key, self._cache_hit)
         return response
 
@@ -365,6 +371,7 @@ class Resolver:
         key = query.key if rewrite is None else target_key(query.key, text_to_wire(rewrite.target))
         waiter = Waiter(query, transport, deliver, miss.profile, miss.received, rewrite)
         waiter.ip = miss.ip
+        waiter.label = miss.label
         exchange = self._inflight.get(key)
         if exchange is not None:
             exchange.waiters.append(waiter)
@@ -420,7 +427,7 @@ class Resolver:
             response = synth.from_answer(query, answer, body, self.policy.udp_size)
             if waiter.transport == UDP:
                 response = synth.fit_udp(response, query, self.policy.udp_size)
-            self._deliver(waiter, response, "allowed", "none")
+            self._deliver(waiter, response, *waiter.label)
 
     def _complete_rewrite(self, waiter: Waiter, key: bytes, target: ScannedAnswer) -> None:
         query, rewrite = waiter.query, waiter.rewrite

@@ -43,7 +43,7 @@ class ClientState:
 class Miss:
     """A query that needs the upstreams, and what its answer must still go through."""
 
-    __slots__ = ("query", "profile", "received", "rewrite", "ip")
+    __slots__ = ("query", "profile", "received", "rewrite", "ip", "label")
 
     def __init__(self, query: Query, profile: Profile, received: float, rewrite: Rewrite | None):
         self.query = query
@@ -51,10 +51,11 @@ class Miss:
         self.received = received
         self.rewrite = rewrite
         self.ip = ""  # set only when the query log is on
+        self.label = ("allowed", "none")  # (action, category) to count it under
 
 
 class Waiter:
-    __slots__ = ("query", "transport", "deliver", "profile", "received", "rewrite", "ip")
+    __slots__ = ("query", "transport", "deliver", "profile", "received", "rewrite", "ip", "label")
 
     def __init__(
         self,
@@ -72,6 +73,7 @@ class Waiter:
         self.received = received
         self.rewrite = rewrite
         self.ip = ""
+        self.label = ("allowed", "none")
 
 
 class LoggedStats(Stats):

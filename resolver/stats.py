@@ -92,6 +92,7 @@ FAMILIES: dict[str, Family] = {
     "config_reloads": Family((), COUNTER),
     "config_reload_failures": Family((), COUNTER),
     "config_last_reload_success": Family((), MAX),
+    "index_built": Family((), MAX),
     "worker_restarts": Family((), COUNTER),
     "workers": Family((), GAUGE),
 }
@@ -168,6 +169,7 @@ class Stats:
         "config_reloads",
         "config_reload_failures",
         "config_last_reload_success",
+        "index_built",
         "worker_restarts",
         "workers",
     )
@@ -191,6 +193,7 @@ class Stats:
         self.list_refresh_failures: dict[str, int] = {}
         self.config_reloads = self.config_reload_failures = self.worker_restarts = 0
         self.config_last_reload_success = 0.0
+        self.index_built = 0.0  # when the blocklist index in force was compiled; 0 = none
         self.workers = 0  # live worker processes; only the supervisor sets it
 
     # -- hot path: a slot increment or one dict increment each ---------------------------------
@@ -293,6 +296,7 @@ def _raw_rows(s: Stats) -> dict[str, list[list[Any]]]:
         "config_reloads": [[[], s.config_reloads]],
         "config_reload_failures": [[[], s.config_reload_failures]],
         "config_last_reload_success": [[[], s.config_last_reload_success]],
+        "index_built": [[[], s.index_built]],
         "worker_restarts": [[[], s.worker_restarts]],
         "workers": [[[], s.workers]],
     }

@@ -112,6 +112,7 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         self._state = await loop.run_in_executor(None, build_state, self.config)  # compiles once
         self.stats.labels = label_sets(self.config, self._state)
+        self.stats.index_built = self._state.index_built_at
         for slot in range(self.count):
             self._start(slot)
         metrics = start_metrics(self.config, self.snapshot)
@@ -210,6 +211,7 @@ class Supervisor:
             self.notifier.ready(status="serving; last reload failed")
             return
         self._state = state
+        self.stats.index_built = state.index_built_at
         for worker in self.workers.values():
             if worker.process.pid is not None:
                 os.kill(worker.process.pid, signal.SIGHUP)

@@ -19,7 +19,9 @@ from resolver.errors import LachanError
 QUERIES = {
     "live": "count by (site) (lachan_build_info)",
     "last": "max by (site) (timestamp(lachan_build_info))",
-    "refreshed": "max by (site) (lachan_list_last_success_timestamp_seconds)",
+    # The index in force, the same time the ledger and the canary report (a list download
+    # alone does not mean the server is filtering with it).
+    "refreshed": "max by (site) (lachan_index_built_timestamp_seconds > 0)",
     "queries": "sum by (site) (increase(lachan_queries_total[{window}s]))",
     "blocked": 'sum by (site) (increase(lachan_answers_total{{action="blocked"}}[{window}s]))',
 }

@@ -158,19 +158,12 @@ def test_evidence_per_site(env: Setup) -> None:
     assert r["reasons"] == "live instances 0/1; index not current; no queries in window"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: lachan never exports lachan_list_last_success_timestamp_seconds for an index "
-    "it loaded (only app.refresh_lists sets it, after a download, first after refresh_interval), "
-    "so --prometheus reports every filtering site 'index not current'",
-)
 def test_filtering_site_is_covered(env: Setup) -> None:
     p = rows(env)["thcs-p"]
     assert p["reasons"] == "" and p["covered"] == "yes", p
     assert 0.0 <= float(p["index_age_h"]) < 24.0, p  # the index was compiled this session
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: see test_filtering_site_is_covered")
 def test_headline(env: Setup) -> None:
     last = coverage(env.registry, env.prom.url, "table").strip().splitlines()[-1]
     assert last == "covered: schools 1/2 (50.0%), ISPs 0/1 (0.0%)"

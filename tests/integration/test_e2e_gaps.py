@@ -235,11 +235,6 @@ def test_monitor_only_answers_listed_names_and_counts_them(env: Setup) -> None:
                  profile="pilot") == 0.0  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a repeated monitored query served from the UDP answer memo is counted as "
-    "'allowed', not 'monitored' (pipeline.Resolver._allowed remembers answer_key allowed)",
-)
 def test_monitor_only_counts_every_repeat(env: Setup) -> None:
     url = env.metrics_url
     name = "repeat." + GAMBLING
@@ -253,11 +248,6 @@ def test_monitor_only_counts_every_repeat(env: Setup) -> None:
     assert after - before == 4.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a monitored query is counted twice in lachan_answers_total (monitored and "
-    "allowed), so answers no longer add up to queries (pipeline.Resolver.answer)",
-)
 def test_monitor_only_counts_each_answer_once(env: Setup) -> None:
     url = env.metrics_url
     source = "127.0.0.21"

@@ -15,10 +15,17 @@ from .wire import (
     NOERROR,
     NXDOMAIN,
     TC,
+    TYPE_A,
+    TYPE_AAAA,
     TYPE_CNAME,
+    TYPE_MX,
+    TYPE_NS,
     TYPE_OPT,
+    TYPE_PTR,
     TYPE_SOA,
+    TYPE_TXT,
     WireError,
+    check_name,
     read_name,
     skip_name,
 )
@@ -62,7 +69,7 @@ def scan_answer(msg: bytes, qend: int) -> ScannedAnswer:
     for section, count in enumerate(counts):
         for _ in range(count):
             owner = pos
-            pos = skip_name(msg, pos, size)
+            pos = check_name(msg, pos)
             if pos + 10 > size:
                 raise WireError(FORMERR, None, "truncated record in answer")
             rtype = (msg[pos] << 8) | msg[pos + 1]
@@ -73,8 +80,8 @@ def scan_answer(msg: bytes, qend: int) -> ScannedAnswer:
             if end > size:
                 raise WireError(FORMERR, None, "truncated rdata in answer")
             if rtype == TYPE_OPT:
-                if opt_range is not None:
-                    raise WireError(FORMERR, None, "two OPT records in answer")
+                if opt_range is not None or section != 2:
+                    raise WireError(FORMERR, None, "two OPT records, or one outside additional")
                 opt_range = (owner, end)
                 rcode |= msg[pos + 4] << 4  # extended rcode bits
             else:
@@ -82,11 +89,14 @@ def scan_answer(msg: bytes, qend: int) -> ScannedAnswer:
                     ttl = 0  # RFC 2181 8: a TTL with the top bit set is treated as zero
                 ttl_offsets.append(pos + 4)
                 min_ttl = min(min_ttl, ttl)
+                _check_rdata(msg, rtype, rdata, end)
                 if section == 1 and rtype == TYPE_SOA:
                     soa_ttl = min(ttl, _soa_minimum(msg, rdata, end))
                 elif section == 0 and rtype == TYPE_CNAME:
                     cname_targets.append(read_name(msg, rdata)[0])
             pos = end
+    if pos != size:
+        msg = msg[:pos]  # bytes after the counted records are dropped, never passed on
     return _assemble(
         msg, qend, flags, rcode, counts, ttl_offsets, min_ttl, soa_ttl, opt_range, cname_targets
     )
@@ -134,10 +144,38 @@ def _assemble(
     )
 
 
+# Rdata that clients parse strictly: fixed sizes, and the RFC 1035 types whose names may be
+# compressed (RFC 3597 4). Anything else is passed on as opaque bytes.
+_FIXED_SIZE = {TYPE_A: 4, TYPE_AAAA: 16}
+_ONE_NAME = frozenset((TYPE_NS, TYPE_CNAME, TYPE_PTR))
+
+
+def _check_rdata(msg: bytes, rtype: int, rdata: int, end: int) -> None:
+    """Raise WireError for rdata that would make the answer we pass on malformed."""
+    size = _FIXED_SIZE.get(rtype)
+    if size is not None:
+        ok = end - rdata == size
+    elif rtype in _ONE_NAME:
+        ok = check_name(msg, rdata) == end
+    elif rtype == TYPE_MX:
+        ok = end - rdata > 2 and check_name(msg, rdata + 2) == end
+    elif rtype == TYPE_TXT:
+        pos = rdata
+        while pos < end:
+            pos += msg[pos] + 1
+        ok = pos == end and end > rdata
+    elif rtype == TYPE_SOA:
+        _soa_minimum(msg, rdata, end)
+        return
+    else:
+        return  # other types are opaque (RFC 3597): their names may not be compressed
+    if not ok:
+        raise WireError(FORMERR, None, f"malformed rdata of type {rtype}")
+
+
 def _soa_minimum(msg: bytes, rdata: int, end: int) -> int:
-    size = len(msg)
-    pos = skip_name(msg, rdata, size)
-    pos = skip_name(msg, pos, size)
+    pos = check_name(msg, rdata)
+    pos = check_name(msg, pos)
     if pos + 20 != end:
         raise WireError(FORMERR, None, "malformed SOA rdata")
     return int.from_bytes(msg[end - 4 : end], "big")

@@ -31,6 +31,8 @@ TYPE_A = 1
 TYPE_NS = 2
 TYPE_CNAME = 5
 TYPE_SOA = 6
+TYPE_PTR = 12
+TYPE_MX = 15
 TYPE_TXT = 16
 TYPE_AAAA = 28
 TYPE_OPT = 41
@@ -297,6 +299,41 @@ def skip_name(data: bytes, pos: int, size: int) -> int:
             return pos + 2
         if length > 63:
             raise WireError(FORMERR, None, "reserved label type")
+        pos += length + 1
+
+
+def check_name(data: bytes, pos: int) -> int:
+    """Offset past a possibly compressed name, after checking it as ``read_name`` does.
+
+    For names in upstream answers that are passed on to clients: a pointer that goes forward,
+    loops or leaves the message would make our answer malformed. Builds nothing.
+    """
+    size = len(data)
+    end = -1
+    limit = pos
+    length_so_far = 0
+    while True:
+        if pos >= size:
+            raise WireError(FORMERR, None, "truncated name")
+        length = data[pos]
+        if length == 0:
+            return pos + 1 if end < 0 else end
+        if length & 0xC0 == 0xC0:
+            if pos + 2 > size:
+                raise WireError(FORMERR, None, "truncated pointer")
+            target = ((length & 0x3F) << 8) | data[pos + 1]
+            # Into the header is never a name, and our answer has another header there.
+            if target >= limit or target < HEADER_LEN:
+                raise WireError(FORMERR, None, "compression pointer forward, looping or in header")
+            if end < 0:
+                end = pos + 2
+            pos = limit = target
+            continue
+        if length > 63:
+            raise WireError(FORMERR, None, "reserved label type")
+        length_so_far += length + 1
+        if length_so_far >= MAX_NAME_LEN:  # the root label still follows
+            raise WireError(FORMERR, None, "name longer than 255 octets")
         pos += length + 1
 
 

@@ -73,6 +73,7 @@ MODES = (
     "tc_always",  # over UDP: TC=1 with no records; TCP answers normally
     "flap",  # alternately up and down every ``flap_period`` seconds (starts up)
     "udp_dead",  # UDP dropped; TCP still answers
+    "mutate",  # right ID and question, then a correct answer with random bytes changed
 )
 
 
@@ -266,12 +267,29 @@ class StubUpstream:
             # Passes the ID and question checks, then fails to parse: the hard case.
             head = wire[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00"
             return head + wire[12 : _question_end(wire)] + self._random.randbytes(30)
+        if mode == "mutate":
+            return self._mutated(wire)
         if mode == "truncated_bytes":
             return wire[: max(_question_end(wire) + 5, len(wire) - 7)]
         limit = max(512, query.payload) if query.edns >= 0 else 512
         if transport == "udp" and (mode == "tc_always" or len(wire) > limit):
             return _tc_only(wire)
         return wire
+
+    def _mutated(self, wire: bytes) -> bytes:
+        """Header flags/counts and everything after the question changed at random."""
+        rng = self._random
+        end = _question_end(wire)
+        head, rest = bytearray(wire[:end]), bytearray(wire[end:])
+        for _ in range(rng.randint(1, 6)):
+            if rest and rng.random() < 0.8:
+                rest[rng.randrange(len(rest))] = rng.choice((0, 0xC0, 0xFF, rng.randrange(256)))
+            else:
+                at = rng.choice((3, 7, 9, 11))
+                head[at] = rng.choice((0, 1, 2, 0xFF, rng.randrange(256)))
+        if rng.random() < 0.3:
+            del rest[rng.randint(0, len(rest)) :]
+        return bytes(head + rest)
 
 
 def _question_end(wire: bytes) -> int:

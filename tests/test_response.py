@@ -160,3 +160,72 @@ def test_question_end() -> None:
         question_end(msg[:20])
     with pytest.raises(WireError):
         question_end(msg[:32])
+
+
+# -- answers we would pass on must stay well formed (found by the mutating upstream fuzzer) --
+def _record(owner: bytes, rtype: int, rdata: bytes, ttl: int = 60) -> bytes:
+    return (
+        owner
+        + rtype.to_bytes(2, "big")
+        + b"\x00\x01"
+        + ttl.to_bytes(4, "big")
+        + len(rdata).to_bytes(2, "big")
+        + rdata
+    )
+
+
+QUERY_PART = bytes.fromhex("abcd8180000100010000000003777777076578616d706c6504746573740000010001")
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        pytest.param(_record(b"\xc0\x0c", 1, b"\xc0\x00\x02"), id="A of 3 bytes"),
+        pytest.param(_record(b"\xc0\x0c", 28, b"\x20\x01" * 4), id="AAAA of 8 bytes"),
+        pytest.param(
+            _record(b"\xc0\x00", 1, b"\xc0\x00\x02\x01"), id="owner points into the header"
+        ),
+        pytest.param(_record(b"\xc0\x30", 1, b"\xc0\x00\x02\x01"), id="owner points forward"),
+        pytest.param(
+            _record(b"\xff\x0c", 1, b"\xc0\x00\x02\x01"), id="owner pointer out of the message"
+        ),
+        pytest.param(_record(b"\xc0\x0c", 5, b"\x01a\xc0\x40"), id="CNAME target points forward"),
+        pytest.param(
+            _record(b"\xc0\x0c", 5, b"\x01a\x00junk"), id="CNAME rdata longer than the name"
+        ),
+        pytest.param(_record(b"\xc0\x0c", 15, b"\x00\x0a"), id="MX without exchange"),
+        pytest.param(_record(b"\xc0\x0c", 16, b"\x05abc"), id="TXT string overruns"),
+        pytest.param(_record(b"\xc0\x0c", 16, b""), id="TXT empty"),
+        pytest.param(
+            _record(b"\xc0\x0c", 6, b"\x00\x00" + b"\x00" * 19), id="SOA in answer, short"
+        ),
+    ],
+)
+def test_rdata_that_would_break_clients_is_rejected(record: bytes) -> None:
+    with pytest.raises(WireError):
+        scan(QUERY_PART + record)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        _record(b"\xc0\x0c", 1, b"\xc0\x00\x02\x01"),
+        _record(b"\xc0\x0c", 16, b"\x00"),
+        _record(b"\xc0\x0c", 15, b"\x00\x0a\x02mx\xc0\x10"),
+        _record(b"\xc0\x0c", 99, b"\xff\xff\xff"),  # opaque type: passed on as is
+    ],
+)
+def test_sound_rdata_is_accepted(record: bytes) -> None:
+    assert scan(QUERY_PART + record).ancount == 1
+
+
+def test_bytes_after_the_counted_records_are_dropped() -> None:
+    record = _record(b"\xc0\x0c", 1, b"\xc0\x00\x02\x01")
+    scanned = scan(QUERY_PART + record + b"trailing junk")
+    assert scanned.body == record
+
+
+def test_opt_outside_the_additional_section_is_rejected() -> None:
+    opt = b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"
+    with pytest.raises(WireError):
+        scan(QUERY_PART + opt)  # counted as an answer record

@@ -17,6 +17,7 @@ from resolver.wire import (
     REFUSED,
     Unanswerable,
     WireError,
+    check_name,
     parse_query,
     read_name,
     skip_name,
@@ -289,3 +290,14 @@ def test_notimp_keeps_a_well_formed_question_for_echo() -> None:
         with pytest.raises(WireError) as caught:
             parse_query(broken)
         assert caught.value.rcode == NOTIMP and caught.value.query is None
+
+
+def test_check_name_agrees_with_read_name_and_refuses_header_pointers() -> None:
+    msg = HEADER + WWW + A_IN + b"\x04mail\xc0\x10" + b"\xc0\x22"
+    for pos in (12, 34, len(msg) - 2):
+        assert check_name(msg, pos) == read_name(msg, pos)[1]
+    with pytest.raises(WireError):
+        check_name(HEADER + b"\x01a\xc0\x02", 12)  # into the header: read_name allows it
+    for bad in (HEADER + NAME_256, HEADER + b"\xc0\x0c", HEADER + b"\x01a\xc0\x10\x00"):
+        with pytest.raises(WireError):
+            check_name(bad, 12)

@@ -6,6 +6,8 @@ batches, and after each batch checks that lachan still answers a normal query. I
 crash, a hang, a traceback or error in lachan's log, any reply to a packet with QR=1, or a
 reply that is not itself a DNS response. A failing batch is saved under tests/fuzz/corpus/
 so it becomes a regression input (tests/fuzz/test_fuzz_server.py replays the corpus).
+Every reply is also walked with dnspython's name decoder (structure: counts, names, pointers,
+lengths, nothing trailing). With --hostile-upstream the stub mutates its answers as well.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import dns.exception
 import dns.message
+import dns.name
 import dns.query
 
 from tests.fuzz.packets import packet
@@ -49,17 +52,30 @@ class Report:
     problems: list[str] = field(default_factory=list)
 
 
-def fuzz(server: LachanProcess, packets: int, seconds: float, seed: int) -> Report:
-    """Send up to ``packets`` (or until ``seconds`` pass); raise FuzzFailure on misbehaviour."""
+def fuzz(
+    server: LachanProcess,
+    packets: int,
+    seconds: float,
+    seed: int,
+    upstream: StubUpstream | None = None,
+) -> Report:
+    """Send up to ``packets`` (or until ``seconds`` pass); raise FuzzFailure on misbehaviour.
+
+    With ``upstream``, that stub also answers hostile (mutated answers) during each batch.
+    """
     rng = random.Random(seed)
     report = Report()
     started = time.monotonic()
     with _socket() as normal, _socket() as reflect:
         while report.sent < packets and time.monotonic() - started < seconds:
             batch = [packet(rng) for _ in range(min(BATCH, packets - report.sent))]
+            if upstream is not None:
+                upstream.mode = "mutate"
             send_batch(server, batch, normal, reflect, report)
             if report.batches % 5 == 0:
                 report.tcp_frames += send_tcp(server, batch[:200])
+            if upstream is not None:
+                upstream.mode = "normal"
             check_alive(server, batch, f"fuzz{report.batches}.example.test")
             report.batches += 1
     report.seconds = time.monotonic() - started
@@ -113,6 +129,31 @@ def _drain(normal: socket.socket, reflect: socket.socket, batch: list[bytes]) ->
         count += 1
         if len(reply) < 12 or not reply[2] & 0x80 or len(reply) > MAX_UDP_REPLY:
             raise FuzzFailure(f"bad reply ({len(reply)} bytes): {reply[:40].hex()}", batch)
+        try:
+            record_types(reply)
+        except (AssertionError, dns.exception.DNSException, IndexError) as exc:
+            raise FuzzFailure(f"malformed reply ({exc!r}): {reply.hex()}", batch) from None
+
+
+def record_types(wire: bytes) -> list[int]:
+    """Walk a whole reply with dnspython's name decoder (an independent oracle of structure:
+    counts, names, pointers, lengths, nothing trailing); the types of its records."""
+    counts = [int.from_bytes(wire[i : i + 2], "big") for i in (4, 6, 8, 10)]
+    assert counts[0] <= 1, "more than one question"
+    pos = 12
+    if counts[0]:
+        _, used = dns.name.from_wire(wire, 12)
+        pos += used + 4
+    types = []
+    for _ in range(sum(counts[1:])):
+        _, used = dns.name.from_wire(wire, pos)
+        pos += used
+        assert pos + 10 <= len(wire), "record header cut"
+        types.append(int.from_bytes(wire[pos : pos + 2], "big"))
+        pos += 10 + int.from_bytes(wire[pos + 8 : pos + 10], "big")
+        assert pos <= len(wire), "rdata cut"
+    assert pos == len(wire), "bytes after the last record"
+    return types
 
 
 def send_tcp(server: LachanProcess, batch: list[bytes]) -> int:
@@ -166,11 +207,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--packets", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=600.0)
     parser.add_argument("--seed", type=int, default=int(time.time()))
+    parser.add_argument(
+        "--hostile-upstream", action="store_true", help="the upstream mutates its answers too"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp, StubUpstream() as stub:
         server = LachanProcess(Path(tmp), [stub.address], ipv6=False, log_level="warning").start()
         try:
-            report = fuzz(server, args.packets, args.seconds, args.seed)
+            hostile = stub if args.hostile_upstream else None
+            report = fuzz(server, args.packets, args.seconds, args.seed, hostile)
             server.assert_clean_log()
         except FuzzFailure as failure:
             print(

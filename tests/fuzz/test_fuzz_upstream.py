@@ -11,33 +11,16 @@ Other types are opaque to a forwarder (RFC 3597) and their content is the upstre
 from __future__ import annotations
 
 import dns.message
-import dns.name
 import dns.query
 import dns.rcode
 
 from tests.conftest import LachanFactory
+from tests.fuzz.run import record_types
 from tests.stub_upstream import StubUpstream, raw_udp
 
 NAMES = ["www", "cname", "nx", "nodata", "big", "short", "x.ttl50"]
 TYPES = ["A", "AAAA", "TXT", "MX", "NS", "SOA", "PTR"]
 CHECKED = {1, 2, 5, 6, 12, 15, 16, 28, 41}
-
-
-def record_types(wire: bytes) -> list[int]:
-    """Walk the whole message with dnspython's name decoder; the types of every record."""
-    counts = [int.from_bytes(wire[i : i + 2], "big") for i in (4, 6, 8, 10)]
-    assert counts[0] == 1
-    _, used = dns.name.from_wire(wire, 12)
-    pos = 12 + used + 4
-    types = []
-    for _ in range(sum(counts[1:])):
-        _, used = dns.name.from_wire(wire, pos)
-        pos += used
-        types.append(int.from_bytes(wire[pos : pos + 2], "big"))
-        pos += 10 + int.from_bytes(wire[pos + 8 : pos + 10], "big")
-        assert pos <= len(wire)
-    assert pos == len(wire), "bytes after the last record"
-    return types
 
 
 def test_mutated_upstream_answers(lachan: LachanFactory, stub: StubUpstream) -> None:

@@ -40,6 +40,7 @@ class Exchange:
         "channel",
         "qid",
         "sent",
+        "ends",
     )
 
     def __init__(self, key: bytes, message: bytes) -> None:
@@ -53,6 +54,7 @@ class Exchange:
         self.channel: _Channel | None = None
         self.qid = 0
         self.sent = 0.0
+        self.ends = 0.0  # the exchange's overall deadline
 
 
 class _Channel:
@@ -130,6 +132,7 @@ class Dispatcher:
         self._deadlines: deque[tuple[float, Exchange, int]] = deque()
         self._sweeper: asyncio.TimerHandle | None = None
         self._attempts = policy.attempts or max(2, len(self.targets))
+        self._budget = policy.deadline or 2 * policy.attempt_timeout
         self._tcp_tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -141,12 +144,17 @@ class Dispatcher:
         up = tuple(t for t in self.targets if t.upstream.is_up(now))
         down = sorted((t for t in self.targets if not t.upstream.is_up(now)), key=_down_until)
         exchange.order = up + tuple(down)
+        exchange.ends = now + self._budget
         self._next_attempt(exchange)
 
     def _next_attempt(self, exchange: Exchange) -> None:
         exchange.attempt += 1
         exchange.token += 1
-        if exchange.attempt >= self._attempts or not exchange.order:
+        if (
+            exchange.attempt >= self._attempts
+            or not exchange.order
+            or (exchange.attempt and self.clock() >= exchange.ends - _SWEEP_INTERVAL)
+        ):
             self.complete(exchange, None)
             return
         target = exchange.order[exchange.attempt % len(exchange.order)]
@@ -169,7 +177,7 @@ class Dispatcher:
             channel.sock.send(qid.to_bytes(2, "big") + exchange.message[2:])
         except OSError:
             pass  # a full buffer or an ICMP error: the sweep times this attempt out
-        deadline = exchange.sent + self.policy.attempt_timeout
+        deadline = min(exchange.sent + self.policy.attempt_timeout, exchange.ends)
         self._deadlines.append((deadline, exchange, exchange.token))
         if self._sweeper is None:
             self._sweeper = loop.call_later(_SWEEP_INTERVAL, self._sweep)

@@ -1,5 +1,6 @@
-"""Tests for resolver/upstream.py against real stub upstreams on loopback: ID and question
-checks, TCP fallback, failover, health and back-off."""
+"""Tests for resolver/upstream.py and the exchanges forward.Dispatcher drives with it, against
+real stub upstreams on loopback: ID and question checks, TCP fallback, failover, health and
+back-off, the overall deadline."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import dns.message
 import pytest
 
 from resolver.errors import UpstreamError
+from resolver.forward import Dispatcher, Exchange
+from resolver.querystate import parse_reply
+from resolver.response import ScannedAnswer
 from resolver.upstream import (
-    Forwarder,
     ForwardPolicy,
     Upstream,
     UpstreamAddress,
@@ -41,6 +44,37 @@ def message(name: str, rdtype: str = "A", do: bool = False) -> tuple[bytes, byte
     client = dns.message.make_query(name, rdtype, use_edns=0, ednsflags=dns.flags.DO if do else 0)
     query = parse_query(client.to_wire())
     return build_upstream_query(query.key, query.flags, query.do, 1232), query.key[:-1]
+
+
+class Forwarder:
+    """Drives a real Dispatcher one exchange at a time and hands back the raw reply."""
+
+    def __init__(
+        self, addresses: tuple[UpstreamAddress, ...], policy: ForwardPolicy, clock: object
+    ) -> None:
+        self.dispatcher = Dispatcher(addresses, policy, clock, self._parse, self._complete)  # type: ignore[arg-type]
+        self.upstreams = self.dispatcher.upstreams
+        self._raw = b""
+        self._done: asyncio.Future[ScannedAnswer | None] | None = None
+
+    def _parse(self, reply: bytes) -> ScannedAnswer:
+        answer = parse_reply(reply)  # raises WireError for garbage: the dispatcher fails over
+        self._raw = reply
+        return answer
+
+    def _complete(self, _exchange: Exchange, answer: ScannedAnswer | None) -> None:
+        if self._done is not None and not self._done.done():
+            self._done.set_result(answer)
+
+    async def forward(self, message: bytes, question: bytes) -> bytes:
+        self._done = asyncio.get_running_loop().create_future()
+        self.dispatcher.start(Exchange(question + b"\x00", message))
+        if await self._done is None:
+            raise UpstreamError("all upstreams failed")
+        return self._raw
+
+    def close(self) -> None:
+        self.dispatcher.close()
 
 
 def forward(forwarder: Forwarder, name: str, rdtype: str = "A") -> dns.message.Message:
@@ -205,11 +239,30 @@ def test_down_upstream_is_tried_last(stubs: tuple[StubUpstream, StubUpstream]) -
     forwarder = Forwarder((address(first), address(second)), FAST, clock)
     for _ in range(3):
         forwarder.upstreams[0].record_failure(clock.now)
-    assert forwarder._order(clock.now)[0] is forwarder.upstreams[1]
+    assert not forwarder.upstreams[0].is_up(clock.now)
     forward(forwarder, "www.example.test")
     assert first.count("www.example.test") == 0 and second.count("www.example.test") == 1
 
 
-def test_no_upstreams_is_an_error() -> None:
+def test_no_upstreams_fails_the_exchange() -> None:
+    # Config refuses an empty upstream list; the dispatcher still fails cleanly, not by raising.
     with pytest.raises(UpstreamError):
-        Forwarder((), FAST, time.monotonic)
+        forward(Forwarder((), FAST, time.monotonic), "www.example.test")
+
+
+def test_overall_deadline_caps_many_dead_upstreams() -> None:
+    stubs = [StubUpstream(seed=n) for n in (11, 12, 13, 14)]
+    for stub in stubs:
+        stub.__enter__()
+        stub.mode = "drop"
+    try:
+        addresses = tuple(address(stub) for stub in stubs)
+        forwarder = Forwarder(addresses, FAST, time.monotonic)  # 4 attempts of 0.3 s, budget 0.6
+        started = time.monotonic()
+        with pytest.raises(UpstreamError):
+            forward(forwarder, "www.example.test")
+        assert time.monotonic() - started < 2 * FAST.attempt_timeout + 0.3
+        assert sum(stub.count("www.example.test") for stub in stubs) == 2
+    finally:
+        for stub in stubs:
+            stub.__exit__(None, None, None)

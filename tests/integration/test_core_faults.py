@@ -179,12 +179,6 @@ def test_no_stale_without_serve_stale(lachan: LachanFactory, stub: StubUpstream)
     assert ask(server, "short.example.test")[0].rcode() == dns.rcode.SERVFAIL
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: forward.Dispatcher tries max(2, number of upstreams) attempts of 1 s each with "
-    "no overall deadline, so with 3+ dead upstreams every miss waits 3+ s (stub resolvers give "
-    "up at about 5 s with 2+ servers) even after all are marked down",
-)
 def test_servfail_bound_holds_with_three_dead_upstreams(lachan: LachanFactory) -> None:
     with StubUpstream(seed=5) as a, StubUpstream(seed=6) as b, StubUpstream(seed=8) as c:
         for stub in (a, b, c):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import resource
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import dnsperf
@@ -29,6 +29,9 @@ class Bench:
     upstream_port: int
     lachan_cmd: str | None = None
     caps: LachanCaps = LachanCaps()
+    # Fixed rates for the *-paced cases, below every fast peer's saturation, so their p99 is
+    # service latency rather than the queueing of 1,000 outstanding queries.
+    paced: dict[str, int] = field(default_factory=lambda: {"hit": 20_000, "miss": 5_000})
     startup_timeout: float = 120.0
     started: list[Proc] = field(default_factory=list)  # for the signal handler
     upstream: Proc | None = None
@@ -48,7 +51,9 @@ class Bench:
             self.started.remove(proc)
 
     def workload_file(self, wl: str, rnd: int) -> Path:
-        return self.inputs.path(f"wl-miss-r{rnd}.txt" if wl == "miss" else f"wl-{wl}.txt")
+        if wl.startswith("miss"):
+            return self.inputs.path(f"wl-{wl}-r{rnd}.txt")
+        return self.inputs.path(f"wl-{wl.removesuffix('-paced')}.txt")
 
 
 def start_ready(b: Bench, peer: Peer, prefix: str, tag: str, probe_name: str | None):
@@ -64,19 +69,22 @@ def start_ready(b: Bench, peer: Peer, prefix: str, tag: str, probe_name: str | N
 
 def measure(b: Bench, peer: Peer, proc: Proc, wl: str, rnd: int) -> dict:
     """One timed dnsperf case with the peer's and the generator's CPU accounted."""
-    datafile = b.workload_file(wl, rnd)
-    if wl == "hit":  # one unmeasured pass so all 1,000 names are cached
-        dnsperf.run(peer.host, peer.port, datafile, 20, b.load, b.rundir, b.loadgen_cpus, passes=1)
+    datafile, load, seconds = b.workload_file(wl, rnd), b.load, b.duration
+    if wl.endswith("-paced"):
+        load = replace(load, max_qps=b.paced[wl.removesuffix("-paced")])
+        seconds = min(seconds, 5.0)
+    if wl.startswith("hit"):  # one unmeasured pass so all 1,000 names are cached
+        dnsperf.run(peer.host, peer.port, datafile, 20, load, b.rundir, b.loadgen_cpus, passes=1)
     pids, up = proc.tree(), b.upstream.tree() if b.upstream else []
     c0, u0, m0 = cpu_seconds(pids), cpu_seconds(up), machine_busy_seconds()
     r0, w0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
-    res = dnsperf.run(peer.host, peer.port, datafile, b.duration, b.load, b.rundir, b.loadgen_cpus)
+    res = dnsperf.run(peer.host, peer.port, datafile, seconds, load, b.rundir, b.loadgen_cpus)
     wall = time.monotonic() - w0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     peer_cpu = cpu_seconds(pids) - c0  # pids taken before: workers exist from the start
     gen_cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
     up_cpu, busy = cpu_seconds(up) - u0, machine_busy_seconds() - m0
-    res.update(peer=peer.name, workload=wl, round=rnd, workers=peer.workers)
+    res.update(peer=peer.name, workload=wl, round=rnd, workers=peer.workers, paced_qps=load.max_qps)
     res["cpus"] = peer.cpus or "any"
     for key, secs in (("peer", peer_cpu), ("dnsperf", gen_cpu), ("upstream", up_cpu)):
         res[f"{key}_cpu_pct"] = round(100 * secs / wall, 1)
@@ -128,7 +136,8 @@ def _describe_loaded(b: Bench, peer: Peer, proc: Proc, listed: list[str], rec: d
 
 def _workloads(b: Bench, peer: Peer, proc: Proc, rnd: int) -> list[dict]:
     rows = []
-    for wl in b.workloads:
+    paced = [f"{wl}-paced" for wl in ("hit", "miss") if wl in b.workloads and wl in b.paced]
+    for wl in b.workloads + paced:
         if proc.alive():
             rows.append(measure(b, peer, proc, wl, rnd))
         else:

@@ -21,7 +21,7 @@ SYNTHETIC_SIZE = 219_522  # same size as the real list, so figures stay comparab
 VALID = re.compile(r"^(?=.{1,253}$)(?!-)[a-z0-9_-]{1,63}(?<!-)(\.(?!-)[a-z0-9_-]{1,63}(?<!-))+$")
 ALNUM = string.ascii_lowercase + string.digits
 TLDS = ("com", "net", "org", "io", "de", "info", "co.uk", "fr", "nl", "xyz", "ru", "jp")
-FORMAT_VERSION = 3  # bump when a generated file changes shape, to rebuild cached data
+FORMAT_VERSION = 4  # bump when a generated file changes shape, to rebuild cached data
 
 
 @dataclass(frozen=True)
@@ -157,6 +157,8 @@ def write_workloads(
     for r in range(1, rounds + 1):
         miss = _miss_names(r, sizes["miss"], is_listed)
         _write(folder / f"wl-miss-r{r}.txt", (f"{n} A\n" for n in miss))
+        paced = _miss_names(100 + r, sizes["miss_paced"], is_listed)  # disjoint from every r
+        _write(folder / f"wl-miss-paced-r{r}.txt", (f"{n} A\n" for n in paced))
     blocked = _blocked_names(listed, sizes["blocked"])
     _write(folder / "wl-blocked.txt", (f"{n} A\n" for n in blocked))
     top, src = _topsites(is_listed, topsites)
@@ -164,6 +166,8 @@ def write_workloads(
     return {
         "hit": "1,000 distinct unlisted names, type A, repeated (after one warm-up pass)",
         "miss": f"{sizes['miss']:,} unique random unlisted names per round (a new file each round), type A",
+        "miss-paced": f"{sizes['miss_paced']:,} more unique names per round, sent at a fixed rate",
+        "hit-paced": "the hit names, sent at a fixed rate after the hit case",
         "blocked": f"{sizes['blocked']:,} queries: half a listed name, half a random subdomain of one; type A",
         "mixed": f"{sizes['mixed']:,} queries: 90% Zipf(1) over {src}, 10% Zipf over 20k listed names; "
         "75% A / 25% AAAA",

@@ -30,6 +30,7 @@ class Load:
     outstanding: int = 100
     timeout: int = 2
     latency: bool = True  # -v per-query lines (costs the generator ~5%) -> percentiles
+    max_qps: int | None = None  # -Q: a paced, open-loop-like load, so latency is not queueing
 
 
 def percentiles(hist: Counter[int]) -> dict[str, float]:
@@ -101,6 +102,7 @@ def run(
         str(load.timeout),
     ]
     argv += ["-n", str(passes)] if passes else (["-v"] if load.latency else [])
+    argv += ["-Q", str(load.max_qps)] if load.max_qps and not passes else []
     if cpus:
         argv = ["taskset", "-c", cpus, *argv]
     out = scratch / f"dnsperf-{port}.out"

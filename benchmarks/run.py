@@ -38,7 +38,7 @@ from procs import Proc, log, port_free  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 WORK = Path(os.environ.get("BENCH_WORK") or HERE / "work")
-SIZES = {"miss": 1_000_000, "blocked": 3_000_000, "mixed": 1_000_000}
+SIZES = {"miss": 1_000_000, "miss_paced": 100_000, "blocked": 3_000_000, "mixed": 1_000_000}
 
 
 OPTIONS: list[tuple[str, dict]] = [

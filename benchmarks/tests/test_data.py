@@ -26,7 +26,7 @@ def test_peer_formats(tmp_path):
 
 def test_workloads(tmp_path):
     listed = synthetic_domains(500)
-    sizes = {"miss": 2_000, "blocked": 1_000, "mixed": 1_000}
+    sizes = {"miss": 2_000, "miss_paced": 500, "blocked": 1_000, "mixed": 1_000}
     write_workloads(tmp_path, listed, sizes, rounds=2)
     bset = set(listed)
     hit = (tmp_path / "wl-hit.txt").read_text().splitlines()
@@ -34,6 +34,8 @@ def test_workloads(tmp_path):
     miss1 = (tmp_path / "wl-miss-r1.txt").read_text().splitlines()
     miss2 = set((tmp_path / "wl-miss-r2.txt").read_text().splitlines())
     assert len(miss1) == len(set(miss1)) > 1_990 and not miss2 & set(miss1)
+    paced = set((tmp_path / "wl-miss-paced-r1.txt").read_text().splitlines())
+    assert len(paced) > 490 and not paced & (set(miss1) | miss2)
     blocked = [line.split()[0] for line in (tmp_path / "wl-blocked.txt").read_text().splitlines()]
     exact = [n for n in blocked if n in bset]
     assert (

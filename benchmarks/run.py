@@ -5,7 +5,7 @@ peer with an empty list and with the shared blocklist (startup, RSS), checks wha
 and loads it with dnsperf (cache-hit, blocked, mixed, cache-miss). Writes
 benchmarks/results/<date>.json and .md, prints the table and PASS/FAIL per target.
 
-    .venv/bin/python benchmarks/run.py              # full run (~13 min)
+    .venv/bin/python benchmarks/run.py              # full run (~14 min)
     .venv/bin/python benchmarks/run.py --quick      # smoke run (~2 min)
 """
 

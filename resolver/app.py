@@ -7,6 +7,7 @@ lives as long as the process; a reload swaps its serving snapshot, never its soc
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import socket
@@ -139,6 +140,7 @@ class Server:
         if config.listeners != self.config.listeners or config.upstreams != self.config.upstreams:
             log.warning("reload: listener and upstream changes take effect after a restart")
         self.resolver.swap_state(state, Acl(config.acl))
+        gc.freeze()  # the new snapshot is long-lived too (no collect: that would pause serving)
         self.resolver.stats.labels = label_sets(self.config, state)
         self.resolver.stats.index_built = state.index_built_at
         if record:
@@ -214,6 +216,7 @@ async def serve(
     stats = (LoggedStats if config.querylog else Stats)(label_sets(config, state))
     stats.workers = 1  # one process serves; the supervisor sets this when there are workers
     stats.index_built = state.index_built_at
+    settle_memory()
     server = Server(config, build_resolver(config, state, stats, wallclock=wallclock))
     querylog = server.resolver.querylog
     await server.start()
@@ -288,6 +291,19 @@ async def refresh_lists(
 
 
 _FRESH = (Status.UPDATED, Status.NOT_MODIFIED)
+
+
+def settle_memory() -> None:
+    """After startup or a reload: move long-lived objects out of the collector's way.
+
+    Profiles, keyword automata and cached answers live for hours; the cyclic collector would
+    otherwise rescan all of them in every full collection, a stall of tens of milliseconds
+    in the middle of serving (seen as p99.9 spikes on the miss path). Young collections also
+    run far less often: the hot path allocates few objects and creates no cycles.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 100)
 
 
 def every(loop: asyncio.AbstractEventLoop, seconds: float, job: Callable[[], object]) -> None:

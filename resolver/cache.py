@@ -27,13 +27,22 @@ class CacheEntry:
 
     __slots__ = ("answer", "stored", "ttl", "expires", "stale_until", "_age", "_body")
 
-    def __init__(self, answer: ScannedAnswer, stored: float, ttl: int, stale_window: int):
+    def __init__(
+        self,
+        answer: ScannedAnswer,
+        stored: float,
+        ttl: int,
+        stale_window: int,
+        unclamped: bool = False,
+    ):
         self.answer = answer
         self.stored = stored
         self.ttl = ttl
         self.expires = stored + ttl
         self.stale_until = self.expires + stale_window
-        self._age = -1
+        # When no TTL needs clamping, the body at age 0 is the upstream's bytes as they are:
+        # the first answer of every miss then skips a copy-and-patch of the whole body.
+        self._age = 0 if unclamped else -1
         self._body = answer.body
 
     def body_at(self, now: float, policy: CachePolicy) -> bytes:
@@ -103,7 +112,13 @@ class Cache:
         ttl = self._effective_ttl(answer)
         if ttl <= 0:
             return None
-        entry = CacheEntry(answer, self._clock(), ttl, self.policy.stale_window)
+        policy = self.policy
+        unclamped = (
+            not answer.negative
+            and answer.min_ttl >= policy.min_ttl
+            and answer.max_ttl <= policy.max_ttl
+        )
+        entry = CacheEntry(answer, self._clock(), ttl, policy.stale_window, unclamped)
         entries = self._entries
         entries[key] = entry
         entries.move_to_end(key)

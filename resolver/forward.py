@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
+import os
 import socket
 from collections import deque
 from collections.abc import Callable
@@ -99,7 +99,7 @@ class _Target:
             channel = _Channel(self, loop)
             self.channels.append(channel)
             return channel
-        channel = self.channels[secrets.randbelow(len(self.channels))]
+        channel = self.channels[_random16() % len(self.channels)]
         channel.used += 1
         if channel.used >= policy.queries_per_socket:
             # Retire it so the source port changes; it closes once its last reply is in.
@@ -166,9 +166,9 @@ class Dispatcher:
             target.upstream.record_failure(self.clock())
             self._next_attempt(exchange)
             return
-        qid = secrets.randbits(16)
+        qid = _random16()
         while qid in channel.pending:
-            qid = secrets.randbits(16)
+            qid = _random16()
         channel.pending[qid] = exchange
         exchange.channel, exchange.qid = channel, qid
         exchange.sent = self.clock()
@@ -291,7 +291,19 @@ class Dispatcher:
             task.cancel()
 
 
-_SWEEP_INTERVAL = 0.05  # timeout resolution; attempt timeouts are around a second
+_SWEEP_INTERVAL = 0.05
+_RANDOM = bytearray()
+
+
+def _random16() -> int:
+    """16 bits from the OS CSPRNG, read 8 KiB at a time: one os.urandom call per query ID
+    (as secrets.randbits makes) cost more than the rest of the ID handling."""
+    global _RANDOM
+    if len(_RANDOM) < 2:
+        _RANDOM = bytearray(os.urandom(8192))
+    value = (_RANDOM[-2] << 8) | _RANDOM[-1]
+    del _RANDOM[-2:]
+    return value  # timeout resolution; attempt timeouts are around a second
 
 
 def _down_until(target: _Target) -> float:

@@ -26,6 +26,7 @@ from .app import (
     every,
     label_sets,
     refresh_lists,
+    settle_memory,
     start_metrics,
 )
 from .audit_feed import AuditFeed
@@ -63,6 +64,7 @@ async def _worker(load: ConfigLoader, conn: multiprocessing.connection.Connectio
     loop = asyncio.get_running_loop()
     state = await loop.run_in_executor(None, build_state, config)
     stats = Stats(label_sets(config, state))
+    settle_memory()
     server = Server(config, build_resolver(config, state, stats), reuse_port=True)
     await server.start()
     loop.add_signal_handler(signal.SIGTERM, server.stopping.set)

@@ -87,7 +87,7 @@ def test_zero_ttl_and_uncacheable_answers_are_not_stored() -> None:
 
 
 def _fields(a: ScannedAnswer) -> dict[str, object]:
-    return {f: getattr(a, f) for f in a.__dataclass_fields__}
+    return a._asdict()
 
 
 def test_lru_bound_evicts_least_recently_used() -> None:

@@ -4,12 +4,9 @@ and the server's memory bounded."""
 
 from __future__ import annotations
 
-import errno
 import resource
-import select
 import shutil
 import socket
-import statistics
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,7 +16,18 @@ import dns.message
 import dns.rcode
 import pytest
 
-from benchmarks.pressure import nsd_command
+from benchmarks.pressure import (
+    flood_file,
+    measure_hits,
+    nsd_command,
+    open_idle,
+    p99,
+    query,
+    raise_nofile,
+    rss_mib,
+    run_flood,
+    states,
+)
 from tests.conftest import LachanFactory
 from tests.stub_upstream import LachanProcess, StubUpstream, free_port, raw_udp
 
@@ -33,29 +41,12 @@ HIT_P99_LIMIT_MS = 100.0  # measured ~5-20 ms on a busy 2-core machine (see the 
 
 
 # -- helpers ---------------------------------------------------------------------------------
-def rss_mib(pid: int) -> float:
-    """Resident set size of ``pid`` from /proc (VmRSS, kB)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for pid {pid}")
-
-
 def nofile_limit(pid: int) -> int:
     """The soft open-files limit of a running process (/proc/PID/limits)."""
     for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
         if line.startswith("Max open files"):
             return int(line.split()[3])
     raise AssertionError(f"no open-files limit for pid {pid}")
-
-
-def raise_nofile(wanted: int) -> int:
-    """Raise this process's soft RLIMIT_NOFILE towards ``wanted`` (children inherit it)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    if target > soft:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 @pytest.fixture
@@ -66,10 +57,6 @@ def nofile() -> Iterator[None]:
         pytest.skip(f"RLIMIT_NOFILE hard limit {before[1]} too low for {IDLE_CONNECTIONS} sockets")
     yield
     resource.setrlimit(resource.RLIMIT_NOFILE, before)
-
-
-def query(name: str) -> bytes:
-    return dns.message.make_query(name, "A").to_wire()
 
 
 def udp_answer(port: int, name: str, timeout: float = 2.0) -> dns.message.Message | None:
@@ -109,39 +96,6 @@ def answered(message: dns.message.Message | None) -> bool:
 
 
 # -- idle connections ------------------------------------------------------------------------
-def open_idle(port: int, count: int, seconds: float) -> list[socket.socket]:
-    """``count`` non-blocking connects, waiting until each is settled or ``seconds`` pass."""
-    socks = []
-    for _ in range(count):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setblocking(False)
-        code = sock.connect_ex(("127.0.0.1", port))
-        assert code in (0, errno.EINPROGRESS), errno.errorcode.get(code, code)
-        socks.append(sock)
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and states(socks)["connecting"]:
-        time.sleep(0.2)
-    return socks
-
-
-def states(socks: list[socket.socket]) -> dict[str, int]:
-    """How many connections are open, closed by the peer, or still connecting."""
-    poller = select.poll()
-    for sock in socks:
-        poller.register(sock, select.POLLIN | select.POLLOUT | select.POLLERR | select.POLLHUP)
-    events = dict(poller.poll(0))
-    counts = {"open": 0, "closed": 0, "connecting": 0}
-    for sock in socks:
-        event = events.get(sock.fileno(), 0)
-        if event & (select.POLLIN | select.POLLERR | select.POLLHUP):
-            counts["closed"] += 1  # idle clients never get data: readable means EOF or RST
-        elif event & select.POLLOUT:
-            counts["open"] += 1
-        else:
-            counts["connecting"] += 1
-    return counts
-
-
 @pytest.mark.usefixtures("nofile")
 def test_idle_tcp_connections_beyond_the_limit(lachan: LachanFactory) -> None:
     idle_timeout = 6.0
@@ -260,42 +214,6 @@ def nsd_upstream(tmp_path: Path) -> Iterator[int]:
     finally:
         process.terminate()
         process.wait(timeout=10)
-
-
-def flood_file(path: Path, count: int) -> Path:
-    path.write_text("".join(f"u{i}.flood.example.test A\n" for i in range(count)))
-    return path
-
-
-def run_flood(port: int, names: Path, count: int, seconds: int) -> subprocess.Popen[str]:
-    """dnsperf sending every unique name once at ``count / seconds`` queries per second."""
-    rate = count // seconds
-    args = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(names), "-n", "1"]
-    args += ["-Q", str(rate), "-l", str(seconds + 5), "-t", "2", "-q", "10000"]
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def measure_hits(port: int, name: str, until: subprocess.Popen[str], limit: float) -> list[float]:
-    """Latency (ms) of a cached name, queried every 20 ms while the flood runs."""
-    samples = []
-    deadline = time.monotonic() + limit
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(1.0)
-        wire = query(name)
-        while until.poll() is None and time.monotonic() < deadline:
-            begun = time.perf_counter()
-            sock.sendto(wire, ("127.0.0.1", port))
-            try:
-                sock.recv(4096)
-                samples.append((time.perf_counter() - begun) * 1000)
-            except TimeoutError:
-                samples.append(1000.0)
-            time.sleep(0.02)
-    return samples
-
-
-def p99(samples: list[float]) -> float:
-    return statistics.quantiles(samples, n=100)[98]
 
 
 def test_unique_miss_flood_keeps_memory_bounded_and_hits_fast(

@@ -132,7 +132,7 @@ class Server:
         try:
             config = await loop.run_in_executor(None, load)
             state = await loop.run_in_executor(None, build_state, config)
-        except LachanError as exc:
+        except (LachanError, OSError) as exc:  # OSError: e.g. a full disk while compiling
             log.error("reload failed, still serving the previous configuration: %s", exc)
             if record:
                 self.resolver.stats.record_reload(False, time.time())
@@ -252,10 +252,8 @@ async def serve(
         log.info("lachan stopping")
         notifier.stopping()
         await server.stop()
-        if audit is not None:
-            audit.close()  # the open period is recorded, not lost
-        if querylog is not None:
-            querylog.close()
+        _close_quietly(audit, "the audit ledger's open period")
+        _close_quietly(querylog, "the query log")
         if metrics is not None:
             metrics.stop()
 
@@ -291,6 +289,17 @@ async def refresh_lists(
 
 
 _FRESH = (Status.UPDATED, Status.NOT_MODIFIED)
+
+
+def _close_quietly(closable: AuditFeed | QueryLog | None, what: str) -> None:
+    """Close at shutdown; a full or failed disk is logged, it must not turn a clean stop
+    into an error exit (the audit feed records the open period, not lose it, when it can)."""
+    if closable is None:
+        return
+    try:
+        closable.close()
+    except (OSError, LachanError) as exc:
+        log.error("could not write %s at shutdown: %s", what, exc)
 
 
 def settle_memory() -> None:

@@ -7,7 +7,6 @@ look and adds it to the open period, so the ledger costs queries nothing.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 from collections.abc import Callable
 
@@ -47,7 +46,9 @@ class AuditFeed:
                 __version__,
             )
 
-        instance = f"{socket.gethostname()}-{os.getpid()}"
+        # Stable across restarts: a ledger belongs to one instance and must be reopened by it
+        # (a pid in the id made every restart refuse its own ledger).
+        instance = settings.instance or socket.gethostname()
         trail = AuditTrail.open(
             settings.ledger, settings.key, site=config.site.id, site_kind=config.site.kind,
             instance=instance, state=filter_state, period=settings.period,

@@ -63,6 +63,7 @@ class AuditSettings:
     ledger: Path | None = None
     key: Path | None = None
     period: int = 3600
+    instance: str = ""  # default: the host name
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,11 +332,12 @@ def _querylog(node: Reader, base: Path, problems: list[str]) -> QueryLogConfig |
 
 
 def _audit(node: Reader, base: Path) -> AuditSettings:
-    node.reject_unknown({"ledger", "key", "period"})
+    node.reject_unknown({"ledger", "key", "period", "instance"})
     settings = AuditSettings(
         ledger=_path(node, "ledger", base),
         key=_path(node, "key", base),
         period=node.get("period", 3600, int, in_range(60, 86_400)),
+        instance=node.get("instance", "", str),
     )
     if (settings.ledger is None) != (settings.key is None):
         node.problem("ledger and key must be given together")

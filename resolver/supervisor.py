@@ -22,6 +22,7 @@ from multiprocessing.process import BaseProcess
 from .app import (
     ConfigLoader,
     Server,
+    _close_quietly,
     build_resolver,
     every,
     label_sets,
@@ -131,8 +132,7 @@ class Supervisor:
         await self.stopping.wait()
         self.notifier.stopping()
         await self._stop_workers()
-        if audit is not None:
-            audit.close()
+        _close_quietly(audit, "the audit ledger's open period")
         if metrics is not None:
             metrics.stop()
 
@@ -207,7 +207,7 @@ class Supervisor:
         try:
             config = await loop.run_in_executor(None, self.load)
             state = await loop.run_in_executor(None, build_state, config)
-        except LachanError as exc:
+        except (LachanError, OSError) as exc:
             log.error("reload failed, workers keep the previous configuration: %s", exc)
             self.stats.record_reload(False, time.time())
             self.notifier.ready(status="serving; last reload failed")

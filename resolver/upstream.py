@@ -68,7 +68,7 @@ class Upstream:
         policy = self.policy
         if self.failures >= policy.down_after:
             extra = self.failures - policy.down_after
-            self.down_until = now + min(policy.down_max, policy.down_for * (2**extra))
+            self.down_until = now + min(policy.down_max, policy.down_for * (2 ** min(extra, 16)))
 
 
 def same_question(reply: bytes, question: bytes) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from resolver.lists.match import ListAction
 from resolver.lists.names import NameError_, is_ip_address, normalise
+from resolver.lists.names import lines as _lines
 from resolver.lists.rules import ParseResult, Rule, Scope
 
 _COSMETIC = ("##", "#@#", "#?#", "#$#", "#%#", "#@$#", "#@?#")
@@ -25,7 +26,7 @@ class _Skip(Exception):
 def parse_adblock(text: str) -> ParseResult:
     """Parse AdBlock/AdGuard DNS filter text; non-DNS rules are reported, not applied."""
     result = ParseResult()
-    for no, line in enumerate(text.splitlines(), 1):
+    for no, line in enumerate(_lines(text), 1):
         body = line.strip()
         if not body or body.startswith(("!", "[")) or _is_hash_comment(body):
             continue

@@ -197,11 +197,17 @@ def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so readers see the old file or the whole new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        # A full disk must not leave a half file behind (it would keep the disk full) nor
+        # end as a traceback: the caller keeps serving the previous index.
+        tmp.unlink(missing_ok=True)
+        raise ListError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
 __all__ = ["SourceInput", "build_index", "atomic_write", "reverse_key"]

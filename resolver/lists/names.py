@@ -83,3 +83,12 @@ def from_wire(wire: bytes) -> str:
         labels.append(wire[pos + 1 : pos + 1 + length].decode("latin-1"))
         pos += 1 + length
     return ".".join(labels)
+
+
+def lines(text: str) -> list[str]:
+    """Lines as editors and ``grep -n`` number them: split on LF only, a CR before it dropped.
+
+    ``str.splitlines`` also splits on VT, FF, FS..RS, NEL, U+2028 and U+2029, which shifted
+    the line numbers of rejected lines in reports.
+    """
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from resolver.lists.adblock import parse_adblock
 from resolver.lists.match import ListAction
 from resolver.lists.names import MAX_NAME, NameError_, is_ip_address, normalise
+from resolver.lists.names import lines as _lines
 from resolver.lists.rpz import parse_rpz
 from resolver.lists.rules import ParseResult, Rule, Scope
 
@@ -69,7 +70,7 @@ def _name_rule(result: ParseResult, no: int, line: str, raw: str, action: ListAc
 def parse_hosts(text: str) -> ParseResult:
     """Parse a hosts file: ``0.0.0.0 name [name...] # comment``; every name blocks its subtree."""
     result = ParseResult()
-    for no, line in enumerate(text.splitlines(), 1):
+    for no, line in enumerate(_lines(text), 1):
         body = _strip_comment(line)
         if not body:
             continue
@@ -91,7 +92,7 @@ def parse_hosts(text: str) -> ParseResult:
 def parse_domains(text: str, action: ListAction = BLOCK) -> ParseResult:
     """Parse one name per line (``#`` comments); ``*.name`` lines cover subdomains only."""
     result = ParseResult()
-    for no, line in enumerate(text.splitlines(), 1):
+    for no, line in enumerate(_lines(text), 1):
         body = _strip_comment(line)
         if not body:
             continue
@@ -134,7 +135,7 @@ def detect_format(text: str) -> str:
     """Guess a list's format from its first rule lines (for ``lachan lists check``)."""
     votes = {"rpz": 0, "adblock": 0, "hosts": 0, "domains": 0}
     seen = 0
-    for line in text.splitlines():
+    for line in _lines(text):
         body = line.strip()
         if not body or body.startswith(("#", "!", ";")):
             continue

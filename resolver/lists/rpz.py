@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from resolver.lists.match import ListAction
 from resolver.lists.names import NameError_, normalise
+from resolver.lists.names import lines as _lines
 from resolver.lists.rules import ParseResult, Rule, Scope
 
 _CLASSES = frozenset({"IN", "CH", "HS", "CS"})
@@ -85,7 +86,7 @@ def _logical_lines(text: str) -> Iterator[tuple[int, str, str]]:
     pending: list[str] = []
     start = 0
     first = ""
-    for no, line in enumerate(text.splitlines(), 1):
+    for no, line in enumerate(_lines(text), 1):
         body = _strip_comment(line)
         if pending:
             pending.append(body)

@@ -21,6 +21,7 @@ from resolver.lists.build import SourceInput, atomic_write, build_index
 from resolver.lists.catalogue import Catalogue, Source
 from resolver.lists.index import FORMAT_VERSION, open_index
 from resolver.lists.match import ListAction
+from resolver.lists.names import lines as _lines
 from resolver.lists.parsers import parse
 from resolver.lists.rules import ParseResult
 
@@ -86,7 +87,7 @@ def parse_source(
 
 
 def _report_protected(result: ParseResult, text: str, protected: frozenset[str]) -> None:
-    for no, line in enumerate(text.splitlines(), 1):
+    for no, line in enumerate(_lines(text), 1):
         words = line.replace("|", " ").replace("^", " ").split()
         hit = next(
             (w.lower().rstrip(".") for w in words if w.lower().rstrip(".") in protected), None

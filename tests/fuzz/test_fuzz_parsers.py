@@ -233,14 +233,6 @@ def test_domain_names_normalise_to_a_fixed_point(names: list[str]) -> None:
     assert again.problems == [] or all("single-label" not in p.reason for p in again.problems)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: list parsers number lines with str.splitlines(), which also breaks on \\x0b, "
-        "\\x0c, \\x1c-\\x1e, \\x85, U+2028 and U+2029; a file holding one of those reports "
-        "later rejections at a line number editors, grep -n and sed do not show"
-    ),
-)
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_line_numbers_count_newlines_only(fmt: str) -> None:
     text = "ok.example\u2028still line one\nsecond line\x0c\nbad name here!\n"

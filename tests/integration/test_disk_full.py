@@ -124,15 +124,6 @@ def test_sighup_compiling_into_a_full_disk_keeps_the_old_index(
     assert rcode(server.port, "www.example.test") == "NOERROR"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: resolver/app.py Server.reload catches only LachanError; the OSError (ENOSPC) "
-        "from compiling the index escapes the reload task as 'Task exception was never "
-        "retrieved' with a traceback, no 'reload failed' line, no failed-reload metric, and "
-        "systemd is never told the reload ended (notifier.ready is skipped)"
-    ),
-)
 def test_sighup_compiling_into_a_full_disk_reports_a_failed_reload(
     full_disk: Path, lists_config: Path, lachan: LachanFactory
 ) -> None:
@@ -142,14 +133,6 @@ def test_sighup_compiling_into_a_full_disk_reports_a_failed_reload(
     assert "reload failed" in log and "Traceback" not in log, log
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: resolver/lists/build.py atomic_write lets OSError (ENOSPC) escape as a "
-        "traceback from `lachan lists compile` (not a ListError naming the file), and leaves "
-        "its partial .tmp file behind, keeping the disk full"
-    ),
-)
 def test_lists_compile_into_a_full_disk_is_one_clear_line(
     full_disk: Path, lists_config: Path
 ) -> None:
@@ -250,15 +233,6 @@ def test_server_stopping_with_the_ledger_on_a_full_disk_keeps_it_verifiable(
     assert ledger.stat().st_size == 0, ledger.read_bytes()[:200]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: resolver/app.py serve() calls audit.close() at shutdown without catching "
-        "OSError; a full disk under the ledger turns a clean SIGTERM into exit 1 with the "
-        "misleading 'lachan: cannot serve: [Errno 28] No space left on device' (systemd marks "
-        "the unit failed) instead of logging that the last period could not be recorded"
-    ),
-)
 def test_server_stopping_with_the_ledger_on_a_full_disk_exits_zero(
     full_disk: Path, keys: Path, lachan: LachanFactory
 ) -> None:

@@ -123,9 +123,9 @@ def _reload_under_load(tmp_path: Path, workers: int | None) -> None:
         config = CONFIG.format(policies=policies, metrics=metrics_port)
         server = start_lachan(tmp_path, stub.address, config, workers=workers)
         try:
-            # A single process reports 0 workers (only a supervisor counts them).
+            # A single process reports 1 worker (itself); a supervisor counts its workers.
             assert wait_until(
-                lambda: metric(metrics_port, "lachan_workers") == float(workers or 0), 20
+                lambda: metric(metrics_port, "lachan_workers") == float(workers or 1), 20
             )
             for name, rdtype in WORKLOAD:  # warm the cache: the load is hits and blocks
                 ask(server.port, name, rdtype)

@@ -243,16 +243,6 @@ def test_unique_miss_flood_keeps_memory_bounded_and_hits_fast(
     assert p99(hits) < HIT_P99_LIMIT_MS, sorted(hits)[-10:]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: resolver/upstream.py Upstream.record_failure computes down_for * 2**extra with "
-        "no cap on the exponent; after ~1,030 consecutive timeouts (a black-holed upstream "
-        "under a miss flood: seconds at an ISP) the float multiply raises OverflowError inside "
-        "Dispatcher._sweep, which loses the exchange it had popped (its client never answered, "
-        "its in-flight entry never freed) and stops sweeping until the next send"
-    ),
-)
 def test_long_upstream_outage_under_a_miss_flood(stub: StubUpstream, lachan: LachanFactory) -> None:
     server = lachan(config="upstream: {timeout: 0.05}\n", ipv6=False, expect_errors=True)
     stub.mode = "drop"

@@ -21,13 +21,21 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy resolver cli.py
 
+# benchmarks/tests run in their own session: both folders have a conftest.py, and without
+# packages pytest would import them under one module name.
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider benchmarks/tests
 
 test: lint typecheck unit
 
+# The side-by-side dnsperf run, then the compiled index, the policy decision and the
+# pressure figures (each script prints its table and writes JSON to benchmarks/results/).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py $(ARGS)
+	$(BIN)/python benchmarks/index_bench.py
+	$(BIN)/python benchmarks/policy_bench.py
+	$(BIN)/python benchmarks/pressure.py
 
 fuzz: $(STAMP)
 	$(BIN)/python -m tests.fuzz.run $(ARGS)

@@ -43,10 +43,16 @@ def _catalogue(d: Path, listfile: Path) -> Path:
     return path
 
 
-def _profile(d: Path) -> Path:
-    """A profile that blocks the list and nothing else: no safe search, keywords or canaries."""
+def _profile(d: Path, kind: str = "bench") -> Path:
+    """A profile that blocks the list and nothing else: no safe search, keywords or canaries;
+    or, for kind "under16", the shipped under16 profile whole, renamed to bench."""
     folder = d / "policies"
     folder.mkdir(exist_ok=True)
+    if kind == "under16":
+        profile_text = (REPO / "policies" / "under16.yaml").read_text(encoding="utf-8")
+        profile_text = re.sub(r"(?m)^name: .*$", "name: bench", profile_text)
+        (folder / "bench.yaml").write_text(profile_text, encoding="utf-8")
+        return folder
     profile = {
         "name": "bench",
         "block": ["adult"],
@@ -62,7 +68,13 @@ def _profile(d: Path) -> Path:
 
 
 def lachan_config(
-    d: Path, listfile: Path, port: int, upstream_port: int, workers: int, caps: LachanCaps
+    d: Path,
+    listfile: Path,
+    port: int,
+    upstream_port: int,
+    workers: int,
+    caps: LachanCaps,
+    profile: str = "bench",
 ) -> Path:
     """Write lachan.yaml (plus catalogue and profile when lists are supported) under d."""
     d.mkdir(parents=True, exist_ok=True)
@@ -72,7 +84,7 @@ def lachan_config(
     }
     if caps.lists:
         conf["lists"] = {"catalogue": str(_catalogue(d, listfile)), "state_dir": str(d / "state")}
-        conf["policies"] = {"dir": str(_profile(d))}
+        conf["policies"] = {"dir": str(_profile(d, profile))}
         conf["clients"] = {"default": "bench"}
     if caps.workers and "--workers" not in caps.options:
         conf["workers"] = workers
@@ -114,9 +126,10 @@ def lachan_argv(
     up: int,
     template: str | None,
     caps: LachanCaps,
+    profile: str = "bench",
 ) -> list[str]:
     """`lachan serve` on port with the bench config (or a stand-in command from --lachan-cmd)."""
-    conf = lachan_config(d, listfile, port, up, workers, caps)
+    conf = lachan_config(d, listfile, port, up, workers, caps, profile)
     if template:  # a stand-in, e.g. to test the harness while `lachan serve` is being written
         fields = {"port": port, "upstream_port": up, "config": conf, "blocklist": listfile,
                   "workers": workers, "python": sys.executable, "bench": HERE}  # fmt: skip

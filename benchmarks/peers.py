@@ -21,6 +21,9 @@ class Peer:
     workers: int = 1
     cpus: str | None = "1"  # taskset list; None = unpinned
     binary: str | None = None  # what must be installed for this peer
+    profile: str = (
+        "bench"  # lachan only: "bench" blocks the list alone; "under16" is the full policy
+    )
 
     @property
     def host(self) -> str:
@@ -129,8 +132,9 @@ def peer_argv(
     d.mkdir(parents=True, exist_ok=True)
     if p.kind == "lachan":
         return lachan_argv(
-            p.port, p.workers, d, data / f"{prefix}.txt", up, lachan_cmd, caps or LachanCaps()
-        )
+            p.port, p.workers, d, data / f"{prefix}.txt", up, lachan_cmd, caps or LachanCaps(),
+            p.profile,
+        )  # fmt: skip
     return WRITERS[p.kind](p, d, data, prefix, up)
 
 
@@ -173,6 +177,9 @@ zone:
 
 PEERS = (
     Peer("lachan", "lachan", 5310),
+    # The shipped under16 profile (safe search, keywords, schedules, anti-bypass) over the
+    # same list: its cache-hit QPS against plain lachan's is what the policy costs.
+    Peer("lachan-under16", "lachan", 5311, profile="under16"),
     Peer("unbound", "unbound", 5301, binary="unbound"),
     Peer("dnsmasq", "dnsmasq", 5302, binary="dnsmasq"),
     Peer("pdns-recursor", "pdns-recursor", 5303, binary="pdns_recursor"),

@@ -115,7 +115,22 @@ def verdicts(cases: list[dict], peers: list[dict]) -> list[Verdict]:
             avg, "lachan blocked QPS >= lachan cache-hit", "blocked", "lachan", 1.0, "hit"
         ),
     ]
-    return out + _memory_checks(peers)
+    return out + [_policy_cost(avg)] + _memory_checks(peers)
+
+
+def _policy_cost(avg) -> Verdict:
+    """Issue 4: the under16 profile may cost at most 25% of plain lachan's cache-hit QPS."""
+    full, plain = avg.get(("lachan-under16", "hit"), {}), avg.get(("lachan", "hit"), {})
+    name = "under16 policy costs <= 25% of cache-hit QPS"
+    if not full.get("qps") or not plain.get("qps"):
+        return Verdict(name, "not measured", None)
+    ratio = full["qps"] / plain["qps"]
+    text = f"{full['qps']:,.0f} vs {plain['qps']:,.0f} QPS = {ratio:.2f}x"
+    if full.get("qps_per_peer_cpu_s") and plain.get("qps_per_peer_cpu_s"):
+        text += (
+            f" (per CPU-second: {full['qps_per_peer_cpu_s'] / plain['qps_per_peer_cpu_s']:.2f}x)"
+        )
+    return Verdict(name, text, ratio >= 0.75)
 
 
 def _f(v, scale: float = 1.0, digits: int = 0) -> str:

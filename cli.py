@@ -8,30 +8,37 @@ import click
 
 from resolver import __version__
 
-# Each area registers its commands in resolver/commands/<area>.py as a module-level
-# ``commands`` list; an area that is not present yet is simply absent from --help.
-_AREAS = ("serve", "lists", "policy", "audit", "coverage")
+# The command name -> (module under resolver/commands, attribute). Modules are imported only
+# when their command runs (or for --help): `lachan serve` then starts without importing the
+# audit, coverage and list-download code (cryptography, aiodns, requests).
+_COMMANDS = {
+    "serve": ("serve", "serve"),
+    "check-config": ("serve", "check_config"),
+    "lists": ("lists", "lists"),
+    "explain": ("policy", "explain"),
+    "audit": ("audit", "audit"),
+    "coverage": ("coverage", "coverage"),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        spec = _COMMANDS.get(cmd_name)
+        if spec is None:
+            return None
+        module = importlib.import_module(f"resolver.commands.{spec[0]}")
+        command: click.Command = getattr(module, spec[1])
+        return command
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lachan")
 def main() -> None:
     """lachan (lá chắn): a DNS filtering resolver that protects children online."""
 
-
-def _register_areas() -> None:
-    for area in _AREAS:
-        try:
-            module = importlib.import_module(f"resolver.commands.{area}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"resolver.commands.{area}":
-                raise
-            continue
-        for command in module.commands:
-            main.add_command(command)
-
-
-_register_areas()
 
 if __name__ == "__main__":
     main()

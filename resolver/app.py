@@ -15,27 +15,25 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-
-from prometheus_client.registry import CollectorRegistry
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .acl import Acl
-from .audit_feed import AuditFeed
 from .cache import Cache
 from .config import Config, Listener
 from .errors import LachanError
-from .lists.catalogue import default_state_dir, load_catalogue
-from .lists.fetch import Status, refresh
-from .metrics import SiteLabels, register
-from .metrics_http import MetricsServer, parse_address
 from .pipeline import LoggedStats, Resolver
-from .querylog import QueryLog
 from .ratelimit import RateLimiter
 from .sdnotify import Notifier, watchdog_interval
 from .state import ServingState, build_state
 from .stats import LabelSets, Snapshot, Stats
 from .transport.tcp import TcpConnection, TcpServerState
 from .transport.udp import UdpListener
+
+if TYPE_CHECKING:  # loaded only when configured (see the functions that import them)
+    from .audit_feed import AuditFeed
+    from .metrics_http import MetricsServer
+    from .querylog import QueryLog
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +62,11 @@ def build_resolver(
     cache = Cache(config.cache, clock)
     stats.cache_size = cache.__len__
     limiter = RateLimiter(config.ratelimit, clock=clock) if config.ratelimit else None
-    querylog = QueryLog(config.querylog) if config.querylog else None
+    querylog = None
+    if config.querylog:
+        from .querylog import QueryLog
+
+        querylog = QueryLog(config.querylog)
     return Resolver(
         cache,
         config.upstreams,
@@ -182,6 +184,11 @@ def start_metrics(config: Config, source: Callable[[], Snapshot]) -> MetricsServ
     """The /metrics endpoint, if configured; a busy port is logged, never fatal for DNS."""
     if not config.metrics_listen:
         return None
+    from prometheus_client.registry import CollectorRegistry
+
+    from .metrics import SiteLabels, register
+    from .metrics_http import MetricsServer, parse_address
+
     registry = CollectorRegistry(auto_describe=True)
     register(
         registry,
@@ -221,7 +228,7 @@ async def serve(
     querylog = server.resolver.querylog
     await server.start()
     metrics = start_metrics(config, stats.snapshot)
-    audit = AuditFeed.open(config, stats.snapshot, lambda: server.resolver.state)
+    audit = open_audit(config, stats.snapshot, lambda: server.resolver.state)
     loop = asyncio.get_running_loop()
     if audit is not None:
         every(loop, 10.0, audit.tick)
@@ -272,6 +279,9 @@ async def refresh_lists(
     A failed or implausible download keeps that source's last good copy (resolver.lists.fetch),
     so a refresh can only add protection or keep it, never silently drop a source.
     """
+    from .lists.catalogue import default_state_dir, load_catalogue
+    from .lists.fetch import Status, refresh
+
     loop = asyncio.get_running_loop()
     state_dir = config.lists.state_dir or default_state_dir()
     try:
@@ -283,12 +293,21 @@ async def refresh_lists(
     now = time.time()
     for result in report.results:
         if result.status is not Status.SKIPPED:
-            stats.record_refresh(result.source, result.status in _FRESH, now)
+            fresh = result.status in (Status.UPDATED, Status.NOT_MODIFIED)
+            stats.record_refresh(result.source, fresh, now)
     if report.changed:
         await reload()
 
 
-_FRESH = (Status.UPDATED, Status.NOT_MODIFIED)
+def open_audit(
+    config: Config, source: Callable[[], Snapshot], state: Callable[[], ServingState]
+) -> AuditFeed | None:
+    """The audit feed when the config asks for a ledger (cryptography is loaded only then)."""
+    if config.audit.ledger is None:
+        return None
+    from .audit_feed import AuditFeed
+
+    return AuditFeed.open(config, source, state)
 
 
 def _close_quietly(closable: AuditFeed | QueryLog | None, what: str) -> None:

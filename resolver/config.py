@@ -11,7 +11,7 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -19,12 +19,13 @@ from .acl import AclConfig, acl_config
 from .cache import CachePolicy
 from .config_read import Reader, in_range, ip_address, one_of, split_host_port
 from .errors import ConfigError
-from .metrics_http import parse_address
 from .pipeline import ServePolicy
-from .querylog import QueryLogConfig
 from .ratelimit import RateLimitConfig, ratelimit_config
 from .transport.tcp import TcpPolicy
 from .upstream import ForwardPolicy, UpstreamAddress
+
+if TYPE_CHECKING:  # imported where used: `lachan serve` need not load what it is not asked for
+    from .querylog import QueryLogConfig
 
 DEFAULT_CONFIG = Path(__file__).with_name("data") / "default.yaml"
 RESOLV_CONF = Path("/etc/resolv.conf")
@@ -300,6 +301,8 @@ def _metrics(node: Reader) -> str | None:
     node.reject_unknown({"listen"})
     listen = node.get("listen", "", str)
     if listen:
+        from .metrics_http import parse_address  # prometheus_client only when metrics are on
+
         try:
             parse_address(listen)
         except (ConfigError, ValueError) as exc:
@@ -322,6 +325,8 @@ def _querylog(node: Reader, base: Path, problems: list[str]) -> QueryLogConfig |
     path = _path(node, "path", base)
     if path is None:
         return None  # privacy by default: no per-query log unless an operator asks
+    from .querylog import QueryLogConfig
+
     values = {k: node.value[k] for k in known - {"path"} if k in node.value}
     try:
         return QueryLogConfig(path=path, **values)

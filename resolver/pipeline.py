@@ -22,7 +22,6 @@ from .cache import Cache
 from .forward import Deliver, Dispatcher, Exchange
 from .policy import ALLOW, Block, Canary, Profile, Rewrite, decide, decide_cname_chain
 from .policy.clients import EcsError, parse_ecs
-from .querylog import QueryLog
 from .querystate import (  # noqa: F401 - transports and config import these from here
     TCP,
     UDP,
@@ -53,6 +52,7 @@ from .wire import (
 )
 
 if TYPE_CHECKING:  # state.py builds on config.py, which imports ServePolicy from here
+    from .querylog import QueryLog
     from .state import ServingState
 
 log = logging.getLogger(__name__)

@@ -26,11 +26,11 @@ from .app import (
     build_resolver,
     every,
     label_sets,
+    open_audit,
     refresh_lists,
     settle_memory,
     start_metrics,
 )
-from .audit_feed import AuditFeed
 from .config import Config
 from .errors import LachanError
 from .sdnotify import Notifier, watchdog_interval
@@ -119,7 +119,7 @@ class Supervisor:
         for slot in range(self.count):
             self._start(slot)
         metrics = start_metrics(self.config, self.snapshot)
-        audit = AuditFeed.open(self.config, self.snapshot, self._current_state)
+        audit = open_audit(self.config, self.snapshot, self._current_state)
         if audit is not None:
             every(loop, 10.0, audit.tick)
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -113,6 +113,3 @@ def report(
             click.echo(f"warning: {r.path}:{r.problem.line}: {r.problem.message}; "
                        f"only the {len(r.records)} records before it are counted", err=True)  # fmt: skip
     write_output(render_csv(rep) if fmt == "csv" else render_html(rep, now), out)
-
-
-commands = [audit]

@@ -80,6 +80,3 @@ def coverage(
         sys.exit(1)
     render = {"table": render_table, "csv": render_csv}.get(fmt)
     write_output(render(statuses) if render else render_html(statuses, policy), out)
-
-
-commands = [coverage]

@@ -221,6 +221,3 @@ def _age(when: Any, now: float, fallback: str) -> str:
     stamp = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(float(when)))
     hours = (now - float(when)) / 3600
     return f"{stamp} ({hours:.1f}h ago)"
-
-
-commands = [lists]

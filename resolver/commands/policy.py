@@ -93,6 +93,3 @@ def explain(name: str, **args: Any) -> None:
 
 def _now(profile: Profile) -> datetime:
     return datetime.fromtimestamp(time.time(), profile.timezone)
-
-
-commands = [explain]

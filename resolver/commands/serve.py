@@ -87,6 +87,3 @@ def check_config(path: str) -> None:
     except LachanError as exc:
         _fail(exc)
     click.echo(f"{path}: ok")
-
-
-commands = [serve, check_config]

@@ -1,4 +1,5 @@
-"""Who may query: client access control against the open-resolver problem, plus the refusal."""
+"""Who may query: client access control against the open-resolver problem, and the shared
+wire helpers the rate limiter uses for its minimal answers."""
 
 from __future__ import annotations
 
@@ -227,27 +228,3 @@ def opt_record(do: bool, options: bytes = b"", udp_size: int = 1232) -> bytes:
     """An OPT pseudo-record; 1232 is the DNS Flag Day 2020 payload size."""
     ttl = 0x8000 if do else 0
     return b"\0" + struct.pack("!HHIH", OPT_TYPE, udp_size, ttl, len(options)) + options
-
-
-def refusal(query: bytes) -> bytes | None:
-    """REFUSED for a client outside the access list, with EDE 18 when it spoke EDNS.
-
-    The answer is the query's own question and never more than 6 bytes longer than the
-    query, so a spoofed source gains nothing by reflecting off us. None: not a query.
-    """
-    shape = query_shape(query)
-    if shape is None:
-        return None
-    header = _HEADER.pack(
-        struct.unpack_from("!H", query)[0],
-        response_header(query, 5, ra=False),
-        1,
-        0,
-        0,
-        1 if shape.edns else 0,
-    )
-    body = query[12 : shape.question_end]
-    if not shape.edns:  # RFC 8914: EDE only travels in OPT, and only if the client sent one
-        return header + body
-    ede = struct.pack("!HHH", 15, 2, EDE_PROHIBITED)
-    return header + body + opt_record(shape.do, ede)

@@ -59,7 +59,7 @@ def build_resolver(
     wallclock: Callable[[], float] = time.time,
 ) -> Resolver:
     """The query pipeline for a config whose upstreams are already resolved."""
-    cache = Cache(config.cache, clock)
+    cache = Cache(config.cache, clock, stats)
     stats.cache_size = cache.__len__
     limiter = RateLimiter(config.ratelimit, clock=clock) if config.ratelimit else None
     querylog = None

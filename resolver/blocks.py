@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from .acl import EDE_PROHIBITED
 from .policy.decision import AnswerMode, Block
 from .synth import ede_option, opt_record
 from .wire import (
@@ -33,7 +34,6 @@ _CLASS_IN = b"\x00\x01"
 # The SOA of synthesised negative answers: a name under .arpa that no one else serves.
 _SOA_MNAME = text_to_wire("lachan.arpa")
 _SOA_RNAME = text_to_wire("block.lachan.arpa")
-EDE_PROHIBITED = 18  # RFC 8914: the client is not allowed to use this resolver
 
 
 class BlockAnswers:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .response import ScannedAnswer
 
@@ -75,9 +76,12 @@ class CacheEntry:
 class Cache:
     """Keyed by lowercase qname + qtype + qclass + DO/CD flag byte (see wire.Query.key)."""
 
-    def __init__(self, policy: CachePolicy, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, policy: CachePolicy, clock: Callable[[], float], counters: Any = None
+    ) -> None:
         self.policy = policy
         self._clock = clock
+        self._counters = counters  # the process's Stats (has cache_evictions), if any
         self._entries: OrderedDict[bytes, CacheEntry] = OrderedDict()
         self.hits = 0
         self.misses = 0
@@ -125,6 +129,8 @@ class Cache:
         while len(entries) > self.policy.capacity:
             entries.popitem(last=False)
             self.evictions += 1
+            if self._counters is not None:
+                self._counters.cache_evictions += 1  # lachan_cache_evictions_total
         return entry
 
     def clear(self) -> None:

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 from . import synth
 from .acl import Acl, AclAction
-from .blocks import EDE_PROHIBITED  # noqa: F401 - re-exported for transports and tests
 from .cache import Cache
 from .forward import Deliver, Dispatcher, Exchange
 from .policy import ALLOW, Block, Canary, Profile, Rewrite, decide, decide_cname_chain

@@ -6,7 +6,6 @@ from .response import ScannedAnswer
 from .wire import AD, CD, DO_BIT, HEADER_LEN, OPT_EDE, QR, RA, RD, TC, TYPE_OPT, Query
 
 _RD_CD = RD | CD
-_EMPTY_OPTIONS = b""
 
 
 def opt_record(udp_size: int, rcode: int = 0, do: bool = False, options: bytes = b"") -> bytes:
@@ -105,8 +104,3 @@ def fit_udp(response: bytes, query: Query, max_udp: int) -> bytes:
     if len(response) <= limit:
         return response
     return truncated(response, query, max_udp)
-
-
-def rewrite_id(query: bytes, response_tail: bytes) -> bytes:
-    """Prefix a prepared answer (everything after the ID) with the query's ID."""
-    return query[0:2] + response_tail

@@ -22,11 +22,17 @@ from resolver.acl import (
     address_key,
     compile_ranges,
     query_shape,
-    refusal,
 )
+from resolver.blocks import BlockAnswers
 from resolver.errors import ConfigError
+from resolver.wire import parse_query
 
 DEFAULT = Acl()
+
+
+def refusal(wire: bytes) -> bytes:
+    """The refusal the server sends a client outside the access list (pipeline._admit)."""
+    return BlockAnswers(1232, {}).refused(parse_query(wire))
 
 
 @pytest.mark.parametrize(
@@ -261,6 +267,5 @@ def test_refusal_of_a_query_with_a_cookie_is_smaller_than_the_query() -> None:
         b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\xc0\x0c\x00\x01\x00\x01",  # pointer
     ],
 )
-def test_garbage_gets_no_refusal(wire: bytes) -> None:
-    assert refusal(wire) is None
+def test_garbage_has_no_query_shape(wire: bytes) -> None:
     assert query_shape(wire) is None

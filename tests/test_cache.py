@@ -172,3 +172,14 @@ def test_ttls_count_down_monotonically_within_bounds(
         (shown,) = ttls(hit.body_at(age, cache.policy), a)
         assert 0 < shown <= previous <= max(max_ttl, min_ttl)
         previous = shown
+
+
+def test_evictions_reach_the_exported_counter() -> None:
+    from resolver.stats import Stats
+
+    stats = Stats()
+    cache = Cache(CachePolicy(capacity=2), FakeClock(), stats)
+    answer = scanned("www.example.test")
+    for key in (b"a", b"b", b"c", b"d"):
+        cache.put(key, answer)
+    assert cache.evictions == 2 and stats.cache_evictions == 2

@@ -174,10 +174,6 @@ def _big_answer(query):  # type: ignore[no-untyped-def]
     return scanned, scanned.body, 1232
 
 
-def test_rewrite_id() -> None:
-    assert synth.rewrite_id(b"\x01\x02rest", b"tail") == b"\x01\x02tail"
-
-
 def test_opt_record_layout() -> None:
     assert synth.opt_record(1232, BADVERS, True) == b"\x00\x00\x29\x04\xd0\x01\x00\x80\x00\x00\x00"
 

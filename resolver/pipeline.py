@@ -159,7 +159,9 @@ class Resolver:
                 profile = self.state.clients.profile_for(ip, ("", 0), parse_ecs(query.ecs))
             except EcsError:
                 return synth.error(data, FORMERR, query, self.policy.udp_size)
-        decision = decide(profile, query.qname, query.qtype, self.wallclock(), self.state.index)
+        decision = decide(
+            profile, query.qname, query.qtype, self.wallclock(), self.state.index.shared
+        )
         if decision is ALLOW:
             return self._allowed(query, client, profile, transport, received)
         if isinstance(decision, Block):
@@ -275,7 +277,7 @@ class Resolver:
         self, query: Query, answer: ScannedAnswer, profile: Profile, transport: int, received: float
     ) -> bytes | None:
         names = [wire_to_text(t).lower() for t in answer.cname_targets]
-        block = decide_cname_chain(profile, names, self.wallclock(), self.state.index)
+        block = decide_cname_chain(profile, names, self.wallclock(), self.state.index.shared)
         if block is None or block.monitor_only:
             return None
         response = self.state.blocks.answer(query, block)

@@ -37,6 +37,10 @@ class EmptyIndex:
     def lookup(self, name: str) -> ListMatch | None:
         return None
 
+    @property
+    def shared(self) -> EmptyIndex:
+        return self  # the serving path's lookup (Index.shared) finds nothing either
+
 
 @dataclass(frozen=True)
 class ServingState:

@@ -25,7 +25,7 @@ import hashlib
 import json
 import mmap
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,6 @@ import marisa_trie
 
 from resolver.errors import IndexError_
 from resolver.lists.match import ListAction, ListMatch
-from resolver.lists.names import from_wire
 
 MAGIC = b"LACHIDX\x00"
 FORMAT_VERSION = 1
@@ -71,10 +70,22 @@ class _Template:
         rule = "*." + rule if self.wildcard else rule
         return ListMatch(self.action, self.categories, self.source, rule, self.rewrite, self.mask)
 
+    def shared(self) -> ListMatch:
+        return ListMatch(self.action, self.categories, self.source, "", self.rewrite, self.mask)
+
 
 def reverse_key(name: str) -> str:
     """Trie key of a dotted name: characters reversed plus a label-boundary dot."""
     return ("." + name)[::-1]
+
+
+class SharedLookup:
+    """The ``Lookup`` that decide() is given on the serving path: ``Index.lookup_shared``."""
+
+    __slots__ = ("lookup",)
+
+    def __init__(self, lookup: Callable[[str], ListMatch | None]) -> None:
+        self.lookup = lookup
 
 
 class Index:
@@ -95,55 +106,67 @@ class Index:
         rstart, rlength = header["records"]
         self._records = self._view[rstart : rstart + rlength].cast(header["record_code"])
         self._prefixes = self._trie.prefixes
+        self._prefixes_with_ids = self._trie.iter_prefixes_with_ids
         self._key_id = self._trie.key_id
-        self._memo: dict[str | bytes, ListMatch | None] = {}
-        self._older: dict[str | bytes, ListMatch | None] = {}
+        # One match object per template, shared by every name the template matches: the
+        # serving path needs the action, categories and source, never the rule's own name.
+        self._shared = [t.shared() for t in self._templates]
+        self._memo: dict[str, ListMatch | None] = {}
+        self._older: dict[str, ListMatch | None] = {}
         self._memo_size = memo_size
+        self.shared = SharedLookup(self.lookup_shared)
 
     def __len__(self) -> int:
         return len(self._records)
 
     def lookup(self, name: str) -> ListMatch | None:
-        """Winning rule for a lowercase dotted name without trailing dot, or None."""
+        """Winning rule for a lowercase dotted name without trailing dot, or None.
+
+        The match names the rule that won (``rule``); for explain, ``lists lookup`` and tests.
+        """
+        key = ("." + name)[::-1]
+        for prefix, key_id in reversed(list(self._prefixes_with_ids(key))):
+            pair = self._records[key_id]
+            mid = self._self[pair] if len(prefix) == len(key) else self._sub[pair]
+            if mid != NO_MATCH:
+                return self._templates[mid].match(prefix[-2::-1])
+        return None
+
+    def lookup_shared(self, name: str) -> ListMatch | None:
+        """lookup() for the serving path: the same winner, as the match object its template
+        shares with every other name (``rule`` is empty), with no object built per name."""
         hit = self._memo.get(name, _MISS)
         if hit is not _MISS:
             return hit  # type: ignore[return-value]
         hit = self._older.get(name, _MISS)
-        found = self._find(name) if hit is _MISS else hit
-        self._remember(name, found)  # type: ignore[arg-type]
-        return found  # type: ignore[return-value]
-
-    def lookup_wire(self, qname: bytes) -> ListMatch | None:
-        """Same as lookup() for a lowercase uncompressed wire name (b"\\x03www...\\x00")."""
-        hit = self._memo.get(qname, _MISS)
-        if hit is not _MISS:
-            return hit  # type: ignore[return-value]
-        hit = self._older.get(qname, _MISS)
-        found = self._find(from_wire(qname)) if hit is _MISS else hit
-        self._remember(qname, found)  # type: ignore[arg-type]
-        return found  # type: ignore[return-value]
-
-    def _remember(self, key: str | bytes, found: ListMatch | None) -> None:
+        if hit is _MISS:
+            hit = self._find_shared(name)
         # Two generations instead of an LRU: no bookkeeping per hit, and a name asked for
         # again within two generations survives the flip (DNS query streams are Zipf-like).
-        if len(self._memo) >= self._memo_size:
-            self._older = self._memo
-            self._memo = {}
-        if self._memo_size:
-            self._memo[key] = found
+        memo = self._memo
+        if len(memo) >= self._memo_size:
+            self._older = memo
+            memo = self._memo = {}
+            if not self._memo_size:
+                return hit  # type: ignore[return-value]
+        memo[name] = hit  # type: ignore[assignment]
+        return hit  # type: ignore[return-value]
 
-    def _find(self, name: str) -> ListMatch | None:
+    def _find_shared(self, name: str) -> ListMatch | None:
         key = ("." + name)[::-1]
-        found = self._prefixes(key)
-        if not found:
-            return None
+        found = self._prefixes_with_ids(key)
+        first = next(found, None)
+        if first is None:
+            return None  # most names: no listed suffix at all
+        hits = [first, *found]
         records = self._records
-        for i in range(len(found) - 1, -1, -1):
-            prefix = found[i]
-            pair = records[self._key_id(prefix)]
-            mid = self._self[pair] if len(prefix) == len(key) else self._sub[pair]
+        size = len(key)
+        for i in range(len(hits) - 1, -1, -1):
+            prefix, key_id = hits[i]
+            pair = records[key_id]
+            mid = self._self[pair] if len(prefix) == size else self._sub[pair]
             if mid != NO_MATCH:
-                return self._templates[mid].match(prefix[-2::-1])
+                return self._shared[mid]
         return None
 
     def explain(self, name: str) -> list[tuple[str, str, ListMatch]]:

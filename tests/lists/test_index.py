@@ -8,7 +8,6 @@ from resolver.errors import IndexError_
 from resolver.lists.build import SourceInput, build_index
 from resolver.lists.index import open_index
 from resolver.lists.match import ListAction
-from resolver.lists.names import to_wire
 from resolver.lists.rules import Rule, Scope
 
 A = ListAction
@@ -84,18 +83,23 @@ def test_lookup_semantics(index, name, action, rule, cats) -> None:  # type: ign
     match = index.lookup(name)
     if action is None:
         assert match is None
-        assert index.lookup_wire(to_wire(name)) is None
+        assert index.lookup_shared(name) is None
         return
     assert (match.action, match.rule, set(match.categories)) == (action, rule, cats)
     assert match.mask == index.category_mask(cats)
-    assert index.lookup_wire(to_wire(name)) == match
+    shared = index.lookup_shared(name)  # the serving path: same winner, rule left empty
+    assert shared == match._replace(rule="")
 
 
 def test_match_details_and_memo(index) -> None:  # type: ignore[no-untyped-def]
     match = index.lookup("www.google.com.vn")
     assert match.rewrite == (("CNAME", "forcesafesearch.google.com."),)
     assert match.source == "ss"
-    assert index.lookup("www.google.com.vn") is match  # repeats allocate nothing
+    shared = index.lookup_shared("www.google.com.vn")
+    assert index.lookup_shared("www.google.com.vn") is shared  # memo
+    allow = index.lookup_shared("ok.example.com")
+    assert index.lookup_shared("www.ok.example.com") is allow  # one object per template
+    assert index.shared.lookup("www.google.com.vn") is shared
     assert index.lookup("play.example.com").source == "games-list"
     assert index.category_mask(["adult", "phishing", "nope"]) == 0b101
 
@@ -120,9 +124,10 @@ def test_memo_is_bounded(tmp_path: Path) -> None:
     )
     index = open_index(path, memo_size=4)
     for i in range(20):
-        index.lookup(f"n{i}.test")
+        index.lookup_shared(f"n{i}.test")
     assert len(index._memo) <= 4 and len(index._older) <= 4
-    assert index.lookup("x.a.test") is not None
+    assert index.lookup_shared("x.a.test") is not None
+    assert open_index(path, memo_size=0).lookup_shared("x.a.test") is not None
 
 
 def _corrupt(path: Path, how: str) -> None:

@@ -21,6 +21,7 @@ from resolver.policy.safesearch import REWRITE_QTYPES
 from resolver.policy.schedule import category_scheduled
 
 _RPZ_MODES = {ListAction.NODATA: AnswerMode.NODATA, ListAction.DROP: AnswerMode.DROP}
+_LIST_MEMO_SIZE = 4096  # templates are few (action x categories x source), except rewrites
 
 
 class Lookup(Protocol):
@@ -111,16 +112,45 @@ def _walk(wild: dict[str, Static], name: str) -> Static | None:
 
 
 def _list_decision(profile: Profile, rules: Rules, match: ListMatch, now: float) -> Decision | None:
+    # The serving path's matches are shared per index template (Index.lookup_shared), so a
+    # decision that does not depend on the clock is made once per template and profile.
+    # Keyed by identity: the entry holds the match, so its id cannot be reused meanwhile.
+    memo = rules.list_memo
+    known = memo.get(id(match))
+    if known is not None and known[0] is match:
+        return known[1]  # type: ignore[return-value]
+    categories = match.categories
+    if rules.scheduled and not rules.scheduled.isdisjoint(categories):
+        if not _always_blocked(rules, match):
+            return _scheduled_decision(profile, rules, match, now)
+    decision = _timeless_decision(rules, match)
+    if len(memo) >= _LIST_MEMO_SIZE:
+        memo.clear()
+    memo[id(match)] = (match, decision)
+    return decision
+
+
+def _always_blocked(rules: Rules, match: ListMatch) -> bool:
+    return match.action is ListAction.ALLOW or not rules.blocked_set.isdisjoint(match.categories)
+
+
+def _timeless_decision(rules: Rules, match: ListMatch) -> Decision | None:
     if match.action is ListAction.ALLOW:
         return ALLOW
     categories = match.categories
     for category in rules.blocked_order:
         if category in categories:
             return _list_block(rules, match, category, Reason.CATEGORY)
-    if rules.scheduled and not rules.scheduled.isdisjoint(categories):
-        for category in sorted(rules.scheduled & categories):
-            if category_scheduled(profile.schedules, category, now, profile.timezone):
-                return _list_block(rules, match, category, Reason.SCHEDULE)
+    return None
+
+
+def _scheduled_decision(
+    profile: Profile, rules: Rules, match: ListMatch, now: float
+) -> Decision | None:
+    # Only categories that are not always blocked reach here (_always_blocked was false).
+    for category in sorted(rules.scheduled & match.categories):
+        if category_scheduled(profile.schedules, category, now, profile.timezone):
+            return _list_block(rules, match, category, Reason.SCHEDULE)
     return None
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from resolver.policy.decision import (
@@ -51,6 +51,9 @@ class Rules:
     monitor_only: bool
     profile: str
     source: str
+    blocked_set: frozenset[str] = frozenset()  # blocked_order as a set
+    # decide()'s per-profile memo of list decisions that do not depend on the clock
+    list_memo: dict[int, tuple[object, object]] = field(default_factory=dict, compare=False)
 
 
 def bypass_rules(switches: AntiBypass) -> tuple[dict[str, AnswerMode], dict[str, AnswerMode]]:
@@ -168,6 +171,7 @@ def compile_rules(profile: Profile) -> Rules:
         wild=wild,
         wild_suffixes=tuple("." + parent for parent in wild),
         blocked_order=_blocked_order(profile),
+        blocked_set=frozenset(_blocked_order(profile)),
         scheduled=scheduled,
         texts={c: extra_text("category", c, profile.name) for c in every},
         ede={c: category_ede(profile, c) for c in every},

@@ -194,3 +194,20 @@ def test_cname_chain_cloaking(profiles, lists) -> None:
     assert decide_cname_chain(school, ["olm.vn"], WEEKEND_NOON, lists) is None  # allowed target
     bypass = decide_cname_chain(p, ["mask.icloud.com"], WEEKEND_NOON, lists)
     assert isinstance(bypass, Block) and bypass.reason is Reason.CNAME
+
+
+def test_list_decisions_are_shared_but_schedules_still_follow_the_clock(profiles, lists) -> None:
+    # The serving index returns one match object per template, and decide() keeps a decision
+    # per (profile, match) unless the clock matters: a scheduled category is re-decided.
+    under16 = profiles["under16"]
+    school_night = at("2026-12-01 22:00")  # Tuesday evening: games are scheduled off
+    first = decide(under16, "pornsite.test", A, WEEKEND_NOON, lists)
+    assert isinstance(first, Block)
+    assert decide(under16, "www.pornsite.test", A, school_night, lists) is first
+    games = [
+        decide(under16, "roblox.com", A, when, lists)
+        for when in (WEEKEND_NOON, school_night, WEEKEND_NOON, school_night)
+    ]
+    assert games[0] is ALLOW and games[2] is ALLOW
+    assert isinstance(games[1], Block) and games[1].reason is Reason.SCHEDULE
+    assert isinstance(games[3], Block) and games[3].category == "games"

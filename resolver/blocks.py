@@ -42,16 +42,38 @@ class BlockAnswers:
     def __init__(self, udp_size: int, block_pages: dict[str, tuple[bytes | None, bytes | None]]):
         self.udp_size = udp_size
         self._block_pages = block_pages  # profile -> (A rdata, AAAA rdata) of its block page
-        self._bodies: dict[tuple[object, ...], tuple[int, bytes]] = {}
+        self._bodies: dict[tuple[object, ...], tuple[tuple[bytes, ...], bytes]] = {}
+        self._by_block: dict[int, tuple[Block, dict[int, tuple[tuple[bytes, ...], bytes]]]] = {}
 
     def answer(self, query: Query, block: Block) -> bytes | None:
         """The wire answer for a blocked query, or None when the rule says drop."""
-        mode = block.mode
-        if mode is AnswerMode.DROP:
+        if block.mode is AnswerMode.DROP:
             return None
+        # Blocks from lists are shared objects (one per index template and profile), so the
+        # finished header and body are found by the block's identity: no shape key to hash.
+        # The entry holds the block, so its id cannot be reused while the entry exists.
+        known = self._by_block.get(id(block))
+        if known is None or known[0] is not block:
+            if len(self._by_block) >= 4096:
+                self._by_block.clear()
+            known = self._by_block[id(block)] = (block, {})
+        variants = known[1]
+        variant = query.qtype << 2 | query.edns << 1 | query.do
+        built = variants.get(variant)
+        if built is None:
+            if len(variants) >= 64:
+                variants.clear()  # bounded under a spray of query types
+            built = variants[variant] = self._shaped(query, block)
+        heads, body = built
+        data = query.data
+        # RD and CD are echoed: heads holds the header for each of their four combinations.
+        head = heads[(data[2] & 1) | ((data[3] >> 3) & 2)]
+        return data[:2] + head + data[HEADER_LEN : query.qend] + body
+
+    def _shaped(self, query: Query, block: Block) -> tuple[tuple[bytes, ...], bytes]:
         family = query.qtype if query.qtype in (TYPE_A, TYPE_AAAA) else 0
         shape = (
-            mode,
+            block.mode,
             family,
             block.ttl,
             block.ede,
@@ -64,9 +86,9 @@ class BlockAnswers:
         if built is None:
             if len(self._bodies) > 4096:
                 self._bodies.clear()
-            built = self._bodies[shape] = self._build(query, block, family)
-        flags_and_counts, body = built
-        return _assemble(query, flags_and_counts, body)
+            counts, body = self._build(query, block, family)
+            built = self._bodies[shape] = (_heads(counts), body)
+        return built
 
     def _build(self, query: Query, block: Block, family: int) -> tuple[int, bytes]:
         mode = block.mode
@@ -116,17 +138,29 @@ def _shape(rcode: int, ancount: int, nscount: int, opt: bytes) -> int:
     return rcode | ancount << 8 | nscount << 24 | (1 if opt else 0) << 40
 
 
-def _assemble(query: Query, shape: int, body: bytes) -> bytes:
-    data = query.data
-    flags = QR | RA | (((data[2] << 8) | data[3]) & (RD | CD)) | (shape & 0x0F)
-    counts = (
+def _heads(shape: int) -> tuple[bytes, ...]:
+    """Header bytes 2-12 for a shape, for each RD/CD combination (index RD | CD >> 3)."""
+    heads = []
+    for rd_cd in ((0, 0), (RD, 0), (0, CD), (RD, CD)):
+        flags = QR | RA | rd_cd[0] | rd_cd[1] | (shape & 0x0F)
+        heads.append(flags.to_bytes(2, "big") + _counts(shape))
+    return tuple(heads)
+
+
+def _counts(shape: int) -> bytes:
+    return (
         b"\x00\x01"
         + ((shape >> 8) & 0xFFFF).to_bytes(2, "big")
         + ((shape >> 24) & 0xFFFF).to_bytes(2, "big")
         + ((shape >> 40) & 0xFFFF).to_bytes(2, "big")
     )
+
+
+def _assemble(query: Query, shape: int, body: bytes) -> bytes:
+    data = query.data
+    flags = QR | RA | (((data[2] << 8) | data[3]) & (RD | CD)) | (shape & 0x0F)
     return b"".join(
-        (data[0:2], flags.to_bytes(2, "big"), counts, data[HEADER_LEN : query.qend], body)
+        (data[0:2], flags.to_bytes(2, "big"), _counts(shape), data[HEADER_LEN : query.qend], body)
     )
 
 

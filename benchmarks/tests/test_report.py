@@ -92,3 +92,35 @@ def test_paced_p99_names_its_rate():
     paced = dict(case("lachan", "miss-paced", 5_000, p99=0.0015), paced_qps=5_000)
     v = by_target(verdicts(CASES + [paced], PEER_RECS))
     assert v["miss-paced p99 <= 2 ms (paced at 5,000 QPS)"].ok is True
+
+
+def scaling_row(wl, workers, qps, per_cpu):
+    return {"peer": "lachan", "workload": wl, "workers": workers, "round": 1, "qps": qps,
+            "qps_per_peer_cpu_s": per_cpu, "dnsperf_cpu_pct": 95.0}  # fmt: skip
+
+
+def scaling_verdict(paced_1, paced_2):
+    rows = [
+        scaling_row("hit", 1, 110_000, 115_000),
+        scaling_row("hit", 2, 95_000, 100_000),
+        scaling_row("hit-paced", 1, 40_000, paced_1),
+        scaling_row("hit-paced", 2, 80_000, paced_2),
+    ]
+    (verdict,) = [v for v in verdicts(CASES, PEER_RECS, rows) if "workers" in v.target]
+    return verdict
+
+
+def test_scaling_judges_cpu_per_query_at_equal_load_per_worker():
+    assert scaling_verdict(70_000, 66_500).ok is True  # 2 x 0.95 = 1.9x
+    contended = scaling_verdict(70_000, 56_000)  # 2 x 0.8 = 1.6x: workers get in each other's way
+    assert contended.ok is False and contended.measured.startswith("1.60x")
+    assert "0.86x" in contended.measured  # the raw saturated ratio is reported too
+
+
+def test_scaling_never_claims_more_than_two_cores():
+    assert scaling_verdict(70_000, 90_000).measured.startswith("2.00x")
+
+
+def test_scaling_not_measured_without_paced_rows():
+    (verdict,) = [v for v in verdicts(CASES, PEER_RECS, []) if "workers" in v.target]
+    assert verdict.ok is None and verdict.measured == "not measured"

@@ -129,7 +129,7 @@ def _scaling_check(scaling: list[dict]) -> Verdict:
     do not contend spend the same CPU per query there, and N of them on N dedicated cores
     serve N x one's load. Check: 2 x min(1, CPU per query, 1 worker / 2 workers) >= 1.7.
     The ratio is capped at 1: above it, two workers spend *less* CPU per query than one (an
-    uneven SO_REUSEPORT split gives one worker bigger batches), which shows no contention but
+    uneven SO_REUSEPORT split, say, gives one worker bigger batches), which shows no contention but
     cannot promise more than 2x on two cores.
     """
     name = (

@@ -8,8 +8,6 @@ wire code.
 
 from __future__ import annotations
 
-from dnslib import CNAME, RR, DNSHeader, DNSQuestion, DNSRecord
-
 from .response import ScannedAnswer, question_end, scan_answer
 from .wire import HEADER_LEN
 
@@ -31,6 +29,9 @@ def rewritten(
     query_key: bytes, target_wire: bytes, target: ScannedAnswer, max_ttl: int
 ) -> ScannedAnswer:
     """The answer for the asked name: CNAME to the target plus the target's answer records."""
+    # Imported here: dnslib costs startup time, and only a safe-search rewrite needs it.
+    from dnslib import CNAME, RR, DNSHeader, DNSQuestion, DNSRecord
+
     upstream = DNSRecord.parse(_full_message(target_wire, query_key[-5:-1], target))
     question = DNSQuestion(_text(query_key[:-5]), int.from_bytes(query_key[-5:-3], "big"))
     reply = DNSRecord(DNSHeader(qr=1, ra=1, rcode=target.rcode), q=question)

@@ -10,7 +10,6 @@ import click
 from .. import app, config
 from ..errors import ConfigError, LachanError
 from ..state import load_policies
-from ..supervisor import run_supervised
 
 
 def _fail(error: LachanError) -> None:
@@ -70,6 +69,8 @@ def serve(
         _fail(exc)
     try:
         if cfg.workers > 1:
+            from ..supervisor import run_supervised  # only with workers: saves startup
+
             run_supervised(cfg, load, cfg.workers)
         else:
             app.run(cfg, load)

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from resolver.errors import ListError
-from resolver.lists.parsers import FORMATS, parse_domains
+from resolver.lists.rules import FORMATS
 
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -115,6 +115,8 @@ def _protected(path: Path, name: Any) -> tuple[frozenset[str], bytes]:
         raw = file.read_bytes()
     except OSError as exc:
         raise ListError(f"{path}: protected: cannot read {file}: {exc}") from None
+    from resolver.lists.parsers import parse_domains  # not at import: serving rarely needs it
+
     result = parse_domains(raw.decode("utf-8", errors="replace"))
     if result.problems:
         first = result.problems[0]

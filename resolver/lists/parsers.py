@@ -13,7 +13,7 @@ from resolver.lists.match import ListAction
 from resolver.lists.names import MAX_NAME, NameError_, is_ip_address, normalise
 from resolver.lists.names import lines as _lines
 from resolver.lists.rpz import parse_rpz
-from resolver.lists.rules import ParseResult, Rule, Scope
+from resolver.lists.rules import FORMATS, ParseResult, Rule, Scope
 
 BLOCK = ListAction.BLOCK
 ALLOW = ListAction.ALLOW
@@ -128,7 +128,7 @@ def parse(text: str, fmt: str) -> ParseResult:
     return PARSERS[fmt](text)
 
 
-FORMATS = tuple(PARSERS)
+assert tuple(PARSERS) == FORMATS, "rules.FORMATS names every parser, in order"
 
 
 def detect_format(text: str) -> str:

@@ -20,6 +20,10 @@ from typing import NamedTuple
 
 from resolver.lists.match import ListAction
 
+# The list formats a catalogue source may name; parsers.PARSERS has one parser for each.
+# Here rather than in parsers.py so that reading a catalogue does not import every parser.
+FORMATS = ("hosts", "domains", "wildcard", "allow", "adblock", "rpz")
+
 
 class Scope(enum.IntEnum):
     """Which names a rule covers relative to its listed name."""

@@ -15,15 +15,20 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from resolver.errors import IndexError_, ListError
-from resolver.lists.build import SourceInput, atomic_write, build_index
 from resolver.lists.catalogue import Catalogue, Source
 from resolver.lists.index import FORMAT_VERSION, open_index
 from resolver.lists.match import ListAction
 from resolver.lists.names import lines as _lines
-from resolver.lists.parsers import parse
 from resolver.lists.rules import ParseResult
+
+if TYPE_CHECKING:
+    from resolver.lists.build import SourceInput
+
+# The parsers and the compiler are imported where they run: a server whose index is already
+# compiled (every start but the first) only maps it, and starts faster without them.
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +82,8 @@ def parse_source(
     A guarded source loses entries naming a protected platform host exactly; each is
     reported like any other rejected line."""
     text = path.read_bytes().decode("utf-8", errors="replace")
+    from resolver.lists.parsers import parse
+
     result = parse(text, source.format)
     if source.guarded and protected:
         kept = [r for r in result.rules if r.name not in protected or r.action is ListAction.ALLOW]
@@ -101,6 +108,8 @@ def read_source(
 ) -> SourceInput:
     """Parse one source file into compiler input."""
     result = parse_source(source, path, protected)
+    from resolver.lists.build import SourceInput
+
     return SourceInput(
         source.id,
         source.category,
@@ -130,6 +139,8 @@ def compile_index(
     if not inputs:
         raise ListError(f"{catalogue.path}: no source has a bundled or downloaded file")
     out = state_dir / "index" / f"{key}.lidx"
+    from resolver.lists.build import atomic_write, build_index
+
     build_index(inputs, catalogue.category_ids, out, key=key, clock=clock)
     atomic_write(state_dir / "index" / "current", out.name.encode())
     _prune(out.parent, keep=out)

@@ -86,6 +86,7 @@ class Resolver:
         self.ratelimit = ratelimit
         self.state = state
         self._memos: dict[str, dict[bytes, tuple]] = {}
+        self._block_labels_memo: dict[int, tuple[Block, tuple]] = {}
         self._client_tables: list[dict[str, ClientState]] = []
         self._inflight: dict[bytes, Exchange] = {}
         self.dropped = 0
@@ -224,20 +225,34 @@ class Resolver:
         received: float,
     ) -> bytes | None:
         response = self.state.blocks.answer(query, block)
-        self.stats.record_answer(
-            transport, "blocked", block.category, profile.name, self.clock() - received
-        )
-        kind = bypass_kind(block)
-        counter = None
-        if kind is not None:
-            self.stats.record_bypass(kind)
-            counter = partial(self.stats.record_bypass, kind)
+        answer_key, counter = self._block_labels(block, profile)
+        self.stats.record_answer(transport, *answer_key, self.clock() - received)
+        if counter is not None:
+            counter()
         if response is not None and transport == UDP:
             response = synth.fit_udp(response, query, self.policy.udp_size)
             until = self.clock() + _BLOCK_MEMO_SECONDS
-            answer_key = ("blocked", block.category, profile.name)
             self._remember(query, client, profile, response, until, answer_key, counter)
         return response
+
+    def _block_labels(
+        self, block: Block, profile: Profile
+    ) -> tuple[tuple[str, str, str], Callable[[], None] | None]:
+        """The answer's metric labels and its anti-bypass counter (None for most blocks).
+
+        List blocks are shared objects, so these are kept per block; by identity, with the
+        block held in the entry so that its id cannot be reused while the entry exists.
+        """
+        known = self._block_labels_memo.get(id(block))
+        if known is not None and known[0] is block and known[1][0][2] == profile.name:
+            return known[1]
+        kind = bypass_kind(block)
+        counter = None if kind is None else partial(self.stats.record_bypass, kind)
+        labels = (("blocked", block.category, profile.name), counter)
+        if len(self._block_labels_memo) >= 4096:
+            self._block_labels_memo.clear()
+        self._block_labels_memo[id(block)] = (block, labels)
+        return labels
 
     def _allowed(
         self,

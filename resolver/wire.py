@@ -116,22 +116,27 @@ class Query:
 
 def wire_to_text(wire: bytes) -> str:
     """Dotted text of an uncompressed wire name; non-printable bytes escaped as \\DDD."""
+    # Hot path (every policy decision): decode once, slice labels out of the text, then one
+    # set of C-level checks that every character is printable ASCII, not a space or a
+    # backslash, and that no label hides a dot, instead of a Python loop over bytes.
+    text = wire.decode("latin-1")
     labels = []
     pos = 0
     length = wire[0]
     while length:
-        labels.append(wire[pos + 1 : pos + 1 + length])
+        labels.append(text[pos + 1 : pos + 1 + length])
         pos += length + 1
         length = wire[pos]
-    joined = b".".join(labels)
-    # Hot path (every policy decision): one C-level check that every byte is printable and
-    # that no label hides a dot, instead of a Python loop over bytes.
-    if not joined.translate(None, _PLAIN) and joined.count(b".") == len(labels) - 1:
-        return joined.decode("ascii")
-    return ".".join(_label_text(label) for label in labels)
-
-
-_PLAIN = bytes(b for b in range(0x21, 0x7F) if b != 0x5C)  # printable, no backslash
+    joined = ".".join(labels)
+    if (
+        joined.isascii()
+        and joined.isprintable()
+        and " " not in joined
+        and "\\" not in joined
+        and joined.count(".") == len(labels) - 1
+    ):
+        return joined
+    return ".".join(_label_text(label.encode("latin-1")) for label in labels)
 
 
 def _label_text(label: bytes) -> str:

@@ -8,6 +8,8 @@ import dns.flags
 import dns.message
 import dns.opcode
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from resolver import wire
 from resolver.wire import (
@@ -301,3 +303,22 @@ def test_check_name_agrees_with_read_name_and_refuses_header_pointers() -> None:
     for bad in (HEADER + NAME_256, HEADER + b"\xc0\x0c", HEADER + b"\x01a\xc0\x10\x00"):
         with pytest.raises(WireError):
             check_name(bad, 12)
+
+
+def _escaped_label(label: bytes) -> str:
+    # The presentation rule, byte by byte: printable ASCII except '.' and '\' as is, else \DDD.
+    return "".join(
+        chr(b) if 0x21 <= b <= 0x7E and b not in (0x2E, 0x5C) else f"\\{b:03d}" for b in label
+    )
+
+
+@given(st.lists(st.binary(min_size=1, max_size=63), min_size=0, max_size=8))
+def test_wire_to_text_matches_the_byte_by_byte_rule(labels: list[bytes]) -> None:
+    raw = b"".join(bytes((len(label),)) + label for label in labels) + b"\x00"
+    assert wire_to_text(raw) == ".".join(_escaped_label(label) for label in labels)
+
+
+@given(st.lists(st.text("abcxyz019-_*", min_size=1, max_size=20), min_size=1, max_size=6))
+def test_wire_to_text_of_plain_names_is_the_dotted_name(labels: list[str]) -> None:
+    raw = b"".join(bytes((len(label),)) + label.encode() for label in labels) + b"\x00"
+    assert wire_to_text(raw) == ".".join(labels)

@@ -46,6 +46,7 @@ class TcpConnection(asyncio.Protocol):
         self._resolver = resolver
         self._listener = listener
         self._client: ClientState | None = None
+        self._client_state: object = None  # the ServingState self._client was chosen from
         self._peer = ""
         self._expect_proxy = False
         self._state = state
@@ -118,8 +119,11 @@ class TcpConnection(asyncio.Protocol):
         resolver = self._resolver
         try:
             client = self._client
-            if client is None:
+            if client is None or self._client_state is not resolver.state:
+                # First query, or a reload swapped the state: choose the profile again, so a
+                # long-lived connection (dnsdist's pool to its backends) follows the new policy.
                 client = self._client = resolver.client({}, self._peer, self._listener)
+                self._client_state = resolver.state
             result = resolver.answer(message, client, self._peer, TCP)
         except Exception:
             log.exception("error answering a TCP query")

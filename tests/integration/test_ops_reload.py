@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import math
 import signal
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import dns.message
+import dns.query
 import dns.rcode
 import pytest
 
@@ -168,3 +171,40 @@ def test_reload_under_load_one_process(tmp_path: Path) -> None:
 
 def test_reload_under_load_two_workers(tmp_path: Path) -> None:
     _reload_under_load(tmp_path, workers=2)
+
+
+def answers_tcp(port: int) -> bool:
+    try:
+        ask(port, "www.example.test", tcp=True, timeout=1)
+    except OSError:
+        return False
+    return True
+
+
+def _ask_on(sock: socket.socket, name: str) -> dns.message.Message:
+    dns.query.send_tcp(sock, dns.message.make_query(name, "A"), time.time() + 3)
+    reply, _ = dns.query.receive_tcp(sock, time.time() + 3)
+    return reply
+
+
+def test_open_tcp_connection_follows_a_reload(tmp_path: Path) -> None:
+    # dnsdist keeps TCP connections to its backends open for many queries: a reload must
+    # reach queries on a connection that was opened before it, not only new connections.
+    policies = copy_policies(tmp_path / "policies")
+    metrics_port = free_port(("127.0.0.1",))
+    school = policies / "school.yaml"
+    with StubUpstream(seed=72) as stub:
+        config = CONFIG.format(policies=policies, metrics=metrics_port)
+        server = start_lachan(tmp_path, stub.address, config)
+        try:
+            # The probe saw UDP answers; the TCP listener opens right after the UDP ones.
+            assert wait_until(lambda: answers_tcp(server.port), 5, 0.05)
+            with socket.create_connection(("127.0.0.1", server.port), timeout=3) as sock:
+                assert _ask_on(sock, SWITCH).rcode() == dns.rcode.NOERROR
+                school.write_text(school.read_text() + f"deny: [{SWITCH}]\n")
+                signal_process(server, signal.SIGHUP)
+                assert wait_until(lambda: _denied(server.port), 5, 0.1)
+                assert _ask_on(sock, SWITCH).rcode() == dns.rcode.NXDOMAIN
+                assert _ask_on(sock, "www.example.test").answer  # the connection still serves
+        finally:
+            server.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import array
 import hashlib
 import json
 import os
@@ -12,8 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import marisa_trie
-
+from resolver._nametable import build_table
 from resolver.errors import ListError
 from resolver.lists.index import DIGEST_SIZE, FORMAT_VERSION, MAGIC, NO_MATCH, PREFIX, reverse_key
 from resolver.lists.match import ListAction
@@ -114,11 +112,9 @@ def build_index(
     table = _collect(inputs, bits)
     keys = _fold(table)
     matches, pairs, record_of = _intern(table, keys)
-    trie = marisa_trie.Trie(keys, num_tries=1)  # one level: ~25% faster lookups, +0.7 B/name
-    code = "H" if len(pairs) // 2 < 0xFFFF else "I"
-    records = array.array(code, bytes(array.array(code).itemsize * len(keys)))
-    for k, kid in trie.iteritems():
-        records[kid] = record_of[k]
+    names = [k[-2::-1] for k in keys]  # keys are reverse_key()s: back to dotted names
+    value_size = 2 if len(pairs) // 2 <= 0xFFFF else 4
+    table, cap, seed = build_table(names, [record_of[k] for k in keys], value_size)
     header = {
         "built_at": clock(),
         "key": key,
@@ -133,9 +129,11 @@ def build_index(
         },
         "matches": matches,
         "pairs": pairs,
-        "record_code": code,
+        "table_cap": cap,
+        "table_seed": seed,
+        "value_size": value_size,
     }
-    _write(path, header, trie.tobytes(), records.tobytes())
+    _write(path, header, table)
     return path
 
 
@@ -168,22 +166,17 @@ def _intern(
     return matches, pairs, record_of
 
 
-def _write(path: Path, header: dict[str, Any], trie: bytes, records: bytes) -> None:
-    """Lay out prefix, header, trie and records with 8-byte alignment, then the digest."""
-    for _ in range(3):  # offsets live in the header, whose length depends on them
+def _write(path: Path, header: dict[str, Any], table: bytes) -> None:
+    """Lay out prefix, header and the 8-byte aligned name table, then the digest."""
+    for _ in range(3):  # the offset lives in the header, whose length depends on it
         blob = json.dumps(header, separators=(",", ":")).encode()
-        trie_at = _align(PREFIX.size + len(blob))
-        rec_at = _align(trie_at + len(trie))
-        if header.get("trie") == [trie_at, len(trie)] and header.get("records") == [
-            rec_at,
-            len(records),
-        ]:
+        table_at = _align(PREFIX.size + len(blob))
+        if header.get("table") == [table_at, len(table)]:
             break
-        header["trie"], header["records"] = [trie_at, len(trie)], [rec_at, len(records)]
+        header["table"] = [table_at, len(table)]
     body = bytearray(PREFIX.pack(MAGIC, FORMAT_VERSION, len(blob)))
     body += blob
-    body += bytes(trie_at - len(body)) + trie
-    body += bytes(rec_at - len(body)) + records
+    body += bytes(table_at - len(body)) + table
     digest = hashlib.sha256(body).digest()
     assert len(digest) == DIGEST_SIZE
     atomic_write(path, bytes(body) + digest)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 
 from .acl import EDE_PROHIBITED
+from .fastpath import Shape
 from .policy.decision import AnswerMode, Block
 from .synth import ede_option, opt_record
 from .wire import (
@@ -70,7 +71,12 @@ class BlockAnswers:
         head = heads[(data[2] & 1) | ((data[3] >> 3) & 2)]
         return data[:2] + head + data[HEADER_LEN : query.qend] + body
 
-    def _shaped(self, query: Query, block: Block) -> tuple[tuple[bytes, ...], bytes]:
+    def prepared(self, block: Block, shape: Shape) -> tuple[tuple[bytes, ...], bytes]:
+        """(headers by RD/CD, body) of the answer to a query of ``shape`` blocked by ``block``:
+        the answer is ID + header + the query's question + body (resolver/fastpath.py)."""
+        return self._shaped(shape, block)
+
+    def _shaped(self, query: Query | Shape, block: Block) -> tuple[tuple[bytes, ...], bytes]:
         family = query.qtype if query.qtype in (TYPE_A, TYPE_AAAA) else 0
         shape = (
             block.mode,
@@ -90,7 +96,7 @@ class BlockAnswers:
             built = self._bodies[shape] = (_heads(counts), body)
         return built
 
-    def _build(self, query: Query, block: Block, family: int) -> tuple[int, bytes]:
+    def _build(self, query: Query | Shape, block: Block, family: int) -> tuple[int, bytes]:
         mode = block.mode
         opt = self._opt(query, block.ede, block.extra_text, 0)
         if mode is AnswerMode.REFUSED:
@@ -113,7 +119,7 @@ class BlockAnswers:
             return v4 if family == TYPE_A else v6
         return None
 
-    def _opt(self, query: Query, ede: int, text: str, rcode: int) -> bytes:
+    def _opt(self, query: Query | Shape, ede: int, text: str, rcode: int) -> bytes:
         if not query.edns:
             return b""
         return opt_record(self.udp_size, rcode, query.do, ede_option(ede, text) if ede else b"")

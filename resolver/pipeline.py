@@ -15,12 +15,22 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
-from . import synth
+from . import fastpath, synth
 from .acl import Acl, AclAction
 from .cache import Cache
 from .forward import Deliver, Dispatcher, Exchange
-from .policy import ALLOW, Block, Canary, Profile, Rewrite, decide, decide_cname_chain
+from .policy import (
+    ALLOW,
+    AnswerMode,
+    Block,
+    Canary,
+    Profile,
+    Rewrite,
+    decide,
+    decide_cname_chain,
+)
 from .policy.clients import EcsError, parse_ecs
+from .policy.decide import clockless_list_decision
 from .querystate import (  # noqa: F401 - transports and config import these from here
     TCP,
     UDP,
@@ -40,6 +50,7 @@ from .stats import QTYPE_INDEX, QTYPE_OTHER, Stats
 from .upstream import ForwardPolicy, UpstreamAddress, build_upstream_query
 from .wire import (
     FORMERR,
+    HEADER_LEN,
     SERVFAIL,
     TYPE_ANY,
     Query,
@@ -87,6 +98,7 @@ class Resolver:
         self.state = state
         self._memos: dict[str, dict[bytes, tuple]] = {}
         self._block_labels_memo: dict[int, tuple[Block, tuple]] = {}
+        self._fasts: dict[str, dict[int, tuple | bool]] = {}  # per profile, see fastpath.py
         self._client_tables: list[dict[str, ClientState]] = []
         self._inflight: dict[bytes, Exchange] = {}
         self.dropped = 0
@@ -104,6 +116,9 @@ class Resolver:
         for memo in self._memos.values():
             memo.clear()
         self._memos = {}
+        for fast in self._fasts.values():
+            fast.clear()
+        self._fasts = {}
         for table in self._client_tables:
             table.clear()
 
@@ -126,10 +141,48 @@ class Resolver:
             if memo is None:
                 memo = self._memos[profile.name] = {}
         client = ClientState(profile, memo, proxy or self.acl.allows(ip), trusted_ecs, proxy)
+        if memo is not None and client.allowed and not trusted_ecs:
+            self._enable_fast_path(client, state)
         if len(table) > 65_536:
             table.clear()  # bounded under a spray of spoofed sources
         table[ip] = client
         return client
+
+    def _enable_fast_path(self, client: ClientState, state: ServingState) -> None:
+        """Let the transport answer this client's list-blocked names from prepared blocks."""
+        classify = getattr(state.index, "classify", None)
+        name = client.profile.name
+        static = state.static_tables.get(name)
+        if classify is None or static is None:
+            return
+        fast = self._fasts.get(name)
+        if fast is None:
+            fast = self._fasts[name] = {}
+        client.fast, client.classify, client.static = fast, classify, static
+
+    def fast_block(self, client: ClientState, key: int) -> tuple | bool:
+        """The prepared block for a classify() key, or False when this template's answer
+        must come from the pipeline (not a block, or one that depends on the clock)."""
+        template, shape = fastpath.unpack(key)
+        state, profile = self.state, client.profile
+        decision = clockless_list_decision(profile, state.index.shared_match(template))  # type: ignore[union-attr]
+        entry: tuple | bool = False
+        if (
+            isinstance(decision, Block)
+            and not decision.monitor_only
+            and decision.mode is not AnswerMode.DROP
+        ):
+            heads, body = state.blocks.prepared(decision, shape)
+            if HEADER_LEN + fastpath.MAX_QUESTION + len(body) <= min(512, self.policy.udp_size):
+                answer_key, counter = self._block_labels(decision, profile)
+                qidx = QTYPE_INDEX.get(shape.qtype, QTYPE_OTHER)
+                entry = (heads, body, (0.0, b"", answer_key, qidx, counter))
+        fast = client.fast
+        if fast is not None:
+            if len(fast) >= 4096:
+                fast.clear()
+            fast[key] = entry
+        return entry
 
     # -- synchronous stages -----------------------------------------------------------------
     def answer(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .forward import Deliver
@@ -23,7 +24,7 @@ class ServePolicy:
 class ClientState:
     """What a client address gets on one listener, until the next reload."""
 
-    __slots__ = ("profile", "memo", "allowed", "trusted_ecs", "proxy")
+    __slots__ = ("profile", "memo", "allowed", "trusted_ecs", "proxy", "fast", "classify", "static")
 
     def __init__(
         self,
@@ -38,6 +39,12 @@ class ClientState:
         self.allowed = allowed
         self.trusted_ecs = trusted_ecs
         self.proxy = proxy  # a trusted front end: its packets start with a PROXY v2 header
+        # The blocked-name fast path (resolver/fastpath.py), set by Resolver.client() when
+        # this client may use it: prepared blocks by classify() key, the index's classify,
+        # and the profile's static names.
+        self.fast: dict[int, tuple | bool] | None = None
+        self.classify: Callable[[bytes, object], int] | None = None
+        self.static: object = None
 
 
 class Miss:

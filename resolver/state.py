@@ -9,14 +9,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__
+from ._nametable import Table
 from .blocks import BlockAnswers, block_page_rdata
 from .config import Config
 from .coverage.canary import CanaryStatus, format_canary
 from .errors import ConfigError, ListError
+from .fastpath import static_table
 from .lists.catalogue import default_state_dir, load_catalogue
 from .lists.index import Index, open_index
 from .lists.match import ListMatch
@@ -41,6 +43,8 @@ class EmptyIndex:
     def shared(self) -> EmptyIndex:
         return self  # the serving path's lookup (Index.shared) finds nothing either
 
+    classify = None  # no fast path without lists
+
 
 @dataclass(frozen=True)
 class ServingState:
@@ -55,6 +59,8 @@ class ServingState:
     blocks: BlockAnswers
     site_id: str
     site_kind: str
+    # per profile: its static names for the blocked-name fast path (None: path off)
+    static_tables: dict[str, Table | None] = field(default_factory=dict)
 
     @property
     def single_profile(self) -> Profile | None:
@@ -141,4 +147,7 @@ def build_state(config: Config, index: Index | EmptyIndex | None = None) -> Serv
         blocks=BlockAnswers(config.serve.udp_size, pages),
         site_id=config.site.id,
         site_kind=config.site.kind,
+        static_tables={
+            name: static_table(p.rules.exact, p.rules.wild) for name, p in profiles.items()
+        },
     )

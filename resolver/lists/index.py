@@ -116,6 +116,7 @@ class Index:
         except (ValueError, TypeError) as exc:
             raise IndexError_(f"{path}: bad name table: {exc}") from None
         self._match = self._table.match
+        self.classify = self._table.classify  # the fast path's packet check (fastpath.py)
         self._record_of = self._table.get
         # One match object per template, shared by every name the template matches: the
         # serving path needs the action, categories and source, never the rule's own name.
@@ -158,6 +159,10 @@ class Index:
             memo = self._memo = {}
         memo[name] = hit  # type: ignore[assignment]
         return hit  # type: ignore[return-value]
+
+    def shared_match(self, template: int) -> ListMatch:
+        """The shared match of a template id, as classify() reports it."""
+        return self._shared[template]
 
     def explain(self, name: str) -> list[tuple[str, str, ListMatch]]:
         """Every listed suffix of ``name`` with the slot that applies, most specific first."""

@@ -130,6 +130,16 @@ def _list_decision(profile: Profile, rules: Rules, match: ListMatch, now: float)
     return decision
 
 
+def clockless_list_decision(profile: Profile, match: ListMatch) -> Decision | None:
+    """The list decision for ``match`` under ``profile`` if the clock cannot change it, else
+    None (a scheduled category decides). For prepared answers (resolver/fastpath.py)."""
+    rules = profile.rules
+    if rules.scheduled and not rules.scheduled.isdisjoint(match.categories):
+        if not _always_blocked(rules, match):
+            return None
+    return _list_decision(profile, rules, match, 0.0)  # the clock is not read on this path
+
+
 def _always_blocked(rules: Rules, match: ListMatch) -> bool:
     return match.action is ListAction.ALLOW or not rules.blocked_set.isdisjoint(match.categories)
 

@@ -6,8 +6,11 @@ import asyncio
 import logging
 from functools import partial
 
-from ..pipeline import UDP, Miss, Resolver
+from .._nametable import QEND_BITS
+from ..fastpath import QEND_MASK
+from ..pipeline import UDP, ClientState, Miss, Resolver
 from ..proxyv2 import ProxyV2Error, parse_proxy_v2
+from ..wire import HEADER_LEN
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,8 @@ class UdpListener(asyncio.DatagramProtocol):
         try:
             if client is None:
                 client = resolver.client(self._clients, addr[0], self._listener)
+            if client.fast is not None and self._send_prepared_block(data, addr, client):
+                return
             ip = addr[0]
             if client.proxy:
                 unwrapped = self._unwrap(data, ip)
@@ -58,6 +63,25 @@ class UdpListener(asyncio.DatagramProtocol):
             log.exception("error answering a UDP query")
             return
         self._transport.sendto(result, addr)  # type: ignore[union-attr]
+
+    def _send_prepared_block(self, data: bytes, addr: tuple, client: ClientState) -> bool:
+        """A list-blocked name answered from a prepared block (resolver/fastpath.py)."""
+        code = client.classify(data, client.static)  # type: ignore[misc]
+        if code < 0:
+            return False
+        key = code >> QEND_BITS
+        entry = client.fast.get(key)  # type: ignore[union-attr]
+        if entry is None:
+            entry = self._resolver.fast_block(client, key)
+        if not entry:
+            return False
+        heads, body, prepared = entry  # type: ignore[misc]
+        head = heads[(data[2] & 1) | ((data[3] >> 3) & 2)]  # RD and CD echoed
+        self._transport.sendto(  # type: ignore[union-attr]
+            data[:2] + head + data[HEADER_LEN : code & QEND_MASK] + body, addr
+        )
+        self._resolver.count_prepared(prepared)
+        return True
 
     def _unwrap(self, data: bytes, peer: str) -> tuple[bytes, str] | None:
         """The DNS message and real client address inside a PROXY v2 datagram (dnsdist)."""

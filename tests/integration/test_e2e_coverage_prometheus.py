@@ -132,8 +132,10 @@ def rows(env: Setup) -> dict[str, dict[str, str]]:
 
 def in_window(value: str, at_least: int) -> bool:
     """``increase()`` extrapolates past the first and last samples (by up to half and one
-    scrape interval), so the count over the window is the true increase or somewhat more."""
-    return at_least <= int(value) <= at_least * 2
+    scrape interval), so the count over the window is the true increase or somewhat more:
+    towards the start down to where the counter would be zero (the warm-up query's 1, scaled
+    by the rate), towards the end by up to 1.1 intervals. Seen: 9 for 4 blocked queries."""
+    return at_least <= int(value) <= at_least * 2 + 2
 
 
 def test_evidence_per_site(env: Setup) -> None:

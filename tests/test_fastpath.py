@@ -10,6 +10,7 @@ taken.
 from __future__ import annotations
 
 import shutil
+import socket
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -197,3 +198,47 @@ def test_clients_that_may_not_use_prepared_answers_get_no_fast_path(tmp_path: Pa
     resolver = build_resolver(cfg, build_state(cfg), Stats(), wallclock=lambda: now[0])
     client = resolver.client(resolver.client_table(), CLIENT[0], LISTENER)
     assert client.memo is None and client.fast is None  # rate limiting needs every query
+
+
+def _proxied(source: str, data: bytes) -> bytes:
+    """A PROXY v2 datagram from dnsdist carrying ``data`` from subscriber ``source``."""
+    signature = b"\r\n\r\n\x00\r\nQUIT\n"
+    addresses = socket.inet_aton(source) + socket.inet_aton("127.0.0.1") + b"\x9c\x40\x00\x35"
+    return signature + b"\x21\x12" + len(addresses).to_bytes(2, "big") + addresses + data
+
+
+def test_behind_dnsdist_each_subscriber_gets_prepared_answers_of_its_profile(
+    tmp_path: Path,
+) -> None:
+    now = [WEEKEND_NOON]
+    text = (
+        "upstreams: ['127.0.0.1:9']\n"
+        f"policies: {{dir: '{_policies(tmp_path, '')}'}}\n"
+        "clients:\n"
+        "  default: isp-default\n"
+        "  trusted_proxy: ['127.0.0.1/32']\n"
+        "  networks: {'100.64.16.0/20': under16}\n"
+    )
+    cfg = config.parse(text, "fast.yaml")
+    resolver = build_resolver(cfg, build_state(cfg), Stats(), wallclock=lambda: now[0])
+    listener, recorder = UdpListener(resolver, LISTENER), Recorder()
+    listener.connection_made(recorder)  # type: ignore[arg-type]
+    calls: list[bytes] = []
+    general = resolver.answer
+    resolver.answer = lambda data, *rest: calls.append(data) or general(data, *rest)  # type: ignore[method-assign]
+    casino = _query("xn--cado-online.com")  # under16's keywords only: not prepared
+    for subscriber, expected in (("100.64.16.9", dns.rcode.NXDOMAIN), ("100.64.99.9", None)):
+        data = _query("pornhub.com")
+        for _ in range(2):
+            listener.datagram_received(_proxied(subscriber, data), ("127.0.0.1", 40000))
+        if expected is not None:  # under16 blocks adult: both from the fast path
+            assert [dns.message.from_wire(r).rcode() for r in recorder.sent] == [expected] * 2
+            assert calls == []
+            listener.datagram_received(_proxied(subscriber, casino), ("127.0.0.1", 40000))
+            listener.datagram_received(_proxied(subscriber, casino), ("127.0.0.1", 40000))
+            assert calls == [casino]  # the second one came from the memo
+            assert recorder.sent[2] == recorder.sent[3]
+        else:  # isp-default blocks adult too (state-mandated): same path, its own labels
+            assert len(recorder.sent) == 6 and calls == [casino]
+    assert resolver.stats.answers[("blocked", "adult", "under16")] == 2
+    assert resolver.stats.answers[("blocked", "adult", "isp-default")] == 2

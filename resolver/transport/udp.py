@@ -43,8 +43,6 @@ class UdpListener(asyncio.DatagramProtocol):
         try:
             if client is None:
                 client = resolver.client(self._clients, addr[0], self._listener)
-            if client.fast is not None and self._send_prepared_block(data, addr, client):
-                return
             ip = addr[0]
             if client.proxy:
                 unwrapped = self._unwrap(data, ip)
@@ -52,6 +50,12 @@ class UdpListener(asyncio.DatagramProtocol):
                     return
                 data, ip = unwrapped
                 client = self._proxied.get(ip) or resolver.client(self._proxied, ip, self._listener)
+                # Behind dnsdist every packet comes this way: the real client's prepared
+                # answers serve it as they would serve it directly.
+                if client.memo is not None and self._send_memo_answer(data, addr, client):
+                    return
+            if client.fast is not None and self._send_prepared_block(data, addr, client):
+                return
             result = resolver.answer(data, client, ip, UDP)
             if result is None:
                 return
@@ -63,6 +67,16 @@ class UdpListener(asyncio.DatagramProtocol):
             log.exception("error answering a UDP query")
             return
         self._transport.sendto(result, addr)  # type: ignore[union-attr]
+
+    def _send_memo_answer(self, data: bytes, addr: tuple, client: ClientState) -> bool:
+        """The memo lookup of datagram_received, for packets unwrapped from PROXY v2 (the
+        direct path keeps it inline: it is the hottest code there is)."""
+        prepared = client.memo.get(data[2:])  # type: ignore[union-attr]
+        if prepared is None or prepared[0] <= self._resolver.clock():
+            return False
+        self._transport.sendto(data[:2] + prepared[1], addr)  # type: ignore[union-attr]
+        self._resolver.count_prepared(prepared)
+        return True
 
     def _send_prepared_block(self, data: bytes, addr: tuple, client: ClientState) -> bool:
         """A list-blocked name answered from a prepared block (resolver/fastpath.py)."""

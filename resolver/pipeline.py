@@ -136,12 +136,16 @@ class Resolver:
         trusted_ecs = state.clients.trusts_ecs(ip)
         memo = None
         proxy = state.clients.trusts_proxy(ip)
-        if self.ratelimit is None and self.querylog is None and not proxy:
+        allowed = proxy or self.acl.allows(ip)
+        # Prepared answers are shared by a profile's clients: never for one the access list
+        # refuses (it would get what allowed clients were answered), nor where every query
+        # must be seen (rate limits, the query log) or comes wrapped (PROXY v2).
+        if allowed and self.ratelimit is None and self.querylog is None and not proxy:
             memo = self._memos.get(profile.name)
             if memo is None:
                 memo = self._memos[profile.name] = {}
-        client = ClientState(profile, memo, proxy or self.acl.allows(ip), trusted_ecs, proxy)
-        if memo is not None and client.allowed and not trusted_ecs:
+        client = ClientState(profile, memo, allowed, trusted_ecs, proxy)
+        if memo is not None and not trusted_ecs:
             self._enable_fast_path(client, state)
         if len(table) > 65_536:
             table.clear()  # bounded under a spray of spoofed sources

@@ -242,3 +242,26 @@ def test_behind_dnsdist_each_subscriber_gets_prepared_answers_of_its_profile(
             assert len(recorder.sent) == 6 and calls == [casino]
     assert resolver.stats.answers[("blocked", "adult", "under16")] == 2
     assert resolver.stats.answers[("blocked", "adult", "isp-default")] == 2
+
+
+def test_a_refused_client_gets_nothing_prepared_for_allowed_ones(tmp_path: Path) -> None:
+    # Prepared answers are per profile: a client outside the access list whose packet is
+    # byte-identical to an allowed client's must still be refused, never answered from them.
+    now = [WEEKEND_NOON]
+    text = (
+        "upstreams: ['127.0.0.1:9']\n"
+        f"policies: {{dir: '{_policies(tmp_path, '')}'}}\n"
+        "clients: {default: under16}\n"
+        "acl: {allow: [127.0.0.2/32]}\n"
+    )
+    cfg = config.parse(text, "fast.yaml")
+    resolver = build_resolver(cfg, build_state(cfg), Stats(), wallclock=lambda: now[0])
+    listener, recorder = UdpListener(resolver, LISTENER), Recorder()
+    listener.connection_made(recorder)  # type: ignore[arg-type]
+    blocked, keyword = _query("pornhub.com"), _query("xn--cado-online.com")
+    for source in ("127.0.0.2", "127.0.0.3", "127.0.0.2", "127.0.0.3"):
+        listener.datagram_received(blocked, (source, 40000))
+        listener.datagram_received(keyword, (source, 40000))  # memoised for 127.0.0.2
+    rcodes = [dns.message.from_wire(r).rcode() for r in recorder.sent]
+    refused, nxdomain = dns.rcode.REFUSED, dns.rcode.NXDOMAIN
+    assert rcodes == [nxdomain, nxdomain, refused, refused] * 2

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import timeit
 
 import dns.edns
 import dns.flags
@@ -115,15 +114,6 @@ def test_memo_is_bounded() -> None:
         acl.allows(f"10.0.{i // 256}.{i % 256}")
     assert len(acl._memo) <= 100
     assert acl.allows("10.0.0.1") and not acl.allows("8.8.4.4")
-
-
-def test_repeat_lookup_is_well_under_half_a_microsecond() -> None:
-    acl = Acl()
-    acl.allows("192.168.7.7")
-    best = min(timeit.repeat(lambda: acl.allows("192.168.7.7"), number=20000, repeat=5))
-    per_call = best / 20000
-    print(f"Acl.allows repeat: {per_call * 1e9:.0f} ns")
-    assert per_call < 0.5e-6
 
 
 def _fold(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> ipaddress._BaseNetwork:

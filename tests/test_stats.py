@@ -191,20 +191,5 @@ def test_snapshot_from_another_thread_while_the_loop_writes() -> None:
     assert sum(v for _, v in s.snapshot()["answers"]) == n
 
 
-def test_hot_path_cost_is_well_under_the_per_query_budget() -> None:
-    s = Stats(LABELS)
-    n = 20_000
-    runs = []
-    for _ in range(3):  # the best of three, so a busy CI box does not fail it by preemption
-        start = time.perf_counter()
-        for _ in range(n):
-            s.record_query(UDP, 1)
-            s.record_answer(UDP, "allowed", "none", "school", 0.0001)
-        runs.append((time.perf_counter() - start) / n)
-    per_query = min(runs)
-    # ~0.4 µs measured on the CI box; 5 µs is the whole per-query budget.
-    assert per_query < 2.5e-6, f"{per_query * 1e6:.2f} µs per query"
-
-
 def test_every_family_is_in_a_snapshot() -> None:
     assert set(Stats(LABELS).snapshot()) == set(stats.FAMILIES)

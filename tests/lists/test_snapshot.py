@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -47,9 +46,7 @@ def test_second_start_reuses_the_index(state: Path) -> None:
     first = current_index(state)
     assert first is not None
     mtime = first.stat().st_mtime_ns
-    t0 = time.perf_counter()
     again = ensure_index(load_catalogue(), state)
-    assert time.perf_counter() - t0 < 1.0
     assert again == first and again.stat().st_mtime_ns == mtime
 
 

@@ -151,6 +151,7 @@ def per_query_bookkeeping(n: int = 50_000) -> dict[str, float]:
     timed assertions in the unit tests; a timing belongs here, where a busy box fails nothing)."""
     from resolver.acl import Acl
     from resolver.pipeline import UDP
+    from resolver.ratelimit import Limit, RateLimitConfig, RateLimiter
     from resolver.stats import LabelSets, Stats
 
     acl = Acl()
@@ -161,6 +162,12 @@ def per_query_bookkeeping(n: int = 50_000) -> dict[str, float]:
         for _ in range(n):
             acl.allows("192.168.7.7")
 
+    limiter = RateLimiter(RateLimitConfig(ipv4=(Limit(32, 1e9, 1e9), Limit(24, 1e9, 1e9))))
+
+    def limit_repeat() -> None:
+        for _ in range(n):
+            limiter.check("192.168.1.1", 5.0)
+
     def record() -> None:
         for _ in range(n):
             stats.record_query(UDP, 1)
@@ -168,6 +175,7 @@ def per_query_bookkeeping(n: int = 50_000) -> dict[str, float]:
 
     return {
         "ns_acl_allows_repeat": round(per_call(acl_repeat, n), 1),
+        "ns_ratelimit_check_repeat": round(per_call(limit_repeat, n), 1),
         "ns_stats_query_and_answer": round(per_call(record, n), 1),
     }
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import timeit
-
 import dns.message
 import dns.rcode
 import dns.rdatatype
@@ -149,14 +147,6 @@ def test_periodic_sweep_runs_from_check() -> None:
     clock.now += 11
     limiter.check("192.0.2.2")
     assert limiter.stats.sweeps == 1 and len(limiter) == 2  # the stale pair went, a new pair came
-
-
-def test_repeat_check_is_cheap() -> None:
-    limiter = RateLimiter(RateLimitConfig(ipv4=(Limit(32, 1e9, 1e9), Limit(24, 1e9, 1e9))))
-    limiter.check("192.168.1.1")
-    best = min(timeit.repeat(lambda: limiter.check("192.168.1.1", 5.0), number=20000, repeat=5))
-    print(f"RateLimiter.check repeat: {best / 20000 * 1e9:.0f} ns")
-    assert best / 20000 < 2e-6
 
 
 def test_tcp_limits_per_client_and_total() -> None:

@@ -139,14 +139,17 @@ class Resolver:
         allowed = proxy or self.acl.allows(ip)
         # Prepared answers are shared by a profile's clients: never for one the access list
         # refuses (it would get what allowed clients were answered), nor where every query
-        # must be seen (rate limits, the query log) or comes wrapped (PROXY v2).
-        if allowed and self.ratelimit is None and self.querylog is None and not proxy:
+        # must be seen (the query log) or comes wrapped (PROXY v2).
+        if allowed and self.querylog is None and not proxy:
             memo = self._memos.get(profile.name)
             if memo is None:
                 memo = self._memos[profile.name] = {}
         client = ClientState(profile, memo, allowed, trusted_ecs, proxy)
-        if memo is not None and not trusted_ecs:
-            self._enable_fast_path(client, state)
+        if memo is not None:
+            if self.ratelimit is not None:
+                client.limit = self.ratelimit.check
+            if not trusted_ecs:
+                self._enable_fast_path(client, state)
         if len(table) > 65_536:
             table.clear()  # bounded under a spray of spoofed sources
         table[ip] = client
@@ -190,9 +193,17 @@ class Resolver:
 
     # -- synchronous stages -----------------------------------------------------------------
     def answer(
-        self, data: bytes, client: ClientState, ip: str, transport: int
+        self,
+        data: bytes,
+        client: ClientState,
+        ip: str,
+        transport: int,
+        verdict: Verdict | None = None,
     ) -> bytes | Miss | None:
         """Bytes to send now, a Miss for ``start_miss``, or None to stay silent.
+
+        ``verdict`` is the rate limiter's for this packet when the transport already asked it
+        (``ClientState.limit``); None to have it asked here.
 
         Order, and why: parse first (nothing else can trust the bytes); the access list and
         rate limit before any work is spent on a client we will not serve; the policy before
@@ -208,7 +219,7 @@ class Resolver:
             self.stats.record_answer(transport, "formerr", "none", "none", 0.0)
             return synth.error(data, exc.rcode, exc.query, self.policy.udp_size)
         self.stats.record_query(transport, query.qtype)
-        limited = self._admit(query, client, ip, transport)
+        limited = self._admit(query, client, ip, transport, verdict)
         if limited is not False:
             return limited  # type: ignore[return-value]
         profile = client.profile
@@ -239,10 +250,15 @@ class Resolver:
         return self.state.blocks.canary(query, texts)
 
     def _answer_and_log(
-        self, data: bytes, client: ClientState, ip: str, transport: int
+        self,
+        data: bytes,
+        client: ClientState,
+        ip: str,
+        transport: int,
+        verdict: Verdict | None = None,
     ) -> bytes | Miss | None:
         """``answer`` plus one query-log record for an immediate answer (misses log on delivery)."""
-        result = Resolver.answer(self, data, client, ip, transport)
+        result = Resolver.answer(self, data, client, ip, transport, verdict)
         if isinstance(result, Miss):
             result.ip = ip
         elif result and len(result) >= 12 and self.querylog is not None:
@@ -252,7 +268,12 @@ class Resolver:
         return result
 
     def _admit(
-        self, query: Query, client: ClientState, ip: str, transport: int
+        self,
+        query: Query,
+        client: ClientState,
+        ip: str,
+        transport: int,
+        verdict: Verdict | None = None,
     ) -> bytes | None | bool:
         """False to go on; else the answer (or None) for a refused or rate-limited query."""
         if not client.allowed:
@@ -261,7 +282,8 @@ class Resolver:
         limiter = self.ratelimit
         if limiter is None or transport == TCP:
             return False
-        verdict = limiter.check(ip)
+        if verdict is None:
+            verdict = limiter.check(ip)
         if verdict is Verdict.DROP:
             self.stats.record_answer(transport, "ratelimited", "none", "none", 0.0)
             return None

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from .forward import Deliver
 from .policy import Block, Profile, Reason, Rewrite
+from .ratelimit import Verdict
 from .response import ScannedAnswer, question_end, scan_answer
 from .stats import LabelSets, Stats
 from .wire import Query, WireError, wire_to_text
@@ -24,7 +25,9 @@ class ServePolicy:
 class ClientState:
     """What a client address gets on one listener, until the next reload."""
 
-    __slots__ = ("profile", "memo", "allowed", "trusted_ecs", "proxy", "fast", "classify", "static")
+    __slots__ = (
+        "profile", "memo", "allowed", "trusted_ecs", "proxy", "fast", "classify", "static", "limit"
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -45,6 +48,9 @@ class ClientState:
         self.fast: dict[int, tuple | bool] | None = None
         self.classify: Callable[[bytes, object], int] | None = None
         self.static: object = None
+        # With rate limits and prepared answers, the transport asks the limiter itself (once
+        # per packet, before any prepared answer) and hands its verdict to Resolver.answer.
+        self.limit: Callable[[str], Verdict] | None = None
 
 
 class Miss:

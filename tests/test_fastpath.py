@@ -186,18 +186,29 @@ def test_profiles_with_unusual_static_names_keep_the_fast_path_off() -> None:
     assert static_table([], ["trailing.dot."]) is None
 
 
-def test_clients_that_may_not_use_prepared_answers_get_no_fast_path(tmp_path: Path) -> None:
+def test_prepared_answers_still_count_against_rate_limits(tmp_path: Path) -> None:
     now = [WEEKEND_NOON]
     text = (
         "upstreams: ['127.0.0.1:9']\n"
         f"policies: {{dir: '{_policies(tmp_path, '')}'}}\n"
         "clients: {default: under16}\n"
-        "ratelimit: {ipv4: [{prefix: 24, rate: 100, burst: 200}]}\n"
+        "ratelimit: {ipv4: [{prefix: 32, rate: 1, burst: 4}], action: drop}\n"
     )
     cfg = config.parse(text, "fast.yaml")
     resolver = build_resolver(cfg, build_state(cfg), Stats(), wallclock=lambda: now[0])
-    client = resolver.client(resolver.client_table(), CLIENT[0], LISTENER)
-    assert client.memo is None and client.fast is None  # rate limiting needs every query
+    listener, recorder = UdpListener(resolver, LISTENER), Recorder()
+    listener.connection_made(recorder)  # type: ignore[arg-type]
+    calls: list[bytes] = []
+    general = resolver.answer
+    resolver.answer = lambda data, *rest: calls.append(data) or general(data, *rest)  # type: ignore[method-assign]
+    keyword, blocked = _query("xn--cado-online.com"), _query("pornhub.com")
+    for data in (keyword, keyword, blocked, blocked, keyword, blocked):
+        listener.datagram_received(data, CLIENT)
+    # 4 tokens: the pipeline, then the memo, then the fast path twice; the rest are dropped
+    # (they reach the pipeline only to be counted as rate limited).
+    assert len(recorder.sent) == 4 and calls == [keyword, keyword, blocked]
+    assert resolver.stats.answers[("ratelimited", "none", "none")] == 2
+    assert resolver.stats.answers[("blocked", "adult", "under16")] == 2
 
 
 def _proxied(source: str, data: bytes) -> bytes:

@@ -10,9 +10,11 @@ from .._nametable import QEND_BITS
 from ..fastpath import QEND_MASK
 from ..pipeline import UDP, ClientState, Miss, Resolver
 from ..proxyv2 import ProxyV2Error, parse_proxy_v2
+from ..ratelimit import Verdict
 from ..wire import HEADER_LEN
 
 log = logging.getLogger(__name__)
+PASS = Verdict.PASS
 
 
 class UdpListener(asyncio.DatagramProtocol):
@@ -32,31 +34,46 @@ class UdpListener(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple) -> None:
         resolver = self._resolver
         client = self._clients.get(addr[0])
+        verdict = None  # the rate limiter's, asked once per packet; None: answer() asks it
         if client is not None and client.memo is not None:
-            # An identical packet from a client of the same profile was answered within the
-            # last second: resend that answer under this query's ID.
-            prepared = client.memo.get(data[2:])
-            if prepared is not None and prepared[0] > resolver.clock():
-                self._transport.sendto(data[:2] + prepared[1], addr)  # type: ignore[union-attr]
-                resolver.count_prepared(prepared)
-                return
+            if client.limit is not None:
+                verdict = client.limit(addr[0])
+            if verdict is None or verdict is PASS:
+                # An identical packet from a client of the same profile was answered within
+                # the last second: resend that answer under this query's ID.
+                prepared = client.memo.get(data[2:])
+                if prepared is not None and prepared[0] > resolver.clock():
+                    self._transport.sendto(data[:2] + prepared[1], addr)  # type: ignore[union-attr]
+                    resolver.count_prepared(prepared)
+                    return
         try:
-            if client is None:
-                client = resolver.client(self._clients, addr[0], self._listener)
             ip = addr[0]
+            if client is None:
+                client = resolver.client(self._clients, ip, self._listener)
+                if client.limit is not None:
+                    verdict = client.limit(ip)
             if client.proxy:
                 unwrapped = self._unwrap(data, ip)
                 if unwrapped is None:
                     return
                 data, ip = unwrapped
                 client = self._proxied.get(ip) or resolver.client(self._proxied, ip, self._listener)
+                verdict = None if client.limit is None else client.limit(ip)
                 # Behind dnsdist every packet comes this way: the real client's prepared
                 # answers serve it as they would serve it directly.
-                if client.memo is not None and self._send_memo_answer(data, addr, client):
+                if (
+                    client.memo is not None
+                    and (verdict is None or verdict is PASS)
+                    and self._send_memo_answer(data, addr, client)
+                ):
                     return
-            if client.fast is not None and self._send_prepared_block(data, addr, client):
+            if (
+                client.fast is not None
+                and (verdict is None or verdict is PASS)
+                and self._send_prepared_block(data, addr, client)
+            ):
                 return
-            result = resolver.answer(data, client, ip, UDP)
+            result = resolver.answer(data, client, ip, UDP, verdict)
             if result is None:
                 return
             if isinstance(result, Miss):

@@ -7,7 +7,7 @@ import binascii
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -42,13 +42,15 @@ def check_label(value: object, where: str) -> str:
     return value
 
 
-def iso(ts: int) -> str:
-    """Unix seconds to ``2026-11-28T14:00:00Z``."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def iso(ts: int, tz: tzinfo = UTC) -> str:
+    """Unix seconds to ``2026-11-28T14:00:00Z``, or with ``tz`` ``2026-11-28T21:00:00+07:00``."""
+    if tz is UTC:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(ts, tz).isoformat(timespec="seconds")
 
 
-def parse_iso(text: object, where: str) -> int:
-    """``2026-11-28T14:00:00Z`` (or a date) to Unix seconds; naive times are UTC."""
+def parse_iso(text: object, where: str, tz: tzinfo = UTC) -> int:
+    """``2026-11-28T14:00:00Z`` (or a date) to Unix seconds; naive times are in ``tz``."""
     if not isinstance(text, str):
         raise AuditError(f"{where}: expected an ISO 8601 time, got {text!r}")
     try:
@@ -56,7 +58,7 @@ def parse_iso(text: object, where: str) -> int:
     except ValueError:
         raise AuditError(f"{where}: {text!r} is not an ISO 8601 time") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+        moment = moment.replace(tzinfo=tz)
     return int(moment.timestamp())
 
 

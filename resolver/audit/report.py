@@ -8,6 +8,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -18,6 +19,24 @@ from resolver.audit.verify import VerifyResult, verify_ledger
 from resolver.errors import AuditError
 
 BUCKETS = {"hour": 3600, "day": 86400}
+
+
+def bucket_start(ts: int, size: int, tz: tzinfo = UTC) -> int:
+    """Start of the hour or day holding ``ts`` on ``tz``'s clock (auditors count local days)."""
+    local = datetime.fromtimestamp(ts, tz)
+    if size >= BUCKETS["day"]:
+        return int(datetime.combine(local.date(), time(0), tzinfo=tz).timestamp())
+    return int(local.replace(minute=0, second=0, microsecond=0).timestamp())
+
+
+def next_bucket(start: int, size: int, tz: tzinfo = UTC) -> int:
+    """The bucket after the one starting at ``start`` (a local day is 23 to 25 hours long)."""
+    if size < BUCKETS["day"]:
+        return start + size
+    day = datetime.fromtimestamp(start, tz).date() + timedelta(days=1)
+    return int(datetime.combine(day, time(0), tzinfo=tz).timestamp())
+
+
 ALL = "(all)"
 
 
@@ -47,6 +66,7 @@ class Report:
     bucket: int
     cells: tuple[Cell, ...]
     ledgers: tuple[VerifyResult, ...]
+    tz: tzinfo = UTC  # buckets are hours and days of this zone's clock; times print in it
 
     def categories(self) -> list[str]:
         """Categories ordered by total blocks, largest first."""
@@ -63,8 +83,12 @@ class Report:
 
     def bucket_starts(self) -> list[int]:
         """Every bucket of the range, empty ones included, so gaps show as gaps."""
-        first = self.start // self.bucket * self.bucket
-        return list(range(first, self.end, self.bucket))
+        starts = []
+        start = bucket_start(self.start, self.bucket, self.tz)
+        while start < self.end:
+            starts.append(start)
+            start = next_bucket(start, self.bucket, self.tz)
+        return starts
 
 
 def _key_for(path: Path, keys: Sequence[Ed25519PublicKey]) -> Ed25519PublicKey | None:
@@ -84,9 +108,14 @@ def load_ledgers(paths: Iterable[Path], keys: Sequence[Ed25519PublicKey]) -> lis
 
 
 def build_report(
-    ledgers: Sequence[VerifyResult], start: int, end: int, bucket: str | None = None
+    ledgers: Sequence[VerifyResult],
+    start: int,
+    end: int,
+    bucket: str | None = None,
+    tz: tzinfo = UTC,
 ) -> Report:
-    """Aggregate the verified records whose period starts in ``[start, end)``."""
+    """Aggregate the verified records whose period starts in ``[start, end)``, in hour or
+    day buckets of ``tz``'s clock."""
     if end <= start:
         raise AuditError("--to must be after --from")
     size = BUCKETS[bucket] if bucket else (3600 if end - start <= 3 * 86400 else 86400)
@@ -94,16 +123,16 @@ def build_report(
     for result in ledgers:
         for record in result.records:
             if start <= record.period_start < end:
-                _add(acc, record, size)
+                _add(acc, record, bucket_start(record.period_start, size, tz))
     cells = tuple(
-        Cell(site, kind, b, b + size, queries, tuple(sorted(blocks.items())))
+        Cell(site, kind, b, next_bucket(b, size, tz), queries, tuple(sorted(blocks.items())))
         for (site, kind, b), (queries, blocks) in sorted(acc.items())
     )
-    return Report(start, end, size, cells, tuple(ledgers))
+    return Report(start, end, size, cells, tuple(ledgers), tz)
 
 
-def _add(acc: dict[tuple[str, str, int], tuple[int, dict[str, int]]], r: AuditRecord, size: int) -> None:  # fmt: skip
-    key = (r.site, r.site_kind, r.period_start // size * size)
+def _add(acc: dict[tuple[str, str, int], tuple[int, dict[str, int]]], r: AuditRecord, bucket: int) -> None:  # fmt: skip
+    key = (r.site, r.site_kind, bucket)
     queries, blocks = acc.get(key, (0, {}))
     for cat, n in r.blocks_by_category().items():
         blocks[cat] = blocks.get(cat, 0) + n
@@ -119,7 +148,7 @@ def render_csv(report: Report) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_HEADER)
     for cell in report.cells:
-        span = (cell.site, cell.site_kind, iso(cell.start), iso(cell.end))
+        span = (cell.site, cell.site_kind, iso(cell.start, report.tz), iso(cell.end, report.tz))
         writer.writerow((*span, ALL, cell.blocked, cell.queries))
         for cat, n in cell.blocks:
             writer.writerow((*span, cat, n, ""))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 from resolver.audit.htmlpage import cell, kpis, page, table
 from resolver.audit.record import iso
@@ -10,8 +10,8 @@ from resolver.audit.report import Report
 from resolver.audit.svg import share_bars, stacked_bars
 
 
-def _label(ts: int, bucket: int) -> str:
-    moment = datetime.fromtimestamp(ts, UTC)
+def _label(ts: int, bucket: int, tz: tzinfo = UTC) -> str:
+    moment = datetime.fromtimestamp(ts, tz)
     return moment.strftime("%m-%d %H:00" if bucket < 86400 else "%Y-%m-%d")
 
 
@@ -24,7 +24,7 @@ def _over_time(report: Report) -> str:
             series[cat][index[c.start]] += n
     unit = "hour" if report.bucket < 86400 else "day"
     title = f"Blocks by category per {unit} (UTC), all sites"
-    return stacked_bars([_label(b, report.bucket) for b in starts], series, title)
+    return stacked_bars([_label(b, report.bucket, report.tz) for b in starts], series, title)
 
 
 def _ledger_rows(report: Report) -> list[list[str]]:
@@ -75,7 +75,8 @@ def render_html(report: Report, now: int) -> str:
         "<h2>Ledgers</h2>", table(["file", "site", "records", "verification"], _ledger_rows(report)),
     ])  # fmt: skip
     meta = (
-        f"Period {iso(report.start)} to {iso(report.end)} (UTC). Aggregate counts only: no "
-        f"client address or domain name is recorded. Generated {iso(now)} by lachan."
+        f"Period {iso(report.start, report.tz)} to {iso(report.end, report.tz)} ({report.tz}). "
+        "Aggregate counts only: no client address or domain name is recorded. "
+        f"Generated {iso(now, report.tz)} by lachan."
     )
     return page("lachan audit report", meta, body)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import sys
 import time
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import NoReturn
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
@@ -14,12 +16,23 @@ from ..audit.record import parse_iso
 from ..audit.report import BUCKETS, build_report, load_ledgers, render_csv
 from ..audit.report_html import render_html
 from ..audit.verify import verify_ledger
-from ..errors import LachanError
+from ..errors import AuditError, LachanError
 
 
 def _fail(error: LachanError) -> NoReturn:
     click.echo(f"error: {error}", err=True)
     sys.exit(1)
+
+
+def _zone(name: str) -> tzinfo:
+    """UTC, or an IANA zone from the system's tz database (tzdata)."""
+    if name.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise AuditError(f"--timezone: unknown time zone {name!r} (an IANA name such as "
+                         "Asia/Ho_Chi_Minh)") from None  # fmt: skip
 
 
 def _ledger_paths(items: tuple[str, ...]) -> list[Path]:
@@ -82,8 +95,27 @@ def verify(ledger: str, key_spec: str) -> None:
 
 @audit.command()
 @click.argument("ledgers", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--from", "start", metavar="TIME", help="ISO date/time, UTC (default: --to - 24h).")
-@click.option("--to", "end", metavar="TIME", help="ISO date/time, UTC, exclusive (default: now).")
+@click.option(
+    "--from",
+    "start",
+    metavar="TIME",
+    help="ISO date/time; without an offset, in --timezone (default: --to - 24h).",
+)
+@click.option(
+    "--to",
+    "end",
+    metavar="TIME",
+    help="ISO date/time, exclusive; without an offset, in --timezone (default: now).",
+)
+@click.option(
+    "--timezone",
+    "zone",
+    metavar="ZONE",
+    default="UTC",
+    show_default=True,
+    help="IANA zone whose hours and days make the buckets and in which times print, "
+    "e.g. Asia/Ho_Chi_Minh.",
+)
 @click.option("--format", "fmt", type=click.Choice(["csv", "html"]), default="csv")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
 @click.option(
@@ -97,15 +129,16 @@ def verify(ledger: str, key_spec: str) -> None:
               help="Time bucket (default: hour up to 3 days, else day).")  # fmt: skip
 def report(
     ledgers: tuple[str, ...], start: str | None, end: str | None, fmt: str, out: str | None,
-    keys: tuple[str, ...], bucket: str | None,
+    keys: tuple[str, ...], bucket: str | None, zone: str,
 ) -> None:  # fmt: skip
     """Per-site, per-category, per-period totals from ledgers (files or directories)."""
     now = int(time.time())
     try:
-        to = parse_iso(end, "--to") if end else now
-        frm = parse_iso(start, "--from") if start else to - 86400
+        tz = _zone(zone)
+        to = parse_iso(end, "--to", tz) if end else now
+        frm = parse_iso(start, "--from", tz) if start else to - 86400
         results = load_ledgers(_ledger_paths(ledgers), [load_public_key(k) for k in keys])
-        rep = build_report(results, frm, to, bucket)
+        rep = build_report(results, frm, to, bucket, tz)
     except LachanError as exc:
         _fail(exc)
     for r in results:

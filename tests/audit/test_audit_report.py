@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import re
+from zoneinfo import ZoneInfo
 
 from audit_helpers import T0
 
-from resolver.audit.report import build_report, load_ledgers, render_csv
+from resolver.audit.record import iso
+from resolver.audit.report import bucket_start, build_report, load_ledgers, next_bucket, render_csv
 from resolver.audit.report_html import render_html
 
 
@@ -63,3 +65,31 @@ def test_html_is_offline_and_has_charts(make_ledger, public_key) -> None:
     assert not re.search(r"<script|<link|https?://(?!www\.w3\.org/2000/svg)", html)
     heights = [float(h) for h in re.findall(r'class="bar"[^>]*height="([0-9.]+)"', html)]
     assert len(heights) >= 9 and all(h > 0 for h in heights)
+
+
+def test_daily_buckets_follow_the_auditors_time_zone(make_ledger, public_key) -> None:
+    # Hours 0..19 UTC of 2025-11-28 are 07:00 on the 28th to 02:00 on the 29th in Hanoi: the
+    # local day splits them 17 / 3, where UTC days would keep them together.
+    hanoi = ZoneInfo("Asia/Ho_Chi_Minh")
+    ledgers = load_ledgers([make_ledger(hours=20)], [public_key])
+    report = build_report(ledgers, T0 - 7 * 3600, T0 + 41 * 3600, "day", hanoi)
+    rows = [r for r in _rows(render_csv(report)) if r["category"] == "(all)"]
+    assert [(r["period_start"], r["period_end"], r["blocked"], r["queries"]) for r in rows] == [
+        ("2025-11-28T00:00:00+07:00", "2025-11-29T00:00:00+07:00",
+         str(sum(3 + h for h in range(17))), str(sum(103 + 2 * h for h in range(17)))),
+        ("2025-11-29T00:00:00+07:00", "2025-11-30T00:00:00+07:00",
+         str(sum(3 + h for h in range(17, 20))), str(sum(103 + 2 * h for h in range(17, 20)))),
+    ]  # fmt: skip
+    assert report.bucket_starts() == [T0 - 7 * 3600, T0 + 17 * 3600]
+    utc = build_report(ledgers, T0, T0 + 48 * 3600, "day")
+    assert [c.queries for c in utc.cells] == [sum(103 + 2 * h for h in range(20))]
+    assert "(Asia/Ho_Chi_Minh)" in render_html(report, T0)
+
+
+def test_local_days_around_a_daylight_saving_change() -> None:
+    # Europe/Berlin, 2026-03-29: the local day is 23 hours long.
+    berlin = ZoneInfo("Europe/Berlin")
+    start = bucket_start(1_774_750_000, 86400, berlin)  # 2026-03-29 ~02:06 UTC
+    assert iso(start, berlin) == "2026-03-29T00:00:00+01:00"
+    assert next_bucket(start, 86400, berlin) - start == 23 * 3600
+    assert iso(next_bucket(start, 86400, berlin), berlin) == "2026-03-30T00:00:00+02:00"

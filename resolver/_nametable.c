@@ -145,16 +145,19 @@ static inline long probe(const Table *t, uint64_t f)
     return -1;
 }
 
-/* The winning template over suffix hashes (most specific first), packed with its start. */
-static long best_match(const Table *t, const uint64_t *hashes, const int *starts, int count)
+/* The winning template over suffix hashes (most specific first), or -1; *suffix is the
+ * index of the suffix that won. */
+static long best_match(const Table *t, const uint64_t *hashes, int count, int *suffix)
 {
     for (int k = count - 1; k >= 0; k--) {
         long record = probe(t, hashes[k]);
         if (record < 0 || record >= t->records)
             continue;
         int32_t mid = t->pair_ids[2 * record + (k == count - 1 ? 0 : 1)];
-        if (mid >= 0)
-            return ((long)mid << START_BITS) | starts[k];
+        if (mid >= 0) {
+            *suffix = k;
+            return mid;
+        }
     }
     return -1;
 }
@@ -247,12 +250,12 @@ static PyObject *Table_classify(Table *self, PyObject *const *args, Py_ssize_t n
     if (args[1] != Py_None && has_static_rule((const Table *)args[1], d, labels, count))
         return PyLong_FromLong(NOT_SIMPLE);
     uint64_t hashes[MAX_SUFFIXES];
-    int starts[MAX_SUFFIXES] = {0};
+    int suffix;
     wire_suffixes(self->seed, d, labels, count, hashes);
-    long found = best_match(self, hashes, starts, count);
+    long found = best_match(self, hashes, count, &suffix);
     if (found < 0)
         return PyLong_FromLong(NOT_LISTED);
-    long long key = (((long long)(found >> START_BITS) * 65536 + qtype) * 4 + edns * 2 + dnssec_ok);
+    long long key = (((long long)found * 65536 + qtype) * 4 + edns * 2 + dnssec_ok);
     return PyLong_FromLongLong(key << QEND_BITS | qend);
 }
 
@@ -306,32 +309,38 @@ PyDoc_STRVAR(match_doc, "match(name) -> int\n\n"
                         "Winning template for a lowercase dotted name, packed as\n"
                         "(template << 9) | offset of the matching suffix in name; -1 for none.");
 
-static PyObject *Table_match(Table *self, PyObject *name)
+/* Suffix hashes of a str argument; -1 with an exception set when it is not a str. */
+static int name_suffixes(const Table *t, PyObject *name, uint64_t *hashes, int *starts)
 {
     Py_ssize_t n;
     const char *s = text_of(name, &n);
     if (s == NULL)
-        return NULL;
+        return -1;
+    return text_suffixes(t->seed, s, n, hashes, starts);
+}
+
+static PyObject *Table_match(Table *self, PyObject *name)
+{
     uint64_t hashes[MAX_SUFFIXES];
     int starts[MAX_SUFFIXES];
-    int count = text_suffixes(self->seed, s, n, hashes, starts);
-    return PyLong_FromLong(best_match(self, hashes, starts, count));
+    int count = name_suffixes(self, name, hashes, starts);
+    if (count < 0)
+        return NULL;
+    int suffix;
+    long found = best_match(self, hashes, count, &suffix);
+    return PyLong_FromLong(found < 0 ? -1 : (found << START_BITS) | starts[suffix]);
 }
 
 PyDoc_STRVAR(get_doc, "get(name) -> int\n\nThe record of exactly this name, or -1.");
 
 static PyObject *Table_get(Table *self, PyObject *name)
 {
-    Py_ssize_t n;
-    const char *s = text_of(name, &n);
-    if (s == NULL)
-        return NULL;
     uint64_t hashes[MAX_SUFFIXES];
     int starts[MAX_SUFFIXES];
-    int count = text_suffixes(self->seed, s, n, hashes, starts);
-    if (count == 0)
-        return PyLong_FromLong(-1);
-    return PyLong_FromLong(probe(self, hashes[count - 1]));
+    int count = name_suffixes(self, name, hashes, starts);
+    if (count < 0)
+        return NULL;
+    return PyLong_FromLong(count == 0 ? -1 : probe(self, hashes[count - 1]));
 }
 
 static PyMethodDef Table_methods[] = {

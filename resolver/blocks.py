@@ -145,29 +145,29 @@ def _shape(rcode: int, ancount: int, nscount: int, opt: bytes) -> int:
 
 
 def _heads(shape: int) -> tuple[bytes, ...]:
-    """Header bytes 2-12 for a shape, for each RD/CD combination (index RD | CD >> 3)."""
-    heads = []
-    for rd_cd in ((0, 0), (RD, 0), (0, CD), (RD, CD)):
-        flags = QR | RA | rd_cd[0] | rd_cd[1] | (shape & 0x0F)
-        heads.append(flags.to_bytes(2, "big") + _counts(shape))
-    return tuple(heads)
+    """Header bytes 2-12 for a shape, for each RD/CD combination (index RD | CD >> 3, which
+    is ``(data[2] & 1) | ((data[3] >> 3) & 2)`` of the query)."""
+    return tuple(_head(shape, rd_cd) for rd_cd in (0, RD, CD, RD | CD))
 
 
-def _counts(shape: int) -> bytes:
-    return (
-        b"\x00\x01"
-        + ((shape >> 8) & 0xFFFF).to_bytes(2, "big")
-        + ((shape >> 24) & 0xFFFF).to_bytes(2, "big")
-        + ((shape >> 40) & 0xFFFF).to_bytes(2, "big")
+def _head(shape: int, rd_cd: int) -> bytes:
+    """Flags (QR, RA, the query's RD and CD, the rcode) and the four counts of a shape."""
+    flags = QR | RA | rd_cd | (shape & 0x0F)
+    return b"".join(
+        (
+            flags.to_bytes(2, "big"),
+            b"\x00\x01",
+            ((shape >> 8) & 0xFFFF).to_bytes(2, "big"),
+            ((shape >> 24) & 0xFFFF).to_bytes(2, "big"),
+            ((shape >> 40) & 0xFFFF).to_bytes(2, "big"),
+        )
     )
 
 
 def _assemble(query: Query, shape: int, body: bytes) -> bytes:
     data = query.data
-    flags = QR | RA | (((data[2] << 8) | data[3]) & (RD | CD)) | (shape & 0x0F)
-    return b"".join(
-        (data[0:2], flags.to_bytes(2, "big"), _counts(shape), data[HEADER_LEN : query.qend], body)
-    )
+    head = _head(shape, ((data[2] << 8) | data[3]) & (RD | CD))
+    return b"".join((data[0:2], head, data[HEADER_LEN : query.qend], body))
 
 
 def record(rtype: int, ttl: int, rdata: bytes) -> bytes:

@@ -181,7 +181,7 @@ class Resolver:
         ):
             heads, body = state.blocks.prepared(decision, shape)
             if HEADER_LEN + fastpath.MAX_QUESTION + len(body) <= min(512, self.policy.udp_size):
-                answer_key, counter = self._block_labels(decision, profile)
+                answer_key, counter = self._block_labels(decision)
                 qidx = QTYPE_INDEX.get(shape.qtype, QTYPE_OTHER)
                 entry = (heads, body, (0.0, b"", answer_key, qidx, counter))
         fast = client.fast
@@ -304,7 +304,7 @@ class Resolver:
         received: float,
     ) -> bytes | None:
         response = self.state.blocks.answer(query, block)
-        answer_key, counter = self._block_labels(block, profile)
+        answer_key, counter = self._block_labels(block)
         self.stats.record_answer(transport, *answer_key, self.clock() - received)
         if counter is not None:
             counter()
@@ -314,20 +314,19 @@ class Resolver:
             self._remember(query, client, profile, response, until, answer_key, counter)
         return response
 
-    def _block_labels(
-        self, block: Block, profile: Profile
-    ) -> tuple[tuple[str, str, str], Callable[[], None] | None]:
+    def _block_labels(self, block: Block) -> tuple[tuple[str, str, str], Callable[[], None] | None]:
         """The answer's metric labels and its anti-bypass counter (None for most blocks).
 
         List blocks are shared objects, so these are kept per block; by identity, with the
         block held in the entry so that its id cannot be reused while the entry exists.
+        A block names the profile that decided it.
         """
         known = self._block_labels_memo.get(id(block))
-        if known is not None and known[0] is block and known[1][0][2] == profile.name:
+        if known is not None and known[0] is block:
             return known[1]
         kind = bypass_kind(block)
         counter = None if kind is None else partial(self.stats.record_bypass, kind)
-        labels = (("blocked", block.category, profile.name), counter)
+        labels = (("blocked", block.category, block.profile), counter)
         if len(self._block_labels_memo) >= 4096:
             self._block_labels_memo.clear()
         self._block_labels_memo[id(block)] = (block, labels)

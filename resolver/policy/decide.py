@@ -119,10 +119,8 @@ def _list_decision(profile: Profile, rules: Rules, match: ListMatch, now: float)
     known = memo.get(id(match))
     if known is not None and known[0] is match:
         return known[1]  # type: ignore[return-value]
-    categories = match.categories
-    if rules.scheduled and not rules.scheduled.isdisjoint(categories):
-        if not _always_blocked(rules, match):
-            return _scheduled_decision(profile, rules, match, now)
+    if _depends_on_clock(rules, match):
+        return _scheduled_decision(profile, rules, match, now)
     decision = _timeless_decision(rules, match)
     if len(memo) >= _LIST_MEMO_SIZE:
         memo.clear()
@@ -134,14 +132,18 @@ def clockless_list_decision(profile: Profile, match: ListMatch) -> Decision | No
     """The list decision for ``match`` under ``profile`` if the clock cannot change it, else
     None (a scheduled category decides). For prepared answers (resolver/fastpath.py)."""
     rules = profile.rules
-    if rules.scheduled and not rules.scheduled.isdisjoint(match.categories):
-        if not _always_blocked(rules, match):
-            return None
+    if _depends_on_clock(rules, match):
+        return None
     return _list_decision(profile, rules, match, 0.0)  # the clock is not read on this path
 
 
-def _always_blocked(rules: Rules, match: ListMatch) -> bool:
-    return match.action is ListAction.ALLOW or not rules.blocked_set.isdisjoint(match.categories)
+def _depends_on_clock(rules: Rules, match: ListMatch) -> bool:
+    """A scheduled category of the match decides, unless an exception or an always-blocked
+    category settles it first."""
+    categories = match.categories
+    if not rules.scheduled or rules.scheduled.isdisjoint(categories):
+        return False
+    return match.action is not ListAction.ALLOW and rules.blocked_set.isdisjoint(categories)
 
 
 def _timeless_decision(rules: Rules, match: ListMatch) -> Decision | None:
@@ -157,7 +159,7 @@ def _timeless_decision(rules: Rules, match: ListMatch) -> Decision | None:
 def _scheduled_decision(
     profile: Profile, rules: Rules, match: ListMatch, now: float
 ) -> Decision | None:
-    # Only categories that are not always blocked reach here (_always_blocked was false).
+    # Only categories that are not always blocked reach here (see _depends_on_clock).
     for category in sorted(rules.scheduled & match.categories):
         if category_scheduled(profile.schedules, category, now, profile.timezone):
             return _list_block(rules, match, category, Reason.SCHEDULE)

@@ -10,7 +10,6 @@ taken.
 from __future__ import annotations
 
 import shutil
-import socket
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +23,7 @@ from resolver import config
 from resolver.app import build_resolver
 from resolver.fastpath import static_table
 from resolver.pipeline import UDP, Resolver
+from resolver.proxyv2 import build_proxy_v2
 from resolver.querystate import ClientState
 from resolver.state import build_state
 from resolver.stats import Stats
@@ -56,14 +56,28 @@ def _policies(tmp: Path, extra: str) -> Path:
     return folder
 
 
-def _resolver(tmp: Path, now: list[float], extra: str) -> Resolver:
-    text = (
-        "upstreams: ['127.0.0.1:9']\n"
-        f"policies: {{dir: '{_policies(tmp, extra)}'}}\n"
-        "clients: {default: under16}\n"
-    )
+def _resolver(
+    tmp: Path, now: list[float], extra: str, more: str = "clients: {default: under16}\n"
+) -> Resolver:
+    """A resolver on the bundled lists with the shipped profiles (``extra`` appended to
+    under16) and the config lines ``more``; ``now[0]`` is the wall clock schedules see."""
+    text = f"upstreams: ['127.0.0.1:9']\npolicies: {{dir: '{_policies(tmp, extra)}'}}\n{more}"
     cfg = config.parse(text, "fast.yaml")
     return build_resolver(cfg, build_state(cfg), Stats(), wallclock=lambda: now[0])
+
+
+def _listen(resolver: Resolver) -> tuple[UdpListener, Recorder]:
+    listener, recorder = UdpListener(resolver, LISTENER), Recorder()
+    listener.connection_made(recorder)  # type: ignore[arg-type]
+    return listener, recorder
+
+
+def _spy(resolver: Resolver) -> list[bytes]:
+    """The packets that reach the general pipeline (Resolver.answer) from now on."""
+    calls: list[bytes] = []
+    general = resolver.answer
+    resolver.answer = lambda data, *rest: calls.append(data) or general(data, *rest)  # type: ignore[method-assign]
+    return calls
 
 
 OVERRIDES = 'allow: [www.pornhub.com, "*.cdn.pornhub.com"]\ndeny: [denied.example.test]\n'
@@ -73,9 +87,7 @@ OVERRIDES = 'allow: [www.pornhub.com, "*.cdn.pornhub.com"]\ndeny: [denied.exampl
 def setup(tmp_path: Path) -> tuple[Resolver, UdpListener, Recorder, list[float]]:
     now = [WEEKEND_NOON]
     resolver = _resolver(tmp_path, now, OVERRIDES)
-    listener = UdpListener(resolver, LISTENER)
-    recorder = Recorder()
-    listener.connection_made(recorder)  # type: ignore[arg-type]
+    listener, recorder = _listen(resolver)
     return resolver, listener, recorder, now
 
 
@@ -187,20 +199,10 @@ def test_profiles_with_unusual_static_names_keep_the_fast_path_off() -> None:
 
 
 def test_prepared_answers_still_count_against_rate_limits(tmp_path: Path) -> None:
-    now = [WEEKEND_NOON]
-    text = (
-        "upstreams: ['127.0.0.1:9']\n"
-        f"policies: {{dir: '{_policies(tmp_path, '')}'}}\n"
-        "clients: {default: under16}\n"
-        "ratelimit: {ipv4: [{prefix: 32, rate: 1, burst: 4}], action: drop}\n"
-    )
-    cfg = config.parse(text, "fast.yaml")
-    resolver = build_resolver(cfg, build_state(cfg), Stats(), wallclock=lambda: now[0])
-    listener, recorder = UdpListener(resolver, LISTENER), Recorder()
-    listener.connection_made(recorder)  # type: ignore[arg-type]
-    calls: list[bytes] = []
-    general = resolver.answer
-    resolver.answer = lambda data, *rest: calls.append(data) or general(data, *rest)  # type: ignore[method-assign]
+    limits = "ratelimit: {ipv4: [{prefix: 32, rate: 1, burst: 4}], action: drop}\n"
+    resolver = _resolver(tmp_path, [WEEKEND_NOON], "", "clients: {default: under16}\n" + limits)
+    listener, recorder = _listen(resolver)
+    calls = _spy(resolver)
     keyword, blocked = _query("xn--cado-online.com"), _query("pornhub.com")
     for data in (keyword, keyword, blocked, blocked, keyword, blocked):
         listener.datagram_received(data, CLIENT)
@@ -213,30 +215,21 @@ def test_prepared_answers_still_count_against_rate_limits(tmp_path: Path) -> Non
 
 def _proxied(source: str, data: bytes) -> bytes:
     """A PROXY v2 datagram from dnsdist carrying ``data`` from subscriber ``source``."""
-    signature = b"\r\n\r\n\x00\r\nQUIT\n"
-    addresses = socket.inet_aton(source) + socket.inet_aton("127.0.0.1") + b"\x9c\x40\x00\x35"
-    return signature + b"\x21\x12" + len(addresses).to_bytes(2, "big") + addresses + data
+    return build_proxy_v2((source, 40000), ("127.0.0.1", 53), datagram=True) + data
 
 
 def test_behind_dnsdist_each_subscriber_gets_prepared_answers_of_its_profile(
     tmp_path: Path,
 ) -> None:
-    now = [WEEKEND_NOON]
-    text = (
-        "upstreams: ['127.0.0.1:9']\n"
-        f"policies: {{dir: '{_policies(tmp_path, '')}'}}\n"
+    clients = (
         "clients:\n"
         "  default: isp-default\n"
         "  trusted_proxy: ['127.0.0.1/32']\n"
         "  networks: {'100.64.16.0/20': under16}\n"
     )
-    cfg = config.parse(text, "fast.yaml")
-    resolver = build_resolver(cfg, build_state(cfg), Stats(), wallclock=lambda: now[0])
-    listener, recorder = UdpListener(resolver, LISTENER), Recorder()
-    listener.connection_made(recorder)  # type: ignore[arg-type]
-    calls: list[bytes] = []
-    general = resolver.answer
-    resolver.answer = lambda data, *rest: calls.append(data) or general(data, *rest)  # type: ignore[method-assign]
+    resolver = _resolver(tmp_path, [WEEKEND_NOON], "", clients)
+    listener, recorder = _listen(resolver)
+    calls = _spy(resolver)
     casino = _query("xn--cado-online.com")  # under16's keywords only: not prepared
     for subscriber, expected in (("100.64.16.9", dns.rcode.NXDOMAIN), ("100.64.99.9", None)):
         data = _query("pornhub.com")
@@ -258,17 +251,8 @@ def test_behind_dnsdist_each_subscriber_gets_prepared_answers_of_its_profile(
 def test_a_refused_client_gets_nothing_prepared_for_allowed_ones(tmp_path: Path) -> None:
     # Prepared answers are per profile: a client outside the access list whose packet is
     # byte-identical to an allowed client's must still be refused, never answered from them.
-    now = [WEEKEND_NOON]
-    text = (
-        "upstreams: ['127.0.0.1:9']\n"
-        f"policies: {{dir: '{_policies(tmp_path, '')}'}}\n"
-        "clients: {default: under16}\n"
-        "acl: {allow: [127.0.0.2/32]}\n"
-    )
-    cfg = config.parse(text, "fast.yaml")
-    resolver = build_resolver(cfg, build_state(cfg), Stats(), wallclock=lambda: now[0])
-    listener, recorder = UdpListener(resolver, LISTENER), Recorder()
-    listener.connection_made(recorder)  # type: ignore[arg-type]
+    acl = "clients: {default: under16}\nacl: {allow: [127.0.0.2/32]}\n"
+    listener, recorder = _listen(_resolver(tmp_path, [WEEKEND_NOON], "", acl))
     blocked, keyword = _query("pornhub.com"), _query("xn--cado-online.com")
     for source in ("127.0.0.2", "127.0.0.3", "127.0.0.2", "127.0.0.3"):
         listener.datagram_received(blocked, (source, 40000))

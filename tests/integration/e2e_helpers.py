@@ -318,6 +318,17 @@ def udp_socket(source: str) -> socket.socket:
     return sock
 
 
+def udp_exchange(port: int, data: bytes, source: str, timeout: float = 1.0) -> bytes | None:
+    """Send raw bytes from ``source`` to 127.0.0.1:port; the first reply, or None."""
+    with udp_socket(source) as sock:
+        sock.settimeout(timeout)
+        sock.sendto(data, ("127.0.0.1", port))
+        try:
+            return sock.recv(65535)
+        except TimeoutError:
+            return None
+
+
 def iter_unique(prefix: str) -> Iterator[str]:
     """prefix-0, prefix-1, ... (names never asked before: no memo, no cache)."""
     n = 0

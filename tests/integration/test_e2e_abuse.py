@@ -26,6 +26,8 @@ from e2e_helpers import (
     start_lachan,
     stop_checked,
     try_ask,
+    udp_exchange,
+    udp_socket,
 )
 
 REFUSE_CONFIG = """
@@ -67,24 +69,13 @@ def dropping(
     stop_checked(process)
 
 
-def raw_exchange(port: int, data: bytes, source: str, timeout: float = 1.0) -> bytes | None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((source, 0))
-        sock.settimeout(timeout)
-        sock.sendto(data, ("127.0.0.1", port))
-        try:
-            return sock.recv(65535)
-        except TimeoutError:
-            return None
-
-
 @pytest.mark.parametrize("edns", [True, False])
 def test_outside_the_acl_refused_with_ede18_and_no_amplification(
     refusing: LachanProcess, edns: bool
 ) -> None:
     for qtype in ("A", "TXT", "ANY"):
         query = make_query("big.example.test", qtype, edns=edns).to_wire()
-        data = raw_exchange(refusing.port, query, "127.0.0.1")
+        data = udp_exchange(refusing.port, query, "127.0.0.1")
         assert data is not None, qtype
         reply = dns.message.from_wire(data)
         assert rcode(reply) == "REFUSED" and not reply.answer, qtype
@@ -110,8 +101,7 @@ def test_drop_action_sends_nothing(dropping: LachanProcess) -> None:
 def flood(port: int, source: str, count: int, seconds: float, result: dict[str, int]) -> None:
     """Send ``count`` queries from ``source`` within about ``seconds``; count the replies."""
     wire = bytearray(make_query("flood.example.test").to_wire())
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((source, 0))
+    with udp_socket(source) as sock:
         sock.setblocking(False)
         received = 0
         pause = seconds / count

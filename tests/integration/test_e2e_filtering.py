@@ -33,6 +33,7 @@ from e2e_helpers import (
     rcode,
     start_lachan,
     stop_checked,
+    udp_exchange,
 )
 
 from resolver.coverage.canary import parse_canary
@@ -326,17 +327,6 @@ def test_ecs_only_from_trusted_forwarder(env: Setup) -> None:
 def proxied(query: dns.message.Message, client: str, datagram: bool) -> bytes:
     header = build_proxy_v2((client, 40000), ("127.0.0.1", 53), datagram=datagram)
     return header + query.to_wire()
-
-
-def udp_exchange(port: int, data: bytes, source: str, timeout: float = 1.0) -> bytes | None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((source, 0))
-        sock.settimeout(timeout)
-        sock.sendto(data, ("127.0.0.1", port))
-        try:
-            return sock.recv(65535)
-        except TimeoutError:
-            return None
 
 
 def tcp_exchange(port: int, prefix: bytes, message: bytes, source: str) -> bytes | None:

@@ -97,22 +97,25 @@ class Server:
         self.tcp_state = TcpServerState(self.config.tcp)
 
     async def start(self) -> None:
-        for listener in self.config.listeners:
-            await self._open(listener)
+        # TCP listens everywhere before any UDP socket answers: whoever sees a UDP answer
+        # (a readiness probe, a front end's health check) may fall back to TCP at once.
+        loop = asyncio.get_running_loop()
+        bound = [await self._open_tcp(listener) for listener in self.config.listeners]
+        for protocol, udp_socket in bound:
+            await loop.create_datagram_endpoint(lambda p=protocol: p, sock=udp_socket)  # type: ignore[misc]
+            self.udp.append(protocol)
         log.info(
             "lachan serving on %s, forwarding to %s",
             ", ".join(str(x) for x in self.config.listeners),
             ", ".join(str(u) for u in self.config.upstreams),
         )
 
-    async def _open(self, listener: Listener) -> None:
+    async def _open_tcp(self, listener: Listener) -> tuple[UdpListener, socket.socket]:
+        """Bind the listener's UDP socket (its port names the TCP one) and serve TCP on it."""
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in listener.host else socket.AF_INET
         udp_socket = _udp_socket(listener, family, self.reuse_port)
         where = (listener.host, udp_socket.getsockname()[1])
-        protocol = UdpListener(self.resolver, where)
-        await loop.create_datagram_endpoint(lambda: protocol, sock=udp_socket)
-        self.udp.append(protocol)
         server = await loop.create_server(
             lambda: TcpConnection(self.resolver, self.tcp_state, where),
             host=listener.host,
@@ -122,6 +125,7 @@ class Server:
             backlog=1024,
         )
         self.tcp_servers.append(server)
+        return UdpListener(self.resolver, where), udp_socket
 
     async def reload(self, load: ConfigLoader, record: bool = True) -> bool:
         """Re-read config, profiles and lists; swap them in if valid, else keep serving.

@@ -313,18 +313,18 @@ def check_name(data: bytes, pos: int) -> int:
     For names in upstream answers that are passed on to clients: a pointer that goes forward,
     loops or leaves the message would make our answer malformed. Builds nothing.
     """
-    size = len(data)
     end = -1
     limit = pos
+    bound = len(data)  # see read_name: what a pointer leads to must end before the pointer
     length_so_far = 0
     while True:
-        if pos >= size:
-            raise WireError(FORMERR, None, "truncated name")
+        if pos >= bound:
+            raise WireError(FORMERR, None, "truncated name, or one running into its pointer")
         length = data[pos]
         if length == 0:
             return pos + 1 if end < 0 else end
         if length & 0xC0 == 0xC0:
-            if pos + 2 > size:
+            if pos + 2 > bound:
                 raise WireError(FORMERR, None, "truncated pointer")
             target = ((length & 0x3F) << 8) | data[pos + 1]
             # Into the header is never a name, and our answer has another header there.
@@ -332,6 +332,7 @@ def check_name(data: bytes, pos: int) -> int:
                 raise WireError(FORMERR, None, "compression pointer forward, looping or in header")
             if end < 0:
                 end = pos + 2
+            bound = pos
             pos = limit = target
             continue
         if length > 63:
@@ -346,27 +347,30 @@ def read_name(data: bytes, pos: int) -> tuple[bytes, int]:
     """Decompress a name at ``pos``: (uncompressed wire name, offset past it in ``data``).
 
     Pointers must point strictly backwards (RFC 1035 4.1.4 allows only prior occurrences),
-    which also makes loops impossible.
+    which also makes loops impossible, and what a pointer leads to must end before the
+    pointer itself: a prior *name*, not a run of labels made of the bytes that follow it (a
+    pointer into a question's type, say). dnspython holds names to the same rule.
     """
-    size = len(data)
     out = bytearray()
     end = -1
     limit = pos
+    bound = len(data)
     while True:
-        if pos >= size:
-            raise WireError(FORMERR, None, "truncated name")
+        if pos >= bound:
+            raise WireError(FORMERR, None, "truncated name, or one running into its pointer")
         length = data[pos]
         if length == 0:
             out.append(0)
             return bytes(out), (pos + 1 if end < 0 else end)
         if length & 0xC0 == 0xC0:
-            if pos + 2 > size:
+            if pos + 2 > bound:
                 raise WireError(FORMERR, None, "truncated pointer")
             target = ((length & 0x3F) << 8) | data[pos + 1]
             if target >= limit:
                 raise WireError(FORMERR, None, "forward or looping compression pointer")
             if end < 0:
                 end = pos + 2
+            bound = pos
             pos = limit = target
             continue
         if length > 63:

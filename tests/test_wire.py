@@ -4,6 +4,7 @@ names and compression; dnspython builds the well-formed inputs."""
 from __future__ import annotations
 
 import dns.edns
+import dns.exception
 import dns.flags
 import dns.message
 import dns.opcode
@@ -233,6 +234,23 @@ def test_read_name_follows_backward_pointers() -> None:
 def test_read_name_rejects(msg: bytes, pos: int) -> None:
     with pytest.raises(WireError):
         read_name(msg, pos)
+
+
+def test_a_pointer_must_lead_to_a_name_that_ends_before_it() -> None:
+    # Found by the mutating-upstream fuzzer: an answer owner pointing into the question's
+    # type, so the "name" there is a 16-octet label made of the answer's own bytes and runs
+    # through the pointer. dnspython refuses such a message; so must we, before passing it on.
+    msg = bytes.fromhex(
+        "5c5d81800001000100000000036200670765" "78616d706c6504746573740000100001"
+        "c01f00100001000151800004" "03620067"
+    )  # fmt: skip
+    for check in (check_name, lambda m, p: read_name(m, p)[1]):
+        with pytest.raises(WireError):
+            check(msg, 34)
+    with pytest.raises(dns.exception.FormError):
+        dns.message.from_wire(msg)
+    fine = HEADER + WWW + A_IN + b"\xc0\x0c"  # the usual pointer to the question name
+    assert check_name(fine, len(fine) - 2) == read_name(fine, len(fine) - 2)[1] == len(fine)
 
 
 def test_read_name_rejects_a_long_name_built_from_pointers() -> None:

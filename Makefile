@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck unit bench fuzz clean
+.PHONY: serve test tools lint typecheck unit bench fuzz clean
 
 $(STAMP): setup.cfg pyproject.toml setup.py resolver/_nametable.c
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,11 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -q -p no:cacheprovider benchmarks/tests
 
-test: lint typecheck unit
+# The Debian tools the tests drive: installed as root, else one line naming the apt-get command.
+tools:
+	scripts/install-test-tools
+
+test: tools lint typecheck unit
 
 # The side-by-side dnsperf run, then the compiled index, the policy decision and the
 # pressure figures (each script prints its table and writes JSON to benchmarks/results/).

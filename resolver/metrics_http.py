@@ -1,7 +1,10 @@
-"""The /metrics HTTP endpoint: one small server thread, so a scrape never blocks the DNS loop.
+"""The /metrics HTTP endpoint, served from threads so a scrape never blocks the DNS loop.
 
-A scrape is rare (every few seconds) and cheap, so one thread serving requests one after another
-is enough; a per-request timeout stops a slow or stuck client from holding it.
+A scrape is rare and cheap, but one thread serving clients one after another let three idle
+connections delay a scrape by 3 x the request timeout, past Prometheus's 10 s scrape timeout
+(a false "instance down"). Each connection gets its own thread, and at most ``MAX_CLIENTS``
+are served at once: a connection past the cap is closed at once, so a flood cannot grow
+threads without bound.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import socket
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from socketserver import ThreadingMixIn
 from typing import Any
 
 from prometheus_client.exposition import choose_encoder
@@ -20,6 +24,7 @@ from resolver.errors import ConfigError
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9153
 REQUEST_TIMEOUT = 5.0  # seconds a client may take to send its request
+MAX_CLIENTS = 16  # connections served at once; Prometheus needs one per scraper
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,14 +45,29 @@ def parse_address(text: str) -> MetricsAddress:
     return MetricsAddress(host or "0.0.0.0", int(port))
 
 
-class _Server(HTTPServer):
+class _Server(ThreadingMixIn, HTTPServer):
     registry: CollectorRegistry
+    daemon_threads = True  # a stuck client never holds up shutdown
+    block_on_close = False
 
     def __init__(self, address: MetricsAddress, registry: CollectorRegistry) -> None:
         # HTTPServer binds AF_INET by default; an IPv6 literal needs the family set first.
         self.address_family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
         self.registry = registry
+        self._slots = threading.BoundedSemaphore(MAX_CLIENTS)
         super().__init__((address.host, address.port), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # over the cap: closed at once, nothing queued
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from resolver import metrics
 from resolver.errors import ConfigError
-from resolver.metrics_http import MetricsAddress, MetricsServer, parse_address
+from resolver.metrics_http import MAX_CLIENTS, MetricsAddress, MetricsServer, parse_address
 from resolver.stats import TCP, UDP, LabelSets, Stats
 
 LABELS = LabelSets(
@@ -186,3 +187,43 @@ def test_real_prometheus_scrapes_known_counts(tmp_path: Path) -> None:
             assert groups and all(r["health"] != "err" for g in groups for r in g["rules"])
     finally:
         server.stop()
+
+
+def test_a_scrape_answers_within_a_second_while_idle_connections_are_held_open(
+    served: tuple[Stats, str],
+) -> None:
+    # Issue 12: three idle TCP connections made a scrape wait 3 x 5 s behind them.
+    _, url = served
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    idle = [socket.create_connection((host, int(port)), timeout=5) for _ in range(3)]
+    try:
+        req = urllib.request.Request(url + "/metrics")
+        started = time.monotonic()
+        with urllib.request.urlopen(req, timeout=5) as r:
+            assert r.status == 200
+            assert b"lachan_build_info" in r.read()
+        assert time.monotonic() - started < 1.0
+    finally:
+        for s in idle:
+            s.close()
+
+
+def test_connections_past_the_cap_are_closed_without_stopping_the_server(
+    served: tuple[Stats, str],
+) -> None:
+    _, url = served
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    held = [socket.create_connection((host, int(port)), timeout=5) for _ in range(MAX_CLIENTS + 5)]
+    try:
+        # The extra ones are closed by the server at once: a read returns EOF, not a timeout.
+        closed = 0
+        for s in held[MAX_CLIENTS:]:
+            s.settimeout(2)
+            if s.recv(1) == b"":
+                closed += 1
+        assert closed == 5
+    finally:
+        for s in held:
+            s.close()
+    status, _, body = get(url + "/metrics")
+    assert status == 200 and "lachan_build_info" in body

@@ -12,12 +12,11 @@ lachan helps by default: the file is created mode 0600, client addresses are tru
 files older than ``retention_days`` are deleted.
 
 The hot path only appends a tuple to a bounded deque; ``flush()`` formats and writes a batch and
-can run in an executor thread (``flush_periodically``), so disk I/O never stalls the event loop.
+can run in an executor thread, so disk I/O never stalls the event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import hashlib
 import ipaddress
@@ -155,6 +154,20 @@ class QueryLog:
             (self._clock(), client, qname, qtype, action, category, profile, rcode)
         )
 
+    def take(self) -> list[Record]:
+        """Remove and return every queued record (a worker ships them to the one writer)."""
+        taken: list[Record] = []
+        pending = self._pending
+        while pending:
+            taken.append(pending.popleft())
+        return taken
+
+    def extend(self, records: list[Record]) -> None:
+        """Queue records logged by another process; the buffer bound applies to them too."""
+        room = max(0, self.config.max_buffer - len(self._pending))
+        self._pending.extend(records[:room])
+        self.dropped += len(records) - min(room, len(records))
+
     def flush(self) -> int:
         """Write every queued record, rotating and sweeping old files as due; returns lines."""
         with self._lock:
@@ -174,13 +187,6 @@ class QueryLog:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
-
-    async def flush_periodically(self, interval: float = 1.0) -> None:
-        """Flush every ``interval`` seconds in the default executor until cancelled."""
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(interval)
-            await loop.run_in_executor(None, self.flush)
 
     # -- internals -------------------------------------------------------------------------
 

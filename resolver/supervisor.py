@@ -18,6 +18,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
+from typing import TYPE_CHECKING
 
 from .app import (
     ConfigLoader,
@@ -33,9 +34,13 @@ from .app import (
 )
 from .config import Config
 from .errors import LachanError
+from .querystate import LoggedStats
 from .sdnotify import Notifier, watchdog_interval
 from .state import ServingState, build_state
 from .stats import Snapshot, Stats, WorkerTotals
+
+if TYPE_CHECKING:
+    from .querylog import QueryLog
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +69,13 @@ async def _worker(load: ConfigLoader, conn: multiprocessing.connection.Connectio
     config = load()
     loop = asyncio.get_running_loop()
     state = await loop.run_in_executor(None, build_state, config)
-    stats = Stats(label_sets(config, state))
+    # With the query log on, a worker queues records like a single process does, but ships
+    # them to the supervisor with its counters: one writer keeps rotation, retention and the
+    # day's hashing key consistent, where several appending processes would each rotate.
+    stats = (LoggedStats if config.querylog else Stats)(label_sets(config, state))
     settle_memory()
     server = Server(config, build_resolver(config, state, stats), reuse_port=True)
+    querylog = server.resolver.querylog
     await server.start()
     loop.add_signal_handler(signal.SIGTERM, server.stopping.set)
     loop.add_signal_handler(signal.SIGINT, lambda: None)  # the supervisor decides
@@ -74,13 +83,24 @@ async def _worker(load: ConfigLoader, conn: multiprocessing.connection.Connectio
         signal.SIGHUP, lambda: loop.create_task(server.reload(load, record=False))
     )
     conn.send(("ready", os.getpid()))
-    every(loop, _REPORT_INTERVAL, lambda: conn.send(("stats", stats.snapshot())))
+    every(loop, _REPORT_INTERVAL, lambda: _report(conn, stats, querylog))
     try:
         await server.stopping.wait()
     finally:
         await server.stop()
-        conn.send(("stats", stats.snapshot()))
+        _report(conn, stats, querylog)
         conn.close()
+
+
+def _report(
+    conn: multiprocessing.connection.Connection, stats: Stats, querylog: QueryLog | None
+) -> None:
+    """Send the counters and, with the query log on, the records queued since last time."""
+    conn.send(("stats", stats.snapshot()))
+    if querylog is not None:
+        records = querylog.take()
+        if records:
+            conn.send(("querylog", records))
 
 
 # -- the supervisor side --------------------------------------------------------------------
@@ -106,6 +126,7 @@ class Supervisor:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _backoff: dict[int, float] = field(default_factory=dict)
     _state: ServingState | None = None
+    querylog: QueryLog | None = None  # the one writer of the workers' query-log records
 
     def snapshot(self) -> Snapshot:
         self.stats.workers = sum(1 for w in self.workers.values() if w.ready)
@@ -120,6 +141,7 @@ class Supervisor:
             self._start(slot)
         metrics = start_metrics(self.config, self.snapshot)
         audit = open_audit(self.config, self.snapshot, self._current_state)
+        self._open_querylog(loop)
         if audit is not None:
             every(loop, 10.0, audit.tick)
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -133,8 +155,20 @@ class Supervisor:
         self.notifier.stopping()
         await self._stop_workers()
         _close_quietly(audit, "the audit ledger's open period")
+        _close_quietly(self.querylog, "the query log")
         if metrics is not None:
             metrics.stop()
+
+    def _open_querylog(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self.config.querylog:
+            return
+        from .querylog import QueryLog
+
+        querylog = self.querylog = QueryLog(self.config.querylog)
+        log.warning(
+            "query log on: %s holds personal data (Decree 13/2023/ND-CP)", querylog.config.path
+        )
+        every(loop, 1.0, lambda: loop.run_in_executor(None, querylog.flush))
 
     def _current_state(self) -> ServingState:
         assert self._state is not None
@@ -165,6 +199,8 @@ class Supervisor:
         worker.last_report = time.monotonic()
         if kind == "stats":
             self.totals.update(worker.slot, payload)
+        elif kind == "querylog" and self.querylog is not None:
+            self.querylog.extend(payload)
         elif kind == "ready":
             worker.ready = True
             if all(w.ready for w in self.workers.values()) and len(self.workers) == self.count:
@@ -233,6 +269,15 @@ class Supervisor:
             if worker.process.is_alive():
                 worker.process.kill()
             worker.process.join(timeout=1)
+            self._drain(worker)
+
+    def _drain(self, worker: _Worker) -> None:
+        """Read what a stopped worker sent last (its final counters and query-log records)."""
+        try:
+            while worker.conn.poll():
+                self._on_message(worker)
+        except (EOFError, OSError):
+            pass
 
     def _watchdog(self, loop: asyncio.AbstractEventLoop) -> None:
         """Ping systemd only while every worker has reported recently."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import stat
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -220,20 +219,15 @@ def test_full_buffer_drops_and_counts(tmp_path: Path) -> None:
     assert q.dropped == 3 and q.flush() == 5
 
 
-def test_flush_periodically_runs_off_the_loop(tmp_path: Path) -> None:
-    path = tmp_path / "q.jsonl"
-    q = QueryLog(QueryLogConfig(path=path), clock=FakeClock())
-
-    async def main() -> None:
-        task = asyncio.create_task(q.flush_periodically(0.02))
-        log_one(q)
-        for _ in range(100):  # at most ~1 s
-            await asyncio.sleep(0.01)
-            if path.exists() and path.read_text():
-                break
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(main())
-    assert len(lines(path)) == 1
+def test_records_taken_from_a_worker_are_written_by_the_one_writer(tmp_path: Path) -> None:
+    worker = QueryLog(QueryLogConfig(path=tmp_path / "w.jsonl"), clock=FakeClock())
+    writer = QueryLog(QueryLogConfig(path=tmp_path / "q.jsonl", max_buffer=3), clock=FakeClock())
+    for i in range(4):
+        log_one(worker, qname=f"n{i}.vn")
+    taken = worker.take()
+    assert len(taken) == 4 and worker.take() == []
+    assert not (tmp_path / "w.jsonl").exists()  # the worker itself writes nothing
+    writer.extend(taken)
+    assert writer.dropped == 1  # its buffer bound holds for shipped records too
+    assert writer.flush() == 3
+    assert [line["qname"] for line in lines(tmp_path / "q.jsonl")] == ["n0.vn", "n1.vn", "n2.vn"]

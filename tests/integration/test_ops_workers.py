@@ -6,6 +6,7 @@ answered meanwhile by the surviving worker, which shares the port through SO_REU
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -86,3 +87,31 @@ def _query_for(port: int, seconds: float) -> tuple[int, int]:
             missed_once += 1
             missed_twice += not _answered(port, name)
     return missed_once, missed_twice
+
+
+QUERYLOG_CONFIG = """\
+site: {{id: ops-workers-log, kind: school}}
+querylog: {{path: "{path}"}}
+"""
+
+
+def test_with_two_workers_every_answered_query_is_in_the_query_log(tmp_path: Path) -> None:
+    # Issue 12: workers never wired the query log, so with workers >= 2 it stayed empty.
+    log_path = tmp_path / "queries.jsonl"
+    names = [f"logged-{i}.example.test" for i in range(120)]
+    with StubUpstream(seed=92) as stub:
+        server = start_lachan(tmp_path, stub.address, QUERYLOG_CONFIG.format(path=log_path), 2)
+        try:
+            answered = [n for n in names if _answered(server.port, n)]
+            assert len(answered) == len(names)
+
+            def logged() -> set[str]:
+                if not log_path.exists():
+                    return set()
+                lines = log_path.read_text().splitlines()
+                return {json.loads(line)["qname"].rstrip(".") for line in lines}
+
+            assert wait_until(lambda: set(answered) <= logged(), 10), len(logged())
+        finally:
+            server.stop()
+    assert "Traceback" not in server.stderr()

@@ -24,6 +24,7 @@ from .config import Config, Listener
 from .errors import LachanError
 from .pipeline import LoggedStats, Resolver
 from .ratelimit import RateLimiter
+from .reloadable import applied_config, restart_needed
 from .sdnotify import Notifier, watchdog_interval
 from .state import ServingState, build_state
 from .stats import LabelSets, Snapshot, Stats
@@ -143,8 +144,8 @@ class Server:
             if record:
                 self.resolver.stats.record_reload(False, time.time())
             return False
-        if config.listeners != self.config.listeners or config.upstreams != self.config.upstreams:
-            log.warning("reload: listener and upstream changes take effect after a restart")
+        warn_restart_needed(self.config, config)
+        self.config = applied_config(self.config, config)
         self.resolver.swap_state(state, Acl(config.acl))
         gc.freeze()  # the new snapshot is long-lived too (no collect: that would pause serving)
         self.resolver.stats.labels = label_sets(self.config, state)
@@ -167,6 +168,13 @@ class Server:
         self.resolver.close()
 
 
+def warn_restart_needed(old: Config, new: Config) -> None:
+    """One log line naming each changed setting a reload cannot apply, and why."""
+    changed = restart_needed(old, new)
+    if changed:
+        log.warning("reload: these changes take effect after a restart: %s", "; ".join(changed))
+
+
 def _udp_socket(listener: Listener, family: int, reuse_port: bool) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_DGRAM)
     if family == socket.AF_INET6:
@@ -184,8 +192,13 @@ def _udp_socket(listener: Listener, family: int, reuse_port: bool) -> socket.soc
     return sock
 
 
-def start_metrics(config: Config, source: Callable[[], Snapshot]) -> MetricsServer | None:
-    """The /metrics endpoint, if configured; a busy port is logged, never fatal for DNS."""
+def start_metrics(
+    config: Config, source: Callable[[], Snapshot], current: Callable[[], Config]
+) -> MetricsServer | None:
+    """The /metrics endpoint, if configured; a busy port is logged, never fatal for DNS.
+
+    Site labels are read from ``current()`` (the config in force) on each scrape.
+    """
     if not config.metrics_listen:
         return None
     from prometheus_client.registry import CollectorRegistry
@@ -197,7 +210,7 @@ def start_metrics(config: Config, source: Callable[[], Snapshot]) -> MetricsServ
     register(
         registry,
         source,
-        SiteLabels(config.site.id, config.site.kind),
+        lambda: SiteLabels(current().site.id, current().site.kind),
         version=__version__,
         started_at=time.time(),
     )
@@ -231,7 +244,7 @@ async def serve(
     server = Server(config, build_resolver(config, state, stats, wallclock=wallclock))
     querylog = server.resolver.querylog
     await server.start()
-    metrics = start_metrics(config, stats.snapshot)
+    metrics = start_metrics(config, stats.snapshot, lambda: server.config)
     audit = open_audit(config, stats.snapshot, lambda: server.resolver.state)
     loop = asyncio.get_running_loop()
     if audit is not None:

@@ -119,13 +119,15 @@ class LachanCollector(Collector):
     def __init__(
         self,
         source: Callable[[], stats.Snapshot],
-        site: SiteLabels,
+        site: SiteLabels | Callable[[], SiteLabels],
         *,
         version: str,
         started_at: float,
     ) -> None:
         self._source = source
-        self._const = (site.site, site.site_kind)
+        # A callable is read on each scrape: a reload that changes site.id relabels at once.
+        self._site = site if callable(site) else (lambda: site)
+        self._const = (site.site, site.site_kind) if isinstance(site, SiteLabels) else ("", "")
         self._version = version
         self._started_at = started_at
 
@@ -136,6 +138,8 @@ class LachanCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         """Build every family from one snapshot, so a scrape is internally consistent."""
         snap = self._source()
+        current = self._site()
+        self._const = (current.site, current.site_kind)
         for m in METRICS:
             family = _family(m, self._labels(m))
             for labels, value in snap.get(m.family, []):
@@ -192,7 +196,7 @@ def cumulative_buckets(counts: Sequence[int]) -> list[tuple[str, float]]:
 def register(
     registry: CollectorRegistry,
     source: Callable[[], stats.Snapshot],
-    site: SiteLabels,
+    site: SiteLabels | Callable[[], SiteLabels],
     *,
     version: str,
     started_at: float,

@@ -31,10 +31,12 @@ from .app import (
     refresh_lists,
     settle_memory,
     start_metrics,
+    warn_restart_needed,
 )
 from .config import Config
 from .errors import LachanError
 from .querystate import LoggedStats
+from .reloadable import applied_config
 from .sdnotify import Notifier, watchdog_interval
 from .state import ServingState, build_state
 from .stats import Snapshot, Stats, WorkerTotals
@@ -139,7 +141,7 @@ class Supervisor:
         self.stats.index_built = self._state.index_built_at
         for slot in range(self.count):
             self._start(slot)
-        metrics = start_metrics(self.config, self.snapshot)
+        metrics = start_metrics(self.config, self.snapshot, lambda: self.config)
         audit = open_audit(self.config, self.snapshot, self._current_state)
         self._open_querylog(loop)
         if audit is not None:
@@ -248,6 +250,8 @@ class Supervisor:
             self.stats.record_reload(False, time.time())
             self.notifier.ready(status="serving; last reload failed")
             return
+        warn_restart_needed(self.config, config)
+        self.config = applied_config(self.config, config)
         self._state = state
         self.stats.index_built = state.index_built_at
         for worker in self.workers.values():

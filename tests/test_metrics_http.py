@@ -218,7 +218,7 @@ def test_connections_past_the_cap_are_closed_without_stopping_the_server(
         # The extra ones are closed by the server at once: a read returns EOF, not a timeout.
         closed = 0
         for s in held[MAX_CLIENTS:]:
-            s.settimeout(2)
+            s.settimeout(15)  # the server accepts them in order, however busy the machine
             if s.recv(1) == b"":
                 closed += 1
         assert closed == 5

@@ -1,0 +1,41 @@
+"""What a reload can apply to a running process, and what needs a restart (and why)."""
+
+from __future__ import annotations
+
+from .config import Config
+
+# Each setting a reload does not apply, with the reason an operator reads in the log line.
+_NEEDS_RESTART: tuple[tuple[str, str, str], ...] = (
+    ("listeners", "listen", "sockets are bound once at start"),
+    ("upstreams", "upstreams", "upstream sockets are opened once at start"),
+    ("forward", "upstream", "upstream sockets are opened once at start"),
+    ("cache", "cache", "the cache is kept across reloads, with the limits it started with"),
+    ("serve", "server", "the query pipeline is built once at start"),
+    ("tcp", "tcp", "open TCP connections keep their limits"),
+    ("ratelimit", "ratelimit", "rate-limit buckets are kept across reloads"),
+    ("metrics_listen", "metrics.listen", "the metrics socket is bound once at start"),
+    ("querylog", "querylog", "the query log file is opened once at start"),
+    ("audit", "audit", "the ledger's open period is signed with the settings it began with"),
+    ("workers", "workers", "worker processes are started once"),
+)
+
+
+def restart_needed(old: Config, new: Config) -> list[str]:
+    """``"key (reason)"`` for each changed setting that only a restart applies."""
+    return [
+        f"{key} ({why})"
+        for field, key, why in _NEEDS_RESTART
+        if getattr(old, field) != getattr(new, field)
+    ]
+
+
+def applied_config(old: Config, new: Config) -> Config:
+    """The config a process serves after a reload: the new one, except what needs a restart.
+
+    Everything else (site labels, lists, profiles, clients, ACL) comes from ``new``, so
+    metrics and the canary agree on the site after a reload that changes ``site.id``.
+    """
+    import dataclasses
+
+    kept = {field: getattr(old, field) for field, _, _ in _NEEDS_RESTART}
+    return dataclasses.replace(new, **kept)

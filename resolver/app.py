@@ -52,6 +52,16 @@ def label_sets(config: Config, state: ServingState) -> LabelSets:
     )
 
 
+def feed_index(stats: Stats, state: ServingState) -> None:
+    """The index in force, for metrics: when it was built and its entries per source."""
+    stats.index_built = state.index_built_at
+    info = getattr(state.index, "info", None)
+    sources = info.sources if info is not None else {}
+    stats.set_index_entries(
+        {(meta["category"], source): int(meta["entries"]) for source, meta in sources.items()}
+    )
+
+
 def build_resolver(
     config: Config,
     state: ServingState,
@@ -149,7 +159,7 @@ class Server:
         self.resolver.swap_state(state, Acl(config.acl))
         gc.freeze()  # the new snapshot is long-lived too (no collect: that would pause serving)
         self.resolver.stats.labels = label_sets(self.config, state)
-        self.resolver.stats.index_built = state.index_built_at
+        feed_index(self.resolver.stats, state)
         if record:
             self.resolver.stats.record_reload(True, time.time())
         log.info("reloaded: policy %s, index %s", state.policy_digest, state.index_digest or "none")
@@ -239,7 +249,7 @@ async def serve(
     state = await asyncio.get_running_loop().run_in_executor(None, build_state, config)
     stats = (LoggedStats if config.querylog else Stats)(label_sets(config, state))
     stats.workers = 1  # one process serves; the supervisor sets this when there are workers
-    stats.index_built = state.index_built_at
+    feed_index(stats, state)
     settle_memory()
     server = Server(config, build_resolver(config, state, stats, wallclock=wallclock))
     querylog = server.resolver.querylog

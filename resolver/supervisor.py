@@ -26,6 +26,7 @@ from .app import (
     _close_quietly,
     build_resolver,
     every,
+    feed_index,
     label_sets,
     open_audit,
     refresh_lists,
@@ -138,7 +139,7 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         self._state = await loop.run_in_executor(None, build_state, self.config)  # compiles once
         self.stats.labels = label_sets(self.config, self._state)
-        self.stats.index_built = self._state.index_built_at
+        feed_index(self.stats, self._state)
         for slot in range(self.count):
             self._start(slot)
         metrics = start_metrics(self.config, self.snapshot, lambda: self.config)
@@ -253,7 +254,7 @@ class Supervisor:
         warn_restart_needed(self.config, config)
         self.config = applied_config(self.config, config)
         self._state = state
-        self.stats.index_built = state.index_built_at
+        feed_index(self.stats, state)
         for worker in self.workers.values():
             if worker.process.pid is not None:
                 os.kill(worker.process.pid, signal.SIGHUP)

@@ -11,6 +11,7 @@ import pytest
 from tests.integration.ops_helpers import (
     config_path,
     free_port,
+    metric,
     signal_process,
     start_lachan,
     wait_until,
@@ -57,3 +58,19 @@ def test_a_reload_that_changes_site_id_relabels_every_metric(
         finally:
             server.stop()
     assert "Traceback" not in server.stderr()
+
+
+def test_index_entries_are_exported_per_category_and_source(tmp_path: Path) -> None:
+    # Issue 12: lachan_index_entries had HELP and TYPE lines but never a sample.
+    port = free_port(("127.0.0.1",))
+    with StubUpstream(seed=94) as stub:
+        server = start_lachan(
+            tmp_path, stub.address, CONFIG.format(site="entries", metrics=port, cache=1000)
+        )
+        try:
+            assert wait_until(lambda: (metric(port, "lachan_index_entries") or 0) > 100_000, 15)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as r:
+                text = r.read().decode()
+            assert re.search(r'lachan_index_entries\{category="adult",[^}]*source="[^"]+"', text)
+        finally:
+            server.stop()

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
@@ -48,8 +49,20 @@ def label_sets(config: Config, state: ServingState) -> LabelSets:
         | {"keyword", "deny", "bypass"},
         profiles=frozenset(state.profiles),
         upstreams=frozenset(str(u) for u in config.upstreams),
-        sources=frozenset(getattr(getattr(state.index, "info", None), "sources", {}) or {}),
+        sources=frozenset(getattr(getattr(state.index, "info", None), "sources", {}) or {})
+        | recorded_sources(config),
     )
+
+
+def recorded_sources(config: Config) -> frozenset[str]:
+    """Sources a refresh has tried (a failing one may be in no index yet, but its failures
+    still need their own label, not ``other``)."""
+    if not config.lists.enabled:
+        return frozenset()
+    from .list_freshness import FreshnessReader
+    from .lists.catalogue import default_state_dir
+
+    return frozenset(FreshnessReader(Path(config.lists.state_dir or default_state_dir())).sources())
 
 
 def feed_index(stats: Stats, state: ServingState) -> None:
@@ -255,6 +268,7 @@ async def serve(
     querylog = server.resolver.querylog
     await server.start()
     metrics = start_metrics(config, stats.snapshot, lambda: server.config)
+    watch_list_freshness(config, stats)
     audit = open_audit(config, stats.snapshot, lambda: server.resolver.state)
     loop = asyncio.get_running_loop()
     if audit is not None:
@@ -307,7 +321,7 @@ async def refresh_lists(
     so a refresh can only add protection or keep it, never silently drop a source.
     """
     from .lists.catalogue import default_state_dir, load_catalogue
-    from .lists.fetch import Status, refresh
+    from .lists.fetch import refresh
 
     loop = asyncio.get_running_loop()
     state_dir = config.lists.state_dir or default_state_dir()
@@ -317,13 +331,30 @@ async def refresh_lists(
     except LachanError as exc:
         log.error("list refresh failed: %s", exc)
         return
-    now = time.time()
-    for result in report.results:
-        if result.status is not Status.SKIPPED:
-            fresh = result.status in (Status.UPDATED, Status.NOT_MODIFIED)
-            stats.record_refresh(result.source, fresh, now)
+    # Freshness metrics come from the state folder (watch_list_freshness), as for the timer.
     if report.changed:
         await reload()
+
+
+def watch_list_freshness(config: Config, stats: Stats, every_seconds: float = 30.0) -> None:
+    """Export each list source's freshness from the state folder, now and every 30 s.
+
+    Reads a few small JSON files, in the loop's executor; the timer's `lachan lists update`
+    and the in-process refresh write them alike.
+    """
+    if not config.lists.enabled:
+        return
+    from .list_freshness import FreshnessReader
+    from .lists.catalogue import default_state_dir
+
+    reader = FreshnessReader(Path(config.lists.state_dir or default_state_dir()))
+    loop = asyncio.get_running_loop()
+
+    async def update() -> None:
+        reader.apply(stats, await loop.run_in_executor(None, reader.collect))
+
+    reader.apply(stats, reader.collect())
+    every(loop, every_seconds, lambda: loop.create_task(update()))
 
 
 def open_audit(

@@ -33,6 +33,7 @@ from .app import (
     settle_memory,
     start_metrics,
     warn_restart_needed,
+    watch_list_freshness,
 )
 from .config import Config
 from .errors import LachanError
@@ -143,6 +144,7 @@ class Supervisor:
         for slot in range(self.count):
             self._start(slot)
         metrics = start_metrics(self.config, self.snapshot, lambda: self.config)
+        watch_list_freshness(self.config, self.stats)
         audit = open_audit(self.config, self.snapshot, self._current_state)
         self._open_querylog(loop)
         if audit is not None:

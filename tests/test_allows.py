@@ -1,0 +1,97 @@
+"""Tests for resolver.allows: the temporary-allow store and how allows reach profiles."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from resolver.allows import (
+    AllowError,
+    AllowStore,
+    apply,
+    next_change,
+    normalise_site,
+    parse_duration,
+)
+from resolver.policy.profile import Profile
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30m", 1800), ("2h", 7200), ("7d", 604800), ("5400", 5400)]
+)
+def test_durations_between_a_lesson_and_a_week_are_accepted(text: str, seconds: int) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["29m", "8d", "soon", "-1h", ""])
+def test_durations_outside_the_range_or_unreadable_are_refused(text: str) -> None:
+    with pytest.raises(AllowError):
+        parse_duration(text)
+
+
+def test_sites_are_normalised_as_the_lists_hold_them() -> None:
+    assert normalise_site("*.Straße.de.") == "xn--strae-oqa.de"
+    with pytest.raises(AllowError):
+        normalise_site("bad name!")
+
+
+def test_an_allow_is_in_force_until_it_expires_and_survives_a_new_store(tmp_path: Path) -> None:
+    clock = Clock()
+    store = AllowStore(tmp_path, clock)
+    store.add("khanacademy.org", "school", 3600, "bài học toán", "co-lan")
+    assert [a.name for a in AllowStore(tmp_path, clock).in_force()] == ["khanacademy.org"]
+    clock.now += 3600
+    assert AllowStore(tmp_path, clock).in_force() == []
+
+
+def test_granting_the_same_site_again_replaces_the_end_time(tmp_path: Path) -> None:
+    clock = Clock()
+    store = AllowStore(tmp_path, clock)
+    store.add("example.org", "school", 1800, "first", "a")
+    store.add("example.org", "school", 7200, "longer lesson", "b")
+    (allow,) = store.load()
+    assert allow.until == clock.now + 7200 and allow.by == "b"
+
+
+def test_a_revoked_allow_ends_now_and_both_changes_are_in_the_log(tmp_path: Path) -> None:
+    clock = Clock()
+    store = AllowStore(tmp_path, clock)
+    store.add("example.org", "school", 1800, "lesson", "co-lan")
+    store.add("example.org", "under16", 1800, "lesson", "co-lan")
+    gone = store.revoke("example.org", "school", by="admin")
+    assert [a.profile for a in gone] == ["school"]
+    assert [a.profile for a in store.in_force()] == ["under16"]
+    log = [json.loads(line) for line in store.log_path.read_text().splitlines()]
+    assert [(e["action"], e["profile"], e["by"]) for e in log] == [
+        ("allow", "school", "co-lan"), ("allow", "under16", "co-lan"),
+        ("revoke", "school", "admin"),
+    ]  # fmt: skip
+
+
+def test_a_reason_is_required(tmp_path: Path) -> None:
+    with pytest.raises(AllowError, match="reason"):
+        AllowStore(tmp_path, Clock()).add("example.org", "school", 1800, "  ", "a")
+
+
+def test_apply_opens_the_site_and_its_subdomains_for_that_profile_only(tmp_path: Path) -> None:
+    clock = Clock()
+    store = AllowStore(tmp_path, clock)
+    store.add("example.org", "school", 1800, "lesson", "a")
+    profiles = {"school": Profile("school", "test"), "under16": Profile("under16", "test")}
+    applied = apply(profiles, store.load(), clock.now)
+    assert applied["school"].allow.matches("example.org") is not None
+    assert applied["school"].allow.matches("www.example.org") is not None
+    assert applied["school"].allow.matches("example.org.evil.test") is None
+    assert applied["under16"] is profiles["under16"]
+    assert apply(profiles, store.load(), clock.now + 1800)["school"] is profiles["school"]
+    assert next_change(store.load(), clock.now) == clock.now + 1800

@@ -275,25 +275,35 @@ async def _reload(server: Server, load: ConfigLoader, notifier: Notifier) -> Non
     notifier.ready(status="serving" if ok else "serving; last reload failed")
 
 
+REFRESH_CRASH = "refresh"  # the failure label of a refresh that failed as a whole
+
+
 async def refresh_lists(
     config: Config, stats: Stats, reload: Callable[[], Awaitable[object]]
 ) -> None:
     """Download due list sources off the loop; reload only when one of them changed.
 
     A failed or implausible download keeps that source's last good copy (resolver.lists.fetch),
-    so a refresh can only add protection or keep it, never silently drop a source.
+    so a refresh can only add protection or keep it, never silently drop a source. Whatever
+    goes wrong is one log line and one counted failure: the next refresh still runs.
     """
+    try:
+        await _refresh_lists_once(config, stats, reload)
+    except Exception as exc:  # noqa: BLE001 (the periodic task must outlive any one refresh)
+        log.error("list refresh failed, last good index kept: %s: %s", type(exc).__name__, exc)
+        stats.record_refresh(REFRESH_CRASH, False, time.time())
+
+
+async def _refresh_lists_once(
+    config: Config, stats: Stats, reload: Callable[[], Awaitable[object]]
+) -> None:
     from .lists.catalogue import default_state_dir, load_catalogue
     from .lists.fetch import Status, refresh
 
     loop = asyncio.get_running_loop()
     state_dir = config.lists.state_dir or default_state_dir()
-    try:
-        catalogue = await loop.run_in_executor(None, load_catalogue, config.lists.catalogue)
-        report = await loop.run_in_executor(None, lambda: refresh(catalogue, state_dir))
-    except LachanError as exc:
-        log.error("list refresh failed: %s", exc)
-        return
+    catalogue = await loop.run_in_executor(None, load_catalogue, config.lists.catalogue)
+    report = await loop.run_in_executor(None, lambda: refresh(catalogue, state_dir))
     now = time.time()
     for result in report.results:
         if result.status is not Status.SKIPPED:

@@ -1,0 +1,50 @@
+"""The server's periodic list refresh survives any failure and keeps the last good index."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from test_update_command import _catalogue, server  # noqa: F401 (the fixture)
+
+from resolver.app import REFRESH_CRASH, refresh_lists
+from resolver.config import Config, ListsSettings
+from resolver.stats import Stats
+
+
+def _config(tmp_path: Path, opts: list[str]) -> Config:
+    lists = ListsSettings(catalogue=Path(opts[1]), state_dir=Path(opts[3]))
+    return Config(source="test", lists=lists)
+
+
+def test_a_malformed_source_is_counted_and_the_others_still_reload(
+    tmp_path: Path,
+    server: str,  # noqa: F811
+) -> None:
+    opts = _catalogue(tmp_path, [f"{server}/badlength", f"{server}/good"])
+    stats, reloads = Stats(), []
+
+    async def reload() -> None:
+        reloads.append(1)
+
+    asyncio.run(refresh_lists(_config(tmp_path, opts), stats, reload))
+    assert stats.list_refresh_failures == {"s00": 1}
+    assert set(stats.list_last_success) == {"s01"}
+    assert reloads == [1]
+
+
+def test_a_refresh_that_fails_as_a_whole_is_logged_counted_and_not_raised(
+    tmp_path: Path,
+    server: str,  # noqa: F811
+    caplog: object,
+) -> None:
+    opts = _catalogue(tmp_path, [f"{server}/good"])
+    stats = Stats()
+
+    async def reload() -> None:
+        raise RuntimeError("the new index would not map")
+
+    asyncio.run(refresh_lists(_config(tmp_path, opts), stats, reload))
+    assert stats.list_refresh_failures == {REFRESH_CRASH: 1}
+    text = caplog.text  # type: ignore[attr-defined]
+    assert "list refresh failed, last good index kept: RuntimeError" in text

@@ -35,6 +35,7 @@ _CLASS_IN = b"\x00\x01"
 # The SOA of synthesised negative answers: a name under .arpa that no one else serves.
 _SOA_MNAME = text_to_wire("lachan.arpa")
 _SOA_RNAME = text_to_wire("block.lachan.arpa")
+REFUSED_TEXT = "lachan: refused by access list"  # EDE 18 extra text of an ACL refusal
 
 
 class BlockAnswers:
@@ -133,9 +134,9 @@ class BlockAnswers:
         return _assemble(query, _shape(NOERROR, len(texts), 0, opt), records + opt)
 
     def refused(self, query: Query) -> bytes:
-        """REFUSED with EDE 18 Prohibited: the same size as the query or smaller, never more
-        than a few bytes above it, so a refused client cannot use us as an amplifier."""
-        opt = self._opt(query, EDE_PROHIBITED, "", 0)
+        """REFUSED with EDE 18 Prohibited and a short text saying why: never more than the
+        query plus the EDE option, so a refused client cannot use us as an amplifier."""
+        opt = self._opt(query, EDE_PROHIBITED, REFUSED_TEXT, 0)
         return _assemble(query, _shape(REFUSED, 0, 0, opt), opt)
 
 

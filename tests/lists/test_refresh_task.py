@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
-from test_update_command import _catalogue, server  # noqa: F401 (the fixture)
+import pytest
+from list_http import serving, write_catalogue
 
 from resolver.app import REFRESH_CRASH, refresh_lists
 from resolver.config import Config, ListsSettings
 from resolver.stats import Stats
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    with serving() as base:
+        yield base
 
 
 def _config(tmp_path: Path, opts: list[str]) -> Config:
@@ -19,9 +27,9 @@ def _config(tmp_path: Path, opts: list[str]) -> Config:
 
 def test_a_malformed_source_is_counted_and_the_others_still_reload(
     tmp_path: Path,
-    server: str,  # noqa: F811
+    server: str,
 ) -> None:
-    opts = _catalogue(tmp_path, [f"{server}/badlength", f"{server}/good"])
+    opts = write_catalogue(tmp_path, [f"{server}/badlength", f"{server}/good"])
     stats, reloads = Stats(), []
 
     async def reload() -> None:
@@ -35,10 +43,10 @@ def test_a_malformed_source_is_counted_and_the_others_still_reload(
 
 def test_a_refresh_that_fails_as_a_whole_is_logged_counted_and_not_raised(
     tmp_path: Path,
-    server: str,  # noqa: F811
+    server: str,
     caplog: object,
 ) -> None:
-    opts = _catalogue(tmp_path, [f"{server}/good"])
+    opts = write_catalogue(tmp_path, [f"{server}/good"])
     stats = Stats()
 
     async def reload() -> None:

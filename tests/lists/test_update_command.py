@@ -3,51 +3,24 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from list_http import serving, write_catalogue
 
 from resolver.commands.lists import lists
 
-GOOD = "".join(f"site{i}.example\n" for i in range(50)).encode()
 OFFLINE = "lachan-offline.invalid"
-
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        if self.path == "/slow":
-            time.sleep(2.5)  # longer than the test's whole deadline
-            body, length = GOOD, str(len(GOOD))
-        elif self.path == "/good":
-            body, length = GOOD, str(len(GOOD))
-        else:  # /badlength: the header that used to abort the whole update
-            body, length = GOOD[:12], "12abc"
-        self.send_response(200)
-        self.send_header("Content-Length", length)
-        self.end_headers()
-        self.wfile.write(body)
-        self.close_connection = True
 
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving() as base:
+        yield base
 
 
 @pytest.fixture
@@ -72,19 +45,6 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])  # closed again when the block ends: connections refused
 
 
-def _catalogue(tmp_path: Path, urls: list[str], bundled: int = 0) -> list[str]:
-    (tmp_path / "b.txt").write_bytes(GOOD)
-    rows = []
-    for i, url in enumerate(urls):
-        rows.append(f"      - id: s{i:02}\n        format: domains\n        url: {url}\n")
-        rows.append("        licence: MIT\n")
-        if i < bundled:
-            rows.append("        bundled: b.txt\n")
-    head = "categories:\n  - id: adult\n    name_vi: a\n    name_en: a\n    sources:\n"
-    (tmp_path / "catalogue.yaml").write_text(head + "".join(rows))
-    return ["--catalogue", str(tmp_path / "catalogue.yaml"), "--state-dir", str(tmp_path / "st")]
-
-
 def _lines_for(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith("s") and line[1:3].isdigit()]
 
@@ -95,7 +55,7 @@ def test_offline_update_is_fast_exits_2_and_says_which_copy_is_in_force(
     port = _closed_port()
     urls = [f"http://{OFFLINE}/l{i}" for i in range(10)]
     urls += [f"http://127.0.0.1:{port}/l{i}" for i in range(10)]
-    opts = _catalogue(tmp_path, urls, bundled=15)
+    opts = write_catalogue(tmp_path, urls, bundled=15)
     t0 = time.monotonic()
     out = CliRunner().invoke(lists, ["update", "--force", *opts])
     took = time.monotonic() - t0
@@ -118,7 +78,7 @@ def test_offline_update_is_fast_exits_2_and_says_which_copy_is_in_force(
 
 
 def test_mixed_sources_exit_1_and_the_index_is_built(tmp_path: Path, server: str) -> None:
-    opts = _catalogue(tmp_path, [f"{server}/good", f"{server}/badlength"], bundled=0)
+    opts = write_catalogue(tmp_path, [f"{server}/good", f"{server}/badlength"], bundled=0)
     out = CliRunner().invoke(lists, ["update", "--force", *opts])
     assert out.exit_code == 1, out.output
     good, bad = sorted(_lines_for(out.output))
@@ -130,7 +90,7 @@ def test_mixed_sources_exit_1_and_the_index_is_built(tmp_path: Path, server: str
 
 
 def test_the_deadline_fails_sources_not_started_in_time(tmp_path: Path, server: str) -> None:
-    opts = _catalogue(tmp_path, [f"{server}/slow"] * 3, bundled=3)
+    opts = write_catalogue(tmp_path, [f"{server}/slow"] * 3, bundled=3)
     t0 = time.monotonic()
     out = CliRunner().invoke(
         lists, ["update", "--force", "--deadline", "1", "--parallel", "1", *opts]

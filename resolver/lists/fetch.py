@@ -157,8 +157,12 @@ def refresh(
         on_result(result)
         return result
 
-    with ThreadPoolExecutor(max(1, policy.workers), thread_name_prefix="lists") as pool:
-        results = tuple(pool.map(one, sources))
+    try:
+        with ThreadPoolExecutor(max(1, policy.workers), thread_name_prefix="lists") as pool:
+            results = tuple(pool.map(one, sources))
+    finally:
+        if session is None:
+            http.close()  # the server refreshes for weeks: no pooled sockets left behind
     counts: dict[str, int] = {}
     for r in results:
         counts[r.status.value] = counts.get(r.status.value, 0) + 1

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from resolver.audit.record import AuditRecord
+from resolver.audit.report import BYPASS
 from resolver.audit.verify import VerifyResult, tail_problem, verify_ledger
 from resolver.coverage.registry import Site
 from resolver.coverage.status import CoveragePolicy, Evidence
@@ -68,6 +69,11 @@ def _unique(results: Sequence[VerifyResult]) -> list[AuditRecord]:
     return list(seen.values())
 
 
+def _content_blocks(record: AuditRecord) -> int:
+    """Blocks of content: anti-bypass answers are attempts, counted apart (audit report)."""
+    return sum(n for cat, n in record.blocks_by_category().items() if cat != BYPASS)
+
+
 def ledger_evidence(site: Site, paths: Sequence[Path], policy: CoveragePolicy) -> Evidence:
     """Verify ``paths`` with the site's key and summarise them as of ``policy.now``."""
     results = [verify_ledger(p, site.public_key) for p in paths] if site.public_key else []
@@ -87,5 +93,5 @@ def ledger_evidence(site: Site, paths: Sequence[Path], policy: CoveragePolicy) -
         last_report=max((r.period_end for r in latest.values()), default=None),
         index_age=max(ages) if ages else None,
         queries=sum(r.queries for r in recent),
-        blocked=sum(sum(r.blocks_by_category().values()) for r in recent),
+        blocked=sum(_content_blocks(r) for r in recent),
     )

@@ -9,8 +9,11 @@ import shutil
 from pathlib import Path
 
 from click.testing import CliRunner
-from coverage_helpers import site_key, write_ledger
+from coverage_helpers import HOUR, T0, site_key, write_ledger
 
+from resolver.audit.accumulator import PeriodCounts
+from resolver.audit.keys import load_private_key
+from resolver.audit.ledger import FilterState, Ledger
 from resolver.commands.coverage import coverage
 
 NOW = "2025-11-28T03:30:00Z"
@@ -64,3 +67,21 @@ def test_a_deleted_tail_is_caught_with_the_last_known_sequence(tmp_path: Path) -
     )
     bad = CliRunner().invoke(coverage, [*args, "--expect-seq", "s"])
     assert bad.exit_code == 1 and "--expect-seq s: expected SITE=N" in bad.output
+
+
+def test_bypass_attempts_are_not_counted_as_content_blocks(tmp_path: Path) -> None:
+    keys = site_key(tmp_path, "s")
+    key = load_private_key(keys / "audit.key")
+    state = FilterState("sha256:idx", T0, "sha256:pol", "0.1.0")
+    (tmp_path / "l").mkdir()
+    with Ledger.open(tmp_path / "l" / "s.jsonl", key, site="s", site_kind="school",
+                     instance="gw1") as led:  # fmt: skip
+        answers = {("allowed", "none", "school"): 90, ("blocked", "adult", "school"): 4,
+                   ("blocked", "bypass", "school"): 6}  # fmt: skip
+        led.append(PeriodCounts(T0, T0 + HOUR, answers, {}), state)
+    reg = tmp_path / "sites.yaml"
+    reg.write_text("sites:\n  - {id: s, kind: school, public_key: keys/s/audit.pub}\n")
+    out = CliRunner().invoke(coverage, ["--registry", str(reg), "--ledgers", str(tmp_path / "l"),
+                                        "--now", NOW, "--format", "csv"])  # fmt: skip
+    row = _row(out.output)
+    assert (row["blocked"], row["queries"]) == ("4", "100")

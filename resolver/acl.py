@@ -36,7 +36,7 @@ EDE_PROHIBITED = 18  # RFC 8914 Extended DNS Error "Prohibited"
 class AclAction(enum.Enum):
     """What a client outside the access list gets."""
 
-    REFUSE = "refuse"  # REFUSED + EDE 18: honest, never larger than the query (+6 bytes)
+    REFUSE = "refuse"  # REFUSED + EDE 18 and its text: honest, at most 36 bytes over the query
     DROP = "drop"  # silence: nothing at all for scanners and spoofed floods
 
 

@@ -13,9 +13,8 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
@@ -23,6 +22,7 @@ from .acl import Acl
 from .cache import Cache
 from .config import Config, Listener
 from .errors import LachanError
+from .list_freshness import recorded_sources, refresh_lists, watch_list_freshness
 from .pipeline import LoggedStats, Resolver
 from .ratelimit import RateLimiter
 from .reloadable import applied_config, restart_needed
@@ -52,17 +52,6 @@ def label_sets(config: Config, state: ServingState) -> LabelSets:
         sources=frozenset(getattr(getattr(state.index, "info", None), "sources", {}) or {})
         | recorded_sources(config),
     )
-
-
-def recorded_sources(config: Config) -> frozenset[str]:
-    """Sources a refresh has tried (a failing one may be in no index yet, but its failures
-    still need their own label, not ``other``)."""
-    if not config.lists.enabled:
-        return frozenset()
-    from .list_freshness import FreshnessReader
-    from .lists.catalogue import default_state_dir
-
-    return frozenset(FreshnessReader(Path(config.lists.state_dir or default_state_dir())).sources())
 
 
 def feed_index(stats: Stats, state: ServingState) -> None:
@@ -310,51 +299,6 @@ async def _reload(server: Server, load: ConfigLoader, notifier: Notifier) -> Non
     notifier.reloading(status="reloading")
     ok = await server.reload(load)
     notifier.ready(status="serving" if ok else "serving; last reload failed")
-
-
-async def refresh_lists(
-    config: Config, stats: Stats, reload: Callable[[], Awaitable[object]]
-) -> None:
-    """Download due list sources off the loop; reload only when one of them changed.
-
-    A failed or implausible download keeps that source's last good copy (resolver.lists.fetch),
-    so a refresh can only add protection or keep it, never silently drop a source.
-    """
-    from .lists.catalogue import default_state_dir, load_catalogue
-    from .lists.fetch import refresh
-
-    loop = asyncio.get_running_loop()
-    state_dir = config.lists.state_dir or default_state_dir()
-    try:
-        catalogue = await loop.run_in_executor(None, load_catalogue, config.lists.catalogue)
-        report = await loop.run_in_executor(None, lambda: refresh(catalogue, state_dir))
-    except LachanError as exc:
-        log.error("list refresh failed: %s", exc)
-        return
-    # Freshness metrics come from the state folder (watch_list_freshness), as for the timer.
-    if report.changed:
-        await reload()
-
-
-def watch_list_freshness(config: Config, stats: Stats, every_seconds: float = 30.0) -> None:
-    """Export each list source's freshness from the state folder, now and every 30 s.
-
-    Reads a few small JSON files, in the loop's executor; the timer's `lachan lists update`
-    and the in-process refresh write them alike.
-    """
-    if not config.lists.enabled:
-        return
-    from .list_freshness import FreshnessReader
-    from .lists.catalogue import default_state_dir
-
-    reader = FreshnessReader(Path(config.lists.state_dir or default_state_dir()))
-    loop = asyncio.get_running_loop()
-
-    async def update() -> None:
-        reader.apply(stats, await loop.run_in_executor(None, reader.collect))
-
-    reader.apply(stats, reader.collect())
-    every(loop, every_seconds, lambda: loop.create_task(update()))
 
 
 def open_audit(

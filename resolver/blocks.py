@@ -11,6 +11,7 @@ import ipaddress
 
 from .acl import EDE_PROHIBITED
 from .fastpath import Shape
+from .localdata import records_for
 from .policy.decision import AnswerMode, Block
 from .synth import ede_option, opt_record
 from .wire import (
@@ -35,6 +36,7 @@ _CLASS_IN = b"\x00\x01"
 # The SOA of synthesised negative answers: a name under .arpa that no one else serves.
 _SOA_MNAME = text_to_wire("lachan.arpa")
 _SOA_RNAME = text_to_wire("block.lachan.arpa")
+REFUSED_TEXT = "lachan: refused by access list"  # EDE 18 extra text of an ACL refusal
 
 
 class BlockAnswers:
@@ -78,6 +80,8 @@ class BlockAnswers:
 
     def _shaped(self, query: Query | Shape, block: Block) -> tuple[tuple[bytes, ...], bytes]:
         family = query.qtype if query.qtype in (TYPE_A, TYPE_AAAA) else 0
+        if block.mode is AnswerMode.LOCAL:
+            family = query.qtype  # TXT local data answers TXT: every type is its own shape
         shape = (
             block.mode,
             family,
@@ -87,6 +91,7 @@ class BlockAnswers:
             block.profile,
             query.edns,
             query.do,
+            block.local,
         )
         built = self._bodies.get(shape)
         if built is None:
@@ -99,6 +104,12 @@ class BlockAnswers:
     def _build(self, query: Query | Shape, block: Block, family: int) -> tuple[int, bytes]:
         mode = block.mode
         opt = self._opt(query, block.ede, block.extra_text, 0)
+        if mode is AnswerMode.LOCAL:
+            found = records_for(block.local, family)
+            if found:
+                body = b"".join(record(family, block.ttl, rdata) for rdata in found)
+                return _shape(NOERROR, len(found), 0, opt), body + opt
+            return _shape(NOERROR, 0, 1, opt), soa_record(block.ttl) + opt
         if mode is AnswerMode.REFUSED:
             return _shape(REFUSED, 0, 0, opt), opt
         if mode is AnswerMode.NXDOMAIN:
@@ -133,9 +144,9 @@ class BlockAnswers:
         return _assemble(query, _shape(NOERROR, len(texts), 0, opt), records + opt)
 
     def refused(self, query: Query) -> bytes:
-        """REFUSED with EDE 18 Prohibited: the same size as the query or smaller, never more
-        than a few bytes above it, so a refused client cannot use us as an amplifier."""
-        opt = self._opt(query, EDE_PROHIBITED, "", 0)
+        """REFUSED with EDE 18 Prohibited and a short text saying why: never more than the
+        query plus the EDE option, so a refused client cannot use us as an amplifier."""
+        opt = self._opt(query, EDE_PROHIBITED, REFUSED_TEXT, 0)
         return _assemble(query, _shape(REFUSED, 0, 0, opt), opt)
 
 

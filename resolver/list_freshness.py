@@ -1,4 +1,4 @@
-"""List freshness for metrics, read from the state folder that every refresh writes.
+"""Lists at run time: the in-process refresh, and freshness metrics from the state folder.
 
 Lists are refreshed either in process (``lists.refresh_interval``) or by the shipped timer
 running ``lachan lists update``; both record each source's last success and consecutive
@@ -8,10 +8,16 @@ refresh call, makes ``lachan_list_*`` true whichever of the two does the work.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
+from .config import Config
 from .stats import Stats
+
+log = logging.getLogger(__name__)
 
 
 class FreshnessReader:
@@ -53,3 +59,71 @@ class FreshnessReader:
         if new > 0:
             stats.list_refresh_failures[source] = stats.list_refresh_failures.get(source, 0) + new
         self._seen_failures[source] = consecutive
+
+
+def recorded_sources(config: Config) -> frozenset[str]:
+    """Sources a refresh has tried (a failing one may be in no index yet, but its failures
+    still need their own label, not ``other``)."""
+    if not config.lists.enabled:
+        return frozenset()
+    from .lists.catalogue import default_state_dir
+
+    return frozenset(FreshnessReader(Path(config.lists.state_dir or default_state_dir())).sources())
+
+
+REFRESH_CRASH = "refresh"  # the failure label of a refresh that failed as a whole
+
+
+async def refresh_lists(
+    config: Config, stats: Stats, reload: Callable[[], Awaitable[object]]
+) -> None:
+    """Download due list sources off the loop; reload only when one of them changed.
+
+    A failed or implausible download keeps that source's last good copy (resolver.lists.fetch),
+    so a refresh can only add protection or keep it, never silently drop a source. Whatever
+    goes wrong is one log line and one counted failure: the next refresh still runs.
+    """
+    try:
+        await _refresh_lists_once(config, stats, reload)
+    except Exception as exc:  # noqa: BLE001 (the periodic task must outlive any one refresh)
+        log.error("list refresh failed, last good index kept: %s: %s", type(exc).__name__, exc)
+        stats.record_refresh(REFRESH_CRASH, False, time.time())
+
+
+async def _refresh_lists_once(
+    config: Config, stats: Stats, reload: Callable[[], Awaitable[object]]
+) -> None:
+    from .lists.catalogue import default_state_dir, load_catalogue
+    from .lists.fetch import refresh
+
+    loop = asyncio.get_running_loop()
+    state_dir = config.lists.state_dir or default_state_dir()
+    catalogue = await loop.run_in_executor(None, load_catalogue, config.lists.catalogue)
+    report = await loop.run_in_executor(None, lambda: refresh(catalogue, state_dir))
+    # Freshness metrics come from the state folder (watch_list_freshness), as for the timer.
+    if report.changed:
+        await reload()
+
+
+def watch_list_freshness(config: Config, stats: Stats, every_seconds: float = 30.0) -> None:
+    """Export each list source's freshness from the state folder, now and every 30 s.
+
+    Reads a few small JSON files, in the loop's executor; the timer's `lachan lists update`
+    and the in-process refresh write them alike.
+    """
+    if not config.lists.enabled:
+        return
+    from .lists.catalogue import default_state_dir
+
+    reader = FreshnessReader(Path(config.lists.state_dir or default_state_dir()))
+    loop = asyncio.get_running_loop()
+
+    async def update() -> None:
+        try:
+            reader.apply(stats, await loop.run_in_executor(None, reader.collect))
+        except Exception as exc:  # noqa: BLE001 (metrics must never stop the server)
+            log.error("reading list freshness failed: %s: %s", type(exc).__name__, exc)
+        loop.call_later(every_seconds, lambda: loop.create_task(update()))
+
+    reader.apply(stats, reader.collect())
+    loop.call_later(every_seconds, lambda: loop.create_task(update()))

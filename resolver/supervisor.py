@@ -29,14 +29,13 @@ from .app import (
     feed_index,
     label_sets,
     open_audit,
-    refresh_lists,
     settle_memory,
     start_metrics,
     warn_restart_needed,
-    watch_list_freshness,
 )
 from .config import Config
 from .errors import LachanError
+from .list_freshness import refresh_lists, watch_list_freshness
 from .querystate import LoggedStats
 from .reloadable import applied_config
 from .sdnotify import Notifier, watchdog_interval

@@ -22,7 +22,7 @@ from resolver.acl import (
     compile_ranges,
     query_shape,
 )
-from resolver.blocks import BlockAnswers
+from resolver.blocks import REFUSED_TEXT, BlockAnswers
 from resolver.errors import ConfigError
 from resolver.wire import parse_query
 
@@ -230,20 +230,24 @@ def test_refusal_is_refused_with_ede_18_and_not_amplified(use_edns: bool, qname:
         parsed.flags & dns.flags.QR and parsed.flags & dns.flags.RD and parsed.flags & dns.flags.CD
     )
     assert parsed.question == query.question and not parsed.answer
-    assert len(answer) <= len(wire) + 6
+    # The EDE option and its text are the only growth: OPT was in the query already.
+    assert len(answer) <= len(wire) + 6 + (len(REFUSED_TEXT) if use_edns else 0)
     if use_edns:
         assert parsed.edns == 0 and parsed.ednsflags & dns.flags.DO
         (ede,) = parsed.options
         assert isinstance(ede, dns.edns.EDEOption) and ede.code == dns.edns.EDECode.PROHIBITED
+        assert ede.text == "lachan: refused by access list"
     else:
         assert parsed.edns == -1
 
 
-def test_refusal_of_a_query_with_a_cookie_is_smaller_than_the_query() -> None:
+def test_refusal_of_a_query_with_a_cookie_drops_the_cookie_and_stays_bounded() -> None:
     cookie = dns.edns.CookieOption(b"12345678", b"")
     wire = dns.message.make_query("example.com.", "TXT", use_edns=0, options=[cookie]).to_wire()
     answer = refusal(wire)
-    assert answer is not None and len(answer) < len(wire)
+    # The 12-byte cookie option is not echoed; the EDE option (4 + 2 + text) replaces it.
+    assert answer is not None and len(answer) == len(wire) - 12 + 6 + len(REFUSED_TEXT)
+    assert not [o for o in dns.message.from_wire(answer).options if o.otype == 10]
 
 
 @pytest.mark.parametrize(

@@ -17,13 +17,14 @@ th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;white-space:nowrap}
 td:last-child{white-space:normal}
 td.n{text-align:right;font-variant-numeric:tabular-nums}
 .ok{color:#0a7d32;font-weight:bold} .bad{color:#b00020;font-weight:bold}
+.warn{color:#8a5a00;font-weight:bold}
 """
 
 
-def page(title: str, meta: str, body: str) -> str:
+def page(title: str, meta: str, body: str, lang: str = "en") -> str:
     """A complete page: inline CSS only, no scripts, no external resources."""
     return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<!DOCTYPE html>\n<html lang="{lang}"><head><meta charset="utf-8">'
         f"<title>{escape(title)}</title><style>{_CSS}</style></head>\n<body>\n"
         f'<h1>{escape(title)}</h1><p class="meta">{escape(meta)}</p>\n{body}\n</body></html>\n'
     )

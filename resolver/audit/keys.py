@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import stat
 from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -69,8 +70,29 @@ def write_keypair(out_dir: Path) -> tuple[Path, Path]:
     return private_path, public_path
 
 
+def private_key_problem(path: Path, key: str = "audit.key") -> str | None:
+    """One line when the private key at ``path`` is open to group or others, else None.
+
+    Anyone who can read the key can sign a ledger as this site, so a key that is not 0600
+    (or stricter) is refused, as ssh refuses one. A missing file is the loader's to report.
+    """
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return None
+    if mode & 0o077:
+        return (
+            f"{path}: {key}: private key is open to group or others (mode {mode:04o}); "
+            f"run: chmod 600 {path}"
+        )
+    return None
+
+
 def load_private_key(path: Path) -> Ed25519PrivateKey:
-    """Read a PEM Ed25519 private key; a wrong file ends in one clear line."""
+    """Read a PEM Ed25519 private key; a wrong file or a readable-by-all one is one line."""
+    problem = private_key_problem(path)
+    if problem:
+        raise AuditError(problem)
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except OSError as exc:

@@ -6,14 +6,13 @@ import csv
 import io
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from resolver.audit.keys import key_id
 from resolver.audit.record import AuditRecord, iso
 from resolver.audit.verify import VerifyResult, verify_ledger
 from resolver.errors import AuditError
@@ -38,6 +37,7 @@ def next_bucket(start: int, size: int, tz: tzinfo = UTC) -> int:
 
 
 ALL = "(all)"
+BYPASS = "bypass"  # the block label of anti-bypass answers (resolver.policy.decision.Reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +49,8 @@ class Cell:
     start: int
     end: int
     queries: int
-    blocks: tuple[tuple[str, int], ...]  # sorted by category
+    blocks: tuple[tuple[str, int], ...]  # content blocks by category, sorted by category
+    bypass: int = 0  # anti-bypass answers (DoH canary, relays, DDR): attempts, not content
 
     @property
     def blocked(self) -> int:
@@ -67,6 +68,7 @@ class Report:
     cells: tuple[Cell, ...]
     ledgers: tuple[VerifyResult, ...]
     tz: tzinfo = UTC  # buckets are hours and days of this zone's clock; times print in it
+    copies: dict[str, int] = field(default_factory=dict)  # ledger file -> records already counted
 
     def categories(self) -> list[str]:
         """Categories ordered by total blocks, largest first."""
@@ -91,20 +93,27 @@ class Report:
         return starts
 
 
-def _key_for(path: Path, keys: Sequence[Ed25519PublicKey]) -> Ed25519PublicKey | None:
-    if not keys:
-        return None
+def ledger_site(path: Path) -> str | None:
+    """The site named by a ledger's first record (None when it cannot be read)."""
     try:
         with path.open("rb") as fh:
-            wanted = json.loads(fh.readline()).get("key_id")
+            site = json.loads(fh.readline()).get("site")
     except (OSError, ValueError, AttributeError):
-        return keys[0]  # verify will report the unreadable first line
-    return next((k for k in keys if key_id(k) == wanted), keys[0])
+        return None
+    return site if isinstance(site, str) else None
 
 
-def load_ledgers(paths: Iterable[Path], keys: Sequence[Ed25519PublicKey]) -> list[VerifyResult]:
-    """Verify each ledger (with the key whose id its first record names, if any are given)."""
-    return [verify_ledger(p, _key_for(p, keys)) for p in paths]
+def load_ledgers(paths: Iterable[Path], keys: Mapping[str, Ed25519PublicKey]) -> list[VerifyResult]:
+    """Verify each ledger with the key registered for the site its records name.
+
+    The key is chosen by site, never by the ``key_id`` the ledger carries: records labelled
+    ``site-a`` verify only with site-a's key. A site without a key is checked as a chain only
+    and reported as unverified."""
+    results = []
+    for path in paths:
+        site = ledger_site(path)
+        results.append(verify_ledger(path, keys.get(site) if site is not None else None))
+    return results
 
 
 def build_report(
@@ -120,15 +129,29 @@ def build_report(
         raise AuditError("--to must be after --from")
     size = BUCKETS[bucket] if bucket else (3600 if end - start <= 3 * 86400 else 86400)
     acc: dict[tuple[str, str, int], tuple[int, dict[str, int]]] = {}
-    for result in ledgers:
+    seen: set[tuple[str, str, int]] = set()
+    copies: dict[str, int] = {}
+    for result in sorted(ledgers, key=lambda r: not r.signed):  # verified copies count first
         for record in result.records:
+            # Two copies of one ledger hold the same (site, instance, seq): count it once.
+            ident = (record.site, record.instance, record.seq)
+            if ident in seen:
+                copies[str(result.path)] = copies.get(str(result.path), 0) + 1
+                continue
+            seen.add(ident)
             if start <= record.period_start < end:
                 _add(acc, record, bucket_start(record.period_start, size, tz))
-    cells = tuple(
-        Cell(site, kind, b, next_bucket(b, size, tz), queries, tuple(sorted(blocks.items())))
-        for (site, kind, b), (queries, blocks) in sorted(acc.items())
-    )
-    return Report(start, end, size, cells, tuple(ledgers), tz)
+    cells = tuple(_cell(key, value, size, tz) for key, value in sorted(acc.items()))
+    return Report(start, end, size, cells, tuple(ledgers), tz, copies)
+
+
+def _cell(
+    key: tuple[str, str, int], value: tuple[int, dict[str, int]], size: int, tz: tzinfo
+) -> Cell:
+    (site, kind, start), (queries, blocks) = key, value
+    bypass = blocks.pop(BYPASS, 0)
+    return Cell(site, kind, start, next_bucket(start, size, tz), queries,
+                tuple(sorted(blocks.items())), bypass)  # fmt: skip
 
 
 def _add(acc: dict[tuple[str, str, int], tuple[int, dict[str, int]]], r: AuditRecord, bucket: int) -> None:  # fmt: skip
@@ -139,17 +162,19 @@ def _add(acc: dict[tuple[str, str, int], tuple[int, dict[str, int]]], r: AuditRe
     acc[key] = (queries + r.queries, blocks)
 
 
-CSV_HEADER = ("site", "site_kind", "period_start", "period_end", "category", "blocked", "queries")
+CSV_HEADER = ("site", "site_kind", "period_start", "period_end", "category", "blocked", "queries",
+              "bypass_attempts")  # fmt: skip
 
 
 def render_csv(report: Report) -> str:
-    """One ``(all)`` row per site and bucket (with queries), then one row per blocked category."""
+    """One ``(all)`` row per site and bucket (content blocks, queries and anti-bypass
+    attempts, which are not content blocks), then one row per blocked category."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_HEADER)
     for cell in report.cells:
         span = (cell.site, cell.site_kind, iso(cell.start, report.tz), iso(cell.end, report.tz))
-        writer.writerow((*span, ALL, cell.blocked, cell.queries))
+        writer.writerow((*span, ALL, cell.blocked, cell.queries, cell.bypass))
         for cat, n in cell.blocks:
-            writer.writerow((*span, cat, n, ""))
+            writer.writerow((*span, cat, n, "", ""))
     return out.getvalue()

@@ -112,8 +112,14 @@ def _check_line(
     return line
 
 
-def verify_ledger(path: Path, key: Ed25519PublicKey | None = None) -> VerifyResult:
-    """Check ``path`` line by line; stop at the first problem. Without a key, the chain only."""
+def verify_ledger(
+    path: Path, key: Ed25519PublicKey | None = None, expect_seq: int | None = None
+) -> VerifyResult:
+    """Check ``path`` line by line; stop at the first problem. Without a key, the chain only.
+
+    ``expect_seq`` is the last sequence number a party saw before (a collector, an earlier
+    audit): a ledger ending below it lost its tail, which nothing inside the file can show.
+    """
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -133,4 +139,15 @@ def verify_ledger(path: Path, key: Ed25519PublicKey | None = None) -> VerifyResu
             notices.append(f"line {number}: the writer cut a torn tail before it: "
                            f"{dict(record.recovered)}")  # fmt: skip
         records.append(record)
+    if problem is None and expect_seq is not None:
+        problem = tail_problem(records, expect_seq, len(records) + 1)
     return VerifyResult(path, tuple(records), problem, key is not None, tuple(notices))
+
+
+def tail_problem(records: list[AuditRecord], expect_seq: int, line: int) -> Problem | None:
+    """A Problem when the last sequence number is below the one known to exist."""
+    last = records[-1].seq if records else -1
+    if last >= expect_seq:
+        return None
+    return Problem(line, f"ends at sequence {last} but sequence {expect_seq} was seen before: "
+                         "records were deleted from the tail")  # fmt: skip

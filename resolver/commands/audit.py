@@ -15,6 +15,7 @@ from ..audit.keys import inline_public, key_id, load_public_key, write_keypair
 from ..audit.record import parse_iso
 from ..audit.report import BUCKETS, build_report, load_ledgers, render_csv
 from ..audit.report_html import render_html
+from ..audit.sitekeys import site_keys
 from ..audit.verify import verify_ledger
 from ..errors import AuditError, LachanError
 
@@ -76,10 +77,13 @@ def keygen(out_dir: str) -> None:
 @click.argument("ledger", type=click.Path(dir_okay=False))
 @click.option("--public-key", "key_spec", required=True, metavar="FILE|ed25519:B64",
               help="The site's public key (PEM file, or inline).")  # fmt: skip
-def verify(ledger: str, key_spec: str) -> None:
+@click.option("--expect-seq", type=click.IntRange(0), default=None, metavar="N",
+              help="The last sequence number known to exist (from a collector or an earlier "
+              "check): a ledger ending before it lost its tail.")  # fmt: skip
+def verify(ledger: str, key_spec: str, expect_seq: int | None) -> None:
     """Check every signature and hash link; report the first broken line and exit 1."""
     try:
-        result = verify_ledger(Path(ledger), load_public_key(key_spec))
+        result = verify_ledger(Path(ledger), load_public_key(key_spec), expect_seq)
     except LachanError as exc:
         _fail(exc)
     for notice in result.notices:
@@ -122,14 +126,20 @@ def verify(ledger: str, key_spec: str) -> None:
     "--public-key",
     "keys",
     multiple=True,
-    metavar="FILE|ed25519:B64",
-    help="Verify signatures with these keys (matched by key id; repeatable).",
+    metavar="SITE=FILE|SITE=ed25519:B64",
+    help="The public key of SITE (repeatable); a ledger is verified only with the key of the "
+    "site its records name. A bare FILE is allowed when every ledger names one site.",
+)
+@click.option(
+    "--registry",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Site registry (lachan coverage's format): every site's registered public key.",
 )
 @click.option("--bucket", type=click.Choice(sorted(BUCKETS)),
               help="Time bucket (default: hour up to 3 days, else day).")  # fmt: skip
 def report(
     ledgers: tuple[str, ...], start: str | None, end: str | None, fmt: str, out: str | None,
-    keys: tuple[str, ...], bucket: str | None, zone: str,
+    keys: tuple[str, ...], registry: str | None, bucket: str | None, zone: str,
 ) -> None:  # fmt: skip
     """Per-site, per-category, per-period totals from ledgers (files or directories)."""
     now = int(time.time())
@@ -137,11 +147,14 @@ def report(
         tz = _zone(zone)
         to = parse_iso(end, "--to", tz) if end else now
         frm = parse_iso(start, "--from", tz) if start else to - 86400
-        results = load_ledgers(_ledger_paths(ledgers), [load_public_key(k) for k in keys])
+        paths = _ledger_paths(ledgers)
+        results = load_ledgers(paths, site_keys(keys, registry, paths))
         rep = build_report(results, frm, to, bucket, tz)
     except LachanError as exc:
         _fail(exc)
     for r in results:
+        if not r.signed:
+            click.echo(f"warning: {r.path}: no key for its site: unverified", err=True)
         if r.problem:
             click.echo(f"warning: {r.path}:{r.problem.line}: {r.problem.message}; "
                        f"only the {len(r.records)} records before it are counted", err=True)  # fmt: skip

@@ -53,11 +53,14 @@ from .audit import write_output
     "--test-name", default=TEST_NAME, show_default=True, help="A name every profile must block."
 )
 @click.option("--timeout", type=float, default=2.0, show_default=True, help="Probe timeout, s.")
-@click.option("--concurrency", type=int, default=256, show_default=True)  # fmt: skip
+@click.option("--concurrency", type=int, default=256, show_default=True)
+@click.option("--expect-seq", "expect", multiple=True, metavar="SITE=N",
+              help="The last sequence number known for SITE (e.g. from the collector): its "
+              "ledgers ending before it lost their tail (repeatable).")  # fmt: skip
 def coverage(
     registry: str, ledgers: str | None, prometheus: str | None, probe: bool, fmt: str,
     out: str | None, now: str | None, live_within: float, max_index_age: float, window: float,
-    canary_name: str, test_name: str, timeout: float, concurrency: int,
+    canary_name: str, test_name: str, timeout: float, concurrency: int, expect: tuple[str, ...],
 ) -> None:  # fmt: skip
     """Per registered site: live, last report, index age, blocks, signature; the share covered."""
     if ledgers and prometheus:
@@ -69,7 +72,7 @@ def coverage(
         policy = CoveragePolicy(
             now=parse_iso(now, "--now") if now else int(time.time()),
             live_within=int(live_within * 3600), max_index_age=int(max_index_age * 3600),
-            window=int(window * 3600),
+            window=int(window * 3600), expect_seq=_expect_seq(expect),
         )  # fmt: skip
         options = ProbeOptions(canary_name, test_name, timeout, 2, concurrency) if probe else None
         statuses = assess(sites, policy, ledgers=Path(ledgers) if ledgers else None,
@@ -80,3 +83,13 @@ def coverage(
         sys.exit(1)
     render = {"table": render_table, "csv": render_csv}.get(fmt)
     write_output(render(statuses) if render else render_html(statuses, policy), out)
+
+
+def _expect_seq(specs: tuple[str, ...]) -> dict[str, int]:
+    out = {}
+    for spec in specs:
+        site, _, number = spec.partition("=")
+        if not site or not number.strip().isdigit():
+            raise LachanError(f"--expect-seq {spec}: expected SITE=N, e.g. thpt-a=4380")
+        out[site.strip()] = int(number)
+    return out

@@ -81,7 +81,22 @@ def lists() -> None:
     type=float,
     default=0.5,
     show_default=True,
-    help="Reject a download that lost more than this share of entries.",
+    help="Reject a download that lost more than this share of entries "
+    "against the largest copy confirmed good in the last 30 days (or the bundled copy).",
+)
+@click.option(
+    "--deadline",
+    type=click.FloatRange(1, 3600),
+    default=300.0,
+    show_default=True,
+    help="Seconds for the whole run; sources not started by then fail.",
+)
+@click.option(
+    "--parallel",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Sources fetched at once.",
 )
 def update(
     catalogue_path: Path | None,
@@ -89,22 +104,41 @@ def update(
     force: bool,
     sources: tuple[str, ...],
     max_shrink: float,
+    deadline: float,
+    parallel: int,
 ) -> None:
-    """Download URL sources (keeping last good copies on failure), then recompile."""
+    """Download URL sources in parallel (keeping last good copies on failure), then recompile.
 
-    def go() -> None:
+    One line per source: its outcome, the full reason of a failure and the copy in force
+    (downloaded, last good or bundled). Exit status 1 when some due source failed, 2 when
+    all of them did.
+    """
+    policy = FetchPolicy(max_shrink=max_shrink, deadline=deadline, workers=parallel)
+
+    def go() -> int:
         cat, state = _setup(catalogue_path, state_dir)
         report = refresh(
-            cat, state, policy=FetchPolicy(max_shrink=max_shrink), only=sources or None, force=force
+            cat,
+            state,
+            policy=policy,
+            only=sources or None,
+            force=force,
+            on_result=lambda r: click.echo(r.line()),
         )
-        for r in report.results:
-            detail = r.reason or (f"{r.entries} entries" if r.entries else "")
-            click.echo(f"{r.source:32} {r.status.value:13} {detail}")
         path = ensure_index(cat, state)
         click.echo(f"index: {path}")
         click.echo(", ".join(f"{k}={v}" for k, v in sorted(report.counts.items())))
+        return report.exit_status
 
-    _run(go)
+    status = 0
+
+    def run() -> None:
+        nonlocal status
+        status = go()
+
+    _run(run)
+    if status:
+        raise SystemExit(status)
 
 
 @lists.command("compile")

@@ -67,6 +67,7 @@ def serve(
         load_policies(cfg)  # fail fast on a bad profile, before binding anything
     except LachanError as exc:
         _fail(exc)
+    _refuse_open_key(cfg)
     try:
         if cfg.workers > 1:
             from ..supervisor import run_supervised  # only with workers: saves startup
@@ -84,7 +85,24 @@ def serve(
 def check_config(path: str) -> None:
     """Validate a config file: one line per problem, exit 1 if any."""
     try:
-        load_policies(config.load(path))
+        cfg = config.load(path)
+        load_policies(cfg)
     except LachanError as exc:
         _fail(exc)
+    if _key_problem(cfg):
+        _fail(LachanError(str(_key_problem(cfg))))
     click.echo(f"{path}: ok")
+
+
+def _key_problem(cfg: config.Config) -> str | None:
+    from ..audit.keys import private_key_problem  # cryptography is loaded only for a ledger
+
+    return private_key_problem(cfg.audit.key) if cfg.audit.key is not None else None
+
+
+def _refuse_open_key(cfg: config.Config) -> None:
+    """A private audit key readable by others stops the start: one line, exit status 2."""
+    problem = _key_problem(cfg)
+    if problem:
+        click.echo(f"lachan: {problem}", err=True)
+        sys.exit(2)

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from resolver.audit.record import AuditRecord
-from resolver.audit.verify import VerifyResult, verify_ledger
+from resolver.audit.report import BYPASS
+from resolver.audit.verify import VerifyResult, tail_problem, verify_ledger
 from resolver.coverage.registry import Site
 from resolver.coverage.status import CoveragePolicy, Evidence
 
@@ -41,7 +42,9 @@ def _latest_per_instance(results: Sequence[VerifyResult]) -> dict[str, AuditReco
     return latest
 
 
-def _signature(site: Site, results: Sequence[VerifyResult]) -> tuple[bool, str]:
+def _signature(
+    site: Site, results: Sequence[VerifyResult], expect_seq: int | None
+) -> tuple[bool, str]:
     if site.public_key is None:
         return False, "no public key in registry"
     if not results:
@@ -49,18 +52,37 @@ def _signature(site: Site, results: Sequence[VerifyResult]) -> tuple[bool, str]:
     for r in results:
         if r.problem:
             return False, f"BROKEN {r.path.name}:{r.problem.line}: {r.problem.message}"
+    if expect_seq is not None:
+        records = [rec for r in results for rec in r.records]
+        cut = tail_problem(sorted(records, key=lambda rec: rec.seq), expect_seq, 0)
+        if cut is not None:
+            return False, f"TRUNCATED: {cut.message}"
     return True, "valid"
+
+
+def _unique(results: Sequence[VerifyResult]) -> list[AuditRecord]:
+    """Every verified record once, however many copies of its ledger were collected."""
+    seen: dict[tuple[str, int], AuditRecord] = {}
+    for result in results:
+        for record in result.records:
+            seen.setdefault((record.instance, record.seq), record)
+    return list(seen.values())
+
+
+def _content_blocks(record: AuditRecord) -> int:
+    """Blocks of content: anti-bypass answers are attempts, counted apart (audit report)."""
+    return sum(n for cat, n in record.blocks_by_category().items() if cat != BYPASS)
 
 
 def ledger_evidence(site: Site, paths: Sequence[Path], policy: CoveragePolicy) -> Evidence:
     """Verify ``paths`` with the site's key and summarise them as of ``policy.now``."""
     results = [verify_ledger(p, site.public_key) for p in paths] if site.public_key else []
-    valid, signature = _signature(site, results)
+    valid, signature = _signature(site, results, policy.expect_seq.get(site.id))
     latest = _latest_per_instance(results)
     live = [r for r in latest.values() if 0 <= policy.now - r.period_end <= policy.live_within]
     ages = [r.period_end - r.index_time for r in live]
     recent = [
-        r for res in results for r in res.records
+        r for r in _unique(results)
         if r.period_end > policy.now - policy.window and r.period_start < policy.now
     ]  # fmt: skip
     return Evidence(
@@ -71,5 +93,5 @@ def ledger_evidence(site: Site, paths: Sequence[Path], policy: CoveragePolicy) -
         last_report=max((r.period_end for r in latest.values()), default=None),
         index_age=max(ages) if ages else None,
         queries=sum(r.queries for r in recent),
-        blocked=sum(sum(r.blocks_by_category().values()) for r in recent),
+        blocked=sum(_content_blocks(r) for r in recent),
     )

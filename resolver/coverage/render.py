@@ -69,23 +69,25 @@ def render_table(statuses: Sequence[SiteStatus]) -> str:
 
 
 def _charts(statuses: Sequence[SiteStatus], h: Headline) -> str:
-    kinds = ["schools", "ISPs"]
+    kinds = ["trường / schools", "nhà mạng / ISPs"]
     series = {
-        "covered": [h.schools[0], h.isps[0]],
-        "not covered": [h.schools[1] - h.schools[0], h.isps[1] - h.isps[0]],
+        "được bảo vệ / covered": [h.schools[0], h.isps[0]],
+        "chưa / not covered": [h.schools[1] - h.schools[0], h.isps[1] - h.isps[0]],
     }
     blocks = [(s.site.id, s.evidence.blocked) for s in statuses if s.evidence.blocked > 0]
     top = sorted(blocks, key=lambda kv: -kv[1])[:20]
-    parts = [stacked_bars(kinds, series, "Registered sites: covered and not covered", width=500)]
+    title = "Điểm đã đăng ký: được bảo vệ và chưa / Registered sites: covered and not covered"
+    parts = [stacked_bars(kinds, series, title, width=500)]
     if top:
-        parts.append(share_bars(top, "Share of blocks in the window, by site (top 20)"))
+        parts.append(share_bars(top, "Tỉ lệ chặn theo điểm / Share of blocks by site (top 20)"))
     return "\n".join(parts)
 
 
 def render_html(statuses: Sequence[SiteStatus], policy: CoveragePolicy) -> str:
-    """The whole page: headline, charts, the per-site table."""
+    """The whole page, Vietnamese first: headline, charts, the per-site table with the
+    registry's names and communes."""
     h = Headline.of(list(statuses))
-    hidden = {"name", "commune"}
+    hidden: set[str] = set()
     if not any(s.probe for s in statuses):
         hidden |= {"probe_reachable", "canary", "test_blocked"}
     header = [c for c in COLUMNS if c not in hidden]
@@ -97,10 +99,18 @@ def render_html(statuses: Sequence[SiteStatus], policy: CoveragePolicy) -> str:
             for c, v in values.items() if c in header
         ])  # fmt: skip
     body = "\n".join([
-        kpis([("schools covered", share(h.schools)), ("ISPs covered", share(h.isps))]),
-        _charts(statuses, h), "<h2>Sites</h2>", table(header, rows),
+        kpis([("trường được bảo vệ / schools covered", share(h.schools)),
+              ("nhà mạng được bảo vệ / ISPs covered", share(h.isps))]),
+        _charts(statuses, h), "<h2>Các điểm / Sites</h2>", table(header, rows),
     ])  # fmt: skip
-    meta = (f"As of {iso(policy.now)} UTC. Live = a report within {policy.live_within // 3600} h; "
-            f"current index = at most {policy.max_index_age // 3600} h old; blocks and queries "
-            f"over the last {policy.window // 3600} h.")  # fmt: skip
-    return page("lachan coverage of schools and ISPs", meta, body)
+    live, age, window = (
+        policy.live_within // 3600,
+        policy.max_index_age // 3600,
+        policy.window // 3600,
+    )
+    meta = (f"Tính đến / As of {iso(policy.now)} UTC. Hoạt động = có báo cáo trong {live} giờ; "
+            f"danh sách chặn cũ tối đa {age} giờ; số chặn và truy vấn trong {window} giờ qua / "
+            f"Live = a report within {live} h; current index = at most {age} h old; blocks and "
+            f"queries over the last {window} h.")  # fmt: skip
+    return page("Mức độ bảo vệ trường học và nhà mạng / lachan coverage of schools and ISPs",
+                meta, body, lang="vi")  # fmt: skip

@@ -22,7 +22,8 @@ test name was blocked.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from resolver.coverage.probe import ProbeResult
 from resolver.coverage.registry import Site
@@ -36,6 +37,8 @@ class CoveragePolicy:
     live_within: int = 2 * 3600
     max_index_age: int = 48 * 3600
     window: int = 24 * 3600
+    # site -> last sequence number known to exist (e.g. from the collector): less is a cut tail
+    expect_seq: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

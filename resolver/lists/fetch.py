@@ -2,9 +2,10 @@
 
 A download replaces a source's copy only when it is a complete 200 response, under the size
 cap, text rather than an HTML error page, parses to entries, and did not shrink by more than
-``max_shrink`` against the copy it replaces (a truncated feed silently dropping most of a
-category is the failure this guards against). Everything else keeps the old copy, logs one
-line and is counted in the SourceResult the caller turns into metrics.
+``max_shrink`` against the largest copy confirmed good lately (resolver.lists.shrink).
+Everything else keeps the old copy and is reported once, with its full reason and the copy
+left in force, in the SourceResult the caller prints or turns into metrics. Sources are
+fetched in parallel by a bounded pool, within one deadline for the whole run.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from resolver.lists import http as _http
+from resolver.lists import shrink
 from resolver.lists.build import atomic_write
 from resolver.lists.catalogue import Catalogue, Source
 from resolver.lists.parsers import parse
@@ -44,11 +48,13 @@ class FetchPolicy:
 
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
-    total_timeout: float = 300.0  # a server dripping bytes cannot hold a refresh forever
+    deadline: float = 300.0  # whole run, well inside the systemd unit's 15-minute timeout
     max_bytes: int = 64 * 1024 * 1024
-    retries: int = 3
-    backoff: float = 2.0  # seconds before the 2nd attempt, doubled after each failure
+    retries: int = 2  # urllib3 retries after the first try (never after a DNS failure)
+    backoff: float = 1.0  # urllib3 backoff_factor
     max_shrink: float = 0.5
+    shrink_window: float = 30 * 86_400.0  # accepted copies this recent set the baseline
+    workers: int = 8
     user_agent: str = "lachan-lists/1 (+https://github.com/lachan)"
 
 
@@ -64,6 +70,18 @@ class SourceResult:
     attempts: int = 0
     http_status: int | None = None
     duration: float = 0.0
+    copy: str = ""  # the copy in force afterwards: downloaded, last good, bundled or none
+
+    @property
+    def failed(self) -> bool:
+        """True when the source was due but no new or confirmed copy came of it."""
+        return self.status in (Status.FAILED, Status.REJECTED)
+
+    def line(self) -> str:
+        """One line for people: id, outcome, full reason or size, and the copy in force."""
+        detail = self.reason or (f"{self.entries} entries" if self.entries else "")
+        tail = f" [in force: {self.copy}]" if self.copy else ""
+        return f"{self.source:32} {self.status.value:13} {detail}{tail}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,14 +98,12 @@ class RefreshReport:
         """True when at least one source got a new copy."""
         return any(r.status is Status.UPDATED for r in self.results)
 
-
-class _Failure(Exception):
-    """A download failed; ``retry`` says whether another attempt may help."""
-
-    def __init__(self, reason: str, retry: bool, http_status: int | None = None) -> None:
-        super().__init__(reason)
-        self.retry = retry
-        self.http_status = http_status
+    @property
+    def exit_status(self) -> int:
+        """0 when no due source failed, 2 when every due source did, else 1."""
+        due = [r for r in self.results if r.status is not Status.SKIPPED]
+        failed = sum(r.failed for r in due)
+        return 0 if not failed else 2 if failed == len(due) else 1
 
 
 def meta_path(state_dir: Path, source_id: str) -> Path:
@@ -108,6 +124,11 @@ def _write_meta(state_dir: Path, source_id: str, meta: dict[str, Any]) -> None:
     atomic_write(meta_path(state_dir, source_id), json.dumps(meta, indent=1).encode())
 
 
+def _log_result(result: SourceResult) -> None:
+    if result.failed:
+        log.warning("list %s", result.line().strip())
+
+
 def refresh(
     catalogue: Catalogue,
     state_dir: Path,
@@ -117,91 +138,121 @@ def refresh(
     only: Iterable[str] | None = None,
     force: bool = False,
     clock: Callable[[], float] = time.time,
-    sleep: Callable[[float], None] = time.sleep,
+    on_result: Callable[[SourceResult], None] = _log_result,
 ) -> RefreshReport:
-    """Fetch every due URL source (all of them with ``force``); never raises for one source."""
+    """Fetch every due URL source (all with ``force``) in parallel; never raises for one source.
+
+    ``on_result`` hears each source once, as it finishes (by default: a log line per failure).
+    """
     started = clock()
     wanted = set(only) if only is not None else None
-    http = session or requests.Session()
-    results = []
-    for src in catalogue.sources:
-        if wanted is not None and src.id not in wanted:
-            continue
-        results.append(_refresh_one(src, Path(state_dir), policy, http, force, clock, sleep))
+    sources = [s for s in catalogue.sources if wanted is None or s.id in wanted]
+    http = session or _http.session(
+        policy.retries, policy.backoff, policy.workers, policy.user_agent
+    )
+    job = _Job(Path(state_dir), policy, http, force, clock, started + policy.deadline)
+
+    def one(src: Source) -> SourceResult:
+        result = job.run(src)
+        on_result(result)
+        return result
+
+    try:
+        with ThreadPoolExecutor(max(1, policy.workers), thread_name_prefix="lists") as pool:
+            results = tuple(pool.map(one, sources))
+    finally:
+        if session is None:
+            http.close()  # the server refreshes for weeks: no pooled sockets left behind
     counts: dict[str, int] = {}
     for r in results:
         counts[r.status.value] = counts.get(r.status.value, 0) + 1
-    return RefreshReport(tuple(results), started, clock(), counts)
+    return RefreshReport(results, started, clock(), counts)
 
 
-def _refresh_one(
-    src: Source,
-    state_dir: Path,
-    policy: FetchPolicy,
-    http: requests.Session,
-    force: bool,
-    clock: Callable[[], float],
-    sleep: Callable[[float], None],
-) -> SourceResult:
-    if not src.url:
-        return SourceResult(src.id, Status.SKIPPED, "no url")
-    meta = read_meta(state_dir, src.id)
-    now = clock()
-    if not force and now - float(meta.get("last_attempt", 0)) < src.refresh:
-        return SourceResult(src.id, Status.SKIPPED, "not due")
-    meta["last_attempt"] = now
-    result = _download_and_store(src, state_dir, policy, http, meta, clock, sleep)
-    if result.status in (Status.UPDATED, Status.NOT_MODIFIED):
-        meta.update(last_success=clock(), last_error="", failures=0)
-    else:
-        meta.update(last_error=result.reason, failures=int(meta.get("failures", 0)) + 1)
-        log.warning("list %s: kept last good copy: %s", src.id, result.reason)
-    meta["last_status"] = result.status.value
-    _write_meta(state_dir, src.id, meta)
-    return result
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """What every source's refresh in one run shares."""
 
+    state_dir: Path
+    policy: FetchPolicy
+    http: requests.Session
+    force: bool
+    clock: Callable[[], float]
+    deadline: float
 
-def _download_and_store(
-    src: Source,
-    state_dir: Path,
-    policy: FetchPolicy,
-    http: requests.Session,
-    meta: dict[str, Any],
-    clock: Callable[[], float],
-    sleep: Callable[[float], None],
-) -> SourceResult:
-    t0 = clock()
-    have_copy = downloaded_path(state_dir, src.id).exists()
-    headers = _conditional_headers(meta) if have_copy else {}
-    attempts = 0
-    while True:
-        attempts += 1
+    def run(self, src: Source) -> SourceResult:
+        """One source's refresh; any unexpected error fails this source only."""
         try:
-            code, body, resp_headers = _get(http, str(src.url), headers, policy, clock)
-            break
-        except _Failure as exc:
-            if not exc.retry or attempts >= policy.retries:
-                return SourceResult(
-                    src.id,
-                    Status.FAILED,
-                    str(exc),
-                    attempts=attempts,
-                    http_status=exc.http_status,
-                    duration=clock() - t0,
-                )
-            sleep(policy.backoff * 2 ** (attempts - 1))
-    if code == 304:
-        return SourceResult(
-            src.id,
-            Status.NOT_MODIFIED,
-            "",
-            int(meta.get("entries", 0)),
-            0,
-            attempts,
-            304,
-            clock() - t0,
-        )
-    return _store(src, state_dir, policy, meta, body, resp_headers, attempts, clock() - t0)
+            result = self._refresh(src)
+        except Exception as exc:  # noqa: BLE001 (one odd source must not stop the others)
+            result = SourceResult(src.id, Status.FAILED, _http.describe(exc))
+            _note_failure(self.state_dir, src.id, result.reason)
+        return _with_copy(result, src, self.state_dir)
+
+    def _refresh(self, src: Source) -> SourceResult:
+        if not src.url:
+            return SourceResult(src.id, Status.SKIPPED, "no url")
+        meta = read_meta(self.state_dir, src.id)
+        now = self.clock()
+        if not self.force and now - float(meta.get("last_attempt", 0)) < src.refresh:
+            return SourceResult(src.id, Status.SKIPPED, "not due")
+        if now >= self.deadline:
+            result = SourceResult(src.id, Status.FAILED, "not started before the run's deadline")
+        else:
+            meta["last_attempt"] = now
+            result = self._download(src, meta)
+        if result.failed:
+            meta.update(last_error=result.reason, failures=int(meta.get("failures", 0)) + 1)
+        else:
+            meta.update(last_success=self.clock(), last_error="", failures=0)
+        meta["last_status"] = result.status.value
+        _write_meta(self.state_dir, src.id, meta)
+        return result
+
+    def _download(self, src: Source, meta: dict[str, Any]) -> SourceResult:
+        t0 = self.clock()
+        have_copy = downloaded_path(self.state_dir, src.id).exists()
+        headers = _conditional_headers(meta) if have_copy else {}
+        left = max(0.1, self.deadline - t0)
+        timeouts = (min(self.policy.connect_timeout, left), min(self.policy.read_timeout, left))
+        try:
+            code, body, resp_headers, attempts = _http.get(
+                self.http, str(src.url), headers, timeouts, self.policy.max_bytes,
+                self.deadline, self.clock,
+            )  # fmt: skip
+        except _http.Failure as exc:
+            took = self.clock() - t0
+            return SourceResult(
+                src.id, Status.FAILED, str(exc), 0, 0, exc.attempts, exc.http_status, took
+            )
+        took = self.clock() - t0
+        if code == 304:
+            entries = int(meta.get("entries", 0))
+            return SourceResult(src.id, Status.NOT_MODIFIED, "", entries, 0, attempts, 304, took)
+        stored = _Store(src, self.state_dir, self.policy, meta, self.clock())
+        return stored.accept(body, resp_headers, attempts, took)
+
+
+def _note_failure(state_dir: Path, source_id: str, reason: str) -> None:
+    try:
+        meta = read_meta(state_dir, source_id)
+        meta.update(last_error=reason, failures=int(meta.get("failures", 0)) + 1)
+        _write_meta(state_dir, source_id, meta)
+    except Exception:  # noqa: BLE001 (the failure is already reported; metadata is a bonus)
+        log.debug("could not record the failure of %s", source_id, exc_info=True)
+
+
+def _with_copy(result: SourceResult, src: Source, state_dir: Path) -> SourceResult:
+    """The result, saying which copy of the source the next compile will use."""
+    if result.status in (Status.UPDATED, Status.NOT_MODIFIED):
+        copy = "downloaded"
+    elif downloaded_path(state_dir, src.id).exists():
+        copy = "last good"
+    elif src.bundled is not None and src.bundled.exists():
+        copy = "bundled"
+    else:
+        copy = "none" if src.url else ""
+    return replace(result, copy=copy)
 
 
 def _conditional_headers(meta: dict[str, Any]) -> dict[str, str]:
@@ -213,85 +264,50 @@ def _conditional_headers(meta: dict[str, Any]) -> dict[str, str]:
     return headers
 
 
-def _get(
-    http: requests.Session,
-    url: str,
-    headers: dict[str, str],
-    policy: FetchPolicy,
-    clock: Callable[[], float],
-) -> tuple[int, bytes, dict[str, str]]:
-    """One GET with a size cap and a total deadline; raise _Failure on any problem."""
-    headers = {"User-Agent": policy.user_agent, "Accept-Encoding": "gzip", **headers}
-    deadline = clock() + policy.total_timeout
-    try:
-        with http.get(
-            url, headers=headers, stream=True, timeout=(policy.connect_timeout, policy.read_timeout)
-        ) as resp:
-            if resp.status_code == 304:
-                return 304, b"", dict(resp.headers)
-            if resp.status_code != 200:
-                retry = resp.status_code >= 500 or resp.status_code == 429
-                raise _Failure(f"HTTP {resp.status_code}", retry, resp.status_code)
-            declared = int(resp.headers.get("Content-Length") or 0)
-            if declared > policy.max_bytes:
-                raise _Failure(
-                    f"body of {declared} bytes exceeds the {policy.max_bytes}-byte cap", False, 200
-                )
-            body = _read_capped(resp, policy, deadline, clock)
-            return 200, body, dict(resp.headers)
-    except requests.RequestException as exc:
-        raise _Failure(f"{type(exc).__name__}: {_short(exc)}", True) from None
+@dataclass(frozen=True, slots=True)
+class _Store:
+    """Decide on a downloaded body and keep it when plausible."""
 
+    src: Source
+    state_dir: Path
+    policy: FetchPolicy
+    meta: dict[str, Any]
+    now: float
 
-def _read_capped(
-    resp: requests.Response, policy: FetchPolicy, deadline: float, clock: Callable[[], float]
-) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in resp.iter_content(64 * 1024):
-        size += len(chunk)
-        if size > policy.max_bytes:
-            raise _Failure(f"body exceeds the {policy.max_bytes}-byte cap", False, 200)
-        if clock() > deadline:
-            raise _Failure(f"download slower than the {policy.total_timeout:.0f}s limit", True, 200)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _short(exc: Exception) -> str:
-    text = str(exc)
-    return text if len(text) <= 160 else text[:157] + "..."
-
-
-def _store(
-    src: Source,
-    state_dir: Path,
-    policy: FetchPolicy,
-    meta: dict[str, Any],
-    body: bytes,
-    headers: dict[str, str],
-    attempts: int,
-    duration: float,
-) -> SourceResult:
-    def rejected(reason: str) -> SourceResult:
-        return SourceResult(src.id, Status.REJECTED, reason, 0, len(body), attempts, 200, duration)
-
-    problem, entries = _validate(src, body, headers)
-    if problem:
-        return rejected(problem)
-    before = _previous_entries(src, state_dir, meta)
-    if before and entries < before * (1 - policy.max_shrink):
-        return rejected(
-            f"shrank from {before} to {entries} entries (limit {policy.max_shrink:.0%})"
+    def accept(
+        self, body: bytes, headers: dict[str, str], attempts: int, took: float
+    ) -> SourceResult:
+        """UPDATED after writing the copy, or REJECTED with the reason."""
+        src = self.src
+        problem, entries = _validate(src, body, headers)
+        if not problem:
+            problem = self._shrunk(entries)
+        if problem:
+            return SourceResult(src.id, Status.REJECTED, problem, 0, len(body), attempts, 200, took)
+        atomic_write(downloaded_path(self.state_dir, src.id), body)
+        good = shrink.history(self.meta)
+        self.meta.update(
+            etag=headers.get("ETag", ""),
+            last_modified=headers.get("Last-Modified", ""),
+            entries=entries,
+            bytes=len(body),
+            good=shrink.remember(good, self.now, entries, self.policy.shrink_window),
         )
-    atomic_write(downloaded_path(state_dir, src.id), body)
-    meta.update(
-        etag=headers.get("ETag", ""),
-        last_modified=headers.get("Last-Modified", ""),
-        entries=entries,
-        bytes=len(body),
-    )
-    return SourceResult(src.id, Status.UPDATED, "", entries, len(body), attempts, 200, duration)
+        return SourceResult(src.id, Status.UPDATED, "", entries, len(body), attempts, 200, took)
+
+    def _shrunk(self, entries: int) -> str:
+        have = downloaded_path(self.state_dir, self.src.id).exists()
+        current = int(self.meta.get("entries", 0)) if have else 0
+        good = shrink.history(self.meta) if have else []
+        base = shrink.baseline(
+            good, current, _bundled_entries(self.src), self.now, self.policy.shrink_window
+        )
+        if not shrink.too_small(entries, base, self.policy.max_shrink):
+            return ""
+        return (
+            f"shrank from {base} to {entries} entries (limit {self.policy.max_shrink:.0%} "
+            "of the largest copy confirmed good lately)"
+        )
 
 
 def _validate(src: Source, body: bytes, headers: dict[str, str]) -> tuple[str, int]:
@@ -315,11 +331,9 @@ def _looks_html(body: bytes) -> bool:
     return head.startswith((b"<!doctype html", b"<html", b"<head", b"<body"))
 
 
-def _previous_entries(src: Source, state_dir: Path, meta: dict[str, Any]) -> int:
-    """Entries of the copy a download would replace: last download, else the bundled file."""
-    if meta.get("entries") and downloaded_path(state_dir, src.id).exists():
-        return int(meta["entries"])
-    if src.bundled is not None and src.bundled.exists():
-        text = src.bundled.read_bytes().decode("utf-8", errors="replace")
-        return parse(text, src.format).entries
-    return 0
+def _bundled_entries(src: Source) -> int:
+    """Entries of the bundled copy (0 when there is none)."""
+    if src.bundled is None or not src.bundled.exists():
+        return 0
+    text = src.bundled.read_bytes().decode("utf-8", errors="replace")
+    return parse(text, src.format).entries

@@ -22,6 +22,7 @@ from resolver.lists.match import ListAction
 from resolver.lists.names import NameError_, normalise
 from resolver.lists.names import lines as _lines
 from resolver.lists.rules import ParseResult, Rule, Scope
+from resolver.localdata import rdata as local_rdata
 
 _CLASSES = frozenset({"IN", "CH", "HS", "CS"})
 _IGNORED_APEX = frozenset({"SOA", "NS"})
@@ -177,9 +178,20 @@ def _record(state: _State, no: int, line: str, trigger: str, rtype: str, rdata: 
         raise _Unsupported(f"second record for {trigger!r} after a policy action")
     if owner is not None and action is not None:
         raise _Unsupported(f"policy action for {trigger!r} mixed with local data")
+    if action is None and rtype != "CNAME":
+        _check_local_data(rtype, rdata)
     if owner is None:
         owner = state.owners[(name, scope)] = _Owner(no, line)
     if action is not None:
         owner.action = action
     else:
         owner.rewrite.append((rtype, " ".join(rdata)))
+
+
+def _check_local_data(rtype: str, rdata: list[str]) -> None:
+    """Reject A/AAAA/TXT data the server could not answer with."""
+    text = " ".join(rdata)
+    try:
+        local_rdata(rtype, text)
+    except ValueError:
+        raise _Unsupported(f"{rtype} data {text!r} is not valid") from None

@@ -167,10 +167,12 @@ def _scheduled_decision(
 
 
 def _list_block(rules: Rules, match: ListMatch, category: str, reason: Reason) -> Decision:
+    mode = _RPZ_MODES.get(match.action, rules.mode)
     if match.action is ListAction.REWRITE:
         target = _cname_target(match)
         if target is not None:
             return Rewrite(target, "rpz", rules.profile, extra_text=rules.texts[category])
+        mode = AnswerMode.LOCAL  # A/AAAA/TXT local data is the answer, as in unbound
     return Block(
         category=category,
         source=match.source,
@@ -178,15 +180,16 @@ def _list_block(rules: Rules, match: ListMatch, category: str, reason: Reason) -
         reason=reason,
         ede=rules.ede[category],
         extra_text=rules.texts[category],
-        mode=_RPZ_MODES.get(match.action, rules.mode),
+        mode=mode,
         ttl=rules.ttl,
         profile=rules.profile,
         monitor_only=rules.monitor_only,
+        local=match.rewrite if mode is AnswerMode.LOCAL else (),
     )
 
 
 def _cname_target(match: ListMatch) -> str | None:
-    # An RPZ local-data CNAME becomes a rewrite; other local data is answered as a block.
+    # An RPZ local-data CNAME becomes a rewrite (the target resolved upstream, as unbound does).
     for rtype, rdata in match.rewrite:
         if rtype.upper() == "CNAME":
             return rdata.rstrip(".").lower() or None

@@ -24,6 +24,7 @@ class AnswerMode(enum.Enum):
     BLOCKPAGE = "blockpage"  # the profile's block-page address for A/AAAA, NODATA otherwise
     REFUSED = "refused"
     DROP = "drop"  # never answer; only an RPZ ``rpz-drop.`` rule asks for this
+    LOCAL = "local"  # the RPZ rule's own A/AAAA/TXT records (``Block.local``), NODATA else
 
 
 class Reason(enum.Enum):
@@ -73,6 +74,7 @@ class Block(NamedTuple):
     ttl: int
     profile: str
     monitor_only: bool = False
+    local: tuple[tuple[str, str], ...] = ()  # (TYPE, rdata text) for AnswerMode.LOCAL
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ _MODE_WORDS = {
     AnswerMode.BLOCKPAGE: "the block-page address for A/AAAA, NODATA for other types",
     AnswerMode.REFUSED: "REFUSED",
     AnswerMode.DROP: "no answer at all (RPZ drop)",
+    AnswerMode.LOCAL: "the RPZ rule's own records of the asked type, NODATA for other types",
 }
 
 

@@ -211,7 +211,7 @@ def _answer(check: _Checker, data: Mapping[str, Any]) -> BlockAnswer:
     section = check.typed(data, "block_answer", dict, {})
     for extra in sorted(set(section) - {"mode", "ttl", "address_v4", "address_v6"}):
         check.add(f"block_answer.{extra}", "unknown key")
-    modes = [m.value for m in AnswerMode if m is not AnswerMode.DROP]
+    modes = [m.value for m in AnswerMode if m not in (AnswerMode.DROP, AnswerMode.LOCAL)]
     mode_text = section.get("mode", "nxdomain")
     if mode_text is None and "mode" in section:
         mode_text = "null"  # YAML reads an unquoted `mode: null` as no value: the operator meant it

@@ -53,9 +53,10 @@ def test_report_csv_and_html_files(make_ledger, keydir: Path, tmp_path: Path) ->
     assert "signature and chain valid" in out.read_text()
     csv_out = CliRunner().invoke(audit, args)
     assert csv_out.exit_code == 0
-    assert csv_out.output.splitlines()[1] == (
-        "thpt-a,school,2025-11-28T00:00:00Z,2025-11-28T01:00:00Z,(all),3,103"
+    assert csv_out.stdout.splitlines()[1] == (
+        "thpt-a,school,2025-11-28T00:00:00Z,2025-11-28T01:00:00Z,(all),3,103,0"
     )
+    assert csv_out.stderr == f"warning: {path}: no key for its site: unverified\n"
 
 
 def test_report_in_the_auditors_time_zone(make_ledger, tmp_path: Path) -> None:
@@ -63,8 +64,8 @@ def test_report_in_the_auditors_time_zone(make_ledger, tmp_path: Path) -> None:
     args = ["report", str(path.parent), "--from", "2025-11-28T07:00", "--to", "2025-11-28T09:00"]
     local = CliRunner().invoke(audit, [*args, "--timezone", "Asia/Ho_Chi_Minh"])
     assert local.exit_code == 0, local.output
-    assert local.output.splitlines()[1] == (  # naive --from is Hanoi time: 00:00Z
-        "thpt-a,school,2025-11-28T07:00:00+07:00,2025-11-28T08:00:00+07:00,(all),3,103"
+    assert local.stdout.splitlines()[1] == (  # naive --from is Hanoi time: 00:00Z
+        "thpt-a,school,2025-11-28T07:00:00+07:00,2025-11-28T08:00:00+07:00,(all),3,103,0"
     )
     bad = CliRunner().invoke(audit, [*args, "--timezone", "Mars/Olympus_Mons"])
     assert bad.exit_code != 0 and "unknown time zone" in bad.output

@@ -111,7 +111,7 @@ def test_audit_report_in_a_browser(tmp_path: Path) -> None:
     keys = site_key(tmp_path, "thpt-a")
     ledger = tmp_path / "a.jsonl"
     write_ledger(ledger, keys, "thpt-a", "school", "gw1", range(12))
-    report = build_report(load_ledgers([ledger], [load_public_key(keys / "audit.pub")]),
+    report = build_report(load_ledgers([ledger], {"thpt-a": load_public_key(keys / "audit.pub")}),
                           T0, T0 + 12 * HOUR)  # fmt: skip
     _check_page(tmp_path, audit_html(report, T0), svgs=2)
 

@@ -72,6 +72,14 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, SMALL)
         elif path == "empty":
             self._send(200, b"# nothing here\n")
+        elif path == "badlength":
+            self.send_response(200)
+            self.send_header("Content-Length", "12abc")
+            self.end_headers()
+            self.wfile.write(GOOD[:12])
+            self.close_connection = True
+        elif path.startswith("n/"):  # n/<count>: a feed of that many entries
+            self._send(200, "".join(f"e{i}.example\n" for i in range(int(path[2:]))).encode())
 
 
 class QuietServer(ThreadingHTTPServer):
@@ -95,9 +103,9 @@ def server() -> Iterator[str]:
 POLICY = FetchPolicy(
     connect_timeout=1.0,
     read_timeout=0.4,
-    total_timeout=5.0,
+    deadline=5.0,
     max_bytes=4096,
-    retries=2,
+    retries=1,
     backoff=0.01,
 )
 
@@ -144,7 +152,7 @@ def test_not_due_is_skipped(server: str, tmp_path: Path) -> None:
         ("404", Status.FAILED, "HTTP 404", 1),
         ("500", Status.FAILED, "HTTP 500", 2),
         ("slow", Status.FAILED, "ReadTimeout", 2),
-        ("truncated", Status.FAILED, "ChunkedEncodingError", 2),
+        ("truncated", Status.FAILED, "IncompleteRead", 1),  # body errors: no retry
         ("huge", Status.FAILED, "exceeds the 4096-byte cap", 1),
         ("html", Status.REJECTED, "HTML page", 1),
         ("html-as-text", Status.REJECTED, "HTML page", 1),
@@ -185,3 +193,62 @@ def test_unreachable_port_fails_fast(tmp_path: Path) -> None:
     result = refresh(cat, tmp_path, policy=POLICY, force=True).results[0]
     assert result.status is Status.FAILED and "ConnectionError" in result.reason
     assert time.monotonic() - t0 < 5
+
+
+def _two_sources(base: str, first: str, second: str) -> Catalogue:
+    srcs = tuple(
+        Source(sid, "adult", "domains", f"{base}/{path}", None, "MIT", 3600)
+        for sid, path in (("a", first), ("b", second))
+    )
+    return Catalogue(Path("catalogue.yaml"), (Category("adult", "vi", "en", "", True, srcs),), "d")
+
+
+def test_a_malformed_content_length_fails_only_that_source(server: str, tmp_path: Path) -> None:
+    report = refresh(_two_sources(server, "badlength", "ok"), tmp_path, policy=POLICY, force=True)
+    bad, good = report.results
+    assert bad.status is Status.FAILED
+    assert bad.reason == "malformed Content-Length header '12abc'"
+    assert good.status is Status.UPDATED and good.copy == "downloaded"
+    assert read_meta(tmp_path, "a")["failures"] == 1
+    assert report.exit_status == 1
+
+
+def test_eleven_halvings_never_take_a_list_below_half_its_best_copy(
+    server: str, tmp_path: Path
+) -> None:
+    policy = FetchPolicy(retries=0, max_bytes=1 << 20)
+    clock = [1_000_000.0]
+    sizes = []
+    for step in range(12):
+        count = max(1, 1000 >> step)  # 1000, 500, 250, ... 1
+        cat = _catalogue(server, f"n/{count}")
+        refresh(cat, tmp_path, policy=policy, force=True, clock=lambda: clock[0])
+        sizes.append(read_meta(tmp_path, "s")["entries"])
+        clock[0] += 3600
+    assert sizes[0] == 1000 and min(sizes) == 500
+    assert len(downloaded_path(tmp_path, "s").read_bytes().splitlines()) == 500
+
+
+def test_the_bundled_copy_stays_a_floor_after_downloads(server: str, tmp_path: Path) -> None:
+    bundled = tmp_path / "bundled.txt"
+    bundled.write_bytes(GOOD)  # 100 entries
+    state = tmp_path / "state"
+    policy = FetchPolicy(retries=0, max_bytes=1 << 20)
+    first = refresh(_catalogue(server, "n/60", bundled), state, policy=policy, force=True)
+    assert first.results[0].status is Status.UPDATED
+    second = refresh(_catalogue(server, "n/40", bundled), state, policy=policy, force=True)
+    result = second.results[0]
+    assert result.status is Status.REJECTED and "shrank from 100 to 40" in result.reason
+    assert result.copy == "last good"
+
+
+def test_a_good_copy_older_than_the_window_no_longer_sets_the_baseline(
+    server: str, tmp_path: Path
+) -> None:
+    policy = FetchPolicy(retries=0, max_bytes=1 << 20, shrink_window=86_400)
+    refresh(_catalogue(server, "n/1000"), tmp_path, policy=policy, force=True, clock=lambda: 0.0)
+    refresh(_catalogue(server, "n/600"), tmp_path, policy=policy, force=True, clock=lambda: 10.0)
+    late = refresh(
+        _catalogue(server, "n/400"), tmp_path, policy=policy, force=True, clock=lambda: 90_000.0
+    )
+    assert late.results[0].status is Status.UPDATED  # 400 >= half of 600, 1000 aged out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from resolver.policy.safesearch import ENGINE_MODES, SafeSearch, engine_names, rewrite_table
@@ -9,11 +11,11 @@ from resolver.policy.safesearch_data import GOOGLE_SUFFIXES
 
 
 def test_google_country_domains() -> None:
-    assert len(GOOGLE_SUFFIXES) == 194 and len(set(GOOGLE_SUFFIXES)) == 194
+    assert len(GOOGLE_SUFFIXES) == 195 and len(set(GOOGLE_SUFFIXES)) == 195
     for suffix in ("com", "com.vn", "co.uk", "cat", "co.jp", "com.au", "de", "ad", "fr"):
         assert suffix in GOOGLE_SUFFIXES
     google = engine_names("google", "on")
-    assert len(google) == 4 * 194  # apex, www., encrypted., ipv6. of each
+    assert len(google) == 4 * 195  # apex, www., encrypted., ipv6. of each
     assert set(google.values()) == {"forcesafesearch.google.com"}
     for host in ("google.com.vn", "www.google.com.vn", "encrypted.google.com", "ipv6.google.de"):
         assert google[host] == "forcesafesearch.google.com"
@@ -41,3 +43,17 @@ def test_off_and_no_self_rewrite() -> None:
     table = rewrite_table(SafeSearch({e: m[0] for e, m in ENGINE_MODES.items()}))
     assert all(name != target for name, (_e, target) in table.items())
     assert "forcesafesearch.google.com" not in table and "restrict.youtube.com" not in table
+
+
+def test_every_domain_on_googles_published_list_gets_safe_search() -> None:
+    published = Path(__file__).parents[1] / "data" / "safesearch" / "google-supported-domains.txt"
+    domains = [
+        line.strip().lstrip(".")
+        for line in published.read_text().splitlines()
+        if line.startswith(".google.")
+    ]
+    assert len(domains) > 180 and "google.ac" in domains
+    google = engine_names("google", "on")
+    missing = [d for d in domains if google.get(f"www.{d}") != "forcesafesearch.google.com"]
+    assert missing == []
+    assert google["www.google.ac"] == google["google.ac"] == "forcesafesearch.google.com"

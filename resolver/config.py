@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
@@ -127,7 +128,7 @@ def parse(text: str, source: str, base: Path | None = None) -> Config:
         source=source,
         site=_site(root.section("site")),
         listeners=_listeners(root),
-        forward=_forward(root.section("upstream")),
+        forward=_forward(_upstream_section(root)),
         cache=_cache(root.section("cache")),
         serve=_serve(root.section("server")),
         tcp=_tcp(root.section("tcp")),
@@ -156,8 +157,16 @@ def _site(node: Reader) -> Site:
     return Site(
         id=node.get("id", "lachan", str),
         kind=node.get("kind", "other", str, one_of("school", "isp", "other")),
-        timezone=node.get("timezone", "Asia/Ho_Chi_Minh", str),
+        timezone=node.get("timezone", "Asia/Ho_Chi_Minh", str, _zone),
     )
+
+
+def _zone(value: str) -> str | None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"unknown time zone {value!r} (an IANA name such as Asia/Ho_Chi_Minh)"
+    return None
 
 
 def _listeners(root: Reader) -> tuple[Listener, ...]:
@@ -205,6 +214,19 @@ def _upstreams(root: Reader) -> tuple[tuple[UpstreamAddress, ...], bool]:
     elif root.value.get("upstreams") == []:
         root.problem("must list at least one upstream", "upstreams")
     return tuple(addresses), not root.has("upstreams")
+
+
+def _upstream_section(root: Reader) -> Reader:
+    """``upstream`` (settings) is one letter from ``upstreams`` (servers): say so on a list."""
+    value = root.value.get("upstream")
+    if isinstance(value, (list, str)):
+        root.problem(
+            "must be a mapping of forwarding settings (timeout, tcp_timeout, attempts, "
+            "udp_size); did you mean upstreams?",
+            "upstream",
+        )
+        return Reader({}, "upstream", root.problems, root.source)
+    return root.section("upstream")
 
 
 def _forward(node: Reader) -> ForwardPolicy:

@@ -287,13 +287,13 @@ async def refresh_lists(
     A failed or implausible download keeps that source's last good copy (resolver.lists.fetch),
     so a refresh can only add protection or keep it, never silently drop a source.
     """
-    from .lists.catalogue import default_state_dir, load_catalogue
+    from .lists.catalogue import default_state_dir, load_for
     from .lists.fetch import Status, refresh
 
     loop = asyncio.get_running_loop()
     state_dir = config.lists.state_dir or default_state_dir()
     try:
-        catalogue = await loop.run_in_executor(None, load_catalogue, config.lists.catalogue)
+        catalogue = await loop.run_in_executor(None, load_for, config.lists, config.source)
         report = await loop.run_in_executor(None, lambda: refresh(catalogue, state_dir))
     except LachanError as exc:
         log.error("list refresh failed: %s", exc)

@@ -18,6 +18,7 @@ import yaml
 
 from .acl import AclConfig, acl_config
 from .cache import CachePolicy
+from .config_lists import extra_sources
 from .config_read import Reader, in_range, ip_address, one_of, split_host_port
 from .errors import ConfigError
 from .pipeline import ServePolicy
@@ -26,6 +27,7 @@ from .transport.tcp import TcpPolicy
 from .upstream import ForwardPolicy, UpstreamAddress
 
 if TYPE_CHECKING:  # imported where used: `lachan serve` need not load what it is not asked for
+    from .lists.catalogue import ExtraSource
     from .querylog import QueryLogConfig
 
 DEFAULT_CONFIG = Path(__file__).with_name("data") / "default.yaml"
@@ -56,6 +58,7 @@ class ListsSettings:
     catalogue: Path | None = None
     state_dir: Path | None = None
     refresh_interval: int = 0  # seconds between in-process refreshes; 0 = only on SIGHUP
+    extra_sources: tuple[ExtraSource, ...] = ()  # the site's own lists
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,7 @@ class Config:
     audit: AuditSettings = AuditSettings()
     workers: int = 1
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    policies_local_dir: Path | None = None  # the site's overrides of the shipped profiles
 
 
 _TOP_LEVEL = {
@@ -142,6 +146,7 @@ def parse(text: str, source: str, base: Path | None = None) -> Config:
         audit=_audit(root.section("audit"), base),
         workers=root.get("workers", 1, int, in_range(0, 256)) or (os.cpu_count() or 1),
         raw=root.value,
+        policies_local_dir=_path(root.section("policies"), "local_dir", base),
     )
     upstreams, from_resolv = _upstreams(root)
     config = dataclasses.replace(
@@ -288,17 +293,18 @@ def _path(node: Reader, key: str, base: Path) -> Path | None:
 
 
 def _lists(node: Reader, base: Path) -> ListsSettings:
-    node.reject_unknown({"enabled", "catalogue", "state_dir", "refresh_interval"})
+    node.reject_unknown({"enabled", "catalogue", "state_dir", "refresh_interval", "extra_sources"})
     return ListsSettings(
         enabled=node.get("enabled", True, bool),
         catalogue=_path(node, "catalogue", base),
         state_dir=_path(node, "state_dir", base),
         refresh_interval=node.get("refresh_interval", 0, int, in_range(0, 30 * 86_400)),
+        extra_sources=extra_sources(node, base),
     )
 
 
 def _policies_dir(node: Reader, base: Path) -> Path | None:
-    node.reject_unknown({"dir"})
+    node.reject_unknown({"dir", "local_dir"})
     return _path(node, "dir", base)
 
 

@@ -48,12 +48,21 @@ def check(config: Config, live: bool = True) -> Findings:
 
 
 def _check_lists(config: Config, found: Findings) -> None:
-    from .lists.catalogue import default_state_dir, load_catalogue
+    from .lists.catalogue import default_state_dir, load_catalogue, with_extra
 
     try:
-        load_catalogue(config.lists.catalogue)
+        catalogue = load_catalogue(config.lists.catalogue)
     except LachanError as exc:
         found.problems.append(f"{config.source}: lists.catalogue: {exc}")
+    else:
+        where = f"{config.source}: lists.extra_sources"
+        try:
+            with_extra(catalogue, config.lists.extra_sources, where)
+        except LachanError as exc:
+            found.problems.append(str(exc))
+        for i, extra in enumerate(config.lists.extra_sources):
+            if extra.file is not None and not extra.file.is_file():
+                found.problems.append(f"{where}[{i}].file: cannot read {extra.file}")
     state_dir = config.lists.state_dir or default_state_dir()
     problem = creatable(state_dir)
     if problem:

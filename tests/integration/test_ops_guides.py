@@ -50,7 +50,9 @@ def test_every_yaml_block_is_a_lachan_or_prometheus_config() -> None:
 
 @pytest.mark.parametrize(
     ("guide", "index", "block"),
-    _yaml_blocks(LACHAN_KEYS),
+    # A config naming the audit key is checked where the guide has made the key, by
+    # test_guides_run.py (which runs the guide's commands in order).
+    [b for b in _yaml_blocks(LACHAN_KEYS) if "audit:" not in b[2]],
     ids=lambda v: v if isinstance(v, str) and v.endswith(".md") else None,
 )
 def test_lachan_config_in_the_guide_passes_check_config(

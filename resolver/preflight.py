@@ -27,12 +27,15 @@ class Findings:
     notes: list[str] = field(default_factory=list)
 
 
-def check(config: Config, live: bool = True) -> Findings:
-    """Everything serving this config needs from the file system (and, if ``live``, now)."""
+def check(config: Config, live: bool = True, catalogue: bool = True) -> Findings:
+    """Everything serving this config needs from the file system (and, if ``live``, now).
+
+    ``catalogue=False`` leaves the catalogue to ``serve``'s own first read of it (the same
+    one-line error, without parsing it twice at every start)."""
     found = Findings()
     where = config.source
     if config.lists.enabled:
-        _check_lists(config, found)
+        _check_lists(config, found, catalogue)
     if config.audit.key is not None:
         _check_key(where, config.audit.key, found)
     if config.audit.ledger is not None:
@@ -47,22 +50,18 @@ def check(config: Config, live: bool = True) -> Findings:
     return found
 
 
-def _check_lists(config: Config, found: Findings) -> None:
-    from .lists.catalogue import default_state_dir, load_catalogue, with_extra
+def _check_lists(config: Config, found: Findings, catalogue: bool) -> None:
+    from .lists.catalogue import default_state_dir, load_for
 
-    try:
-        catalogue = load_catalogue(config.lists.catalogue)
-    except LachanError as exc:
-        found.problems.append(f"{config.source}: lists.catalogue: {exc}")
-    else:
-        where = f"{config.source}: lists.extra_sources"
+    if catalogue:
         try:
-            with_extra(catalogue, config.lists.extra_sources, where)
+            load_for(config.lists, config.source)
         except LachanError as exc:
             found.problems.append(str(exc))
-        for i, extra in enumerate(config.lists.extra_sources):
-            if extra.file is not None and not extra.file.is_file():
-                found.problems.append(f"{where}[{i}].file: cannot read {extra.file}")
+    for i, extra in enumerate(config.lists.extra_sources):
+        if extra.file is not None and not extra.file.is_file():
+            where = f"{config.source}: lists.extra_sources[{i}].file"
+            found.problems.append(f"{where}: cannot read {extra.file}")
     state_dir = config.lists.state_dir or default_state_dir()
     problem = creatable(state_dir)
     if problem:

@@ -38,3 +38,23 @@ def test_live_checks_are_skipped_when_not_asked(tmp_path: Path) -> None:
         cfg = config.parse(f"lists: {{enabled: false}}\nlisten: ['127.0.0.1:{port}']\n", "l.yaml")
         assert preflight.check(cfg, live=False).problems == []
         assert len(preflight.check(cfg, live=True).problems) == 1
+
+
+def test_an_extra_source_file_that_is_missing_is_named(tmp_path: Path) -> None:
+    cfg = config.parse(
+        "lists: {extra_sources: [{id: ours, category: adult, file: ours.txt}]}\n", "l.yaml",
+        tmp_path,
+    )  # fmt: skip
+    found = preflight.check(cfg, live=False)
+    assert found.problems == [
+        f"l.yaml: lists.extra_sources[0].file: cannot read {tmp_path / 'ours.txt'}"
+    ]
+    (tmp_path / "ours.txt").write_text("x.example\n")
+    assert preflight.check(cfg, live=False).problems == []
+
+
+def test_a_catalogue_problem_names_the_config_and_key(tmp_path: Path) -> None:
+    cfg = config.parse("lists: {catalogue: none.yaml}\n", "l.yaml", tmp_path)
+    (line,) = preflight.check(cfg, live=False).problems
+    assert line.startswith(f"l.yaml: lists.catalogue: {tmp_path / 'none.yaml'}: cannot read")
+    assert preflight.check(cfg, live=False, catalogue=False).problems == []

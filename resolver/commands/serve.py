@@ -20,9 +20,9 @@ def _fail(error: LachanError, status: int = 1) -> NoReturn:
     sys.exit(status)
 
 
-def _preflight(cfg: config.Config, live: bool) -> None:
+def _preflight(cfg: config.Config, live: bool, catalogue: bool = True) -> None:
     """Raise ConfigError with every problem `serve` would die of; notes go to stderr."""
-    found = preflight.check(cfg, live)
+    found = preflight.check(cfg, live, catalogue)
     for note in found.notes:
         click.echo(f"note: {note}", err=True)
     if found.problems:
@@ -75,7 +75,7 @@ def serve(
     try:
         cfg = load()
         load_policies(cfg)  # fail fast on a bad profile, before binding anything
-        _preflight(cfg, live=True)
+        _preflight(cfg, live=True, catalogue=False)  # build_state reads it, with the same line
     except LachanError as exc:
         _fail(exc, 2)  # an operator's mistake: one line each, and systemd's "bad config" status
     try:

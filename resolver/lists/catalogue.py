@@ -242,6 +242,10 @@ def with_extra(catalogue: Catalogue, extras: tuple[ExtraSource, ...], where: str
 
 
 def load_for(settings: ListsSettings, where: str) -> Catalogue:
-    """The catalogue a config's ``lists`` section names, with its extra sources."""
-    catalogue = load_catalogue(settings.catalogue)
+    """The catalogue a config's ``lists`` section names, with its extra sources; a problem is
+    one line naming ``where`` (the config file) and the key."""
+    try:
+        catalogue = load_catalogue(settings.catalogue)
+    except ListError as exc:
+        raise ListError(f"{where}: lists.catalogue: {exc}") from None
     return with_extra(catalogue, settings.extra_sources, f"{where}: lists.extra_sources")

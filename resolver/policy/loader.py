@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from resolver.config_read import unknown_key
 from resolver.errors import ConfigError
 from resolver.policy.decision import AnswerMode
 from resolver.policy.keywords import KeywordMatcher
@@ -258,7 +259,7 @@ def profile_from_mapping(
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level")
     for extra in sorted(set(data) - _KEYS):
-        check.add(str(extra), f"unknown key (known: {', '.join(sorted(_KEYS))})")
+        check.add(str(extra), unknown_key(str(extra), set(_KEYS)))
     block = frozenset(check.each(data, "block", _category))
     profile = Profile(
         name=_profile_name(check, data, default_name),

@@ -27,11 +27,14 @@ class Findings:
     notes: list[str] = field(default_factory=list)
 
 
-def check(config: Config, live: bool = True, catalogue: bool = True) -> Findings:
+def check(
+    config: Config, live: bool = True, catalogue: bool = True, listen_flags: bool = False
+) -> Findings:
     """Everything serving this config needs from the file system (and, if ``live``, now).
 
     ``catalogue=False`` leaves the catalogue to ``serve``'s own first read of it (the same
-    one-line error, without parsing it twice at every start)."""
+    one-line error, without parsing it twice at every start). ``listen_flags``: the
+    listeners came from ``--listen``, so problems name the flag rather than the file."""
     found = Findings()
     where = config.source
     if config.lists.enabled:
@@ -46,7 +49,7 @@ def check(config: Config, live: bool = True, catalogue: bool = True) -> Findings
         _check_folder(found, where, "querylog.path", config.querylog.path.parent)
     if live:
         for i, listener in enumerate(config.listeners):
-            _check_port(found, f"{where}: listen[{i}]", listener)
+            _check_port(found, "--listen" if listen_flags else f"{where}: listen[{i}]", listener)
     return found
 
 

@@ -20,9 +20,11 @@ def _fail(error: LachanError, status: int = 1) -> NoReturn:
     sys.exit(status)
 
 
-def _preflight(cfg: config.Config, live: bool, catalogue: bool = True) -> None:
+def _preflight(
+    cfg: config.Config, live: bool, catalogue: bool = True, listen_flags: bool = False
+) -> None:
     """Raise ConfigError with every problem `serve` would die of; notes go to stderr."""
-    found = preflight.check(cfg, live, catalogue)
+    found = preflight.check(cfg, live, catalogue, listen_flags)
     for note in found.notes:
         click.echo(f"note: {note}", err=True)
     if found.problems:
@@ -75,7 +77,8 @@ def serve(
     try:
         cfg = load()
         load_policies(cfg)  # fail fast on a bad profile, before binding anything
-        _preflight(cfg, live=True, catalogue=False)  # build_state reads it, with the same line
+        # build_state reads the catalogue (with the same one-line error): not parsed twice
+        _preflight(cfg, live=True, catalogue=False, listen_flags=bool(listen))
     except LachanError as exc:
         _fail(exc, 2)  # an operator's mistake: one line each, and systemd's "bad config" status
     try:

@@ -90,7 +90,7 @@ def test_serve_unbindable_or_busy_address() -> None:
         busy.bind(("127.0.0.1", port))
         result = run("serve", "--listen", f"127.0.0.1:{port}", "--upstream", "127.0.0.1")
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert f"127.0.0.1:{port} (UDP) is already in use" in result.stderr
+    assert result.stderr.startswith(f"--listen: 127.0.0.1:{port} (UDP) is already in use")
 
 
 def test_empty_upstream_list_is_refused_or_answers_servfail(

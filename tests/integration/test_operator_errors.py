@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -141,3 +143,26 @@ def test_a_config_with_a_key_ledger_and_query_log_folder_is_ok(tmp_path: Path) -
                             "querylog: {path: queries.jsonl}\n")  # fmt: skip
     result = run("check-config", str(path))
     assert (result.returncode, result.stdout, result.stderr) == (0, f"{path}: ok\n", "")
+
+
+def test_a_privileged_port_checked_without_privilege_says_why_it_cannot_know() -> None:
+    """As `nobody` (setpriv, util-linux), port 53 cannot be tried: a note, not a failure."""
+    folder = Path(tempfile.mkdtemp(prefix="lachan-nobody-"))
+    try:
+        folder.chmod(0o755)  # readable by nobody, unlike pytest's tmp_path
+        path = folder / "lachan.yaml"
+        path.write_text('listen: ["127.0.0.1:53"]\nupstreams: ["127.0.0.1:9"]\n'
+                        "lists: {enabled: false}\n")  # fmt: skip
+        path.chmod(0o644)
+        result = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             *lachan_command(), "check-config", str(path)],
+            capture_output=True, text=True, timeout=30, cwd="/", check=False,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(folder)
+    assert (result.returncode, result.stdout) == (0, f"{path}: ok\n"), result.stderr
+    assert result.stderr == (
+        f"note: {path}: listen[0]: cannot know whether 127.0.0.1:53 is free: binding port 53 "
+        "needs root or CAP_NET_BIND_SERVICE (the systemd unit grants it)\n"
+    )

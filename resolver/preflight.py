@@ -43,6 +43,9 @@ def check(
         _check_key(where, config.audit.key, found)
     if config.audit.ledger is not None:
         _check_folder(found, where, "audit.ledger", config.audit.ledger.parent)
+        if config.audit.ledger.is_dir():
+            found.problems.append(f"{where}: audit.ledger: {config.audit.ledger} is a folder; "
+                                  "name the ledger file in it")  # fmt: skip
         if live:
             _check_lock(found, where, config.audit.ledger)
     if config.querylog is not None:

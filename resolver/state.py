@@ -92,6 +92,8 @@ class ServingState:
 def load_policies(config: Config) -> tuple[dict[str, Profile], ClientMap, str]:
     """Profiles, the client map and a digest of the policy files; ConfigError if invalid."""
     directory = config.policies_dir or BUNDLED_POLICIES
+    if config.policies_dir is not None and not config.policies_dir.is_dir():
+        raise ConfigError(f"{config.source}: policies.dir: folder {directory} does not exist")
     local = config.policies_local_dir
     if local is not None and not local.is_dir():
         raise ConfigError(f"{config.source}: policies.local_dir: folder {local} does not exist")

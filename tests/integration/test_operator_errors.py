@@ -166,3 +166,15 @@ def test_a_privileged_port_checked_without_privilege_says_why_it_cannot_know() -
         f"note: {path}: listen[0]: cannot know whether 127.0.0.1:53 is free: binding port 53 "
         "needs root or CAP_NET_BIND_SERVICE (the systemd unit grants it)\n"
     )
+
+
+def test_a_ledger_that_is_a_folder_and_a_missing_policies_dir_are_named(tmp_path: Path) -> None:
+    assert run("audit", "keygen", "--out", str(tmp_path)).returncode == 0
+    (tmp_path / "ledger").mkdir()
+    path = config(tmp_path, "audit: {ledger: ledger, key: audit.key}\n")
+    assert_both_refuse(
+        path, f"{path}: audit.ledger: {tmp_path}/ledger is a folder; name the ledger file in it"
+    )
+    path.write_text(path.read_text().replace("ledger: ledger", "ledger: ledger/l.jsonl")
+                    + "policies: {dir: profiles}\n")  # fmt: skip
+    assert_both_refuse(path, f"{path}: policies.dir: folder {tmp_path}/profiles does not exist")

@@ -199,7 +199,11 @@ def _udp_socket(listener: Listener, family: int, reuse_port: bool) -> socket.soc
             sock.setsockopt(socket.SOL_SOCKET, option, 4 * 1024 * 1024)
         except OSError:
             pass
-    sock.bind((listener.host, listener.port))
+    try:
+        sock.bind((listener.host, listener.port))
+    except OSError as exc:  # name the address: "in use" alone does not say which listener
+        sock.close()
+        raise OSError(exc.errno, f"{listener}: {exc.strerror}") from None
     sock.setblocking(False)
     return sock
 

@@ -12,11 +12,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
 from .acl import AclConfig, acl_config
 from .cache import CachePolicy
+from .config_lists import extra_sources
 from .config_read import Reader, in_range, ip_address, one_of, split_host_port
 from .errors import ConfigError
 from .pipeline import ServePolicy
@@ -25,6 +27,7 @@ from .transport.tcp import TcpPolicy
 from .upstream import ForwardPolicy, UpstreamAddress
 
 if TYPE_CHECKING:  # imported where used: `lachan serve` need not load what it is not asked for
+    from .lists.catalogue import ExtraSource
     from .querylog import QueryLogConfig
 
 DEFAULT_CONFIG = Path(__file__).with_name("data") / "default.yaml"
@@ -55,6 +58,7 @@ class ListsSettings:
     catalogue: Path | None = None
     state_dir: Path | None = None
     refresh_interval: int = 0  # seconds between in-process refreshes; 0 = only on SIGHUP
+    extra_sources: tuple[ExtraSource, ...] = ()  # the site's own lists
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +92,7 @@ class Config:
     audit: AuditSettings = AuditSettings()
     workers: int = 1
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    policies_local_dir: Path | None = None  # the site's overrides of the shipped profiles
 
 
 _TOP_LEVEL = {
@@ -127,7 +132,7 @@ def parse(text: str, source: str, base: Path | None = None) -> Config:
         source=source,
         site=_site(root.section("site")),
         listeners=_listeners(root),
-        forward=_forward(root.section("upstream")),
+        forward=_forward(_upstream_section(root)),
         cache=_cache(root.section("cache")),
         serve=_serve(root.section("server")),
         tcp=_tcp(root.section("tcp")),
@@ -141,6 +146,7 @@ def parse(text: str, source: str, base: Path | None = None) -> Config:
         audit=_audit(root.section("audit"), base),
         workers=root.get("workers", 1, int, in_range(0, 256)) or (os.cpu_count() or 1),
         raw=root.value,
+        policies_local_dir=_path(root.section("policies"), "local_dir", base),
     )
     upstreams, from_resolv = _upstreams(root)
     config = dataclasses.replace(
@@ -156,8 +162,16 @@ def _site(node: Reader) -> Site:
     return Site(
         id=node.get("id", "lachan", str),
         kind=node.get("kind", "other", str, one_of("school", "isp", "other")),
-        timezone=node.get("timezone", "Asia/Ho_Chi_Minh", str),
+        timezone=node.get("timezone", "Asia/Ho_Chi_Minh", str, _zone),
     )
+
+
+def _zone(value: str) -> str | None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"unknown time zone {value!r} (an IANA name such as Asia/Ho_Chi_Minh)"
+    return None
 
 
 def _listeners(root: Reader) -> tuple[Listener, ...]:
@@ -205,6 +219,19 @@ def _upstreams(root: Reader) -> tuple[tuple[UpstreamAddress, ...], bool]:
     elif root.value.get("upstreams") == []:
         root.problem("must list at least one upstream", "upstreams")
     return tuple(addresses), not root.has("upstreams")
+
+
+def _upstream_section(root: Reader) -> Reader:
+    """``upstream`` (settings) is one letter from ``upstreams`` (servers): say so on a list."""
+    value = root.value.get("upstream")
+    if isinstance(value, (list, str)):
+        root.problem(
+            "must be a mapping of forwarding settings (timeout, tcp_timeout, attempts, "
+            "udp_size); did you mean upstreams?",
+            "upstream",
+        )
+        return Reader({}, "upstream", root.problems, root.source)
+    return root.section("upstream")
 
 
 def _forward(node: Reader) -> ForwardPolicy:
@@ -266,17 +293,18 @@ def _path(node: Reader, key: str, base: Path) -> Path | None:
 
 
 def _lists(node: Reader, base: Path) -> ListsSettings:
-    node.reject_unknown({"enabled", "catalogue", "state_dir", "refresh_interval"})
+    node.reject_unknown({"enabled", "catalogue", "state_dir", "refresh_interval", "extra_sources"})
     return ListsSettings(
         enabled=node.get("enabled", True, bool),
         catalogue=_path(node, "catalogue", base),
         state_dir=_path(node, "state_dir", base),
         refresh_interval=node.get("refresh_interval", 0, int, in_range(0, 30 * 86_400)),
+        extra_sources=extra_sources(node, base),
     )
 
 
 def _policies_dir(node: Reader, base: Path) -> Path | None:
-    node.reject_unknown({"dir"})
+    node.reject_unknown({"dir", "local_dir"})
     return _path(node, "dir", base)
 
 

@@ -6,6 +6,7 @@ config from the message alone; all problems are collected before failing.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -89,11 +90,17 @@ class Reader:
     def reject_unknown(self, known: set[str]) -> None:
         for key in self._mapping():
             if key not in known:
-                hint = ", ".join(sorted(known))
-                self.problem(f"unknown key (known: {hint})", self.child_path(str(key)))
+                self.problem(unknown_key(str(key), known), self.child_path(str(key)))
 
     def _mapping(self) -> dict[str, Any]:
         return self.value if isinstance(self.value, dict) else {}
+
+
+def unknown_key(key: str, known: set[str]) -> str:
+    """'unknown key', with the likely intended key first when one is close (a typo)."""
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}? " if close else ""
+    return f"unknown key ({hint}known: {', '.join(sorted(known))})"
 
 
 def _kind(value: Any) -> str:

@@ -93,12 +93,12 @@ async def refresh_lists(
 async def _refresh_lists_once(
     config: Config, stats: Stats, reload: Callable[[], Awaitable[object]]
 ) -> None:
-    from .lists.catalogue import default_state_dir, load_catalogue
+    from .lists.catalogue import default_state_dir, load_for
     from .lists.fetch import refresh
 
     loop = asyncio.get_running_loop()
     state_dir = config.lists.state_dir or default_state_dir()
-    catalogue = await loop.run_in_executor(None, load_catalogue, config.lists.catalogue)
+    catalogue = await loop.run_in_executor(None, load_for, config.lists, config.source)
     report = await loop.run_in_executor(None, lambda: refresh(catalogue, state_dir))
     # Freshness metrics come from the state folder (watch_list_freshness), as for the timer.
     if report.changed:

@@ -19,7 +19,7 @@ from .config import Config
 from .coverage.canary import CanaryStatus, format_canary
 from .errors import ConfigError, ListError
 from .fastpath import static_table
-from .lists.catalogue import default_state_dir, load_catalogue
+from .lists.catalogue import default_state_dir, load_for
 from .lists.index import Index, open_index
 from .lists.match import ListMatch
 from .lists.snapshot import current_index, ensure_index
@@ -92,13 +92,19 @@ class ServingState:
 def load_policies(config: Config) -> tuple[dict[str, Profile], ClientMap, str]:
     """Profiles, the client map and a digest of the policy files; ConfigError if invalid."""
     directory = config.policies_dir or BUNDLED_POLICIES
-    profiles = load_profiles(directory, config.site.timezone)
+    if config.policies_dir is not None and not config.policies_dir.is_dir():
+        raise ConfigError(f"{config.source}: policies.dir: folder {directory} does not exist")
+    local = config.policies_local_dir
+    if local is not None and not local.is_dir():
+        raise ConfigError(f"{config.source}: policies.local_dir: folder {local} does not exist")
+    profiles = load_profiles(directory, config.site.timezone, local)
     if not profiles:
         raise ConfigError(f"{directory}: no profile (*.yaml) found")
     clients = ClientMap.from_config(config.clients, profiles, config.source)
     digest = hashlib.sha256()
-    for path in sorted(Path(directory).glob("*.yaml")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for folder in (Path(directory), *((Path(local),) if local else ())):
+        for path in sorted(folder.glob("*.yaml")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
     digest.update(repr(sorted(config.clients.items())).encode())
     return profiles, clients, "sha256:" + digest.hexdigest()[:16]
 
@@ -108,7 +114,7 @@ def load_index(config: Config, compile_if_needed: bool = True) -> Index | EmptyI
     if not config.lists.enabled:
         return EmptyIndex()
     state_dir = config.lists.state_dir or default_state_dir()
-    catalogue = load_catalogue(config.lists.catalogue)
+    catalogue = load_for(config.lists, config.source)
     started = time.monotonic()
     if compile_if_needed:
         path = ensure_index(catalogue, state_dir)

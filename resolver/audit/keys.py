@@ -70,7 +70,7 @@ def write_keypair(out_dir: Path) -> tuple[Path, Path]:
     return private_path, public_path
 
 
-def private_key_problem(path: Path, key: str = "audit.key") -> str | None:
+def private_key_problem(path: Path) -> str | None:
     """One line when the private key at ``path`` is open to group or others, else None.
 
     Anyone who can read the key can sign a ledger as this site, so a key that is not 0600
@@ -82,7 +82,7 @@ def private_key_problem(path: Path, key: str = "audit.key") -> str | None:
         return None
     if mode & 0o077:
         return (
-            f"{path}: {key}: private key is open to group or others (mode {mode:04o}); "
+            f"{path}: private key is open to group or others (mode {mode:04o}); "
             f"run: chmod 600 {path}"
         )
     return None
@@ -90,9 +90,6 @@ def private_key_problem(path: Path, key: str = "audit.key") -> str | None:
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:
     """Read a PEM Ed25519 private key; a wrong file or a readable-by-all one is one line."""
-    problem = private_key_problem(path)
-    if problem:
-        raise AuditError(problem)
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except OSError as exc:
@@ -101,6 +98,9 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
         raise AuditError(f"{path}: not a PEM private key without passphrase") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise AuditError(f"{path}: not an Ed25519 private key")
+    problem = private_key_problem(path)  # after the kind: a public key is named as such
+    if problem:
+        raise AuditError(problem)
     return key
 
 

@@ -11,7 +11,7 @@ import click
 
 from resolver import config
 from resolver.errors import LachanError
-from resolver.lists.catalogue import Catalogue, default_state_dir, load_catalogue
+from resolver.lists.catalogue import Catalogue, default_state_dir, load_catalogue, with_extra
 from resolver.lists.fetch import FetchPolicy, read_meta, refresh
 from resolver.lists.index import open_index
 from resolver.lists.parsers import FORMATS, detect_format, parse
@@ -62,6 +62,12 @@ def _setup(catalogue_path: Path | None, state_dir: Path | None) -> tuple[Catalog
         settings = config.load(config_path).lists
         catalogue_path = catalogue_path or settings.catalogue
         state_dir = state_dir or settings.state_dir
+        catalogue = with_extra(  # the site's own lists are updated with the catalogue's
+            load_catalogue(catalogue_path),
+            settings.extra_sources,
+            f"{config_path}: lists.extra_sources",
+        )
+        return catalogue, Path(state_dir or default_state_dir())
     return load_catalogue(catalogue_path), Path(state_dir or default_state_dir())
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -19,12 +20,40 @@ from ..policy.clients import ClientMap
 from ..policy.decide import Lookup
 from ..policy.explain import explain as explain_lines
 from ..policy.explain import parse_qtype, parse_when
+from ..policy.loader import normalise_name
 from ..policy.profile import Profile
 from ..state import load_index, load_policies
 
 
 def _fail(error: LachanError | ValueError) -> NoReturn:
-    raise click.ClickException(str(error))
+    """One line per problem and exit status 2: a mistake in what was asked, not a crash."""
+    lines = error.problems if isinstance(error, ConfigError) else [str(error)]
+    for line in lines:
+        click.echo(f"lachan explain: {line}", err=True)
+    sys.exit(2)
+
+
+def _checked_inputs(name: str, args: dict[str, Any]) -> str:
+    """The name as lachan would match it; ValueError naming the bad option otherwise."""
+    for option in ("client", "listener", "ecs"):
+        if args[option] is None:
+            continue
+        try:
+            if option == "client":
+                ipaddress.ip_address(args[option])
+            elif option == "ecs":
+                ipaddress.ip_network(args[option], strict=False)
+            else:
+                host, _, port = args[option].rpartition(":")
+                ipaddress.ip_address(host.strip("[]"))
+                if not port.isdigit() or int(port) > 65535:
+                    raise ValueError
+        except ValueError:
+            raise ValueError(f"--{option}: not a valid address: {args[option]!r}") from None
+    try:
+        return normalise_name(name)
+    except ValueError as exc:
+        raise ValueError(f"NAME: {exc} (letters, digits, '-' and '_' between dots)") from None
 
 
 def _load(args: dict[str, Any]) -> tuple[Config, dict[str, Profile], ClientMap]:
@@ -46,7 +75,7 @@ def _choose(
         return profiles[args["profile"]], "chosen with --profile"
     host, _, port = args["listener"].rpartition(":")
     listener = (str(ipaddress.ip_address(host.strip("[]"))), int(port))
-    ecs = ipaddress.ip_network(args["ecs"]) if args["ecs"] else None
+    ecs = ipaddress.ip_network(args["ecs"], strict=False) if args["ecs"] else None
     return clients.explain(args["client"], listener, ecs)
 
 
@@ -81,6 +110,7 @@ def _lookup(cfg: Config, index: str | None) -> Lookup:
 def explain(name: str, **args: Any) -> None:
     """Explain what lachan would answer for NAME: profile, decision, rule, answer."""
     try:
+        name = _checked_inputs(name, args)
         cfg, profiles, clients = _load(args)
         profile, why = _choose(profiles, clients, args)
         qtype = parse_qtype(args["qtype"])

@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import NoReturn
 
 import click
 
-from .. import app, config
+from .. import app, config, preflight
 from ..errors import ConfigError, LachanError
 from ..state import load_policies
 
 
-def _fail(error: LachanError) -> None:
+def _fail(error: LachanError, status: int = 1) -> NoReturn:
     problems = error.problems if isinstance(error, ConfigError) else [str(error)]
     for line in problems:
         click.echo(line, err=True)
-    sys.exit(1)
+    sys.exit(status)
+
+
+def _preflight(
+    cfg: config.Config, live: bool, catalogue: bool = True, listen_flags: bool = False
+) -> None:
+    """Raise ConfigError with every problem `serve` would die of; notes go to stderr."""
+    found = preflight.check(cfg, live, catalogue, listen_flags)
+    for note in found.notes:
+        click.echo(f"note: {note}", err=True)
+    if found.problems:
+        raise ConfigError(found.problems)
 
 
 @click.command()
@@ -65,9 +77,10 @@ def serve(
     try:
         cfg = load()
         load_policies(cfg)  # fail fast on a bad profile, before binding anything
+        # build_state reads the catalogue (with the same one-line error): not parsed twice
+        _preflight(cfg, live=True, catalogue=False, listen_flags=bool(listen))
     except LachanError as exc:
-        _fail(exc)
-    _refuse_open_key(cfg)
+        _fail(exc, 2)  # an operator's mistake: one line each, and systemd's "bad config" status
     try:
         if cfg.workers > 1:
             from ..supervisor import run_supervised  # only with workers: saves startup
@@ -75,34 +88,32 @@ def serve(
             run_supervised(cfg, load, cfg.workers)
         else:
             app.run(cfg, load)
+    except LachanError as exc:  # what the checks above could not foresee, e.g. a race
+        _fail(exc, 2)
     except OSError as exc:
         click.echo(f"lachan: cannot serve: {exc}", err=True)
-        sys.exit(1)
+        sys.exit(2)
 
 
 @click.command("check-config")
 @click.argument("path", type=click.Path(dir_okay=False))
-def check_config(path: str) -> None:
-    """Validate a config file: one line per problem, exit 1 if any."""
+@click.option(
+    "--files-only",
+    is_flag=True,
+    help="Skip the live checks (ports free, ledger not locked): for a config to reload "
+    "into a server that is already running.",
+)
+def check_config(path: str, files_only: bool) -> None:
+    """Validate a config file and what serving it needs: one line per problem, exit 1 if any.
+
+    Checks the profiles, the catalogue, the audit key and ledger folder, the query-log folder,
+    the lists' state folder, and (unless --files-only) that the ports are free and the ledger
+    is not locked by a running instance.
+    """
     try:
         cfg = config.load(path)
         load_policies(cfg)
+        _preflight(cfg, live=not files_only)
     except LachanError as exc:
         _fail(exc)
-    if _key_problem(cfg):
-        _fail(LachanError(str(_key_problem(cfg))))
     click.echo(f"{path}: ok")
-
-
-def _key_problem(cfg: config.Config) -> str | None:
-    from ..audit.keys import private_key_problem  # cryptography is loaded only for a ledger
-
-    return private_key_problem(cfg.audit.key) if cfg.audit.key is not None else None
-
-
-def _refuse_open_key(cfg: config.Config) -> None:
-    """A private audit key readable by others stops the start: one line, exit status 2."""
-    problem = _key_problem(cfg)
-    if problem:
-        click.echo(f"lachan: {problem}", err=True)
-        sys.exit(2)

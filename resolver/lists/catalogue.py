@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from resolver.errors import ListError
 from resolver.lists.rules import FORMATS
+
+if TYPE_CHECKING:
+    from resolver.config import ListsSettings
 
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -193,3 +197,55 @@ def parse_interval(path: Path, where: str, text: str) -> int:
     if not number.isdigit() or int(number) == 0:
         raise ListError(f"{path}: {where}: refresh {text!r} is not like 30m, 12h or 7d")
     return int(number) * (unit or 1)
+
+
+# -- the site's own lists (lachan.yaml: lists.extra_sources) --------------------------------
+@dataclass(frozen=True, slots=True)
+class ExtraSource:
+    """A site's own list: by URL or local file, in a catalogue category; format may be
+    ``auto`` (detected from the content each time it is parsed)."""
+
+    id: str
+    category: str
+    url: str | None = None
+    file: Path | None = None
+    format: str = "auto"
+    refresh: int = 86_400
+    licence: str = "local"
+
+
+def with_extra(catalogue: Catalogue, extras: tuple[ExtraSource, ...], where: str) -> Catalogue:
+    """The catalogue with the site's sources appended to their categories (ListError naming
+    ``where``, e.g. ``lachan.yaml: lists.extra_sources[0]``, on an unknown category or id)."""
+    if not extras:
+        return catalogue
+    known = {c.id: c for c in catalogue.categories}
+    taken = {s.id for s in catalogue.sources}
+    added: dict[str, list[Source]] = {}
+    for i, extra in enumerate(extras):
+        if extra.category not in known:
+            raise ListError(f"{where}[{i}].category: unknown category {extra.category!r} "
+                            f"(known: {', '.join(catalogue.category_ids)})")  # fmt: skip
+        if extra.id in taken:
+            raise ListError(f"{where}[{i}].id: {extra.id!r} is already a source id")
+        taken.add(extra.id)
+        source = Source(extra.id, extra.category, extra.format, extra.url, extra.file,
+                        extra.licence, extra.refresh, known[extra.category].guarded)  # fmt: skip
+        added.setdefault(extra.category, []).append(source)
+    categories = tuple(
+        dataclasses.replace(c, sources=c.sources + tuple(added.get(c.id, ()))) if c.id in added
+        else c
+        for c in catalogue.categories
+    )  # fmt: skip
+    digest = hashlib.sha256((catalogue.digest + repr(extras)).encode()).hexdigest()
+    return dataclasses.replace(catalogue, categories=categories, digest=digest)
+
+
+def load_for(settings: ListsSettings, where: str) -> Catalogue:
+    """The catalogue a config's ``lists`` section names, with its extra sources; a problem is
+    one line naming ``where`` (the config file) and the key."""
+    try:
+        catalogue = load_catalogue(settings.catalogue)
+    except ListError as exc:
+        raise ListError(f"{where}: lists.catalogue: {exc}") from None
+    return with_extra(catalogue, settings.extra_sources, f"{where}: lists.extra_sources")

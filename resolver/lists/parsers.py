@@ -124,8 +124,9 @@ PARSERS: dict[str, Callable[[str], ParseResult]] = {
 
 
 def parse(text: str, fmt: str) -> ParseResult:
-    """Parse ``text`` in list format ``fmt`` (see FORMATS); raise KeyError for unknown ones."""
-    return PARSERS[fmt](text)
+    """Parse ``text`` in list format ``fmt`` (see FORMATS, or ``auto``: detected from the
+    text, for a site's own lists); raise KeyError for unknown ones."""
+    return PARSERS[detect_format(text) if fmt == "auto" else fmt](text)
 
 
 assert tuple(PARSERS) == FORMATS, "rules.FORMATS names every parser, in order"

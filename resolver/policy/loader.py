@@ -11,9 +11,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from resolver.config_read import unknown_key
 from resolver.errors import ConfigError
 from resolver.policy.decision import AnswerMode
 from resolver.policy.keywords import KeywordMatcher
+from resolver.policy.overrides import Docs, apply_local
 from resolver.policy.profile import (
     CATEGORIES,
     DEFAULT_CANARY,
@@ -257,7 +259,7 @@ def profile_from_mapping(
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level")
     for extra in sorted(set(data) - _KEYS):
-        check.add(str(extra), f"unknown key (known: {', '.join(sorted(_KEYS))})")
+        check.add(str(extra), unknown_key(str(extra), set(_KEYS)))
     block = frozenset(check.each(data, "block", _category))
     profile = Profile(
         name=_profile_name(check, data, default_name),
@@ -282,14 +284,9 @@ def profile_from_mapping(
     return profile
 
 
-def load_profile(
-    path: Path | str, label: str | None = None, default_timezone: str = DEFAULT_TIMEZONE
-) -> Profile:
-    """Read and validate one profile file; ``label`` is how messages name it (default: path)."""
-    path = Path(path)
-    source = label or str(path)
+def _read_yaml(path: Path, source: str) -> Any:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:
@@ -298,28 +295,63 @@ def load_profile(
         raise ConfigError(
             f"{source}: {where}: invalid YAML: {getattr(exc, 'problem', exc)}"
         ) from None
-    return profile_from_mapping(data, source, path.stem, default_timezone)
 
 
-def load_profiles(
-    directory: Path | str, default_timezone: str = DEFAULT_TIMEZONE
-) -> dict[str, Profile]:
-    """Every ``*.yaml`` profile in ``directory`` by name; problems from all files together."""
-    directory = Path(directory)
-    profiles: dict[str, Profile] = {}
-    problems: list[str] = []
+def load_profile(
+    path: Path | str, label: str | None = None, default_timezone: str = DEFAULT_TIMEZONE
+) -> Profile:
+    """Read and validate one profile file; ``label`` is how messages name it (default: path)."""
+    path = Path(path)
+    source = label or str(path)
+    return profile_from_mapping(_read_yaml(path, source), source, path.stem, default_timezone)
+
+
+def _read_dir(directory: Path, problems: list[str]) -> Docs:
+    """Every ``*.yaml`` document of a folder by profile name (``name``, else the file name)."""
+    docs: Docs = {}
     for path in sorted(directory.glob("*.yaml")):
         label = f"{directory.name}/{path.name}"
         try:
-            profile = load_profile(path, label, default_timezone)
+            data = _read_yaml(path, label)
         except ConfigError as exc:
             problems += exc.problems
             continue
-        if profile.name in profiles:
-            problems.append(f"{label}: name: profile {profile.name!r} is defined twice")
-        profiles[profile.name] = profile
+        name = data.get("name", path.stem) if isinstance(data, dict) else path.stem
+        if not isinstance(name, str):
+            name = path.stem  # the validator names the bad `name`
+        if name in docs:
+            problems.append(f"{label}: name: profile {name!r} is defined twice")
+            continue
+        docs[name] = (label, data)
+    return docs
+
+
+def load_profiles(
+    directory: Path | str,
+    default_timezone: str = DEFAULT_TIMEZONE,
+    local_dir: Path | str | None = None,
+) -> dict[str, Profile]:
+    """Every ``*.yaml`` profile in ``directory`` by name, with ``local_dir``'s overrides
+    applied (resolver.policy.overrides); problems from all files together."""
+    directory = Path(directory)
+    problems: list[str] = []
+    docs = _read_dir(directory, problems)
+    if not docs and not problems:
+        raise ConfigError(f"{directory}: no *.yaml profiles found")
+    if local_dir is not None:
+        if not Path(local_dir).is_dir():
+            raise ConfigError(f"policies.local_dir: folder {local_dir} does not exist")
+        local = _read_dir(Path(local_dir), problems)
+        try:
+            docs = apply_local(docs, local)
+        except ConfigError as exc:
+            problems += exc.problems
+    profiles: dict[str, Profile] = {}
+    for name, (label, data) in docs.items():
+        try:
+            profiles[name] = profile_from_mapping(data, label, name, default_timezone)
+        except ConfigError as exc:
+            problems += exc.problems
     if problems:
         raise ConfigError(problems)
-    if not profiles:
-        raise ConfigError(f"{directory}: no *.yaml profiles found")
     return profiles

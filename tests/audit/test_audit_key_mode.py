@@ -38,8 +38,7 @@ def test_the_loader_refuses_a_key_others_can_read(tmp_path: Path, mode: int) -> 
     with pytest.raises(AuditError) as err:
         load_private_key(key)
     assert str(err.value) == (
-        f"{key}: audit.key: private key is open to group or others (mode {mode:04o}); "
-        f"run: chmod 600 {key}"
+        f"{key}: private key is open to group or others (mode {mode:04o}); run: chmod 600 {key}"
     )
 
 
@@ -56,7 +55,7 @@ def test_serve_refuses_to_start_with_one_line_and_status_2(tmp_path: Path) -> No
     assert result.returncode == 2, result
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if " INFO " not in line]
-    assert lines == [f"lachan: {key}: audit.key: private key is open to group or others "
+    assert lines == [f"{path}: audit.key: {key}: private key is open to group or others "
                      f"(mode 0644); run: chmod 600 {key}"]  # fmt: skip
     assert not (tmp_path / "ledger.jsonl").exists()
 
@@ -66,7 +65,7 @@ def test_check_config_reports_the_open_key(tmp_path: Path) -> None:
     result = _lachan("check-config", str(path))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip() == (
-        f"{key}: audit.key: private key is open to group or others (mode 0644); "
+        f"{path}: audit.key: {key}: private key is open to group or others (mode 0644); "
         f"run: chmod 600 {key}"
     )
     key.chmod(0o600)

@@ -59,3 +59,17 @@ def test_errors_are_one_line() -> None:
 )
 def test_parse_qtype(text, qtype) -> None:
     assert parse_qtype(text) == qtype
+
+
+def test_a_bad_client_address_is_one_line_and_exit_2() -> None:
+    code, out = run("example.com", "--client", "999.1.1.1")
+    assert (code, out) == (2, "lachan explain: --client: not a valid address: '999.1.1.1'\n")
+
+
+def test_an_invalid_name_is_said_invalid_not_allowed() -> None:
+    code, out = run("bad name!")
+    assert code == 2 and "allow" not in out
+    assert out == (
+        "lachan explain: NAME: invalid domain name 'bad name!' "
+        "(letters, digits, '-' and '_' between dots)\n"
+    )

@@ -125,3 +125,12 @@ def test_site_timezone_is_the_default(tmp_path: Path) -> None:
     loaded = load_profiles(tmp_path, default_timezone="Europe/Paris")
     assert str(loaded["a"].timezone) == "Europe/Paris"
     assert str(loaded["b"].timezone) == "Asia/Bangkok"
+
+
+def test_a_misspelt_key_gets_a_did_you_mean(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("blokc: [adult]\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_profile(path)
+    (line,) = caught.value.problems
+    assert line.startswith(f"{path}: blokc: unknown key (did you mean block? known: allow,")

@@ -141,7 +141,8 @@ def test_tmpfiles_lays_out_the_documented_paths(tmp_path: Path) -> None:
     for path, mode, owner in (
         ("etc/lachan", 0o755, 0),
         ("var/lib/lachan", 0o750, uid),
-        ("var/lib/lachan/lists", 0o750, uid),
+        ("etc/lachan/policies.d", 0o755, 0),
+        ("var/lib/lachan/sources", 0o750, uid),
         ("var/lib/lachan/index", 0o750, uid),
         ("var/lib/lachan/ledger", 0o750, uid),
     ):

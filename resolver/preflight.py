@@ -1,0 +1,157 @@
+"""What `lachan serve` would die of, found before it starts: one line per problem, file and key.
+
+``check-config`` and ``serve`` both run these checks, so a config that passes the check (as
+systemd's ExecStartPre) does not then fail to start in a restart loop. Files are checked
+always; the live state (ports free, ledger not locked by a running instance) only when asked,
+since checking a config to reload into a running server would find its own ports busy.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import Config, Listener
+from .errors import LachanError
+
+
+@dataclass
+class Findings:
+    """Problems stop the server; notes say what could not be checked, and why."""
+
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def check(
+    config: Config, live: bool = True, catalogue: bool = True, listen_flags: bool = False
+) -> Findings:
+    """Everything serving this config needs from the file system (and, if ``live``, now).
+
+    ``catalogue=False`` leaves the catalogue to ``serve``'s own first read of it (the same
+    one-line error, without parsing it twice at every start). ``listen_flags``: the
+    listeners came from ``--listen``, so problems name the flag rather than the file."""
+    found = Findings()
+    where = config.source
+    if config.lists.enabled:
+        _check_lists(config, found, catalogue)
+    if config.audit.key is not None:
+        _check_key(where, config.audit.key, found)
+    if config.audit.ledger is not None:
+        _check_folder(found, where, "audit.ledger", config.audit.ledger.parent)
+        if config.audit.ledger.is_dir():
+            found.problems.append(f"{where}: audit.ledger: {config.audit.ledger} is a folder; "
+                                  "name the ledger file in it")  # fmt: skip
+        if live:
+            _check_lock(found, where, config.audit.ledger)
+    if config.querylog is not None:
+        _check_folder(found, where, "querylog.path", config.querylog.path.parent)
+    if live:
+        for i, listener in enumerate(config.listeners):
+            _check_port(found, "--listen" if listen_flags else f"{where}: listen[{i}]", listener)
+    return found
+
+
+def _check_lists(config: Config, found: Findings, catalogue: bool) -> None:
+    from .lists.catalogue import default_state_dir, load_for
+
+    if catalogue:
+        try:
+            load_for(config.lists, config.source)
+        except LachanError as exc:
+            found.problems.append(str(exc))
+    for i, extra in enumerate(config.lists.extra_sources):
+        if extra.file is not None and not extra.file.is_file():
+            where = f"{config.source}: lists.extra_sources[{i}].file"
+            found.problems.append(f"{where}: cannot read {extra.file}")
+    state_dir = config.lists.state_dir or default_state_dir()
+    problem = creatable(state_dir)
+    if problem:
+        found.problems.append(f"{config.source}: lists.state_dir: {problem}")
+
+
+def _check_key(where: str, key: Path, found: Findings) -> None:
+    from .audit.keys import load_private_key  # cryptography only when a ledger is configured
+
+    try:
+        load_private_key(key)
+    except LachanError as exc:
+        hint = " (create it with `lachan audit keygen --out DIR`)" if not key.exists() else ""
+        found.problems.append(f"{where}: audit.key: {exc}{hint}")
+
+
+def _check_folder(found: Findings, where: str, key: str, folder: Path) -> None:
+    if not folder.is_dir():
+        found.problems.append(f"{where}: {key}: folder {folder} does not exist")
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        found.problems.append(f"{where}: {key}: folder {folder} is not writable by this user")
+
+
+def creatable(folder: Path) -> str | None:
+    """None when ``folder`` is a writable folder or can be made one, else why not."""
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{probe} is not a folder, so {folder} cannot be created"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        verb = "is not writable" if probe == folder else f"cannot be created in {probe}"
+        return f"{folder} {verb} by this user"
+    return None
+
+
+def _check_lock(found: Findings, where: str, ledger: Path) -> None:
+    try:
+        fd = os.open(ledger, os.O_RDONLY)
+    except FileNotFoundError:
+        return  # serve creates it
+    except OSError as exc:
+        found.problems.append(f"{where}: audit.ledger: cannot open {ledger}: {exc.strerror}")
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        found.problems.append(
+            f"{where}: audit.ledger: {ledger} is locked by another process "
+            "(is lachan already running with this ledger?)"
+        )
+    finally:
+        os.close(fd)  # closing releases the lock if we took it
+
+
+def _check_port(found: Findings, where: str, listener: Listener) -> None:
+    family = socket.AF_INET6 if ":" in listener.host else socket.AF_INET
+    for kind, name in ((socket.SOCK_DGRAM, "UDP"), (socket.SOCK_STREAM, "TCP")):
+        with socket.socket(family, kind) as sock:
+            if kind == socket.SOCK_STREAM:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio does
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind((listener.host, listener.port))
+            except OSError as exc:
+                _port_finding(found, where, listener, name, exc)
+                return
+
+
+def _port_finding(
+    found: Findings, where: str, listener: Listener, proto: str, exc: OSError
+) -> None:
+    if exc.errno == errno.EACCES:
+        found.notes.append(
+            f"{where}: cannot know whether {listener} is free: binding port {listener.port} "
+            "needs root or CAP_NET_BIND_SERVICE (the systemd unit grants it)"
+        )
+    elif exc.errno == errno.EADDRINUSE:
+        found.problems.append(
+            f"{where}: {listener} ({proto}) is already in use "
+            "(another DNS server, or lachan already running?)"
+        )
+    else:
+        found.problems.append(f"{where}: cannot listen on {listener} ({proto}): {exc.strerror}")

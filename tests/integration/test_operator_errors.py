@@ -1,0 +1,180 @@
+"""What `serve` would die of, `check-config` finds first: each case runs the real `lachan`.
+
+Every operator mistake ends in one line naming the file and key: check-config exits 1, serve
+exits 2 (never a traceback), so systemd's ExecStartPre stops a unit that could not start.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.stub_upstream import ROOT, free_port, lachan_command
+
+
+def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        lachan_command() + list(args), capture_output=True, text=True, timeout=timeout,
+        cwd=ROOT, check=False,
+    )  # fmt: skip
+
+
+def config(tmp_path: Path, extra: str, lists: str = "{enabled: false}") -> Path:
+    """A config on a free loopback port (lists off unless asked: no index to compile)."""
+    port = free_port(("127.0.0.1",))
+    path = tmp_path / "lachan.yaml"
+    path.write_text(
+        f'listen: ["127.0.0.1:{port}"]\nupstreams: ["127.0.0.1:9"]\nlists: {lists}\n{extra}',
+        encoding="utf-8",
+    )
+    return path
+
+
+def assert_both_refuse(path: Path, *expected: str) -> None:
+    """check-config and serve give exactly these lines (in any order), exit 1 and 2."""
+    checked = run("check-config", str(path))
+    served = run("serve", "--config", str(path))
+    for result, status in ((checked, 1), (served, 2)):
+        assert result.returncode == status, result
+        assert "Traceback" not in result.stderr
+        assert sorted(result.stderr.splitlines()) == sorted(expected), result.stderr
+
+
+def test_a_missing_catalogue_is_named_with_its_key(tmp_path: Path) -> None:
+    path = config(tmp_path, "", lists="{catalogue: absent.yaml}")
+    missing = tmp_path / "absent.yaml"
+    assert_both_refuse(
+        path,
+        f"{path}: lists.catalogue: {missing}: cannot read catalogue: [Errno 2] "
+        f"No such file or directory: '{missing}'",
+    )
+
+
+def test_a_missing_audit_key_and_ledger_folder_are_both_named(tmp_path: Path) -> None:
+    path = config(tmp_path, "audit: {ledger: nowhere/ledger.jsonl, key: keys/audit.key}\n")
+    assert_both_refuse(
+        path,
+        f"{path}: audit.key: {tmp_path}/keys/audit.key: cannot read private key: No such file "
+        "or directory (create it with `lachan audit keygen --out DIR`)",
+        f"{path}: audit.ledger: folder {tmp_path}/nowhere does not exist",
+    )
+
+
+def test_the_public_key_given_as_the_audit_key_is_refused(tmp_path: Path) -> None:
+    assert run("audit", "keygen", "--out", str(tmp_path / "keys")).returncode == 0
+    path = config(tmp_path, "audit: {ledger: ledger.jsonl, key: keys/audit.pub}\n")
+    assert_both_refuse(
+        path,
+        f"{path}: audit.key: {tmp_path}/keys/audit.pub: not a PEM private key without passphrase",
+    )
+
+
+def test_a_missing_query_log_folder_is_named(tmp_path: Path) -> None:
+    path = config(tmp_path, "querylog: {path: logs/queries.jsonl}\n")
+    assert_both_refuse(path, f"{path}: querylog.path: folder {tmp_path}/logs does not exist")
+
+
+def test_a_ledger_locked_by_a_running_instance_is_named(tmp_path: Path) -> None:
+    assert run("audit", "keygen", "--out", str(tmp_path)).returncode == 0
+    ledger = tmp_path / "ledger.jsonl"
+    path = config(tmp_path, "site: {id: thcs-a, kind: school}\n"
+                            "audit: {ledger: ledger.jsonl, key: audit.key}\n")  # fmt: skip
+    fd = os.open(ledger, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a running lachan holds it
+        assert_both_refuse(
+            path,
+            f"{path}: audit.ledger: {ledger} is locked by another process "
+            "(is lachan already running with this ledger?)",
+        )
+        assert run("check-config", "--files-only", str(path)).returncode == 0
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("kind", [socket.SOCK_DGRAM, socket.SOCK_STREAM])
+def test_a_port_in_use_is_named_by_its_address(tmp_path: Path, kind: int) -> None:
+    path = config(tmp_path, "")
+    port = int(path.read_text().split(":", 2)[2].split('"')[0])
+    proto = "UDP" if kind == socket.SOCK_DGRAM else "TCP"
+    with socket.socket(socket.AF_INET, kind) as busy:
+        busy.bind(("127.0.0.1", port))
+        if kind == socket.SOCK_STREAM:
+            busy.listen()
+        assert_both_refuse(
+            path,
+            f"{path}: listen[0]: 127.0.0.1:{port} ({proto}) is already in use "
+            "(another DNS server, or lachan already running?)",
+        )
+        assert run("check-config", "--files-only", str(path)).returncode == 0
+
+
+def test_a_bad_site_timezone_is_blamed_on_site_timezone(tmp_path: Path) -> None:
+    path = config(tmp_path, "site: {timezone: Mars/Olympus}\n")
+    assert_both_refuse(
+        path,
+        f"{path}: site.timezone: unknown time zone 'Mars/Olympus' "
+        "(an IANA name such as Asia/Ho_Chi_Minh)",
+    )
+
+
+def test_upstream_for_upstreams_says_did_you_mean(tmp_path: Path) -> None:
+    path = tmp_path / "typo.yaml"
+    path.write_text('upstream: ["1.1.1.1"]\nlisten: ["127.0.0.1:5300"]\ncahce: {}\n')
+    result = run("check-config", str(path))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = sorted(result.stderr.splitlines(), key=lambda line: "cahce" in line)
+    assert len(lines) == 2, lines
+    assert lines[0].startswith(f"{path}: upstream: must be a mapping of forwarding settings")
+    assert lines[0].endswith("did you mean upstreams?")
+    assert lines[1].startswith(f"{path}: cahce: unknown key (did you mean cache? known: acl,")
+
+
+def test_a_config_with_a_key_ledger_and_query_log_folder_is_ok(tmp_path: Path) -> None:
+    assert run("audit", "keygen", "--out", str(tmp_path)).returncode == 0
+    path = config(tmp_path, "audit: {ledger: ledger.jsonl, key: audit.key}\n"
+                            "querylog: {path: queries.jsonl}\n")  # fmt: skip
+    result = run("check-config", str(path))
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"{path}: ok\n", "")
+
+
+def test_a_privileged_port_checked_without_privilege_says_why_it_cannot_know() -> None:
+    """As `nobody` (setpriv, util-linux), port 53 cannot be tried: a note, not a failure."""
+    folder = Path(tempfile.mkdtemp(prefix="lachan-nobody-"))
+    try:
+        folder.chmod(0o755)  # readable by nobody, unlike pytest's tmp_path
+        path = folder / "lachan.yaml"
+        path.write_text('listen: ["127.0.0.1:53"]\nupstreams: ["127.0.0.1:9"]\n'
+                        "lists: {enabled: false}\n")  # fmt: skip
+        path.chmod(0o644)
+        result = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             *lachan_command(), "check-config", str(path)],
+            capture_output=True, text=True, timeout=30, cwd="/", check=False,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(folder)
+    assert (result.returncode, result.stdout) == (0, f"{path}: ok\n"), result.stderr
+    assert result.stderr == (
+        f"note: {path}: listen[0]: cannot know whether 127.0.0.1:53 is free: binding port 53 "
+        "needs root or CAP_NET_BIND_SERVICE (the systemd unit grants it)\n"
+    )
+
+
+def test_a_ledger_that_is_a_folder_and_a_missing_policies_dir_are_named(tmp_path: Path) -> None:
+    assert run("audit", "keygen", "--out", str(tmp_path)).returncode == 0
+    (tmp_path / "ledger").mkdir()
+    path = config(tmp_path, "audit: {ledger: ledger, key: audit.key}\n")
+    assert_both_refuse(
+        path, f"{path}: audit.ledger: {tmp_path}/ledger is a folder; name the ledger file in it"
+    )
+    path.write_text(path.read_text().replace("ledger: ledger", "ledger: ledger/l.jsonl")
+                    + "policies: {dir: profiles}\n")  # fmt: skip
+    assert_both_refuse(path, f"{path}: policies.dir: folder {tmp_path}/profiles does not exist")

@@ -1,0 +1,60 @@
+"""The checks before serving: folders that must exist or be creatable, ports, locks."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from resolver import config, preflight
+
+
+def test_a_folder_under_a_writable_one_is_creatable(tmp_path: Path) -> None:
+    assert preflight.creatable(tmp_path / "a" / "b") is None
+    assert preflight.creatable(tmp_path) is None
+
+
+def test_a_folder_under_a_file_is_not_creatable(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    assert preflight.creatable(tmp_path / "file" / "lists") == (
+        f"{tmp_path / 'file'} is not a folder, so {tmp_path / 'file' / 'lists'} cannot be created"
+    )
+
+
+def test_a_lists_state_dir_that_cannot_be_created_is_a_problem(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    cfg = config.parse("lists: {state_dir: file/state}\nlisten: ['127.0.0.1:0']\n", "l.yaml",
+                       tmp_path)  # fmt: skip
+    found = preflight.check(cfg)
+    assert found.problems == [
+        f"l.yaml: lists.state_dir: {tmp_path / 'file'} is not a folder, so "
+        f"{tmp_path / 'file' / 'state'} cannot be created"
+    ]
+
+
+def test_live_checks_are_skipped_when_not_asked(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        port = busy.getsockname()[1]
+        cfg = config.parse(f"lists: {{enabled: false}}\nlisten: ['127.0.0.1:{port}']\n", "l.yaml")
+        assert preflight.check(cfg, live=False).problems == []
+        assert len(preflight.check(cfg, live=True).problems) == 1
+
+
+def test_an_extra_source_file_that_is_missing_is_named(tmp_path: Path) -> None:
+    cfg = config.parse(
+        "lists: {extra_sources: [{id: ours, category: adult, file: ours.txt}]}\n", "l.yaml",
+        tmp_path,
+    )  # fmt: skip
+    found = preflight.check(cfg, live=False)
+    assert found.problems == [
+        f"l.yaml: lists.extra_sources[0].file: cannot read {tmp_path / 'ours.txt'}"
+    ]
+    (tmp_path / "ours.txt").write_text("x.example\n")
+    assert preflight.check(cfg, live=False).problems == []
+
+
+def test_a_catalogue_problem_names_the_config_and_key(tmp_path: Path) -> None:
+    cfg = config.parse("lists: {catalogue: none.yaml}\n", "l.yaml", tmp_path)
+    (line,) = preflight.check(cfg, live=False).problems
+    assert line.startswith(f"l.yaml: lists.catalogue: {tmp_path / 'none.yaml'}: cannot read")
+    assert preflight.check(cfg, live=False, catalogue=False).problems == []

@@ -15,7 +15,7 @@ from resolver.lists.catalogue import Catalogue, default_state_dir, load_catalogu
 from resolver.lists.fetch import FetchPolicy, read_meta, refresh
 from resolver.lists.index import open_index
 from resolver.lists.parsers import FORMATS, detect_format, parse
-from resolver.lists.snapshot import compile_index, ensure_index
+from resolver.lists.snapshot import compile_index, ensure_index, read_text
 
 _catalogue_option = click.option(
     "--catalogue",
@@ -142,7 +142,10 @@ def compile_(catalogue_path: Path | None, state_dir: Path | None) -> None:
 @click.option("--limit", type=int, default=0, help="Print at most this many problems (0: all).")
 def check(file: Path, fmt: str | None, limit: int) -> None:
     """Parse FILE and print every rejected or skipped line with its line number."""
-    text = file.read_bytes().decode("utf-8", errors="replace")
+    try:
+        text = read_text(file)
+    except LachanError as exc:
+        raise click.ClickException(str(exc)) from None
     fmt = fmt or detect_format(text)
     result = parse(text, fmt)
     shown = result.problems if limit <= 0 else result.problems[:limit]

@@ -55,7 +55,7 @@ def test_shipped_profiles_load(profiles) -> None:
     assert set(profiles) == {"under16", "school", "isp-default"}
     under16, school, isp = profiles["under16"], profiles["school"], profiles["isp-default"]
     assert {"adult", "gambling", "drugs", "violence", "dating", "scam", "malware", "phishing",
-            "vpn-proxy-doh"} <= under16.block  # fmt: skip
+            "vpn-proxy", "doh"} <= under16.block  # fmt: skip
     assert under16.safe_search.modes["youtube"] == "strict"
     assert school.safe_search.modes["youtube"] == "moderate"
     assert "classroom.google.com" in school.allow.exact and "zoom.us" in school.allow.wildcard

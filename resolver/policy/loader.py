@@ -37,7 +37,7 @@ _KEYS = frozenset(
 )  # fmt: skip
 _PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
-_KEYWORD = re.compile(r"^[a-z0-9-]{2,63}$")
+_KEYWORD = re.compile(r"^\^?[a-z0-9-]{2,63}$")  # ^word: only where a token starts
 
 
 def normalise_name(text: str, wildcard: bool = False) -> str:
@@ -96,7 +96,9 @@ def _category(value: Any) -> str:
 
 def _keyword(value: Any) -> str:
     if not isinstance(value, str) or not _KEYWORD.match(value.lower()):
-        raise ValueError(f"keyword must be 2-63 letters, digits or '-', got {value!r}")
+        raise ValueError(
+            f"keyword must be 2-63 letters, digits or '-' (optionally after ^), got {value!r}"
+        )
     return value.lower()
 
 

@@ -17,6 +17,7 @@ from resolver.lists.coverage_report import measure, to_json
 from resolver.lists.coverage_text import markdown, render
 from resolver.lists.fetch import FetchPolicy, read_meta, refresh
 from resolver.lists.index import open_index
+from resolver.lists.match import ListAction
 from resolver.lists.parsers import FORMATS, detect_format, parse
 from resolver.lists.snapshot import compile_index, ensure_index, read_text
 
@@ -181,6 +182,14 @@ def lookup(name: str, catalogue_path: Path | None, state_dir: Path | None) -> No
             click.echo(
                 f"{mark} {m.rule:40} {m.action.value:8} {','.join(sorted(m.categories)) or '-':20} "
                 f"source={m.source} ({'listed name' if slot == 'self' else 'parent rule'})"
+            )
+        never = sorted(chain[0][2].categories & cat.never_block)
+        if never and chain[0][2].action is not ListAction.ALLOW:
+            others = sorted(chain[0][2].categories - cat.never_block)
+            click.echo(
+                f"never-block: {', '.join(never)}: no profile blocks it by keyword"
+                + (f" or by {', '.join(others)}" if others else "")
+                + " (a profile's security categories still do)"
             )
 
     _run(go)

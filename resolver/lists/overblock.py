@@ -22,7 +22,7 @@ from resolver.lists.names import lines
 from resolver.lists.snapshot import read_text
 from resolver.policy.decide import Lookup, decide
 from resolver.policy.decision import Block, Reason
-from resolver.policy.profile import NEVER_BLOCK, Profile
+from resolver.policy.profile import Profile
 
 A = 1
 # What a top site may rightly be blocked for (issue 19): anything else is over-blocking.
@@ -116,12 +116,3 @@ def harmless_results(
             hits = tuple(keyword_hits(profile, names))
             out.append(HarmlessResult(set_name, profile.name, len(names), blocked, hits))
     return out
-
-
-def never_block_conflicts(profile: Profile, name: str, lookup: object) -> list[str]:
-    """Categories ``profile`` blocks that a never-block listing of ``name`` overrides (for
-    explain and ``lists lookup``): empty when there is no such conflict."""
-    match = getattr(lookup, "lookup", lambda _n: None)(name)
-    if match is None or NEVER_BLOCK.isdisjoint(match.categories):
-        return []
-    return sorted((match.categories & profile.block) - profile.security)

@@ -10,11 +10,11 @@ figure is the generalisation one: how much of a list the filter has never seen i
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from resolver.lists.catalogue import Catalogue, Category
+from resolver.lists.catalogue import Catalogue
 from resolver.lists.match import ListAction
 from resolver.lists.rules import Rule, Scope
 from resolver.lists.snapshot import parse_source, source_file
@@ -30,7 +30,8 @@ class SourceCoverage:
     source: str
     names: int
     sampled: int
-    blocked: int
+    blocked: int  # by the category's other sources
+    wider: int = 0  # by the profile without this source: every blocked category, keywords
 
     @property
     def share(self) -> float:
@@ -57,6 +58,12 @@ class CategoryCoverage:
             return None
         sampled = sum(s.sampled for s in self.sources)
         return sum(s.blocked for s in self.sources) / sampled if sampled else None
+
+    @property
+    def wider_share(self) -> float | None:
+        """Share the whole profile blocks without each source (None: nothing sampled)."""
+        sampled = sum(s.sampled for s in self.sources)
+        return sum(s.wider for s in self.sources) / sampled if sampled else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,15 +96,37 @@ class RuleSet:
         return False
 
 
-def source_rules(
-    catalogue: Catalogue, category: Category, state_dir: Path
-) -> dict[str, list[Rule]]:
-    """Each source of ``category`` that has a file: its parsed rules."""
-    out: dict[str, list[Rule]] = {}
-    for src in category.sources:
-        path = source_file(src, state_dir)
+@dataclass(frozen=True, slots=True)
+class LoadedSource:
+    """One source parsed once: its block rules and its sorted listed names."""
+
+    id: str
+    category: str
+    rules: RuleSet
+    names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, source: str, category: str, rules: Sequence[Rule]) -> LoadedSource:
+        """Keep what coverage needs of a source's parsed rules."""
+        names = sorted({r.name for r in rules if r.action is not ListAction.ALLOW})
+        return cls(source, category, RuleSet.of(rules), tuple(names))
+
+
+# (left-out source id, name) -> whether the rest of a profile blocks the name
+Wider = Callable[[str, str], bool]
+
+
+def load_sources(
+    catalogue: Catalogue, state_dir: Path, categories: Iterable[str]
+) -> list[LoadedSource]:
+    """Every source of the named categories that has a file, parsed once."""
+    wanted = set(categories)
+    out = []
+    for src in catalogue.sources:
+        path = source_file(src, state_dir) if src.category in wanted else None
         if path is not None:
-            out[src.id] = parse_source(src, path, catalogue.protected).rules
+            rules = parse_source(src, path, catalogue.protected).rules
+            out.append(LoadedSource.of(src.id, src.category, rules))
     return out
 
 
@@ -110,31 +139,49 @@ def sample(names: Iterable[str], size: int, seed: int, salt: str) -> list[str]:
 
 
 def leave_one_out(
-    category: str, rules: dict[str, list[Rule]], size: int, seed: int
+    category: str,
+    sources: Sequence[LoadedSource],
+    size: int,
+    seed: int,
+    wider: Wider | None = None,
 ) -> CategoryCoverage:
-    """Coverage of each source's sample by the category built without that source."""
+    """Coverage of each source's sample by the category built without that source, and
+    (``wider``) by the rest of a profile without it."""
+    # Exceptions-only sources (the vendor allow list) have nothing to sample or to block.
+    own = [s for s in sources if s.category == category and s.names]
     results = []
-    for left_out, own in rules.items():
-        names = [r.name for r in own if r.action is not ListAction.ALLOW]
-        if not names:
-            continue  # an exceptions-only source (vendor allow list) has nothing to sample
-        others = RuleSet.of(r for sid, rs in rules.items() if sid != left_out for r in rs)
-        picked = sample(names, size, seed, left_out)
-        blocked = sum(1 for name in picked if others.blocks(name))
-        results.append(SourceCoverage(left_out, len(set(names)), len(picked), blocked))
+    for left in own:
+        others = [o.rules for o in own if o.id != left.id]
+        picked = sample(left.names, size, seed, left.id)
+        hits = [any(o.blocks(name) for o in others) for name in picked]
+        wide = [
+            h or (wider is not None and wider(left.id, n))
+            for h, n in zip(hits, picked, strict=True)
+        ]
+        results.append(SourceCoverage(left.id, len(left.names), len(picked), sum(hits), sum(wide)))
     return CategoryCoverage(category, tuple(results))
 
 
-def measured_categories(catalogue: Catalogue, wanted: Sequence[str]) -> list[Category]:
-    """The catalogue's categories named in ``wanted``, in catalogue order."""
-    return [c for c in catalogue.categories if c.id in wanted]
+def profile_wider(
+    sources: Sequence[LoadedSource], blocked: Iterable[str], keyword: Callable[[str], object]
+) -> Wider:
+    """``Wider`` for a profile: its other blocked categories' sources, then its keywords."""
+    kept = [(s.id, s.rules) for s in sources if s.category in set(blocked)]
+
+    def blocks(left_out: str, name: str) -> bool:
+        listed = any(rs.blocks(name) for sid, rs in kept if sid != left_out)
+        return listed or keyword(name) is not None
+
+    return blocks
 
 
 def category_coverage(
-    catalogue: Catalogue, state_dir: Path, categories: Sequence[str], size: int, seed: int
+    sources: Sequence[LoadedSource],
+    categories: Sequence[str],
+    size: int,
+    seed: int,
+    wider: Wider | None = None,
 ) -> list[CategoryCoverage]:
-    """Leave-one-source-out coverage of each named category."""
-    return [
-        leave_one_out(c.id, source_rules(catalogue, c, state_dir), size, seed)
-        for c in measured_categories(catalogue, categories)
-    ]
+    """Leave-one-source-out coverage of each named category, in source order."""
+    order = list(dict.fromkeys(s.category for s in sources))
+    return [leave_one_out(c, sources, size, seed, wider) for c in order if c in categories]

@@ -3,7 +3,9 @@
 Three figures per run, all with fixed seeds so that CI and the README agree:
 
 1. per category a shipped profile blocks or schedules, the leave-one-source-out share
-   (coverage.py): how much of a list the filter has not seen it catches;
+   (coverage.py): how much of a list the filter has not seen it catches, by the category's
+   other sources, and by the whole embedded default profile without that source (its other
+   categories and its keywords too);
 2. per source, the share of the same sample the embedded default profile blocks with the
    whole index (a build check: with the source bundled it should be near 100%);
 3. per harmless set and profile, every blocked name with its rule (overblock.py).
@@ -18,8 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from resolver.lists.catalogue import Catalogue
-from resolver.lists.coverage import CategoryCoverage, category_coverage, sample, source_rules
-from resolver.lists.match import ListAction
+from resolver.lists.coverage import (
+    CategoryCoverage,
+    LoadedSource,
+    category_coverage,
+    load_sources,
+    profile_wider,
+    sample,
+)
 from resolver.lists.overblock import A, HarmlessResult, harmless_results
 from resolver.policy.decide import Lookup, decide
 from resolver.policy.decision import Block
@@ -52,21 +60,17 @@ def measured(profiles: Sequence[Profile]) -> list[str]:
 
 
 def profile_blocked(
-    catalogue: Catalogue, state_dir: Path, cats: Sequence[str], profile: Profile,
-    lookup: Lookup, size: int, seed: int, when: datetime,
+    sources: Sequence[LoadedSource], profile: Profile, lookup: Lookup, size: int, seed: int,
+    when: datetime,
 ) -> dict[str, tuple[int, int]]:  # fmt: skip
     """Per source, how many of its sample ``profile`` blocks with the whole index."""
     now = when.replace(tzinfo=profile.timezone).timestamp()
     out: dict[str, tuple[int, int]] = {}
-    for category in catalogue.categories:
-        if category.id not in cats:
-            continue
-        for sid, rules in source_rules(catalogue, category, state_dir).items():
-            names = [r.name for r in rules if r.action is not ListAction.ALLOW]
-            picked = sample(names, size, seed, sid)
-            hits = sum(isinstance(decide(profile, n, A, now, lookup), Block) for n in picked)
-            if picked:
-                out[sid] = (hits, len(picked))
+    for src in sources:
+        picked = sample(src.names, size, seed, src.id)
+        hits = sum(isinstance(decide(profile, n, A, now, lookup), Block) for n in picked)
+        if picked:
+            out[src.id] = (hits, len(picked))
     return out
 
 
@@ -76,8 +80,11 @@ def build_report(
 ) -> CoverageReport:  # fmt: skip
     """Measure every figure of the report."""
     cats = measured(profiles)
-    coverage = category_coverage(catalogue, state_dir, cats, size, seed)
-    by_profile = profile_blocked(catalogue, state_dir, cats, default, lookup, size, seed, when)
+    sources = load_sources(catalogue, state_dir, set(cats) | default.block)
+    wider = profile_wider(sources, default.block, default.keywords.match)
+    coverage = category_coverage(sources, cats, size, seed, wider)
+    measured_sources = [s for s in sources if s.category in cats]
+    by_profile = profile_blocked(measured_sources, default, lookup, size, seed, when)
     harmless = harmless_results(catalogue.path.parent, profiles, when, lookup)
     return CoverageReport(
         seed, size, when, default.name, tuple(coverage), by_profile, tuple(harmless)
@@ -101,17 +108,19 @@ def to_json(report: CoverageReport) -> dict[str, Any]:
 
 
 def _category_json(cov: CategoryCoverage, report: CoverageReport) -> dict[str, Any]:
-    share = cov.share
+    share, wider = cov.share, cov.wider_share
     return {
         "category": cov.category,
         "single_source": cov.single_source,
         "leave_one_out_percent": None if share is None else round(100 * share, 2),
+        "profile_leave_one_out_percent": None if wider is None else round(100 * wider, 2),
         "sources": [
             {
                 "source": s.source,
                 "names": s.names,
                 "sampled": s.sampled,
                 "leave_one_out_blocked": s.blocked,
+                "profile_leave_one_out_blocked": s.wider,
                 "profile_blocked": report.profile_blocked.get(s.source, (0, 0))[0],
             }
             for s in cov.sources

@@ -15,18 +15,24 @@ def category_lines(report: CoverageReport) -> list[str]:
     out = [
         f"Coverage (seed {report.seed}, up to {report.sample} names per source): "
         f"leave-one-source-out, and what {report.profile} blocks with the whole index",
-        f"{'category / source':36} {'names':>8} {'sample':>6} {'left out':>9} {report.profile:>9}",
+        f"{'category / source':34} {'names':>7} {'sample':>6} {'left out':>13} "
+        f"{'profile w/o':>11} {report.profile:>8}",
     ]
     for cov in report.categories:
-        share = cov.share
+        share, wider = cov.share, cov.wider_share
         loo = "single source" if share is None else f"{100 * share:5.1f}%"
-        out.append(f"{cov.category:36} {'':8} {'':6} {loo:>9}")
+        wide = "" if wider is None else f"{100 * wider:5.1f}%"
+        out.append(f"{cov.category:34} {'':7} {'':6} {loo:>13} {wide:>11}")
         for s in cov.sources:
             hits, sampled = report.profile_blocked.get(s.source, (0, 0))
             out.append(
-                f"  {s.source:34} {s.names:8} {s.sampled:6} {_pct(s.blocked, s.sampled):>9} "
-                f"{_pct(hits, sampled):>9}"
+                f"  {s.source:32} {s.names:7} {s.sampled:6} {_pct(s.blocked, s.sampled):>13} "
+                f"{_pct(s.wider, s.sampled):>11} {_pct(hits, sampled):>8}"
             )
+    out.append(
+        f"left out: by the category's other sources; profile w/o: by {report.profile} without "
+        f"the source (its other categories and keywords too); {report.profile}: whole index"
+    )
     return out
 
 
@@ -71,16 +77,19 @@ def render(report: CoverageReport) -> str:
 def markdown(report: CoverageReport) -> str:
     """The short tables the README and blocklists/README.md carry (``--markdown``)."""
     rows = [
-        f"| category | sources | left out (seed {report.seed}) | {report.profile} blocks |",
-        "|---|---:|---:|---:|",
+        f"| category | sources | left out (seed {report.seed}) | {report.profile} without it "
+        f"| {report.profile} blocks |",
+        "|---|---:|---:|---:|---:|",
     ]
     for cov in report.categories:
-        share = cov.share
+        share, wider = cov.share, cov.wider_share
         loo = "single source" if share is None else f"{100 * share:.1f}%"
+        wide = "-" if wider is None else f"{100 * wider:.1f}%"
         hits = sum(report.profile_blocked.get(s.source, (0, 0))[0] for s in cov.sources)
         sampled = sum(report.profile_blocked.get(s.source, (0, 0))[1] for s in cov.sources)
         rows.append(
-            f"| {cov.category} | {len(cov.sources)} | {loo} | {_pct(hits, sampled).strip()} |"
+            f"| {cov.category} | {len(cov.sources)} | {loo} | {wide} | "
+            f"{_pct(hits, sampled).strip()} |"
         )
     rows += ["", "| harmless set | profile | names | blocked | other than expected |"]
     rows.append("|---|---|---:|---:|---:|")

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from resolver.commands.lists import lists
 from resolver.lists.catalogue import default_catalogue_path, load_catalogue
-from resolver.lists.coverage import RuleSet, leave_one_out, sample
+from resolver.lists.coverage import LoadedSource, RuleSet, leave_one_out, profile_wider, sample
 from resolver.lists.coverage_report import CoverageReport, measure, to_json
 from resolver.lists.coverage_text import markdown
 from resolver.lists.match import ListAction
@@ -59,17 +59,35 @@ def test_a_sample_is_fixed_by_its_seed_whatever_the_input_order() -> None:
 
 
 def test_leave_one_out_measures_each_source_against_the_others() -> None:
-    rules = {
-        "a": [rule("x.example"), rule("y.example"), rule("z.example"), rule("w.example")],
-        "b": [rule("x.example"), rule("www.y.example")],
-        "allow-only": [rule("ok.example", action=ListAction.ALLOW)],
-    }
-    cov = leave_one_out("cat", rules, 10, 1)
-    by_source = {s.source: (s.sampled, s.blocked) for s in cov.sources}
-    assert by_source == {"a": (4, 1), "b": (2, 2)}  # www.y is below a's y.example
+    sources = [
+        LoadedSource.of("a", "cat", [rule(n) for n in ("x.ex", "y.ex", "z.ex", "w.ex")]),
+        LoadedSource.of("b", "cat", [rule("x.ex"), rule("www.y.ex")]),
+        LoadedSource.of("allow-only", "cat", [rule("ok.ex", action=ListAction.ALLOW)]),
+        LoadedSource.of("elsewhere", "other", [rule("z.ex")]),
+    ]
+    cov = leave_one_out("cat", sources, 10, 1)
+    by_source = {s.source: (s.sampled, s.blocked, s.wider) for s in cov.sources}
+    assert by_source == {"a": (4, 1, 1), "b": (2, 2, 2)}  # www.y is below a's y.ex
     assert cov.share == pytest.approx(3 / 6) and not cov.single_source
-    single = leave_one_out("cat", {"a": rules["a"]}, 10, 1)
+    single = leave_one_out("cat", sources[:1], 10, 1)
     assert single.single_source and single.share is None
+
+
+def test_the_wider_figure_adds_the_profiles_other_categories_and_keywords() -> None:
+    sources = [
+        LoadedSource.of("a", "cat", [rule(n) for n in ("x.ex", "z.ex", "casino.ex", "w.ex")]),
+        LoadedSource.of("b", "cat", [rule("x.ex")]),
+        LoadedSource.of("elsewhere", "other", [rule("z.ex")]),
+        LoadedSource.of("unblocked", "games", [rule("w.ex")]),
+    ]
+
+    def keyword(name: str) -> str | None:
+        return "casino" if "casino" in name else None
+
+    wider = profile_wider(sources, {"cat", "other"}, keyword)
+    a = leave_one_out("cat", sources, 10, 1, wider).sources[0]
+    assert (a.source, a.blocked, a.wider) == ("a", 1, 3)  # x; x, z (other), casino (keyword)
+    assert not wider("a", "w.ex")  # games is not blocked by this profile
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import pytest
 
 from resolver.errors import ListError
 from resolver.lists.catalogue import default_catalogue_path, load_catalogue
+from resolver.policy.profile import CATEGORIES, NEVER_BLOCK
 
 REQUIRED = {
     "adult",
@@ -84,3 +85,12 @@ def test_catalogue_errors_name_file_and_key(tmp_path: Path, text: str, message: 
     with pytest.raises(ListError) as info:
         load_catalogue(path)
     assert str(path) in str(info.value) and message in str(info.value)
+
+
+def test_never_block_categories_agree_with_the_policy_and_no_profile_can_block_them() -> None:
+    cat = load_catalogue()
+    assert cat.never_block == NEVER_BLOCK == {"education", "health", "child"}
+    assert NEVER_BLOCK.isdisjoint(CATEGORIES)
+    assert CATEGORIES <= set(cat.category_ids)
+    for cid in NEVER_BLOCK:
+        assert not next(c for c in cat.categories if c.id == cid).default

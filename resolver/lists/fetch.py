@@ -23,7 +23,7 @@ import requests
 from resolver.lists.build import atomic_write
 from resolver.lists.catalogue import Catalogue, Source
 from resolver.lists.parsers import parse
-from resolver.lists.snapshot import downloaded_path
+from resolver.lists.snapshot import downloaded_path, read_text
 
 log = logging.getLogger(__name__)
 
@@ -320,6 +320,5 @@ def _previous_entries(src: Source, state_dir: Path, meta: dict[str, Any]) -> int
     if meta.get("entries") and downloaded_path(state_dir, src.id).exists():
         return int(meta["entries"])
     if src.bundled is not None and src.bundled.exists():
-        text = src.bundled.read_bytes().decode("utf-8", errors="replace")
-        return parse(text, src.format).entries
+        return parse(read_text(src.bundled), src.format).entries  # .gz bundled files too
     return 0

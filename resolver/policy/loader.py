@@ -88,7 +88,13 @@ class _Checker:
         return out
 
 
+# Categories that were renamed or split, so an operator's old profile gets the new names.
+_RENAMED = {"vpn-proxy-doh": "was split into vpn-proxy (VPN and proxy services) and doh"}
+
+
 def _category(value: Any) -> str:
+    if isinstance(value, str) and value in _RENAMED:
+        raise ValueError(f"category {value!r} {_RENAMED[value]}: name those instead")
     if not isinstance(value, str) or value not in CATEGORIES:
         raise ValueError(f"unknown category {value!r} (known: {', '.join(sorted(CATEGORIES))})")
     return value

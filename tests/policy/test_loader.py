@@ -86,6 +86,16 @@ def test_directory_errors_are_collected_across_files(tmp_path: Path) -> None:
     assert f"{tmp_path.name}/c.yaml: line 2: invalid YAML" in text
 
 
+def test_the_old_bypass_category_names_its_replacements(tmp_path: Path) -> None:
+    (tmp_path / "old.yaml").write_text("block: [adult, vpn-proxy-doh]\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_profiles(tmp_path)
+    assert str(caught.value) == (
+        f"{tmp_path.name}/old.yaml: block[1]: category 'vpn-proxy-doh' was split into "
+        "vpn-proxy (VPN and proxy services) and doh: name those instead"
+    )
+
+
 def test_duplicate_profile_names(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text("block: [adult]\n", encoding="utf-8")
     (tmp_path / "b.yaml").write_text("name: a\n", encoding="utf-8")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -115,3 +116,15 @@ def test_lookup_shows_a_never_block_conflict(tmp_path: Path) -> None:
     assert "never-block: health: no profile blocks it by keyword or by drugs" in both.output
     only = CliRunner().invoke(lists, ["lookup", "shop.example", *opts])
     assert "drugs" in only.output and "never-block" not in only.output
+
+
+def test_check_reads_a_gzipped_list(tmp_path: Path) -> None:
+    path = tmp_path / "list.txt.gz"
+    path.write_bytes(gzip.compress(b"a.example\nnot a name\nb.example\n"))
+    out = CliRunner().invoke(lists, ["check", str(path), "--format", "domains"])
+    assert out.exit_code == 0, out.output
+    assert "list.txt.gz:2:" in out.output and "2 entries, 1 rejected" in out.output
+    bad = tmp_path / "bad.txt.gz"
+    bad.write_bytes(b"not gzip at all")
+    out = CliRunner().invoke(lists, ["check", str(bad)])
+    assert out.exit_code == 1 and "bad.txt.gz: not a readable gzip file" in out.output

@@ -39,11 +39,11 @@ REAL = [
     ("ut1/malware.domains", "domains", "malware"),
     ("shadowwhisperer/malware.txt", "domains", "malware"),
     ("hagezi/3p-stevenblack.domains.txt", "domains", "malware"),
-    ("ut1/redirector.domains", "domains", "vpn-proxy-doh"),
+    ("ut1/redirector.domains", "domains", "vpn-proxy"),
     ("ut1/games.domains", "domains", "games"),
     ("blocklistproject/drugs-ags.txt", "adblock", "drugs"),
 ]
-CATEGORIES = ["adult", "gambling", "phishing", "malware", "vpn-proxy-doh", "games", "drugs", "scam"]
+CATEGORIES = ["adult", "gambling", "phishing", "malware", "vpn-proxy", "games", "drugs", "scam"]
 
 
 def synthesise(count: int, seed_names: list[str], rng: random.Random) -> list[str]:

@@ -113,8 +113,10 @@ def bypass_kind(block: Block) -> str | None:
         if "icloud" in block.rule:
             return "private_relay"
         return "doh"  # resolver.arpa: discovery of an encrypted resolver (RFC 9462)
-    if block.category == "vpn-proxy-doh":
+    if block.category == "vpn-proxy":
         return "vpn"
+    if block.category == "doh":
+        return "doh"
     return None
 
 

@@ -475,7 +475,10 @@ class LachanProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.stopped = False  # stop() was called (a test may stop it on purpose)
 
-    def start(self, timeout: float = 15.0) -> LachanProcess:
+    # A generous default: the first start on a machine compiles the bundled index (about
+    # 10 s on one idle core since UT1's lists are bundled, more on a shared CI box); the
+    # loop below returns as soon as lachan answers, so a healthy start never waits for it.
+    def start(self, timeout: float = 60.0) -> LachanProcess:
         with self.stderr_path.open("wb") as stderr:
             self.process = subprocess.Popen(
                 self.args, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, cwd=ROOT

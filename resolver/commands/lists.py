@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,10 +13,13 @@ import click
 from resolver import config
 from resolver.errors import LachanError
 from resolver.lists.catalogue import Catalogue, default_state_dir, load_catalogue, with_extra
+from resolver.lists.coverage_report import measure, to_json
+from resolver.lists.coverage_text import markdown, render
 from resolver.lists.fetch import FetchPolicy, read_meta, refresh
 from resolver.lists.index import open_index
+from resolver.lists.match import ListAction
 from resolver.lists.parsers import FORMATS, detect_format, parse
-from resolver.lists.snapshot import compile_index, ensure_index
+from resolver.lists.snapshot import compile_index, ensure_index, read_text
 
 _catalogue_option = click.option(
     "--catalogue",
@@ -182,7 +186,10 @@ def compile_(catalogue_path: Path | None, state_dir: Path | None) -> None:
 @click.option("--limit", type=int, default=0, help="Print at most this many problems (0: all).")
 def check(file: Path, fmt: str | None, limit: int) -> None:
     """Parse FILE and print every rejected or skipped line with its line number."""
-    text = file.read_bytes().decode("utf-8", errors="replace")
+    try:
+        text = read_text(file)
+    except LachanError as exc:
+        raise click.ClickException(str(exc)) from None
     fmt = fmt or detect_format(text)
     result = parse(text, fmt)
     shown = result.problems if limit <= 0 else result.problems[:limit]
@@ -215,6 +222,14 @@ def lookup(name: str, catalogue_path: Path | None, state_dir: Path | None) -> No
             click.echo(
                 f"{mark} {m.rule:40} {m.action.value:8} {','.join(sorted(m.categories)) or '-':20} "
                 f"source={m.source} ({'listed name' if slot == 'self' else 'parent rule'})"
+            )
+        never = sorted(chain[0][2].categories & cat.never_block)
+        if never and chain[0][2].action is not ListAction.ALLOW:
+            others = sorted(chain[0][2].categories - cat.never_block)
+            click.echo(
+                f"never-block: {', '.join(never)}: no profile blocks it by keyword"
+                + (f" or by {', '.join(others)}" if others else "")
+                + " (a profile's security categories still do)"
             )
 
     _run(go)
@@ -261,3 +276,42 @@ def _age(when: Any, now: float, fallback: str) -> str:
     stamp = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(float(when)))
     hours = (now - float(when)) / 3600
     return f"{stamp} ({hours:.1f}h ago)"
+
+
+@lists.command("coverage")
+@_catalogue_option
+@_config_option
+@_state_option
+@click.option(
+    "--policies",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Profiles to measure (default: the shipped policies/).",
+)
+@click.option("--profile", "default_profile", default="under16", show_default=True,
+              help="Profile whose blocks of each source's sample are reported.")  # fmt: skip
+@click.option("--sample", type=int, default=300, show_default=True, help="Names per source.")
+@click.option("--seed", type=int, default=19, show_default=True, help="Sampling seed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--markdown", "as_markdown", is_flag=True, help="Print the README's short tables.")
+def coverage(
+    catalogue_path: Path | None,
+    state_dir: Path | None,
+    policies: Path | None,
+    default_profile: str,
+    sample: int,
+    seed: int,
+    as_json: bool,
+    as_markdown: bool,
+) -> None:
+    """Per category: leave-one-source-out coverage; per harmless set: what is blocked."""
+
+    def go() -> None:
+        cat, state = _setup(catalogue_path, state_dir)
+        report = measure(cat, state, policies, default_profile, size=sample, seed=seed)
+        if as_json:
+            click.echo(json.dumps(to_json(report), indent=1))
+        else:
+            click.echo(markdown(report) if as_markdown else render(report))
+
+    _run(go)

@@ -72,18 +72,20 @@ def _collect(inputs: Sequence[SourceInput], bits: dict[str, int]) -> dict[str, l
     return table
 
 
-def _fold(table: dict[str, list[Slot | None]]) -> list[str]:
+def _fold(table: dict[str, list[Slot | None]], keep: int = 0) -> list[str]:
     """Add the categories of enclosing block rules to each more specific block rule.
 
     A name under a blocked adult domain stays adult even when a games list names it too;
-    an exception on the way resets the inheritance. Returns the keys in sorted order
-    (reversed names sort every ancestor before its descendants)."""
+    an exception on the way resets the inheritance. Bits in ``keep`` (never-block categories)
+    stay where they are listed: a gambling name a block list puts below a never-block school
+    domain (a hijacked subdomain) stays blocked. Returns the keys in sorted order (reversed
+    names sort every ancestor before its descendants)."""
     keys = sorted(table)
     stack: list[tuple[str, int]] = []  # (key, mask its subtree passes down)
     for key in keys:
         while stack and not key.startswith(stack[-1][0]):
             stack.pop()
-        inherited = stack[-1][1] if stack else 0
+        inherited = stack[-1][1] & ~keep if stack else 0
         slots = table[key]
         for i in (0, 1):
             slot = slots[i]
@@ -101,6 +103,7 @@ def build_index(
     *,
     key: str = "",
     clock: Callable[[], float] = time.time,
+    never_block: frozenset[str] = frozenset(),
 ) -> Path:
     """Write the index for ``inputs`` atomically to ``path`` and return it."""
     if len(categories) > 62:
@@ -110,7 +113,7 @@ def build_index(
         if src.category not in bits:
             raise ListError(f"source {src.source}: unknown category {src.category!r}")
     table = _collect(inputs, bits)
-    keys = _fold(table)
+    keys = _fold(table, sum(bits[c] for c in never_block if c in bits))
     matches, pairs, record_of = _intern(table, keys)
     names = [k[-2::-1] for k in keys]  # keys are reverse_key()s: back to dotted names
     value_size = 2 if len(pairs) // 2 <= 0xFFFF else 4

@@ -47,6 +47,7 @@ class Category:
     default: bool
     sources: tuple[Source, ...]
     guarded: bool = False
+    never_block: bool = False  # no profile blocks these names by category or keyword
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,11 @@ class Catalogue:
     def default_categories(self) -> frozenset[str]:
         """Categories the default configuration blocks."""
         return frozenset(c.id for c in self.categories if c.default)
+
+    @property
+    def never_block(self) -> frozenset[str]:
+        """Categories whose names no profile blocks (education, health, child)."""
+        return frozenset(c.id for c in self.categories if c.never_block)
 
     def source(self, source_id: str) -> Source:
         """The source with this id; ListError if there is none."""
@@ -161,6 +167,7 @@ def _category(path: Path, i: int, data: Any) -> Category:
         default=bool(data.get("default", False)),
         sources=tuple(_source(path, cid, j, s, guarded) for j, s in enumerate(sources)),
         guarded=guarded,
+        never_block=bool(data.get("never_block", False)),
     )
 
 

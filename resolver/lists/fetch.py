@@ -27,7 +27,7 @@ from resolver.lists import shrink
 from resolver.lists.build import atomic_write
 from resolver.lists.catalogue import Catalogue, Source
 from resolver.lists.parsers import parse
-from resolver.lists.snapshot import downloaded_path
+from resolver.lists.snapshot import downloaded_path, read_text
 
 log = logging.getLogger(__name__)
 
@@ -335,5 +335,4 @@ def _bundled_entries(src: Source) -> int:
     """Entries of the bundled copy (0 when there is none)."""
     if src.bundled is None or not src.bundled.exists():
         return 0
-    text = src.bundled.read_bytes().decode("utf-8", errors="replace")
-    return parse(text, src.format).entries
+    return parse(read_text(src.bundled), src.format).entries  # .gz bundled files too

@@ -10,6 +10,7 @@ State directory layout (``$LACHAN_STATE_DIR``, ``~/.cache/lachan`` or ``/var/lib
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import logging
 import time
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Bump when parsing or compile semantics change, so old cached indexes are not reused.
-COMPILER_VERSION = 1
+COMPILER_VERSION = 2  # 2: never-block categories do not fold down
 KEEP_INDEXES = 2  # the current one and the previous one, which a worker may still map
 
 
@@ -81,7 +82,7 @@ def parse_source(
 
     A guarded source loses entries naming a protected platform host exactly; each is
     reported like any other rejected line."""
-    text = path.read_bytes().decode("utf-8", errors="replace")
+    text = read_text(path)
     from resolver.lists.parsers import parse
 
     result = parse(text, source.format)
@@ -91,6 +92,18 @@ def parse_source(
             _report_protected(result, text, protected)
             result.rules = kept
     return result
+
+
+def read_text(path: Path) -> str:
+    """A list file's text; ``.gz`` files (large bundled lists, to keep the repository small)
+    are decompressed. Invalid UTF-8 is replaced, then rejected as a bad name by the parser."""
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise ListError(f"{path}: not a readable gzip file: {exc}") from None
+    return raw.decode("utf-8", errors="replace")
 
 
 def _report_protected(result: ParseResult, text: str, protected: frozenset[str]) -> None:
@@ -141,7 +154,9 @@ def compile_index(
     out = state_dir / "index" / f"{key}.lidx"
     from resolver.lists.build import atomic_write, build_index
 
-    build_index(inputs, catalogue.category_ids, out, key=key, clock=clock)
+    build_index(
+        inputs, catalogue.category_ids, out, key=key, clock=clock, never_block=catalogue.never_block
+    )
     atomic_write(state_dir / "index" / "current", out.name.encode())
     _prune(out.parent, keep=out)
     return out

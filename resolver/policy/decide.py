@@ -15,7 +15,7 @@ from resolver.policy.decision import (
     Reason,
     Rewrite,
 )
-from resolver.policy.profile import Profile
+from resolver.policy.profile import NEVER_BLOCK, Profile
 from resolver.policy.rules import Rules, Static
 from resolver.policy.safesearch import REWRITE_QTYPES
 from resolver.policy.schedule import category_scheduled
@@ -44,7 +44,10 @@ def decide(profile: Profile, name: str, qtype: int, now: float, lookup: Lookup) 
        search: a school that allows ``*.google.com`` for Classroom must keep SafeSearch on;
     4. deny overrides: before safe search, so denying www.bing.com blocks it outright;
     5. safe search: a rewrite, for A/AAAA/HTTPS only (other types of the name go on);
-    6. blocklists with schedules: one index probe; list exceptions (``@@``) end here as allow;
+    6. blocklists with schedules: one index probe; list exceptions (``@@``) end here as allow,
+       and so does a never-block category (education, health, child) that the name is listed
+       in, over any category it shares except the profile's security ones (a hijacked health
+       site still serves malware);
     7. keywords: last, as the broadest and most false-positive-prone rule.
 
     Steps 1-5 depend on the name alone, so they are resolved when the profile is compiled
@@ -143,6 +146,8 @@ def _depends_on_clock(rules: Rules, match: ListMatch) -> bool:
     categories = match.categories
     if not rules.scheduled or rules.scheduled.isdisjoint(categories):
         return False
+    if not NEVER_BLOCK.isdisjoint(categories):
+        return False
     return match.action is not ListAction.ALLOW and rules.blocked_set.isdisjoint(categories)
 
 
@@ -150,10 +155,21 @@ def _timeless_decision(rules: Rules, match: ListMatch) -> Decision | None:
     if match.action is ListAction.ALLOW:
         return ALLOW
     categories = match.categories
+    if not NEVER_BLOCK.isdisjoint(categories):
+        return never_block_decision(rules, match)
     for category in rules.blocked_order:
         if category in categories:
             return _list_block(rules, match, category, Reason.CATEGORY)
     return None
+
+
+def never_block_decision(rules: Rules, match: ListMatch) -> Decision:
+    """A name in a never-block category: blocked only by the profile's security categories
+    it is also listed in; otherwise allowed, which also keeps keyword rules off it."""
+    for category in rules.blocked_order:
+        if category in match.categories and category in rules.security:
+            return _list_block(rules, match, category, Reason.CATEGORY)
+    return ALLOW
 
 
 def _scheduled_decision(

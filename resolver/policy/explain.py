@@ -7,7 +7,7 @@ from typing import Any
 
 from resolver.policy.decide import Lookup, decide
 from resolver.policy.decision import Allow, AnswerMode, Canary, Decision, Rewrite
-from resolver.policy.profile import Profile
+from resolver.policy.profile import NEVER_BLOCK, Profile
 
 QTYPES = {
     "A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28,
@@ -89,13 +89,36 @@ def explain(
     name = name.strip().rstrip(".").lower()
     decision = decide(profile, name, qtype, when.timestamp(), lookup)
     qtype_text = next((k for k, v in QTYPES.items() if v == qtype), f"TYPE{qtype}")
+    never = never_block_lines(profile, lookup, name)
+    decided = decision_lines(decision)
+    if never and isinstance(decision, Allow):
+        decided = ["decision: allow (a never-block list names it, see below)"]
     lines = [
         f"query:    {name} {qtype_text} at {when.astimezone(profile.timezone):%Y-%m-%d %H:%M %Z}",
         f"profile:  {profile.name} ({why})",
-        *decision_lines(decision),
+        *decided,
+        *never,
         f"answer:   {answer_words(decision, name, profile)}",
     ]
     return lines + list_lines(lookup, name)
+
+
+def never_block_lines(profile: Profile, lookup: Lookup, name: str) -> list[str]:
+    """The never-block listing of ``name``, and which blocked categories it overrides."""
+    match = lookup.lookup(name)
+    if match is None or NEVER_BLOCK.isdisjoint(match.categories):
+        return []
+    listed = ", ".join(sorted(match.categories & NEVER_BLOCK))
+    scheduled = frozenset().union(*(w.categories for w in profile.schedules))
+    conflict = match.categories & (profile.block | scheduled)
+    line = f"never:    listed in never-block {listed}: keyword rules do not apply"
+    overridden = sorted(conflict - profile.security)
+    if overridden:
+        line += f"; overrides {', '.join(overridden)} (also listed, blocked by this profile)"
+    security = sorted(conflict & profile.security)
+    if security:
+        line += f"; security category {', '.join(security)} still blocks"
+    return [line]
 
 
 def list_lines(lookup: Any, name: str) -> list[str]:

@@ -39,7 +39,7 @@ _KEYS = frozenset(
 )  # fmt: skip
 _PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
-_KEYWORD = re.compile(r"^[a-z0-9-]{2,63}$")
+_KEYWORD = re.compile(r"^\^?[a-z0-9-]{2,63}$")  # ^word: only where a token starts
 
 
 def normalise_name(text: str, wildcard: bool = False) -> str:
@@ -90,7 +90,13 @@ class _Checker:
         return out
 
 
+# Categories that were renamed or split, so an operator's old profile gets the new names.
+_RENAMED = {"vpn-proxy-doh": "was split into vpn-proxy (VPN and proxy services) and doh"}
+
+
 def _category(value: Any) -> str:
+    if isinstance(value, str) and value in _RENAMED:
+        raise ValueError(f"category {value!r} {_RENAMED[value]}: name those instead")
     if not isinstance(value, str) or value not in CATEGORIES:
         raise ValueError(f"unknown category {value!r} (known: {', '.join(sorted(CATEGORIES))})")
     return value
@@ -98,7 +104,9 @@ def _category(value: Any) -> str:
 
 def _keyword(value: Any) -> str:
     if not isinstance(value, str) or not _KEYWORD.match(value.lower()):
-        raise ValueError(f"keyword must be 2-63 letters, digits or '-', got {value!r}")
+        raise ValueError(
+            f"keyword must be 2-63 letters, digits or '-' (optionally after ^), got {value!r}"
+        )
     return value.lower()
 
 

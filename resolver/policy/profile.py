@@ -17,10 +17,13 @@ if TYPE_CHECKING:
 CATEGORIES: Final = frozenset(
     {
         "adult", "gambling", "drugs", "violence", "malware", "phishing", "scam", "games",
-        "social", "dating", "vpn-proxy-doh", "piracy", "shorteners",
+        "social", "dating", "vpn-proxy", "doh", "piracy", "shorteners", "hacking",
     }
 )  # fmt: skip
 SECURITY_DEFAULT: Final = frozenset({"malware", "phishing", "scam"})
+# Catalogue categories marked never_block (blocklists/catalogue.yaml): a name listed in one is
+# not blocked by keywords, nor by a category it shares (except the profile's security ones).
+NEVER_BLOCK: Final = frozenset({"education", "health", "child"})
 DEFAULT_TIMEZONE: Final = "Asia/Ho_Chi_Minh"
 DEFAULT_CANARY: Final = "status.lachan.arpa"
 

@@ -52,6 +52,7 @@ class Rules:
     profile: str
     source: str
     blocked_set: frozenset[str] = frozenset()  # blocked_order as a set
+    security: frozenset[str] = frozenset()  # still blocks a name in a never-block category
     # decide()'s per-profile memo of list decisions that do not depend on the clock
     list_memo: dict[int, tuple[object, object]] = field(default_factory=dict, compare=False)
 
@@ -172,6 +173,7 @@ def compile_rules(profile: Profile) -> Rules:
         wild_suffixes=tuple("." + parent for parent in wild),
         blocked_order=_blocked_order(profile),
         blocked_set=frozenset(_blocked_order(profile)),
+        security=profile.security,
         scheduled=scheduled,
         texts={c: extra_text("category", c, profile.name) for c in every},
         ede={c: category_ede(profile, c) for c in every},

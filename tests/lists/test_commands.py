@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -88,3 +89,42 @@ def test_bad_catalogue_is_one_line(tmp_path: Path) -> None:
     assert out.exit_code == 1
     assert "categories[0].id: 'Adult' is not a lowercase id" in out.output
     assert "Traceback" not in out.output
+
+
+NEVER_BLOCK_CATALOGUE = """
+categories:
+  - id: drugs
+    name_vi: Ma tuý
+    name_en: Drugs
+    sources: [{id: drug-list, format: domains, bundled: drugs.txt, licence: MIT}]
+  - id: health
+    never_block: true
+    name_vi: Sức khoẻ
+    name_en: Health
+    sources: [{id: health-list, format: domains, bundled: health.txt, licence: CC0-1.0}]
+"""
+
+
+def test_lookup_shows_a_never_block_conflict(tmp_path: Path) -> None:
+    (tmp_path / "catalogue.yaml").write_text(NEVER_BLOCK_CATALOGUE, encoding="utf-8")
+    (tmp_path / "drugs.txt").write_text("clinic.example\nshop.example\n")
+    (tmp_path / "health.txt").write_text("clinic.example\n")
+    opts = ["--catalogue", str(tmp_path / "catalogue.yaml"), "--state-dir", str(tmp_path / "s")]
+    both = CliRunner().invoke(lists, ["lookup", "clinic.example", *opts])
+    assert both.exit_code == 0, both.output
+    assert "drugs,health" in both.output
+    assert "never-block: health: no profile blocks it by keyword or by drugs" in both.output
+    only = CliRunner().invoke(lists, ["lookup", "shop.example", *opts])
+    assert "drugs" in only.output and "never-block" not in only.output
+
+
+def test_check_reads_a_gzipped_list(tmp_path: Path) -> None:
+    path = tmp_path / "list.txt.gz"
+    path.write_bytes(gzip.compress(b"a.example\nnot a name\nb.example\n"))
+    out = CliRunner().invoke(lists, ["check", str(path), "--format", "domains"])
+    assert out.exit_code == 0, out.output
+    assert "list.txt.gz:2:" in out.output and "2 entries, 1 rejected" in out.output
+    bad = tmp_path / "bad.txt.gz"
+    bad.write_bytes(b"not gzip at all")
+    out = CliRunner().invoke(lists, ["check", str(bad)])
+    assert out.exit_code == 1 and "bad.txt.gz: not a readable gzip file" in out.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import threading
 import time
 from collections.abc import Iterator
@@ -179,6 +180,17 @@ def test_failures_keep_last_good_copy(
 def test_first_download_compared_with_bundled_copy(server: str, tmp_path: Path) -> None:
     bundled = tmp_path / "bundled.txt"
     bundled.write_bytes(GOOD)
+    state = tmp_path / "state"
+    result = refresh(
+        _catalogue(server, "shrunk", bundled), state, policy=POLICY, force=True
+    ).results[0]
+    assert result.status is Status.REJECTED and "shrank from 100" in result.reason
+    assert not downloaded_path(state, "s").exists()
+
+
+def test_first_download_compared_with_a_gzipped_bundled_copy(server: str, tmp_path: Path) -> None:
+    bundled = tmp_path / "bundled.txt.gz"
+    bundled.write_bytes(gzip.compress(GOOD))
     state = tmp_path / "state"
     result = refresh(
         _catalogue(server, "shrunk", bundled), state, policy=POLICY, force=True

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import pytest
 
+from resolver.errors import ListError
 from resolver.lists.catalogue import load_catalogue
 from resolver.lists.index import open_index
-from resolver.lists.snapshot import current_index, downloaded_path, ensure_index, source_file
+from resolver.lists.match import ListAction
+from resolver.lists.snapshot import (
+    current_index,
+    downloaded_path,
+    ensure_index,
+    read_text,
+    source_file,
+)
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +81,59 @@ def test_download_overrides_bundled_copy(tmp_path: Path, state: Path) -> None:
     fetched.parent.mkdir(parents=True)
     fetched.write_text("fresh-shock.example\n")
     assert source_file(src, tmp_path) == fetched
+
+
+@pytest.mark.parametrize(
+    ("name", "category"),
+    [
+        ("nordvpn.com", "vpn-proxy"),  # consumer VPN
+        ("hola.org", "vpn-proxy"),
+        ("consumervpn.trendmicro.com", "vpn-proxy"),  # below a vendor, listed deeper
+        ("dns.google", "doh"),
+        ("doh.opendns.com", "doh"),
+        ("dns.quad9.net", "doh"),
+    ],
+)
+def test_bypass_tools_are_split_into_vpn_proxy_and_doh(
+    state: Path, name: str, category: str
+) -> None:
+    match = open_index(ensure_index(load_catalogue(), state)).lookup(name)
+    assert match is not None and match.action is ListAction.BLOCK
+    assert category in match.categories
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "fctupdate.fortinet.net",
+        "zscalertwo.net",
+        "gateway.zscalertwo.net",
+        "mus.cisco.com",
+        "opendns.com",
+        "block.opendns.com",
+        "quad9.net",
+        "sslip.io",
+        "10-0-0-1.sslip.io",
+    ],
+)
+def test_security_vendor_services_are_not_bypass_tools(state: Path, name: str) -> None:
+    match = open_index(ensure_index(load_catalogue(), state)).lookup(name)
+    assert match is not None, "each is named by a bypass list; the vendor allow list lifts it"
+    assert match.action is ListAction.ALLOW and match.source == "lachan-vendor-allow"
+
+
+def test_a_gzipped_list_compiles_like_the_plain_one(tmp_path: Path) -> None:
+    (tmp_path / "a.txt.gz").write_bytes(gzip.compress(b"a.example\nb.example\n"))
+    (tmp_path / "c.yaml").write_text(
+        "categories:\n  - {id: adult, name_vi: x, name_en: y, sources: "
+        "[{id: s, format: domains, bundled: a.txt.gz, licence: MIT}]}\n"
+    )
+    index = open_index(ensure_index(load_catalogue(tmp_path / "c.yaml"), tmp_path / "state"))
+    assert index.lookup("www.b.example") is not None and len(index) == 2
+
+
+def test_a_corrupt_gzipped_list_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "a.txt.gz"
+    bad.write_bytes(gzip.compress(b"a.example\n")[:-6])
+    with pytest.raises(ListError, match=r"a\.txt\.gz: not a readable gzip file"):
+        read_text(bad)

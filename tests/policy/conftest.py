@@ -25,7 +25,7 @@ def lists() -> DictLookup:
             "roblox.com": listed("games", rule="roblox.com"),
             "facebook.com": listed("social", rule="facebook.com"),
             "tinder.com": listed("dating", rule="tinder.com"),
-            "nordvpn.com": listed("vpn-proxy-doh", rule="nordvpn.com"),
+            "nordvpn.com": listed("vpn-proxy", rule="nordvpn.com"),
             "both.test": listed("adult", "malware", rule="both.test"),
             "olm.vn": listed("games", rule="olm.vn"),  # a false positive the school allows
             "exception.pornsite.test": listed(action=ListAction.ALLOW, rule="@@exception"),

@@ -20,7 +20,7 @@ BLOCKS = [
     ("under16", "fakeshop.test", A, Reason.CATEGORY, "scam", 15),
     ("under16", "betting.test", MX, Reason.CATEGORY, "gambling", 17),
     ("under16", "tinder.com", HTTPS, Reason.CATEGORY, "dating", 17),
-    ("under16", "nordvpn.com", SVCB, Reason.CATEGORY, "vpn-proxy-doh", 17),
+    ("under16", "nordvpn.com", SVCB, Reason.CATEGORY, "vpn-proxy", 17),
     ("under16", "both.test", A, Reason.CATEGORY, "malware", 15),  # security outranks filtered
     ("isp-default", "pornsite.test", A, Reason.CATEGORY, "adult", 16),  # state-mandated list
     ("isp-default", "both.test", A, Reason.CATEGORY, "adult", 16),  # censored outranks security
@@ -211,3 +211,42 @@ def test_list_decisions_are_shared_but_schedules_still_follow_the_clock(profiles
     assert games[0] is ALLOW and games[2] is ALLOW
     assert isinstance(games[1], Block) and games[1].reason is Reason.SCHEDULE
     assert isinstance(games[3], Block) and games[3].category == "games"
+
+
+NEVER_BLOCK_LISTS = DictLookup(
+    {
+        "sexed.test": listed("health", rule="sexed.test"),  # keyword 'sex' would match
+        "clinic.test": listed("health", "drugs", rule="clinic.test"),  # on both lists
+        "hijacked.test": listed("health", "malware", rule="hijacked.test"),
+        "kids.test": listed("child", "games", rule="kids.test"),
+    }
+)
+
+
+@pytest.mark.parametrize("profile", ["under16", "school", "isp-default"])
+@pytest.mark.parametrize("name", ["sexed.test", "clinic.test", "kids.test"])
+def test_a_never_block_listing_beats_keywords_and_other_categories(profiles, profile, name) -> None:
+    decision = decide(profiles[profile], name, A, WEEKEND_NOON, NEVER_BLOCK_LISTS)
+    assert decision is ALLOW
+
+
+def test_the_same_names_are_blocked_without_the_never_block_listing(profiles) -> None:
+    under16, school = profiles["under16"], profiles["school"]
+    bare = DictLookup({"clinic.test": listed("drugs"), "kids.test": listed("games")})
+    assert isinstance(decide(under16, "sexed.test", A, WEEKEND_NOON, bare), Block)  # keyword
+    assert isinstance(decide(under16, "clinic.test", A, WEEKEND_NOON, bare), Block)
+    assert isinstance(decide(school, "kids.test", A, WEEKEND_NOON, bare), Block)
+
+
+@pytest.mark.parametrize("profile", ["under16", "school", "isp-default"])
+def test_security_categories_still_block_a_never_block_name(profiles, profile) -> None:
+    decision = decide(profiles[profile], "hijacked.test", A, WEEKEND_NOON, NEVER_BLOCK_LISTS)
+    assert isinstance(decision, Block) and decision.category == "malware"
+
+
+def test_never_block_wins_over_a_scheduled_category_at_any_time(profiles) -> None:
+    school_night = at("2026-12-07 22:00")  # Monday night: games are scheduled in under16
+    bare = DictLookup({"kids.test": listed("games")})
+    under16 = profiles["under16"]
+    assert isinstance(decide(under16, "kids.test", A, school_night, bare), Block)
+    assert decide(under16, "kids.test", A, school_night, NEVER_BLOCK_LISTS) is ALLOW

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from policy_helpers import POLICIES
+from policy_helpers import HCM, POLICIES, DictLookup, listed
 
 from resolver.commands.policy import explain
+from resolver.policy.explain import explain as explain_lines
 from resolver.policy.explain import parse_qtype
 
 
@@ -73,3 +75,24 @@ def test_an_invalid_name_is_said_invalid_not_allowed() -> None:
         "lachan explain: NAME: invalid domain name 'bad name!' "
         "(letters, digits, '-' and '_' between dots)\n"
     )
+
+
+def test_explain_shows_a_never_block_decision_and_its_conflicts(profiles) -> None:
+    lookup = DictLookup(
+        {
+            "clinic.test": listed("health", "drugs", rule="clinic.test"),
+            "hijacked.test": listed("health", "malware", rule="hijacked.test"),
+        }
+    )
+    when = datetime(2026, 12, 5, 12, 0, tzinfo=HCM)
+    out = explain_lines(profiles["under16"], "test", "clinic.test", 1, when, lookup)
+    assert "decision: allow (a never-block list names it, see below)" in out
+    assert (
+        "never:    listed in never-block health: keyword rules do not apply; "
+        "overrides drugs (also listed, blocked by this profile)"
+    ) in out
+    out = explain_lines(profiles["under16"], "test", "hijacked.test", 1, when, lookup)
+    assert any(
+        line.startswith("decision: block (reason category, category malware") for line in out
+    )
+    assert any("security category malware still blocks" in line for line in out)

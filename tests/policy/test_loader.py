@@ -55,7 +55,7 @@ def test_shipped_profiles_load(profiles) -> None:
     assert set(profiles) == {"under16", "school", "isp-default"}
     under16, school, isp = profiles["under16"], profiles["school"], profiles["isp-default"]
     assert {"adult", "gambling", "drugs", "violence", "dating", "scam", "malware", "phishing",
-            "vpn-proxy-doh"} <= under16.block  # fmt: skip
+            "vpn-proxy", "doh"} <= under16.block  # fmt: skip
     assert under16.safe_search.modes["youtube"] == "strict"
     assert school.safe_search.modes["youtube"] == "moderate"
     assert "classroom.google.com" in school.allow.exact and "zoom.us" in school.allow.wildcard
@@ -84,6 +84,16 @@ def test_directory_errors_are_collected_across_files(tmp_path: Path) -> None:
     text = str(caught.value)
     assert f"{tmp_path.name}/a.yaml: block[0]: unknown category 'nope'" in text
     assert f"{tmp_path.name}/c.yaml: line 2: invalid YAML" in text
+
+
+def test_the_old_bypass_category_names_its_replacements(tmp_path: Path) -> None:
+    (tmp_path / "old.yaml").write_text("block: [adult, vpn-proxy-doh]\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_profiles(tmp_path)
+    assert str(caught.value) == (
+        f"{tmp_path.name}/old.yaml: block[1]: category 'vpn-proxy-doh' was split into "
+        "vpn-proxy (VPN and proxy services) and doh: name those instead"
+    )
 
 
 def test_duplicate_profile_names(tmp_path: Path) -> None:

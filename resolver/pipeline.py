@@ -210,6 +210,11 @@ class Resolver:
         the cache, because a cached answer must still be blocked when a schedule starts.
         """
         received = self.clock()
+        if not client.allowed and self.acl.action is AclAction.DROP:
+            # Drop means silence for everything a denied source sends, malformed included:
+            # an error answer would still confirm a resolver here (and reflect traffic).
+            self.stats.record_answer(transport, "refused", "none", "none", 0.0)
+            return None
         try:
             query = parse_query(data)
         except Unanswerable:

@@ -96,7 +96,7 @@ class Resolver:
         self.acl = acl
         self.ratelimit = ratelimit
         self.state = state
-        self._memos: dict[str, dict[bytes, tuple]] = {}
+        self._memos: dict[object, dict[bytes, tuple]] = {}
         self._block_labels_memo: dict[int, tuple[Block, tuple]] = {}
         self._fasts: dict[str, dict[int, tuple | bool]] = {}  # per profile, see fastpath.py
         self._client_tables: list[dict[str, ClientState]] = []
@@ -140,11 +140,14 @@ class Resolver:
         # Prepared answers are shared by a profile's clients: never for one the access list
         # refuses (it would get what allowed clients were answered), nor where every query
         # must be seen (the query log) or comes wrapped (PROXY v2).
+        # The memo is keyed by all that selects the profile (resolver/answer_steps.py, step 1):
+        # where ECS is trusted the packet's own bytes choose it, together with the listener.
         if allowed and self.querylog is None and not proxy:
-            memo = self._memos.get(profile.name)
+            memo_key = (profile.name, listener) if trusted_ecs else profile.name
+            memo = self._memos.get(memo_key)
             if memo is None:
-                memo = self._memos[profile.name] = {}
-        client = ClientState(profile, memo, allowed, trusted_ecs, proxy)
+                memo = self._memos[memo_key] = {}
+        client = ClientState(profile, memo, allowed, trusted_ecs, proxy, listener)
         if memo is not None:
             if self.ratelimit is not None:
                 client.limit = self.ratelimit.check
@@ -230,7 +233,7 @@ class Resolver:
         profile = client.profile
         if query.ecs is not None and client.trusted_ecs:
             try:
-                profile = self.state.clients.profile_for(ip, ("", 0), parse_ecs(query.ecs))
+                profile = self.state.clients.profile_for(ip, client.listener, parse_ecs(query.ecs))
             except EcsError:
                 return synth.error(data, FORMERR, query, self.policy.udp_size)
         decision = decide(

@@ -27,6 +27,7 @@ from .ratelimit import RateLimiter
 from .sdnotify import Notifier, watchdog_interval
 from .state import ServingState, build_state
 from .stats import LabelSets, Snapshot, Stats
+from .transport.pktinfo import PktinfoListener, needs_destination
 from .transport.tcp import TcpConnection, TcpServerState
 from .transport.udp import UdpListener
 
@@ -102,6 +103,11 @@ class Server:
         loop = asyncio.get_running_loop()
         bound = [await self._open_tcp(listener) for listener in self.config.listeners]
         for protocol, udp_socket in bound:
+            if needs_destination(udp_socket, self.resolver.state.clients):
+                wildcard = PktinfoListener(self.resolver, udp_socket, udp_socket.getsockname()[1])
+                wildcard.start(loop)  # clients.listeners on a wildcard bind: see pktinfo.py
+                self.udp.append(wildcard)  # type: ignore[arg-type]
+                continue
             await loop.create_datagram_endpoint(lambda p=protocol: p, sock=udp_socket)  # type: ignore[misc]
             self.udp.append(protocol)
         log.info(

@@ -10,6 +10,7 @@ import click
 from .. import app, config
 from ..errors import ConfigError, LachanError
 from ..state import load_policies
+from ..transport.pktinfo import mapping_problems
 
 
 def _fail(error: LachanError) -> None:
@@ -64,7 +65,9 @@ def serve(
     load = config.ConfigSource(config_path, listen, upstream, workers)
     try:
         cfg = load()
-        load_policies(cfg)  # fail fast on a bad profile, before binding anything
+        _, clients, _ = load_policies(cfg)  # fail fast on a bad profile, before binding anything
+        for problem in mapping_problems(cfg.listeners, clients, cfg.source):
+            logging.getLogger(__name__).warning("%s (this profile never applies)", problem)
     except LachanError as exc:
         _fail(exc)
     try:
@@ -84,7 +87,11 @@ def serve(
 def check_config(path: str) -> None:
     """Validate a config file: one line per problem, exit 1 if any."""
     try:
-        load_policies(config.load(path))
+        cfg = config.load(path)
+        _, clients, _ = load_policies(cfg)
+        problems = mapping_problems(cfg.listeners, clients, cfg.source)
+        if problems:  # a listener profile that can never apply is a silent hole
+            raise ConfigError(problems)
     except LachanError as exc:
         _fail(exc)
     click.echo(f"{path}: ok")

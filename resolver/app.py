@@ -27,7 +27,7 @@ from .ratelimit import RateLimiter
 from .sdnotify import Notifier, watchdog_interval
 from .state import ServingState, build_state
 from .stats import LabelSets, Snapshot, Stats
-from .transport.pktinfo import PktinfoListener, needs_destination
+from .transport.pktinfo import PktinfoListener, blind_wildcards, needs_destination
 from .transport.tcp import TcpConnection, TcpServerState
 from .transport.udp import UdpListener
 
@@ -151,6 +151,8 @@ class Server:
             return False
         if config.listeners != self.config.listeners or config.upstreams != self.config.upstreams:
             log.warning("reload: listener and upstream changes take effect after a restart")
+        for blind in blind_wildcards(self.udp, state.clients):
+            log.warning("reload: clients.listeners on wildcard %s take effect after a restart", blind)
         self.resolver.swap_state(state, Acl(config.acl))
         gc.freeze()  # the new snapshot is long-lived too (no collect: that would pause serving)
         self.resolver.stats.labels = label_sets(self.config, state)

@@ -90,3 +90,26 @@ def test_check_config_says_when_a_wildcard_cannot_tell_the_destination(
         "cannot tell a query's destination address: listen on the address itself"
     )
     assert "site.yaml: clients.listeners.10.0.0.53:" in problem
+
+
+def test_a_reload_that_adds_listener_profiles_names_the_wildcards_needing_a_restart(
+    tmp_path: Path,
+) -> None:
+    from resolver.app import build_resolver
+    from resolver.state import build_state
+    from resolver.stats import Stats
+    from resolver.transport.udp import UdpListener
+
+    path = tmp_path / "site.yaml"
+    path.write_text(
+        'lists: {enabled: false}\nclients: {default: under16, listeners: {"10.0.0.53": school}}\n',
+        encoding="utf-8",
+    )
+    cfg = config.load(path)
+    resolver = build_resolver(cfg, build_state(cfg), Stats())
+    plain = [UdpListener(resolver, ("0.0.0.0", 53)), UdpListener(resolver, ("127.0.0.1", 53))]
+    _, clients, _ = load_policies(cfg)
+    assert pktinfo.blind_wildcards(plain, clients) == ["0.0.0.0:53"]
+    _, unmapped, _ = load_policies(config.parse("lists: {enabled: false}\n", "other.yaml"))
+    assert pktinfo.blind_wildcards(plain, unmapped) == []
+    resolver.close()

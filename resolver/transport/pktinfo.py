@@ -179,3 +179,12 @@ def _normal(host: str) -> str:
         return str(ipaddress.ip_address(host))
     except ValueError:
         return host
+
+
+def blind_wildcards(protocols: Iterable[object], clients: Any) -> list[str]:
+    """The wildcard UDP listeners serving without destinations while ``clients`` maps
+    listeners (after a reload added the mapping: it needs a restart to apply there)."""
+    if not (clients.listeners or clients.listener_hosts):
+        return []
+    where = [getattr(p, "_listener", ("", 0)) for p in protocols if isinstance(p, UdpListener)]
+    return [f"{host}:{port}" for host, port in where if host in WILDCARDS]

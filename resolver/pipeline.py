@@ -385,7 +385,7 @@ class Resolver:
     ) -> tuple[bytes | None, str, str]:
         """Steps 4-6 of resolver/answer_steps.py for cached or upstream data: (bytes, or None
         for a silent block, and the action and category to count it under)."""
-        if rewrite is None:
+        if rewrite is None and answer.cname_targets:  # most answers have none: no clock read
             block = cloaking_block(profile, answer, self.wallclock(), self.state.index.shared)
             if block is not None:
                 return self.state.blocks.answer(query, block), "blocked", block.category

@@ -19,7 +19,7 @@ from resolver import config
 from resolver.app import build_resolver
 from resolver.pipeline import TCP, UDP, Miss, Resolver
 from resolver.state import build_state
-from resolver.stats import Stats
+from resolver.stats import LabelSets, Stats
 from tests.stub_upstream import StubUpstream
 
 KID, ADULT = "127.0.0.1", "127.0.0.2"
@@ -186,3 +186,9 @@ def test_any_for_a_safe_search_name_never_carries_unrewritten_addresses(
     kid = ask(resolver, KID, "www.google.com", "ANY", tcp)
     assert not addresses(kid) and kid.rcode() == dns.rcode.NOERROR
     assert [rrset.rdtype for rrset in kid.answer] == [dns.rdatatype.HINFO]
+
+
+def test_metrics_and_the_ledger_see_a_stale_answer_as_stale_not_other() -> None:
+    stats = Stats(LabelSets(profiles=frozenset({"kid"})))
+    stats.record_answer(UDP, "stale", "none", "kid", 0.0)
+    assert stats.snapshot()["answers"] == [[["stale", "none", "kid"], 1]]

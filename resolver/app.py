@@ -152,7 +152,9 @@ class Server:
         if config.listeners != self.config.listeners or config.upstreams != self.config.upstreams:
             log.warning("reload: listener and upstream changes take effect after a restart")
         for blind in blind_wildcards(self.udp, state.clients):
-            log.warning("reload: clients.listeners on wildcard %s take effect after a restart", blind)
+            log.warning(
+                "reload: clients.listeners on wildcard %s take effect after a restart", blind
+            )
         self.resolver.swap_state(state, Acl(config.acl))
         gc.freeze()  # the new snapshot is long-lived too (no collect: that would pause serving)
         self.resolver.stats.labels = label_sets(self.config, state)

@@ -76,6 +76,20 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 def setup(
     tmp_path: Path, upstream: ScriptedUpstream, loop: asyncio.AbstractEventLoop
 ) -> Iterator[tuple[Resolver, Clock]]:
+    yield from _setup(tmp_path, upstream, loop, "")
+
+
+@pytest.fixture
+def limited(
+    tmp_path: Path, upstream: ScriptedUpstream, loop: asyncio.AbstractEventLoop
+) -> Iterator[tuple[Resolver, Clock]]:
+    """Rate limiting on, with ANY forwarded as usual (the limiter caps nothing)."""
+    yield from _setup(tmp_path, upstream, loop, "ratelimit: {any: forward}\n")
+
+
+def _setup(
+    tmp_path: Path, upstream: ScriptedUpstream, loop: asyncio.AbstractEventLoop, more: str
+) -> Iterator[tuple[Resolver, Clock]]:
     policies = tmp_path / "policies"
     policies.mkdir()
     (policies / "kid.yaml").write_text(
@@ -90,7 +104,7 @@ policies: {{dir: "{policies}"}}
 cache: {{serve_stale: true, stale_window: 3600}}
 clients: {{default: kid, networks: {{"{ADULT}/32": adult}}}}
 """
-    cfg = config.parse(text, "test.yaml")
+    cfg = config.parse(text + more, "test.yaml")
     clock = Clock()
     resolver = build_resolver(cfg, build_state(cfg), Stats(), clock)
     resolver.loop = loop  # type: ignore[attr-defined]  # for ask() below
@@ -176,11 +190,12 @@ def test_failure_path_looks_up_the_safe_search_target_not_the_asked_name(
 
 
 @pytest.mark.parametrize("tcp", [False, True])
+@pytest.mark.parametrize("limits", [False, True])
 def test_any_for_a_safe_search_name_never_carries_unrewritten_addresses(
-    setup: tuple[Resolver, Clock], upstream: ScriptedUpstream, tcp: bool
+    request: pytest.FixtureRequest, upstream: ScriptedUpstream, tcp: bool, limits: bool
 ) -> None:
-    resolver, _ = setup
-    assert resolver.ratelimit is None  # the cap must not depend on rate limiting
+    resolver, _ = request.getfixturevalue("limited" if limits else "setup")
+    assert (resolver.ratelimit is not None) is limits  # the cap must not depend on it
     adult = ask(resolver, ADULT, "www.google.com", "ANY", tcp)
     assert addresses(adult) == {GOOGLE_V4}  # the upstream does answer ANY with addresses
     kid = ask(resolver, KID, "www.google.com", "ANY", tcp)

@@ -29,6 +29,7 @@ from .reloadable import applied_config, restart_needed
 from .sdnotify import Notifier, watchdog_interval
 from .state import ServingState, build_state
 from .stats import LabelSets, Snapshot, Stats
+from .transport.pktinfo import PktinfoListener, blind_wildcards, needs_destination
 from .transport.tcp import TcpConnection, TcpServerState
 from .transport.udp import UdpListener
 
@@ -115,6 +116,11 @@ class Server:
         loop = asyncio.get_running_loop()
         bound = [await self._open_tcp(listener) for listener in self.config.listeners]
         for protocol, udp_socket in bound:
+            if needs_destination(udp_socket, self.resolver.state.clients):
+                wildcard = PktinfoListener(self.resolver, udp_socket, udp_socket.getsockname()[1])
+                wildcard.start(loop)  # clients.listeners on a wildcard bind: see pktinfo.py
+                self.udp.append(wildcard)  # type: ignore[arg-type]
+                continue
             await loop.create_datagram_endpoint(lambda p=protocol: p, sock=udp_socket)  # type: ignore[misc]
             self.udp.append(protocol)
         log.info(
@@ -158,6 +164,10 @@ class Server:
             return False
         warn_restart_needed(self.config, config)
         self.config = applied_config(self.config, config)
+        for blind in blind_wildcards(self.udp, state.clients):
+            log.warning(
+                "reload: clients.listeners on wildcard %s take effect after a restart", blind
+            )
         self.resolver.swap_state(state, Acl(config.acl))
         gc.freeze()  # the new snapshot is long-lived too (no collect: that would pause serving)
         self.resolver.stats.labels = label_sets(self.config, state)

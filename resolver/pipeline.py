@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from . import fastpath, synth
 from .acl import Acl, AclAction
+from .answer_steps import any_is_rewritten, cloaking_block, ede_options
 from .cache import Cache
 from .forward import Deliver, Dispatcher, Exchange
 from .policy import (
@@ -27,7 +28,6 @@ from .policy import (
     Profile,
     Rewrite,
     decide,
-    decide_cname_chain,
 )
 from .policy.clients import EcsError, parse_ecs
 from .policy.decide import clockless_list_decision
@@ -43,7 +43,7 @@ from .querystate import (  # noqa: F401 - transports and config import these fro
     parse_reply,
     question_of,
 )
-from .ratelimit import RateLimiter, Verdict, any_answer, truncated
+from .ratelimit import AnyMode, RateLimiter, Verdict, any_answer, truncated
 from .response import ScannedAnswer
 from .rewrite import rewrite_key, rewritten, target_key
 from .stats import QTYPE_INDEX, QTYPE_OTHER, Stats
@@ -58,7 +58,6 @@ from .wire import (
     WireError,
     parse_query,
     text_to_wire,
-    wire_to_text,
 )
 
 if TYPE_CHECKING:  # state.py builds on config.py, which imports ServePolicy from here
@@ -67,6 +66,7 @@ if TYPE_CHECKING:  # state.py builds on config.py, which imports ServePolicy fro
 
 log = logging.getLogger(__name__)
 
+_REWRITTEN = ("rewritten", "none")
 _BLOCK_MEMO_SECONDS = 1.0  # a block may change with the clock (schedules): re-decide each second
 
 
@@ -96,7 +96,7 @@ class Resolver:
         self.acl = acl
         self.ratelimit = ratelimit
         self.state = state
-        self._memos: dict[str, dict[bytes, tuple]] = {}
+        self._memos: dict[object, dict[bytes, tuple]] = {}
         self._block_labels_memo: dict[int, tuple[Block, tuple]] = {}
         self._fasts: dict[str, dict[int, tuple | bool]] = {}  # per profile, see fastpath.py
         self._client_tables: list[dict[str, ClientState]] = []
@@ -140,11 +140,14 @@ class Resolver:
         # Prepared answers are shared by a profile's clients: never for one the access list
         # refuses (it would get what allowed clients were answered), nor where every query
         # must be seen (the query log) or comes wrapped (PROXY v2).
+        # The memo is keyed by all that selects the profile (resolver/answer_steps.py, step 1):
+        # where ECS is trusted the packet's own bytes choose it, together with the listener.
         if allowed and self.querylog is None and not proxy:
-            memo = self._memos.get(profile.name)
+            memo_key = (profile.name, listener) if trusted_ecs else profile.name
+            memo = self._memos.get(memo_key)
             if memo is None:
-                memo = self._memos[profile.name] = {}
-        client = ClientState(profile, memo, allowed, trusted_ecs, proxy)
+                memo = self._memos[memo_key] = {}
+        client = ClientState(profile, memo, allowed, trusted_ecs, proxy, listener)
         if memo is not None:
             if self.ratelimit is not None:
                 client.limit = self.ratelimit.check
@@ -210,6 +213,11 @@ class Resolver:
         the cache, because a cached answer must still be blocked when a schedule starts.
         """
         received = self.clock()
+        if not client.allowed and self.acl.action is AclAction.DROP:
+            # Drop means silence for everything a denied source sends, malformed included:
+            # an error answer would still confirm a resolver here (and reflect traffic).
+            self.stats.record_answer(transport, "refused", "none", "none", 0.0)
+            return None
         try:
             query = parse_query(data)
         except Unanswerable:
@@ -225,13 +233,17 @@ class Resolver:
         profile = client.profile
         if query.ecs is not None and client.trusted_ecs:
             try:
-                profile = self.state.clients.profile_for(ip, ("", 0), parse_ecs(query.ecs))
+                profile = self.state.clients.profile_for(ip, client.listener, parse_ecs(query.ecs))
             except EcsError:
                 return synth.error(data, FORMERR, query, self.policy.udp_size)
         decision = decide(
             profile, query.qname, query.qtype, self.wallclock(), self.state.index.shared
         )
         if decision is ALLOW:
+            if query.qtype == TYPE_ANY and any_is_rewritten(
+                profile, query.qname, query.qtype, self.wallclock(), self.state.index.shared
+            ):
+                return self._any_minimal(query, profile, transport, received)
             return self._allowed(query, client, profile, transport, received)
         if isinstance(decision, Block):
             if decision.monitor_only:
@@ -349,35 +361,52 @@ class Resolver:
             miss.label = label
             return miss
         self.stats.cache_hits += 1
-        answer = entry.answer
-        if answer.cname_targets:
-            cloaked = self._cloaked(query, answer, profile, transport, received)
-            if cloaked is not None:
-                return cloaked
-        response = synth.from_answer(
-            query, answer, entry.body_at(now, self.cache.policy), self.policy.udp_size
+        body = entry.body_at(now, self.cache.policy)
+        response, action, category = self._serve(
+            query, entry.answer, body, profile, transport, label
         )
-        action, category = label
         self.stats.record_answer(transport, action, category, profile.name, self.clock() - received)
-        if transport == UDP:
-            response = synth.fit_udp(response, query, self.policy.udp_size)
+        if response is not None and transport == UDP and action == label[0]:
             until = min(entry.stored + int(now - entry.stored) + 1, entry.expires)
             answer_key = (action, category, profile.name)
             self._remember(query, client, profile, response, until, answer_key, self._cache_hit)
         return response
 
-    def _cloaked(
-        self, query: Query, answer: ScannedAnswer, profile: Profile, transport: int, received: float
+    def _serve(
+        self,
+        query: Query,
+        answer: ScannedAnswer,
+        body: bytes,
+        profile: Profile,
+        transport: int,
+        label: tuple[str, str],
+        rewrite: Rewrite | None = None,
+        stale: bool = False,
+    ) -> tuple[bytes | None, str, str]:
+        """Steps 4-6 of resolver/answer_steps.py for cached or upstream data: (bytes, or None
+        for a silent block, and the action and category to count it under)."""
+        if rewrite is None and answer.cname_targets:  # most answers have none: no clock read
+            block = cloaking_block(profile, answer, self.wallclock(), self.state.index.shared)
+            if block is not None:
+                return self.state.blocks.answer(query, block), "blocked", block.category
+        udp_size = self.policy.udp_size
+        response = synth.from_answer(query, answer, body, udp_size)
+        if query.edns and (rewrite is not None or stale):
+            # replace our plain OPT (11 bytes) with one carrying the extended errors
+            options = ede_options(rewrite, stale)
+            response = response[:-11] + synth.opt_record(udp_size, answer.rcode, query.do, options)
+        if transport == UDP:
+            response = synth.fit_udp(response, query, udp_size)
+        return response, "stale" if stale else label[0], label[1]
+
+    def _any_minimal(
+        self, query: Query, profile: Profile, transport: int, received: float
     ) -> bytes | None:
-        names = [wire_to_text(t).lower() for t in answer.cname_targets]
-        block = decide_cname_chain(profile, names, self.wallclock(), self.state.index.shared)
-        if block is None or block.monitor_only:
-            return None
-        response = self.state.blocks.answer(query, block)
+        """ANY for a safe-search name: RFC 8482's HINFO, so no unrewritten address leaves."""
         self.stats.record_answer(
-            transport, "blocked", block.category, profile.name, self.clock() - received
+            transport, "rewritten", "none", profile.name, self.clock() - received
         )
-        return response if response is not None else b""
+        return any_answer(query.data, AnyMode.HINFO)
 
     def _rewrite(
         self,
@@ -391,9 +420,11 @@ class Resolver:
         now = self.clock()
         entry = self.cache.get(rewrite_key(query.key, rewrite.target), now)
         if entry is not None:
-            response = self._rewrite_response(
-                query, entry.answer, entry.body_at(now, self.cache.policy), rewrite, transport
+            body = entry.body_at(now, self.cache.policy)
+            response, _, _ = self._serve(
+                query, entry.answer, body, profile, transport, _REWRITTEN, rewrite
             )
+            assert response is not None  # only a cloaking block is silent, never a rewrite
             self.stats.record_answer(
                 transport, "rewritten", "none", profile.name, self.clock() - received
             )
@@ -405,21 +436,6 @@ class Resolver:
                 self._remember(query, client, profile, response, until, answer_key, counter)
             return response
         return Miss(query, profile, received, rewrite)
-
-    def _rewrite_response(
-        self, query: Query, answer: ScannedAnswer, body: bytes, rewrite: Rewrite, transport: int
-    ) -> bytes:
-        response = synth.from_answer(query, answer, body, self.policy.udp_size)
-        if query.edns:  # replace our plain OPT with one carrying EDE 4 Forged Answer
-            ede = synth.ede_option(
-                rewrite.ede, rewrite.extra_text or f"lachan: safe search ({rewrite.engine})"
-            )
-            response = response[:-11] + synth.opt_record(
-                self.policy.udp_size, answer.rcode, query.do, ede
-            )
-        return (
-            synth.fit_udp(response, query, self.policy.udp_size) if transport == UDP else response
-        )
 
     def _remember(
         self,
@@ -500,9 +516,7 @@ class Resolver:
         del self._inflight[exchange.key]
         if answer is None:
             for waiter in exchange.waiters:
-                self._deliver(
-                    waiter, self._failure_answer(waiter.query, waiter.transport), "servfail", "none"
-                )
+                self._failure(waiter)
             return
         entry = self.cache.put(exchange.key, answer)
         body = entry.body_at(self.clock(), self.cache.policy) if entry else answer.body
@@ -510,18 +524,10 @@ class Resolver:
             if waiter.rewrite is not None:
                 self._complete_rewrite(waiter, exchange.key, answer)
                 continue
-            query = waiter.query
-            if answer.cname_targets:
-                cloaked = self._cloaked(
-                    query, answer, waiter.profile, waiter.transport, waiter.received
-                )
-                if cloaked is not None:
-                    waiter.deliver(cloaked)
-                    continue
-            response = synth.from_answer(query, answer, body, self.policy.udp_size)
-            if waiter.transport == UDP:
-                response = synth.fit_udp(response, query, self.policy.udp_size)
-            self._deliver(waiter, response, *waiter.label)
+            response, action, category = self._serve(
+                waiter.query, answer, body, waiter.profile, waiter.transport, waiter.label
+            )
+            self._deliver(waiter, response or b"", action, category)
 
     def _complete_rewrite(self, waiter: Waiter, key: bytes, target: ScannedAnswer) -> None:
         query, rewrite = waiter.query, waiter.rewrite
@@ -540,12 +546,10 @@ class Resolver:
         entry = self.cache.put(rewrite_key(query.key, rewrite.target), answer)
         body = entry.body_at(self.clock(), self.cache.policy) if entry else answer.body
         self.stats.record_rewrite(rewrite.engine)
-        self._deliver(
-            waiter,
-            self._rewrite_response(query, answer, body, rewrite, waiter.transport),
-            "rewritten",
-            "none",
+        response, action, category = self._serve(
+            query, answer, body, waiter.profile, waiter.transport, _REWRITTEN, rewrite
         )
+        self._deliver(waiter, response or b"", action, category)
 
     def _deliver(self, waiter: Waiter, response: bytes, action: str, category: str) -> None:
         if self.querylog is not None and len(response) >= 12:
@@ -564,19 +568,25 @@ class Resolver:
         )
         waiter.deliver(response)
 
-    def _failure_answer(self, query: Query, transport: int) -> bytes:
-        stale = self.cache.get_stale(query.key, self.clock())
-        if stale is not None:
-            response = synth.from_answer(
-                query, stale.answer, stale.stale_body(self.cache.policy), self.policy.udp_size
-            )
-            return (
-                synth.fit_udp(response, query, self.policy.udp_size)
-                if transport == UDP
-                else response
-            )
-        log.debug("SERVFAIL for %s: no upstream answered", query.qname)
-        return synth.error(query.data, SERVFAIL, query, self.policy.udp_size)
+    def _failure(self, waiter: Waiter) -> None:
+        """No upstream answered: serve-stale through the same steps as a fresh answer (a
+        rewritten name only from its rewrite's stale copy), else SERVFAIL."""
+        query, rewrite = waiter.query, waiter.rewrite
+        key = query.key if rewrite is None else rewrite_key(query.key, rewrite.target)
+        stale = self.cache.get_stale(key, self.clock())
+        if stale is None:
+            log.debug("SERVFAIL for %s: no upstream answered", query.qname)
+            error = synth.error(query.data, SERVFAIL, query, self.policy.udp_size)
+            self._deliver(waiter, error, "servfail", "none")
+            return
+        if rewrite is not None:
+            self.stats.record_rewrite(rewrite.engine)
+        label = waiter.label if rewrite is None else _REWRITTEN
+        body = stale.stale_body(self.cache.policy)
+        response, action, category = self._serve(
+            query, stale.answer, body, waiter.profile, waiter.transport, label, rewrite, True
+        )
+        self._deliver(waiter, response or b"", action, category)
 
     def close(self) -> None:
         self.dispatcher.close()

@@ -26,7 +26,8 @@ class ClientState:
     """What a client address gets on one listener, until the next reload."""
 
     __slots__ = (
-        "profile", "memo", "allowed", "trusted_ecs", "proxy", "fast", "classify", "static", "limit"
+        "profile", "memo", "allowed", "trusted_ecs", "proxy", "fast", "classify", "static", "limit",
+        "listener",
     )  # fmt: skip
 
     def __init__(
@@ -36,8 +37,10 @@ class ClientState:
         allowed: bool,
         trusted_ecs: bool,
         proxy: bool = False,
+        listener: tuple[str, int] = ("", 0),
     ):
         self.profile = profile
+        self.listener = listener  # where the query arrived: trusted ECS keeps it in the choice
         self.memo = memo  # the profile's prepared answers; None when they may not be used
         self.allowed = allowed
         self.trusted_ecs = trusted_ecs

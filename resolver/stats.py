@@ -35,6 +35,7 @@ QTYPE_OTHER = QTYPE_CLASSES.index("other")
 
 ACTIONS: tuple[str, ...] = ("allowed", "blocked", "rewritten", "refused", "servfail", "formerr")
 ACTIONS += ("dropped", "ratelimited", "monitored")
+ACTIONS += ("stale",)  # served stale (RFC 8767) when every upstream failed
 ENGINES = ("google", "youtube", "bing", "duckduckgo", "yandex", "ecosia", "pixabay", "brave")
 BYPASS_KINDS = ("canary", "private_relay", "doh", "vpn", "proxy", "tor")
 UPSTREAM_FAILURE_REASONS = ("timeout", "network", "servfail", "refused", "malformed")

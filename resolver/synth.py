@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .response import ScannedAnswer
-from .wire import AD, CD, DO_BIT, HEADER_LEN, OPT_EDE, QR, RA, RD, TC, TYPE_OPT, Query
+from .wire import AD, CD, DO_BIT, HEADER_LEN, NOTIMP, OPT_EDE, QR, RA, RD, TC, TYPE_OPT, Query
 
 _RD_CD = RD | CD
 
@@ -63,6 +63,9 @@ def error(data: bytes, rcode: int, query: Query | None, udp_size: int, ede: byte
     """An error answer: the header echoed with QR set, the question when it was readable."""
     opcode_rd = data[2] & 0x79  # opcode and RD echoed
     flags_lo = (data[3] & CD) | RA | (rcode & 0x0F)
+    if rcode == NOTIMP:
+        # An opcode we do not know: no RA, promise nothing about it; CD echoed, as unbound.
+        flags_lo = (data[3] & CD) | NOTIMP
     if query is not None:
         question = data[HEADER_LEN : query.qend]
         edns = query.edns or rcode > 0x0F

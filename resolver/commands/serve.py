@@ -11,6 +11,7 @@ import click
 from .. import app, config, preflight
 from ..errors import ConfigError, LachanError
 from ..state import load_policies
+from ..transport.pktinfo import mapping_problems
 
 
 def _fail(error: LachanError, status: int = 1) -> NoReturn:
@@ -76,7 +77,9 @@ def serve(
     load = config.ConfigSource(config_path, listen, upstream, workers)
     try:
         cfg = load()
-        load_policies(cfg)  # fail fast on a bad profile, before binding anything
+        _, clients, _ = load_policies(cfg)  # fail fast on a bad profile, before binding anything
+        for problem in mapping_problems(cfg.listeners, clients, cfg.source):
+            logging.getLogger(__name__).warning("%s (this profile never applies)", problem)
         # build_state reads the catalogue (with the same one-line error): not parsed twice
         _preflight(cfg, live=True, catalogue=False, listen_flags=bool(listen))
     except LachanError as exc:
@@ -112,8 +115,14 @@ def check_config(path: str, files_only: bool) -> None:
     """
     try:
         cfg = config.load(path)
-        load_policies(cfg)
-        _preflight(cfg, live=not files_only)
+        _, clients, _ = load_policies(cfg)
+        problems = mapping_problems(cfg.listeners, clients, cfg.source)
+        try:
+            _preflight(cfg, live=not files_only)
+        except ConfigError as exc:
+            problems = [*problems, *exc.problems]
+        if problems:  # a listener profile that can never apply is a silent hole
+            raise ConfigError(problems)
     except LachanError as exc:
         _fail(exc)
     click.echo(f"{path}: ok")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import idna
 import yaml
 
 from resolver.config_read import unknown_key
@@ -50,8 +51,11 @@ def normalise_name(text: str, wildcard: bool = False) -> str:
     prefix = "*." if wildcard and name.startswith("*.") else ""
     body = name[len(prefix) :]
     try:
-        body = body.encode("idna").decode("ascii") if not body.isascii() else body
-    except UnicodeError:
+        # UTS 46 non-transitional, as the lists (resolver/lists/names.py) and browsers do:
+        # IDNA 2003 would map straße.de to strasse.de, which no browser asks for.
+        if not body.isascii():
+            body = idna.encode(body, uts46=True, transitional=False).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
         raise ValueError(f"invalid international name {text!r}") from None
     labels = body.split(".")
     if len(body) > 253 or not all(_LABEL.match(label) for label in labels):

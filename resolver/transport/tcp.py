@@ -61,6 +61,9 @@ class TcpConnection(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self._peer = peer[0] if peer else ""
+        if self._listener[0] in ("0.0.0.0", "::"):  # a wildcard bind: the address asked
+            local = transport.get_extra_info("sockname")
+            self._listener = (local[0], self._listener[1]) if local else self._listener
         if len(self._state.connections) >= self._state.policy.max_connections:
             self._state.rejected += 1
             transport.abort()  # type: ignore[attr-defined]

@@ -147,6 +147,18 @@ SAME = {
         query("www.example.test"), set_bits=dns.flags.QR
     ),
     "root NS": query(".", "NS"),
+    # An unknown opcode: QR, the opcode, RD and CD echoed, nothing else (no RA), as unbound.
+    "opcode IQUERY: NOTIMP (RFC 3425)": with_flags(query("www.example.test"), set_bits=1 << 11),
+    "opcode STATUS: NOTIMP": with_flags(query("www.example.test"), set_bits=2 << 11),
+    "opcode 3: NOTIMP": with_flags(query("www.example.test"), set_bits=3 << 11),
+    "opcode 6: NOTIMP": with_flags(query("www.example.test"), set_bits=6 << 11),
+    "opcode 15: NOTIMP": with_flags(query("www.example.test"), set_bits=15 << 11),
+    "opcode 2 with CD: NOTIMP": with_flags(
+        query("www.example.test"), set_bits=(2 << 11) | dns.flags.CD
+    ),
+    "opcode 2 without RD: NOTIMP": with_flags(
+        query("www.example.test"), set_bits=2 << 11, clear_bits=dns.flags.RD
+    ),
 }
 
 
@@ -165,11 +177,6 @@ SAME_EXCEPT_RA = {
     "MAILA as qtype: FORMERR": query("www.example.test", "MAILA"),
     "AXFR over UDP: REFUSED (RFC 5936)": query("example.test", "AXFR"),
     "IXFR: REFUSED": query("example.test", "IXFR"),
-    "opcode IQUERY: NOTIMP (RFC 3425)": with_flags(query("www.example.test"), set_bits=1 << 11),
-    "opcode STATUS: NOTIMP": with_flags(query("www.example.test"), set_bits=2 << 11),
-    "opcode 3: NOTIMP": with_flags(query("www.example.test"), set_bits=3 << 11),
-    "opcode 6: NOTIMP": with_flags(query("www.example.test"), set_bits=6 << 11),
-    "opcode 15: NOTIMP": with_flags(query("www.example.test"), set_bits=15 << 11),
 }
 
 

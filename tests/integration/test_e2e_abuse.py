@@ -102,6 +102,34 @@ def test_drop_action_sends_nothing(dropping: LachanProcess) -> None:
     assert addresses(ask(dropping.port, "www.example.test", source="127.0.0.2")) == ["192.0.2.1"]
 
 
+def _bad_packets() -> dict[str, bytes]:
+    """One packet per error answer the parser can give (issue 11, finding 11)."""
+    plain = make_query("www.example.test").to_wire()
+    notimp = bytearray(plain)
+    notimp[2] = (notimp[2] & 0x87) | (2 << 3)  # opcode STATUS
+    badvers = make_query("www.example.test", edns=True).to_wire()
+    opt = badvers.rfind(b"\x00\x00\x29")  # root owner, type OPT: version is 5 bytes on
+    badvers = badvers[: opt + 6] + b"\x01" + badvers[opt + 7 :]
+    return {
+        "formerr": plain[:4] + b"\x00\x02" + plain[6:],  # qdcount 2
+        "truncated question": plain[:-3],
+        "notimp": bytes(notimp),
+        "badvers": badvers,
+        "refused meta type": make_query("www.example.test", "AXFR").to_wire(),
+        "plain": plain,
+    }
+
+
+@pytest.mark.parametrize("kind", sorted(_bad_packets()))
+def test_drop_action_is_silent_for_every_packet_a_denied_source_sends(
+    dropping: LachanProcess, kind: str
+) -> None:
+    packet = _bad_packets()[kind]
+    assert udp_exchange(dropping.port, packet, "127.0.0.3", timeout=0.5) is None, kind
+    # The same bytes from the allowed source do get an answer: the packet is answerable.
+    assert udp_exchange(dropping.port, packet, "127.0.0.2") is not None, kind
+
+
 def flood(port: int, source: str, count: int, seconds: float, result: dict[str, int]) -> None:
     """Send ``count`` queries from ``source`` within about ``seconds``; count the replies."""
     wire = bytearray(make_query("flood.example.test").to_wire())

@@ -155,6 +155,14 @@ def test_order_allow_beats_deny_but_not_safe_search() -> None:
     )
 
 
+def test_a_profile_idn_entry_matches_the_uts46_name_browsers_ask() -> None:
+    p = _custom(deny=["straße.de"], allow=["*.faß.de"], block=["adult"])
+    lists = DictLookup({"www.xn--fa-hia.de": listed("adult")})
+    denied = decide(p, "xn--strae-oqa.de", A, 0, DictLookup({}))
+    assert isinstance(denied, Block) and denied.reason is Reason.DENY
+    assert decide(p, "www.xn--fa-hia.de", A, 0, lists) is ALLOW
+
+
 def test_deeper_wildcard_does_not_hide_a_stronger_shallower_rule() -> None:
     p = _custom(allow=["*.x.resolver.arpa"], deny=["*.deny.test"], block=["adult"])
     empty = DictLookup({})

@@ -116,6 +116,8 @@ def test_empty_directory_and_missing_file(tmp_path: Path) -> None:
         ("Example.COM.", False, "example.com"),
         ("*.Zoom.us", True, "*.zoom.us"),
         ("bücher.de", False, "xn--bcher-kva.de"),
+        ("straße.de", False, "xn--strae-oqa.de"),  # UTS 46, as lists and browsers
+        ("*.Straße.de", True, "*.xn--strae-oqa.de"),
         ("_dns.resolver.arpa", False, "_dns.resolver.arpa"),
     ],
 )

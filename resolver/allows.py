@@ -4,7 +4,7 @@ A school needs a blocked-but-harmless site open for a lesson within minutes, not
 and a SIGHUP. An allow names a site, a profile, an end time, who asked and why. The allows
 live in one small JSON file in lachan's state folder (``temporary-allows.json``), so every
 worker and every restart sees the same set; serving processes watch the file and apply the
-allows in force as extra entries of the profile's allow list (``apply``), and drop them when
+allows in force as the profile's temporarily opened names (``apply``), and drop them when
 they expire. Every change is appended to ``temporary-allows.log`` (who, what, when, why),
 the audit trail a school shows an inspector. No client address is ever part of an allow.
 
@@ -77,18 +77,25 @@ def normalise_site(text: str) -> str:
 
 
 def apply(
-    profiles: dict[str, Profile], allows: Iterable[TemporaryAllow], now: float
+    profiles: dict[str, Profile],
+    allows: Iterable[TemporaryAllow],
+    now: float,
+    never: frozenset[str] = NEVER_DEFAULT,
 ) -> dict[str, Profile]:
-    """Profiles with the allows in force added to their allow lists (others unchanged)."""
+    """Profiles with the allows in force as their ``temporary`` names (others unchanged).
+
+    decide() treats them as allowed, below the admin's deny list, and never for a name the
+    lists put in one of ``never``: a site opened with its subdomains cannot open an adult
+    name below it.
+    """
     extra: dict[str, set[str]] = {}
     for allow in allows:
         if allow.active(now) and allow.profile in profiles:
             extra.setdefault(allow.profile, set()).add(allow.name)
     out = dict(profiles)
     for name, sites in extra.items():
-        base = profiles[name].allow
-        rules = NameRules(base.exact | sites, base.wildcard | sites)  # the site and below
-        out[name] = dataclasses.replace(profiles[name], allow=rules)
+        opened = NameRules(frozenset(sites), frozenset(sites))  # the site and every name below
+        out[name] = dataclasses.replace(profiles[name], temporary=opened, never_open=never)
     return out
 
 

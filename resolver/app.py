@@ -177,6 +177,21 @@ class Server:
         log.info("reloaded: policy %s, index %s", state.policy_digest, state.index_digest or "none")
         return True
 
+    async def apply_allows(self) -> None:
+        """Rebuild the profiles with the temporary allows in force, same config and index."""
+        loop = asyncio.get_running_loop()
+        index = self.resolver.state.index
+        state = await loop.run_in_executor(None, build_state, self.config, index)
+        self.resolver.swap_state(state, Acl(self.config.acl))
+        log.info("temporary allows applied: policy %s", state.policy_digest)
+
+    def follow_allows(self) -> None:
+        """Apply `lachan allow` and the console's changes within a second, and expiries."""
+        from .allows_watch import follow_allows
+        from .state import allows_store
+
+        follow_allows(allows_store(self.config), self.apply_allows)
+
     async def stop(self, grace: float = 2.0) -> None:
         """Stop accepting, let in-flight queries finish within ``grace``, then close."""
         for server in self.tcp_servers:
@@ -271,6 +286,7 @@ async def serve(
     querylog = server.resolver.querylog
     await server.start()
     metrics = start_metrics(config, stats.snapshot, lambda: server.config)
+    server.follow_allows()
     watch_list_freshness(config, stats)
     audit = open_audit(config, stats.snapshot, lambda: server.resolver.state)
     loop = asyncio.get_running_loop()

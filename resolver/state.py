@@ -14,6 +14,8 @@ from pathlib import Path
 
 from . import __version__
 from ._nametable import Table
+from .allows import AllowStore
+from .allows import apply as apply_allows
 from .blocks import BlockAnswers, block_page_rdata
 from .config import Config
 from .coverage.canary import CanaryStatus, format_canary
@@ -100,6 +102,7 @@ def load_policies(config: Config) -> tuple[dict[str, Profile], ClientMap, str]:
     profiles = load_profiles(directory, config.site.timezone, local)
     if not profiles:
         raise ConfigError(f"{directory}: no profile (*.yaml) found")
+    profiles = with_temporary_allows(config, profiles)
     clients = ClientMap.from_config(config.clients, profiles, config.source)
     digest = hashlib.sha256()
     for folder in (Path(directory), *((Path(local),) if local else ())):
@@ -107,6 +110,16 @@ def load_policies(config: Config) -> tuple[dict[str, Profile], ClientMap, str]:
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
     digest.update(repr(sorted(config.clients.items())).encode())
     return profiles, clients, "sha256:" + digest.hexdigest()[:16]
+
+
+def allows_store(config: Config) -> AllowStore:
+    """The temporary allows of this config's site (in the lists' state folder)."""
+    return AllowStore(Path(config.lists.state_dir or default_state_dir()))
+
+
+def with_temporary_allows(config: Config, profiles: dict[str, Profile]) -> dict[str, Profile]:
+    """Profiles with the teachers' temporary allows in force now (resolver/allows.py)."""
+    return apply_allows(profiles, allows_store(config).load(), time.time())
 
 
 def load_index(config: Config, compile_if_needed: bool = True) -> Index | EmptyIndex:

@@ -80,6 +80,7 @@ async def _worker(load: ConfigLoader, conn: multiprocessing.connection.Connectio
     server = Server(config, build_resolver(config, state, stats), reuse_port=True)
     querylog = server.resolver.querylog
     await server.start()
+    server.follow_allows()
     loop.add_signal_handler(signal.SIGTERM, server.stopping.set)
     loop.add_signal_handler(signal.SIGINT, lambda: None)  # the supervisor decides
     loop.add_signal_handler(

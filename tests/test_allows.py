@@ -89,9 +89,24 @@ def test_apply_opens_the_site_and_its_subdomains_for_that_profile_only(tmp_path:
     store.add("example.org", "school", 1800, "lesson", "a")
     profiles = {"school": Profile("school", "test"), "under16": Profile("under16", "test")}
     applied = apply(profiles, store.load(), clock.now)
-    assert applied["school"].allow.matches("example.org") is not None
-    assert applied["school"].allow.matches("www.example.org") is not None
-    assert applied["school"].allow.matches("example.org.evil.test") is None
+    assert applied["school"].temporary.matches("example.org") is not None
+    assert applied["school"].temporary.matches("www.example.org") is not None
+    assert applied["school"].temporary.matches("example.org.evil.test") is None
     assert applied["under16"] is profiles["under16"]
     assert apply(profiles, store.load(), clock.now + 1800)["school"] is profiles["school"]
     assert next_change(store.load(), clock.now) == clock.now + 1800
+
+
+def test_the_watch_sees_a_change_of_the_file_and_an_expiry(tmp_path: Path) -> None:
+    from resolver.allows_watch import AllowsWatch
+
+    clock = Clock()
+    store = AllowStore(tmp_path, clock)
+    watch = AllowsWatch(store, clock)
+    assert not watch.due()
+    store.add("example.org", "school", 1800, "lesson", "a")
+    assert watch.due() and not watch.due()
+    clock.now += 1799
+    assert not watch.due()
+    clock.now += 1
+    assert watch.due() and not watch.due()  # the expiry, once

@@ -14,6 +14,7 @@ from resolver.policy.decision import (
     Decision,
     Reason,
     Rewrite,
+    TemporaryAllow,
 )
 from resolver.policy.profile import NEVER_BLOCK, Profile
 from resolver.policy.rules import Rules, Static
@@ -62,6 +63,8 @@ def decide(profile: Profile, name: str, qtype: int, now: float, lookup: Lookup) 
         final, rewrite = static
         if rewrite is not None and qtype in REWRITE_QTYPES:
             return rewrite
+        if isinstance(final, TemporaryAllow):
+            return _temporarily_allowed(profile, rules, final, name, now, lookup)
         if final is not None:
             return final
     match = lookup.lookup(name)
@@ -91,6 +94,8 @@ def decide_cname_chain(
         if static is None and name.endswith(rules.wild_suffixes):
             static = _walk(rules.wild, name)
         final = static[0] if static is not None else None
+        if isinstance(final, TemporaryAllow):
+            final = _temporarily_allowed(profile, rules, final, name, now, lookup)
         if final is ALLOW:
             continue
         if isinstance(final, Block):
@@ -101,6 +106,18 @@ def decide_cname_chain(
             if isinstance(listed, Block):
                 return _as_cname(listed)
     return None
+
+
+def _temporarily_allowed(
+    profile: Profile, rules: Rules, opened: TemporaryAllow, name: str, now: float, lookup: Lookup
+) -> Decision:
+    """ALLOW for a name a teacher opened, unless a list names it in a never-opened category."""
+    match = lookup.lookup(name)
+    if match is not None and match.categories & opened.never:
+        listed = _list_decision(profile, rules, match, now)
+        if listed is not None:
+            return listed
+    return ALLOW
 
 
 def _walk(wild: dict[str, Static], name: str) -> Static | None:

@@ -53,6 +53,23 @@ class Allow:
 ALLOW: Final = Allow()
 
 
+class TemporaryAllow:
+    """A static marker, never a final decision: a teacher opened this name for a while.
+
+    decide() turns it into ALLOW unless the blocklists put the name in one of ``never``
+    (adult content): a site opened with its subdomains must not open a listed adult name
+    below it.
+    """
+
+    __slots__ = ("never",)
+
+    def __init__(self, never: frozenset[str]) -> None:
+        self.never = never
+
+    def __repr__(self) -> str:
+        return "TEMPORARY_ALLOW"
+
+
 class Block(NamedTuple):
     """Do not resolve ``name``; answer in ``mode`` (already resolved from the profile or a rule).
 

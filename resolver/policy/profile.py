@@ -95,6 +95,8 @@ class Profile:
     monitor_only: bool = False
     canary: str = DEFAULT_CANARY
     description: str = ""
+    temporary: NameRules = NameRules()  # names opened for a while (resolver/allows.py)
+    never_open: frozenset[str] = frozenset({"adult"})  # categories no temporary allow opens
     rules: Rules = field(init=False, repr=False, compare=False)
 
     def __repr__(self) -> str:

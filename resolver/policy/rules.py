@@ -16,6 +16,7 @@ from resolver.policy.decision import (
     Decision,
     Reason,
     Rewrite,
+    TemporaryAllow,
     extra_text,
 )
 from resolver.policy.keywords import KeywordMatcher
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from resolver.policy.profile import AntiBypass, Profile
 
 # (final decision or None, safe-search rewrite or None) for a statically known name.
-Static = tuple[Decision | None, Rewrite | None]
+Static = tuple[Decision | TemporaryAllow | None, Rewrite | None]
 
 FIREFOX_CANARY: Final = "use-application-dns.net"
 ICLOUD_RELAY: Final = ("mask.icloud.com", "mask-h2.icloud.com")
@@ -124,6 +125,8 @@ def static_outcome(
     rule = profile.deny.matches(name)
     if rule is not None:
         return _block(profile, Reason.DENY, rule, None), None
+    if profile.temporary.matches(name) is not None:  # after deny: the admin's word stands
+        return TemporaryAllow(profile.never_open), rewrite
     return (None, rewrite) if rewrite is not None else None
 
 
@@ -143,8 +146,10 @@ def _static_tables(profile: Profile) -> tuple[dict[str, Static], dict[str, Stati
     safe = rewrite_table(profile.safe_search)
     rewrites = _engine_rewrites(profile, safe)
     b_exact, b_wild = bypass_rules(profile.anti_bypass)
-    names = {profile.canary, *b_exact, *safe, *profile.allow.exact, *profile.deny.exact}
-    parents = {*b_wild, *profile.allow.wildcard, *profile.deny.wildcard}
+    names = {profile.canary, *b_exact, *safe, *profile.allow.exact, *profile.deny.exact,
+             *profile.temporary.exact}  # fmt: skip
+    parents = {*b_wild, *profile.allow.wildcard, *profile.deny.wildcard,
+               *profile.temporary.wildcard}  # fmt: skip
     exact = {n: s for n in names if (s := static_outcome(profile, n, safe, rewrites))}
     # "*.<parent>" stands for any name below parent that no deeper wildcard covers: the
     # runtime walk goes most specific first, so the first parent it finds is that one.

@@ -296,3 +296,18 @@ def run_dnsperf(port: int, data: Path, seconds: float, qps: int) -> PerfResult:
 
 
 __all__ = ["free_port"]
+
+
+def seed_state_dir(target: Path) -> Path:
+    """A lists state folder holding the bundled catalogue's compiled index, copied from the
+    shared cache (compiled there once), so a test with its own state folder starts in
+    seconds instead of compiling a million names again."""
+    import shutil
+
+    from resolver.lists.catalogue import default_state_dir, load_catalogue
+    from resolver.lists.snapshot import ensure_index
+
+    built = ensure_index(load_catalogue(None), default_state_dir())
+    (target / "index").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(built, target / "index" / built.name)
+    return target

@@ -1,0 +1,70 @@
+"""Serving processes follow the temporary-allows file: a change or an expiry applies at once.
+
+A teacher's `lachan allow` (or the console) rewrites one small file; every worker checks it
+once a second (one stat) and, when it changed or an allow in it starts or ends, rebuilds its
+profiles from the current config and index, off the event loop, then swaps them in. No
+reload signal, no supervisor round trip, and a restart reads the same file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from .allows import AllowStore, next_change
+
+log = logging.getLogger(__name__)
+CHECK_EVERY = 1.0  # seconds: "applies at once" for a teacher, one stat() for the server
+
+
+class AllowsWatch:
+    """Says when the allows in force may have changed since the last rebuild."""
+
+    def __init__(self, store: AllowStore, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._clock = clock
+        self._seen: tuple[int, int] | None = self._fingerprint()
+        self._next = self._next_change()
+
+    def due(self) -> bool:
+        """True when the file changed, or an allow in it started or ended, since last time."""
+        seen = self._fingerprint()
+        if seen != self._seen or (self._next is not None and self._clock() >= self._next):
+            self._seen = seen
+            self._next = self._next_change()
+            return True
+        return False
+
+    def _fingerprint(self) -> tuple[int, int] | None:
+        try:
+            st = self._store.path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def _next_change(self) -> float | None:
+        try:
+            return next_change(self._store.load(), self._clock())
+        except Exception:  # noqa: BLE001 (a half-written or bad file: the next check retries)
+            return None
+
+
+def follow_allows(store: AllowStore, rebuild: Callable[[], Awaitable[object]]) -> None:
+    """Check every second on the running loop; ``rebuild`` when the allows may have changed."""
+    loop = asyncio.get_running_loop()
+    watch = AllowsWatch(store)
+
+    async def rebuild_safely() -> None:
+        try:
+            await rebuild()
+        except Exception as exc:  # noqa: BLE001 (serving goes on with the profiles it has)
+            log.error("temporary allows not applied: %s: %s", type(exc).__name__, exc)
+
+    def check() -> None:
+        if watch.due():
+            loop.create_task(rebuild_safely())
+        loop.call_later(CHECK_EVERY, check)
+
+    loop.call_later(CHECK_EVERY, check)

@@ -27,7 +27,7 @@ from .ratelimit import RateLimiter
 from .sdnotify import Notifier, watchdog_interval
 from .state import ServingState, build_state
 from .stats import LabelSets, Snapshot, Stats
-from .transport.tcp import TcpConnection, TcpServerState
+from .transport.tcp import TcpConnection, TcpServerState, tcp_limiter
 from .transport.udp import UdpListener
 
 if TYPE_CHECKING:  # loaded only when configured (see the functions that import them)
@@ -94,7 +94,9 @@ class Server:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
-        self.tcp_state = TcpServerState(self.config.tcp)
+        self.tcp_state = TcpServerState(
+            self.config.tcp, tcp_limiter(self.config.ratelimit), self.resolver.stats
+        )
 
     async def start(self) -> None:
         # TCP listens everywhere before any UDP socket answers: whoever sees a UDP answer

@@ -250,13 +250,23 @@ def _serve(node: Reader) -> ServePolicy:
 
 
 def _tcp(node: Reader) -> TcpPolicy:
-    node.reject_unknown({"idle_timeout", "max_connections", "max_inflight_per_connection"})
+    node.reject_unknown(
+        {
+            "idle_timeout",
+            "max_connections",
+            "max_inflight_per_connection",
+            "output_buffer_kib",
+            "output_budget_mib",
+        }
+    )
     return TcpPolicy(
         idle_timeout=node.get("idle_timeout", 10.0, float, in_range(0.1, 3_600)),
         max_connections=node.get("max_connections", 1_000, int, in_range(1, 1_000_000)),
         max_inflight_per_connection=node.get(
             "max_inflight_per_connection", 64, int, in_range(1, 65_535)
         ),
+        output_buffer=node.get("output_buffer_kib", 256, int, in_range(16, 65_536)) * 1024,
+        output_budget=node.get("output_budget_mib", 32, int, in_range(1, 65_536)) * 1024 * 1024,
     )
 
 

@@ -38,6 +38,7 @@ ACTIONS += ("dropped", "ratelimited", "monitored")
 ENGINES = ("google", "youtube", "bing", "duckduckgo", "yandex", "ecosia", "pixabay", "brave")
 BYPASS_KINDS = ("canary", "private_relay", "doh", "vpn", "proxy", "tor")
 UPSTREAM_FAILURE_REASONS = ("timeout", "network", "servfail", "refused", "malformed")
+TCP_REFUSAL_REASONS = ("acl", "per_client", "total", "buffer")  # see transport/tcp_limits.py
 OTHER = "other"
 NONE = "none"  # the category of an answer that no list decided
 
@@ -95,6 +96,8 @@ FAMILIES: dict[str, Family] = {
     "index_built": Family((), MAX),
     "worker_restarts": Family((), COUNTER),
     "workers": Family((), GAUGE),
+    "tcp_refused": Family(("reason",), COUNTER),
+    "upstream_mismatched": Family(("upstream",), COUNTER),
 }
 
 Snapshot = dict[str, list[list[Any]]]
@@ -121,7 +124,7 @@ _FIXED: dict[str, frozenset[str]] = {
     "action": frozenset(ACTIONS),
     "engine": frozenset(ENGINES),
     "kind": frozenset(BYPASS_KINDS),
-    "reason": frozenset(UPSTREAM_FAILURE_REASONS),
+    "reason": frozenset(UPSTREAM_FAILURE_REASONS + TCP_REFUSAL_REASONS),
 }
 
 
@@ -172,6 +175,8 @@ class Stats:
         "index_built",
         "worker_restarts",
         "workers",
+        "tcp_refused",
+        "upstream_mismatched",
     )
 
     def __init__(self, labels: LabelSets | None = None) -> None:
@@ -195,6 +200,8 @@ class Stats:
         self.config_last_reload_success = 0.0
         self.index_built = 0.0  # when the blocklist index in force was compiled; 0 = none
         self.workers = 0  # live worker processes; only the supervisor sets it
+        self.tcp_refused: dict[str, int] = {}  # reason -> TCP connections closed by a limit
+        self.upstream_mismatched: dict[str, int] = {}  # replies failing ID/question checks
 
     # -- hot path: a slot increment or one dict increment each ---------------------------------
 
@@ -299,6 +306,8 @@ def _raw_rows(s: Stats) -> dict[str, list[list[Any]]]:
         "index_built": [[[], s.index_built]],
         "worker_restarts": [[[], s.worker_restarts]],
         "workers": [[[], s.workers]],
+        "tcp_refused": keyed(s.tcp_refused),
+        "upstream_mismatched": keyed(s.upstream_mismatched),
     }
 
 

@@ -208,12 +208,13 @@ def _upstreams(root: Reader) -> tuple[tuple[UpstreamAddress, ...], bool]:
 
 
 def _forward(node: Reader) -> ForwardPolicy:
-    node.reject_unknown({"timeout", "tcp_timeout", "attempts", "udp_size"})
+    node.reject_unknown({"timeout", "tcp_timeout", "attempts", "udp_size", "case_randomization"})
     return ForwardPolicy(
         attempt_timeout=node.get("timeout", 1.0, float, in_range(0.05, 30)),
         tcp_timeout=node.get("tcp_timeout", 3.0, float, in_range(0.1, 60)),
         attempts=node.get("attempts", 0, int, in_range(0, 10)),
         udp_size=node.get("udp_size", 1232, int, in_range(512, 4096)),
+        case_randomization=node.get("case_randomization", True, bool),
     )
 
 

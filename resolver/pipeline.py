@@ -88,7 +88,9 @@ class Resolver:
         querylog: QueryLog | None = None,
     ) -> None:
         self.cache = cache
-        self.dispatcher = Dispatcher(upstreams, forward_policy, clock, parse_reply, self._complete)
+        self.dispatcher = Dispatcher(
+            upstreams, forward_policy, clock, parse_reply, self._complete, stats
+        )
         self.policy = policy
         self.clock = clock
         self.wallclock = wallclock

@@ -228,6 +228,7 @@ def _cache(node: Reader) -> CachePolicy:
             "serve_stale",
             "stale_window",
             "stale_answer_ttl",
+            "max_memory",
         }
     )
     serve_stale = node.get("serve_stale", False, bool)
@@ -239,6 +240,7 @@ def _cache(node: Reader) -> CachePolicy:
         negative_max_ttl=node.get("negative_max_ttl", 3_600, int, in_range(0, 86_400)),
         stale_window=window if serve_stale else 0,
         stale_answer_ttl=node.get("stale_answer_ttl", 30, int, in_range(1, 3_600)),
+        max_memory=node.get("max_memory", 128, int, in_range(1, 1_048_576)) * 1024 * 1024,
     )
 
 

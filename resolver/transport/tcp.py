@@ -43,10 +43,14 @@ class TcpConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
-        self._peer = peer[0] if peer else ""
+        if not peer:
+            # Reset before we could ask who it was: nothing to check the ACL against.
+            transport.abort()  # type: ignore[attr-defined]
+            return
+        self._peer = peer[0]
         clients = self._resolver.state.clients
-        self._proxied = bool(self._peer) and clients.trusts_proxy(self._peer)
-        allowed = not self._peer or self._resolver.acl.allows(self._peer)
+        self._proxied = clients.trusts_proxy(self._peer)
+        allowed = self._resolver.acl.allows(self._peer)
         if self._state.refusal(self._peer, allowed, self._proxied) is not None:
             transport.abort()  # type: ignore[attr-defined]
             return

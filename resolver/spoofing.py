@@ -78,9 +78,9 @@ class SourcePorts:
     def open(self, family: int, host: str, port: int) -> socket.socket:
         """A non-blocking UDP socket on a fresh random port, connected to ``host``:``port``
         (the kernel then drops datagrams from any other address or port)."""
-        sock = socket.socket(family, socket.SOCK_DGRAM)
+        # Non-blocking from the start: one system call fewer per query than setblocking().
+        sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
         try:
-            sock.setblocking(False)
             wildcard = "::" if family == socket.AF_INET6 else "0.0.0.0"
             for _ in range(8):
                 try:

@@ -79,6 +79,7 @@ class TcpConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        self._last_activity = asyncio.get_running_loop().time()  # it reads: not idle
         if self._transport is not None:
             self._state.account(self, self._transport.get_write_buffer_size())
         self._update_reading()

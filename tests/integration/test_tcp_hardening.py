@@ -207,3 +207,32 @@ def test_a_cloaked_block_in_drop_mode_closes_tcp_without_an_empty_frame(
     finally:
         process.stop()
     process.assert_clean_log()
+
+
+def test_a_client_that_never_reads_is_cut_off_at_the_idle_timeout(
+    tmp_path: Path, scripted: ScriptedStub
+) -> None:
+    extra = "tcp: {output_buffer_kib: 16, idle_timeout: 1}\n"
+    process, _ = serve(tmp_path, scripted, extra)
+    try:
+        tcp_answer(process.port, "giant.example.test", "TXT")
+        hog = non_reading_client(process.port)
+        # 18 MB of answers: more than the kernel's socket buffers on loopback hold.
+        queries = [
+            frame(dns.message.make_query("giant.example.test", "TXT", id=i)) for i in range(300)
+        ]
+        send_some(hog, b"".join(queries), seconds=2)
+        time.sleep(3)  # idle for longer than the timeout, with answers still queued
+        hog.settimeout(5)
+        received = 0
+        try:
+            while chunk := hog.recv(65536):
+                received += len(chunk)
+        except ConnectionResetError:
+            pass
+        hog.close()
+        # Cut off (its queued answers dropped), not drained: close() would wait on it forever.
+        assert received < 300 * 60_000, received
+    finally:
+        process.stop()
+    process.assert_clean_log()

@@ -61,6 +61,7 @@ def build_resolver(
     """The query pipeline for a config whose upstreams are already resolved."""
     cache = Cache(config.cache, clock, stats)
     stats.cache_size = cache.__len__
+    stats.cache_bytes = lambda: cache.bytes
     limiter = RateLimiter(config.ratelimit, clock=clock) if config.ratelimit else None
     querylog = None
     if config.querylog:

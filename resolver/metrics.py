@@ -88,6 +88,8 @@ METRICS: tuple[MetricDef, ...] = (
     MetricDef("upstream_mismatched", "lachan_upstream_mismatched_total", "counter",
               "Upstream replies dropped because their ID, question or letter case did not "
               "match the query (late replies, or spoofing attempts)."),
+    MetricDef("cache_bytes", "lachan_cache_bytes", "gauge",
+              "Bytes held by cached answers as counted against cache.max_memory, all workers."),
 )  # fmt: skip
 EXTRA_METRICS = ("lachan_build_info", "lachan_start_time_seconds")
 

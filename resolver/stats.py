@@ -98,6 +98,7 @@ FAMILIES: dict[str, Family] = {
     "workers": Family((), GAUGE),
     "tcp_refused": Family(("reason",), COUNTER),
     "upstream_mismatched": Family(("upstream",), COUNTER),
+    "cache_bytes": Family((), GAUGE),
 }
 
 Snapshot = dict[str, list[list[Any]]]
@@ -177,6 +178,7 @@ class Stats:
         "workers",
         "tcp_refused",
         "upstream_mismatched",
+        "cache_bytes",
     )
 
     def __init__(self, labels: LabelSets | None = None) -> None:
@@ -202,6 +204,7 @@ class Stats:
         self.workers = 0  # live worker processes; only the supervisor sets it
         self.tcp_refused: dict[str, int] = {}  # reason -> TCP connections closed by a limit
         self.upstream_mismatched: dict[str, int] = {}  # replies failing ID/question checks
+        self.cache_bytes: Callable[[], int] | None = None  # set by the cache's owner
 
     # -- hot path: a slot increment or one dict increment each ---------------------------------
 
@@ -308,6 +311,7 @@ def _raw_rows(s: Stats) -> dict[str, list[list[Any]]]:
         "workers": [[[], s.workers]],
         "tcp_refused": keyed(s.tcp_refused),
         "upstream_mismatched": keyed(s.upstream_mismatched),
+        "cache_bytes": [[[], s.cache_bytes() if s.cache_bytes else 0]],
     }
 
 

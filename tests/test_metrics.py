@@ -60,6 +60,7 @@ def populated() -> Stats:
     s.worker_restarts, s.workers = 1, 2
     s.tcp_refused["acl"] = 4
     s.upstream_mismatched["1.1.1.1:53"] = 2
+    s.cache_bytes = lambda: 4096
     return s
 
 

@@ -7,9 +7,9 @@ import socket
 from pathlib import Path
 
 import dns.message
-from hardening_helpers import ScriptedStub, rss_bytes
+from hardening_helpers import ScriptedStub, rss_bytes, sample
 
-from tests.stub_upstream import LachanProcess
+from tests.stub_upstream import LachanProcess, free_port
 
 MiB = 1024 * 1024
 
@@ -34,7 +34,11 @@ def ask_all(port: int, names: list[str], window: int = 10) -> int:
 
 
 def test_a_thousand_64k_answers_stay_within_max_memory(tmp_path: Path) -> None:
-    config = "site: {id: h2-cache, kind: isp}\nlists: {enabled: false}\ncache: {max_memory: 8}\n"
+    metrics_port = free_port(("127.0.0.1",))
+    config = (
+        "site: {id: h2-cache, kind: isp}\nlists: {enabled: false}\ncache: {max_memory: 8}\n"
+        f'metrics: {{listen: "127.0.0.1:{metrics_port}"}}\n'
+    )
     with ScriptedStub() as stub:
         process = LachanProcess(tmp_path, [stub.address], config, ipv6=False).start()
         try:
@@ -44,6 +48,8 @@ def test_a_thousand_64k_answers_stay_within_max_memory(tmp_path: Path) -> None:
             names = [f"giant{i}.example.test" for i in range(1_000)]
             assert ask_all(process.port, names) == 1_000  # ~60 MB of answers went into the cache
             grown = rss_bytes(process.process.pid) - baseline
+            held = sample(metrics_port, "lachan_cache_bytes")
+            assert 7 * MiB < held <= 8 * MiB, held
             assert grown < 8 * MiB + 16 * MiB, f"RSS grew {grown / MiB:.0f} MiB"
             # The newest are cached (answered without asking again), the oldest were evicted.
             asked = sum(stub.count(name) for name in names[-20:])

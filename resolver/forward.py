@@ -255,7 +255,7 @@ class Dispatcher:
             stats.upstream_queries[target.label] = stats.upstream_queries.get(target.label, 0) + 1
         if due:
             log.warning(
-                "upstream %s failing: %s (%d failures since the last report)",
+                "upstream %s failing: %s (%d failed attempts since the last report)",
                 upstream.address,
                 reason,
                 due,

@@ -30,7 +30,7 @@ from .sdnotify import Notifier, watchdog_interval
 from .state import ServingState, build_state
 from .stats import LabelSets, Snapshot, Stats
 from .transport.pktinfo import PktinfoListener, blind_wildcards, needs_destination
-from .transport.tcp import TcpConnection, TcpServerState
+from .transport.tcp import TcpConnection, TcpServerState, tcp_limiter
 from .transport.udp import UdpListener
 
 if TYPE_CHECKING:  # loaded only when configured (see the functions that import them)
@@ -75,6 +75,7 @@ def build_resolver(
     """The query pipeline for a config whose upstreams are already resolved."""
     cache = Cache(config.cache, clock, stats)
     stats.cache_size = cache.__len__
+    stats.cache_bytes = lambda: cache.bytes
     limiter = RateLimiter(config.ratelimit, clock=clock) if config.ratelimit else None
     querylog = None
     if config.querylog:
@@ -108,7 +109,9 @@ class Server:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
-        self.tcp_state = TcpServerState(self.config.tcp)
+        self.tcp_state = TcpServerState(
+            self.config.tcp, tcp_limiter(self.config.ratelimit), self.resolver.stats
+        )
 
     async def start(self) -> None:
         # TCP listens everywhere before any UDP socket answers: whoever sees a UDP answer

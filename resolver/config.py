@@ -235,12 +235,13 @@ def _upstream_section(root: Reader) -> Reader:
 
 
 def _forward(node: Reader) -> ForwardPolicy:
-    node.reject_unknown({"timeout", "tcp_timeout", "attempts", "udp_size"})
+    node.reject_unknown({"timeout", "tcp_timeout", "attempts", "udp_size", "case_randomization"})
     return ForwardPolicy(
         attempt_timeout=node.get("timeout", 1.0, float, in_range(0.05, 30)),
         tcp_timeout=node.get("tcp_timeout", 3.0, float, in_range(0.1, 60)),
         attempts=node.get("attempts", 0, int, in_range(0, 10)),
         udp_size=node.get("udp_size", 1232, int, in_range(512, 4096)),
+        case_randomization=node.get("case_randomization", True, bool),
     )
 
 
@@ -254,6 +255,7 @@ def _cache(node: Reader) -> CachePolicy:
             "serve_stale",
             "stale_window",
             "stale_answer_ttl",
+            "max_memory",
         }
     )
     serve_stale = node.get("serve_stale", False, bool)
@@ -265,6 +267,7 @@ def _cache(node: Reader) -> CachePolicy:
         negative_max_ttl=node.get("negative_max_ttl", 3_600, int, in_range(0, 86_400)),
         stale_window=window if serve_stale else 0,
         stale_answer_ttl=node.get("stale_answer_ttl", 30, int, in_range(1, 3_600)),
+        max_memory=node.get("max_memory", 128, int, in_range(1, 1_048_576)) * 1024 * 1024,
     )
 
 
@@ -277,13 +280,23 @@ def _serve(node: Reader) -> ServePolicy:
 
 
 def _tcp(node: Reader) -> TcpPolicy:
-    node.reject_unknown({"idle_timeout", "max_connections", "max_inflight_per_connection"})
+    node.reject_unknown(
+        {
+            "idle_timeout",
+            "max_connections",
+            "max_inflight_per_connection",
+            "output_buffer_kib",
+            "output_budget_mib",
+        }
+    )
     return TcpPolicy(
         idle_timeout=node.get("idle_timeout", 10.0, float, in_range(0.1, 3_600)),
         max_connections=node.get("max_connections", 1_000, int, in_range(1, 1_000_000)),
         max_inflight_per_connection=node.get(
             "max_inflight_per_connection", 64, int, in_range(1, 65_535)
         ),
+        output_buffer=node.get("output_buffer_kib", 256, int, in_range(16, 65_536)) * 1024,
+        output_budget=node.get("output_budget_mib", 32, int, in_range(1, 65_536)) * 1024 * 1024,
     )
 
 

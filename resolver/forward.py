@@ -5,19 +5,23 @@ so an ``Exchange`` is a small state object moved along by three events: a reply 
 a non-blocking UDP socket (``add_reader``), the timeout sweep, and (rarely) a TCP retry for a
 truncated reply. Identical concurrent misses share one Exchange (coalescing); failover,
 health and anti-spoofing checks follow upstream.py's rules (RFC 5452).
+
+Every attempt has its own connected socket on a fresh random port (spoofing.SourcePorts),
+closed as soon as the attempt ends (reply, timeout or ICMP error), so no descriptor outlives
+its query and a late or forged reply finds no socket to land on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from .response import ScannedAnswer
+from .spoofing import SourcePorts, random16, randomise_case
 from .upstream import ForwardPolicy, Upstream, UpstreamAddress, same_question
 from .wire import HEADER_LEN, REFUSED, SERVFAIL, TC, WireError
 
@@ -33,6 +37,7 @@ class Exchange:
         "key",
         "message",
         "question",
+        "asked",
         "waiters",
         "attempt",
         "token",
@@ -45,8 +50,9 @@ class Exchange:
 
     def __init__(self, key: bytes, message: bytes) -> None:
         self.key = key
-        self.message = message  # our query; its ID is patched per attempt
+        self.message = message  # our query; its ID (and with 0x20 its name) set per attempt
         self.question = key[:-1]  # lowercase qname + qtype + qclass, to check replies
+        self.asked = self.question  # the question as last sent, letter case included
         self.waiters: list[Any] = []  # owned by the caller (query, deliver ...)
         self.attempt = -1  # index of the current try in ``order``
         self.token = 0  # bumped whenever a pending timeout must no longer apply
@@ -58,22 +64,16 @@ class Exchange:
 
 
 class _Channel:
-    """A connected non-blocking UDP socket on a kernel-chosen random port."""
+    """One attempt's connected non-blocking UDP socket, on a fresh random port."""
 
-    __slots__ = ("target", "sock", "fd", "pending", "used", "retired", "loop")
+    __slots__ = ("target", "sock", "fd", "exchange", "loop")
 
-    def __init__(self, target: _Target, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, target: _Target, loop: asyncio.AbstractEventLoop, sock: socket.socket):
         self.target = target
         self.loop = loop
-        host, port = target.upstream.address.host, target.upstream.address.port
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.sock = socket.socket(family, socket.SOCK_DGRAM)
-        self.sock.setblocking(False)
-        self.sock.connect((host, port))  # the kernel now drops datagrams from anyone else
-        self.fd = self.sock.fileno()
-        self.pending: dict[int, Exchange] = {}
-        self.used = 0
-        self.retired = False
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.exchange: Exchange | None = None
         loop.add_reader(self.fd, target.dispatcher._readable, self)
 
     def close(self) -> None:
@@ -81,31 +81,19 @@ class _Channel:
             self.loop.remove_reader(self.fd)
             self.sock.close()
             self.fd = -1
+            self.exchange = None
 
 
 class _Target:
-    """One upstream's health record and socket pool."""
+    """One upstream's health record, counters' label and socket family."""
 
-    __slots__ = ("upstream", "dispatcher", "channels")
+    __slots__ = ("upstream", "dispatcher", "family", "label")
 
     def __init__(self, upstream: Upstream, dispatcher: Dispatcher) -> None:
         self.upstream = upstream
         self.dispatcher = dispatcher
-        self.channels: list[_Channel] = []
-
-    def channel(self, loop: asyncio.AbstractEventLoop) -> _Channel:
-        policy = self.upstream.policy
-        if len(self.channels) < policy.sockets_per_upstream:
-            channel = _Channel(self, loop)
-            self.channels.append(channel)
-            return channel
-        channel = self.channels[_random16() % len(self.channels)]
-        channel.used += 1
-        if channel.used >= policy.queries_per_socket:
-            # Retire it so the source port changes; it closes once its last reply is in.
-            channel.retired = True
-            self.channels.remove(channel)
-        return channel
+        self.family = socket.AF_INET6 if ":" in upstream.address.host else socket.AF_INET
+        self.label = str(upstream.address)  # the metrics label (stats.LabelSets.upstreams)
 
 
 class Dispatcher:
@@ -113,6 +101,7 @@ class Dispatcher:
 
     ``parse(reply)`` turns a reply into a ScannedAnswer or raises WireError (then the next
     upstream is tried); ``complete(exchange, answer_or_None)`` receives the outcome.
+    ``stats`` (the process's Stats), when given, gets the upstream counters.
     """
 
     def __init__(
@@ -122,18 +111,22 @@ class Dispatcher:
         clock: Callable[[], float],
         parse: Callable[[bytes], ScannedAnswer],
         complete: Callable[[Exchange, ScannedAnswer | None], None],
+        stats: Any = None,
     ) -> None:
         self.policy = policy
         self.clock = clock
         self.parse = parse
         self.complete = complete
+        self.stats = stats
         self.targets = [_Target(Upstream(a, policy, clock), self) for a in addresses]
+        self.ports = SourcePorts()
         # (deadline, exchange, token): attempts share one timeout, so this stays sorted.
         self._deadlines: deque[tuple[float, Exchange, int]] = deque()
         self._sweeper: asyncio.TimerHandle | None = None
         self._attempts = policy.attempts or max(2, len(self.targets))
         self._budget = policy.deadline or 2 * policy.attempt_timeout
         self._tcp_tasks: set[asyncio.Task[None]] = set()
+        self._channels: set[_Channel] = set()
 
     @property
     def upstreams(self) -> list[Upstream]:
@@ -157,24 +150,33 @@ class Dispatcher:
         ):
             self.complete(exchange, None)
             return
-        target = exchange.order[exchange.attempt % len(exchange.order)]
+        self._send(exchange, exchange.order[exchange.attempt % len(exchange.order)])
+
+    def _send(self, exchange: Exchange, target: _Target) -> None:
         loop = asyncio.get_running_loop()
+        address = target.upstream.address
         try:
-            channel = target.channel(loop)
+            channel = _Channel(
+                target, loop, self.ports.open(target.family, address.host, address.port)
+            )
         except OSError as exc:
-            log.debug("cannot open a socket to %s: %s", target.upstream.address, exc)
-            target.upstream.record_failure(self.clock())
+            log.debug("cannot open a socket to %s: %s", address, exc)
+            self._failed(target, "network")
             self._next_attempt(exchange)
             return
-        qid = _random16()
-        while qid in channel.pending:
-            qid = _random16()
-        channel.pending[qid] = exchange
+        self._channels.add(channel)
+        qid = random16()
+        channel.exchange = exchange
         exchange.channel, exchange.qid = channel, qid
+        asked = randomise_case(exchange.question) if target.upstream.caps else exchange.question
+        exchange.asked = asked
         exchange.sent = self.clock()
         target.upstream.queries += 1
+        message = exchange.message
         try:
-            channel.sock.send(qid.to_bytes(2, "big") + exchange.message[2:])
+            channel.sock.send(
+                b"".join((qid.to_bytes(2, "big"), message[2:12], asked, message[12 + len(asked) :]))
+            )
         except OSError:
             pass  # a full buffer or an ICMP error: the sweep times this attempt out
         deadline = min(exchange.sent + self.policy.attempt_timeout, exchange.ends)
@@ -183,51 +185,87 @@ class Dispatcher:
             self._sweeper = loop.call_later(_SWEEP_INTERVAL, self._sweep)
 
     def _readable(self, channel: _Channel) -> None:
-        for _ in range(64):  # drain what is queued, but let other sockets have a turn
+        for _ in range(4):  # one reply is expected; a few forged ones are drained with it
+            if channel.fd < 0:
+                return
             try:
                 data = channel.sock.recv(65535)
             except BlockingIOError:
                 return
             except OSError:
-                # ICMP port unreachable and the like: this upstream failed every query here.
-                self._fail_channel(channel)
+                # ICMP port unreachable and the like: this attempt failed; the socket goes.
+                self._end_attempt(channel, "network")
                 return
             self._on_datagram(channel, data)
 
     def _on_datagram(self, channel: _Channel, data: bytes) -> None:
-        upstream = channel.target.upstream
-        if len(data) < HEADER_LEN or not data[2] & 0x80:
-            upstream.mismatched += 1
+        exchange = channel.exchange
+        target = channel.target
+        if (
+            exchange is None
+            or len(data) < HEADER_LEN
+            or not data[2] & 0x80
+            or (data[0] << 8) | data[1] != exchange.qid
+        ):
+            self._mismatched(target)  # wrong ID or not a reply: spoofing, or a confused server
             return
-        exchange = channel.pending.get((data[0] << 8) | data[1])
-        if exchange is None or not same_question(data, exchange.question):
-            upstream.mismatched += 1  # wrong ID or question: spoofing attempt or a late reply
+        if data[HEADER_LEN : HEADER_LEN + len(exchange.asked)] != exchange.asked:
+            self._mismatched(target)
+            if same_question(data, exchange.question) and target.upstream.case_lost():
+                # The right question in the wrong letter case, from an upstream that does
+                # not keep it: ask again at once without 0x20 (it is now off for this one).
+                self._close(channel)
+                exchange.token += 1
+                self._send(exchange, target)
             return
-        del channel.pending[exchange.qid]
-        exchange.channel = None
-        self._close_if_retired(channel)
+        self._close(channel)
         if data[2] & (TC >> 8):
-            self._retry_over_tcp(exchange, channel.target, data)
+            self._retry_over_tcp(exchange, target, data)
             return
-        self._accept(exchange, channel.target, data)
+        self._accept(exchange, target, data)
 
     def _accept(self, exchange: Exchange, target: _Target, data: bytes) -> None:
         upstream = target.upstream
         now = self.clock()
         rcode = data[3] & 0x0F
         if rcode == SERVFAIL or rcode == REFUSED:
-            upstream.record_failure(now)
+            self._failed(target, "servfail" if rcode == SERVFAIL else "refused")
             self._next_attempt(exchange)
             return
         try:
             answer = self.parse(data)
         except WireError:
-            upstream.record_failure(now)
+            self._failed(target, "malformed")
             self._next_attempt(exchange)
             return
         upstream.record_success(now - exchange.sent)
+        if self.stats is not None:
+            self.stats.record_upstream(target.label, now - exchange.sent)
         exchange.token += 1  # finished: a late timeout entry is ignored
         self.complete(exchange, answer)
+
+    def _failed(self, target: _Target, reason: str) -> None:
+        """Count one failed attempt (reason from stats.UPSTREAM_FAILURE_REASONS), and say
+        so in the log at most once a minute per upstream."""
+        upstream = target.upstream
+        due = upstream.record_failure(self.clock(), reason)
+        stats = self.stats
+        if stats is not None:
+            stats.record_upstream_failure(target.label, reason)
+            stats.upstream_queries[target.label] = stats.upstream_queries.get(target.label, 0) + 1
+        if due:
+            log.warning(
+                "upstream %s failing: %s (%d failed attempts since the last report)",
+                upstream.address,
+                reason,
+                due,
+            )
+
+    def _mismatched(self, target: _Target) -> None:
+        target.upstream.mismatched += 1
+        if self.stats is not None:
+            counts = self.stats.upstream_mismatched
+            counts[target.label] = counts.get(target.label, 0) + 1
 
     def _sweep(self) -> None:
         self._sweeper = None
@@ -239,25 +277,26 @@ class Dispatcher:
                 continue  # answered, or already moved on
             channel = exchange.channel
             if channel is not None:
-                channel.pending.pop(exchange.qid, None)
-                exchange.channel = None
-                self._close_if_retired(channel)
-                channel.target.upstream.record_failure(now)
-            self._next_attempt(exchange)
+                self._end_attempt(channel, "timeout")
+            else:
+                self._next_attempt(exchange)
         if deadlines and self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().call_later(_SWEEP_INTERVAL, self._sweep)
 
-    def _fail_channel(self, channel: _Channel) -> None:
-        pending = list(channel.pending.values())
-        channel.pending.clear()
-        channel.target.upstream.record_failure(self.clock())
-        for exchange in pending:
-            exchange.channel = None
+    def _end_attempt(self, channel: _Channel, reason: str) -> None:
+        exchange = channel.exchange
+        target = channel.target
+        self._close(channel)
+        self._failed(target, reason)
+        if exchange is not None:
             self._next_attempt(exchange)
 
-    def _close_if_retired(self, channel: _Channel) -> None:
-        if channel.retired and not channel.pending:
-            channel.close()
+    def _close(self, channel: _Channel) -> None:
+        exchange = channel.exchange
+        if exchange is not None and exchange.channel is channel:
+            exchange.channel = None
+        channel.close()
+        self._channels.discard(channel)
 
     def _retry_over_tcp(self, exchange: Exchange, target: _Target, udp_reply: bytes) -> None:
         target.upstream.tcp_fallbacks += 1
@@ -273,8 +312,9 @@ class Dispatcher:
             reply = await tcp_exchange(
                 target.upstream.address, message, exchange.question, self.policy.tcp_timeout
             )
-        except (OSError, TimeoutError, WireError, asyncio.IncompleteReadError):
-            target.upstream.record_failure(self.clock())
+        except (OSError, TimeoutError, WireError, asyncio.IncompleteReadError) as exc:
+            reason = "timeout" if isinstance(exc, TimeoutError) else "network"
+            self._failed(target, "malformed" if isinstance(exc, WireError) else reason)
             self._next_attempt(exchange)
             return
         self._accept(exchange, target, reply)
@@ -283,27 +323,14 @@ class Dispatcher:
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
-        for target in self.targets:
-            for channel in target.channels:
-                channel.close()
-            target.channels.clear()
+        for channel in list(self._channels):
+            channel.close()
+        self._channels.clear()
         for task in self._tcp_tasks:
             task.cancel()
 
 
-_SWEEP_INTERVAL = 0.05
-_RANDOM = bytearray()
-
-
-def _random16() -> int:
-    """16 bits from the OS CSPRNG, read 8 KiB at a time: one os.urandom call per query ID
-    (as secrets.randbits makes) cost more than the rest of the ID handling."""
-    global _RANDOM
-    if len(_RANDOM) < 2:
-        _RANDOM = bytearray(os.urandom(8192))
-    value = (_RANDOM[-2] << 8) | _RANDOM[-1]
-    del _RANDOM[-2:]
-    return value  # timeout resolution; attempt timeouts are around a second
+_SWEEP_INTERVAL = 0.05  # timeout resolution; attempt timeouts are around a second
 
 
 def _down_until(target: _Target) -> float:

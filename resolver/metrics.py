@@ -82,6 +82,14 @@ METRICS: tuple[MetricDef, ...] = (
               "Worker processes restarted by the supervisor after an unexpected exit."),
     MetricDef("workers", "lachan_workers", "gauge",
               "Worker processes currently serving DNS."),
+    MetricDef("tcp_refused", "lachan_tcp_refused_total", "counter",
+              "TCP connections closed by a limit: access list, per-client or total "
+              "connection caps, or the output-buffer budget, by reason."),
+    MetricDef("upstream_mismatched", "lachan_upstream_mismatched_total", "counter",
+              "Upstream replies dropped because their ID, question or letter case did not "
+              "match the query (late replies, or spoofing attempts)."),
+    MetricDef("cache_bytes", "lachan_cache_bytes", "gauge",
+              "Bytes held by cached answers as counted against cache.max_memory, all workers."),
 )  # fmt: skip
 EXTRA_METRICS = ("lachan_build_info", "lachan_start_time_seconds")
 

@@ -88,7 +88,9 @@ class Resolver:
         querylog: QueryLog | None = None,
     ) -> None:
         self.cache = cache
-        self.dispatcher = Dispatcher(upstreams, forward_policy, clock, parse_reply, self._complete)
+        self.dispatcher = Dispatcher(
+            upstreams, forward_policy, clock, parse_reply, self._complete, stats
+        )
         self.policy = policy
         self.clock = clock
         self.wallclock = wallclock
@@ -388,7 +390,10 @@ class Resolver:
         if rewrite is None and answer.cname_targets:  # most answers have none: no clock read
             block = cloaking_block(profile, answer, self.wallclock(), self.state.index.shared)
             if block is not None:
-                return self.state.blocks.answer(query, block), "blocked", block.category
+                response = self.state.blocks.answer(query, block)
+                if response is None and transport != UDP:
+                    response = b""  # silence over a stream: the transport closes, no answer
+                return response, "blocked", block.category
         udp_size = self.policy.udp_size
         response = synth.from_answer(query, answer, body, udp_size)
         if query.edns and (rewrite is not None or stale):

@@ -39,6 +39,7 @@ ACTIONS += ("stale",)  # served stale (RFC 8767) when every upstream failed
 ENGINES = ("google", "youtube", "bing", "duckduckgo", "yandex", "ecosia", "pixabay", "brave")
 BYPASS_KINDS = ("canary", "private_relay", "doh", "vpn", "proxy", "tor")
 UPSTREAM_FAILURE_REASONS = ("timeout", "network", "servfail", "refused", "malformed")
+TCP_REFUSAL_REASONS = ("acl", "per_client", "total", "buffer")  # see transport/tcp_limits.py
 OTHER = "other"
 NONE = "none"  # the category of an answer that no list decided
 
@@ -96,6 +97,9 @@ FAMILIES: dict[str, Family] = {
     "index_built": Family((), MAX),
     "worker_restarts": Family((), COUNTER),
     "workers": Family((), GAUGE),
+    "tcp_refused": Family(("reason",), COUNTER),
+    "upstream_mismatched": Family(("upstream",), COUNTER),
+    "cache_bytes": Family((), GAUGE),
 }
 
 Snapshot = dict[str, list[list[Any]]]
@@ -122,7 +126,7 @@ _FIXED: dict[str, frozenset[str]] = {
     "action": frozenset(ACTIONS),
     "engine": frozenset(ENGINES),
     "kind": frozenset(BYPASS_KINDS),
-    "reason": frozenset(UPSTREAM_FAILURE_REASONS),
+    "reason": frozenset(UPSTREAM_FAILURE_REASONS + TCP_REFUSAL_REASONS),
 }
 
 
@@ -173,6 +177,9 @@ class Stats:
         "index_built",
         "worker_restarts",
         "workers",
+        "tcp_refused",
+        "upstream_mismatched",
+        "cache_bytes",
     )
 
     def __init__(self, labels: LabelSets | None = None) -> None:
@@ -196,6 +203,9 @@ class Stats:
         self.config_last_reload_success = 0.0
         self.index_built = 0.0  # when the blocklist index in force was compiled; 0 = none
         self.workers = 0  # live worker processes; only the supervisor sets it
+        self.tcp_refused: dict[str, int] = {}  # reason -> TCP connections closed by a limit
+        self.upstream_mismatched: dict[str, int] = {}  # replies failing ID/question checks
+        self.cache_bytes: Callable[[], int] | None = None  # set by the cache's owner
 
     # -- hot path: a slot increment or one dict increment each ---------------------------------
 
@@ -300,6 +310,9 @@ def _raw_rows(s: Stats) -> dict[str, list[list[Any]]]:
         "index_built": [[[], s.index_built]],
         "worker_restarts": [[[], s.worker_restarts]],
         "workers": [[[], s.workers]],
+        "tcp_refused": keyed(s.tcp_refused),
+        "upstream_mismatched": keyed(s.upstream_mismatched),
+        "cache_bytes": [[[], s.cache_bytes() if s.cache_bytes else 0]],
     }
 
 

@@ -34,9 +34,9 @@ class ForwardPolicy:
     down_after: int = 3  # consecutive failures that mark an upstream down
     down_for: float = 5.0  # first back-off; doubles per further failure up to ``down_max``
     down_max: float = 60.0
-    sockets_per_upstream: int = 4
-    queries_per_socket: int = 2_000
     udp_size: int = 1232
+    case_randomization: bool = True  # 0x20; off per upstream by itself where case is not kept
+    report_every: float = 60.0  # at most one "upstream failing" log line per upstream this often
 
 
 class Upstream:
@@ -53,6 +53,9 @@ class Upstream:
         self.mismatched = 0
         self.tcp_fallbacks = 0
         self.latency_sum = 0.0
+        self.caps = policy.case_randomization  # 0x20 towards this upstream
+        self._unreported = 0  # failures since the last log line
+        self._reported_at = float("-inf")
 
     def is_up(self, now: float) -> bool:
         return now >= self.down_until
@@ -62,13 +65,35 @@ class Upstream:
         self.down_until = 0.0
         self.latency_sum += rtt
 
-    def record_failure(self, now: float) -> None:
+    def record_failure(self, now: float, reason: str = "") -> int:
+        """Count a failure; returns how many to report now (0: not yet, the log is rate-limited)."""
         self.errors += 1
         self.failures += 1
         policy = self.policy
         if self.failures >= policy.down_after:
             extra = self.failures - policy.down_after
             self.down_until = now + min(policy.down_max, policy.down_for * (2 ** min(extra, 16)))
+        self._unreported += 1
+        if now - self._reported_at < policy.report_every:
+            return 0
+        self._reported_at, due, self._unreported = now, self._unreported, 0
+        return due
+
+    def case_lost(self) -> bool:
+        """A reply had our question in another letter case: True to ask again without 0x20.
+
+        Reaching this check takes the right port and ID, so a forger who could use it to
+        turn 0x20 off could have forged the answer anyway; the upstream that simply does not
+        keep case (some middleboxes and old servers) gets plain lowercase from now on.
+        """
+        if not self.caps:
+            return False
+        self.caps = False
+        log.warning("upstream %s does not keep the letter case of questions: 0x20 off", self)
+        return True
+
+    def __str__(self) -> str:
+        return str(self.address)
 
 
 def same_question(reply: bytes, question: bytes) -> bool:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dns.message
+import dns.rrset
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -183,3 +184,40 @@ def test_evictions_reach_the_exported_counter() -> None:
     for key in (b"a", b"b", b"c", b"d"):
         cache.put(key, answer)
     assert cache.evictions == 2 and stats.cache_evictions == 2
+
+
+def big(name: str) -> ScannedAnswer:
+    """A ~60 KB TXT answer, as the largest a TCP client can be sent."""
+    query = dns.message.make_query(name, "TXT")
+    response = dns.message.make_response(query)
+    text = " ".join('"' + "x" * 250 + '"' for _ in range(240))
+    response.answer.append(dns.rrset.from_text(name, 300, "IN", "TXT", text))
+    wire = response.to_wire(max_size=65535)
+    return scan_answer(wire, question_end(wire))
+
+
+def test_max_memory_bounds_the_bytes_held_evicting_least_recently_used() -> None:
+    clock = FakeClock()
+    cache = make(clock, max_memory=4 * 1024 * 1024)
+    answer = big("big.example.test.")
+    for i in range(1_000):  # ~120 MB of bodies (twice 60 KB each) if nothing were evicted
+        cache.put(f"k{i}".encode(), answer)
+        assert cache.bytes <= cache.policy.max_memory
+    assert 30 <= len(cache) <= 35  # 4 MiB / ~121 KB
+    assert cache.get(b"k999", clock.now) is not None and cache.get(b"k0", clock.now) is None
+    assert cache.evictions == 1_000 - len(cache)
+
+
+def test_accounted_bytes_follow_replacements_and_clear() -> None:
+    clock = FakeClock()
+    cache = make(clock)
+    small = scanned("www.example.test")
+    cache.put(b"k", small)
+    one = cache.bytes
+    assert one > 2 * len(small.body)
+    cache.put(b"k", small)  # a refresh replaces, it does not add
+    assert cache.bytes == one
+    cache.put(b"k", big("www.example.test."))
+    assert cache.bytes > 120_000
+    cache.clear()
+    assert cache.bytes == 0 and len(cache) == 0

@@ -88,7 +88,7 @@ tcp: {max_connections: 7, idle_timeout: 2.5}
         ),
         (
             "tcp: {idle: 3}",
-            "lachan.yaml: tcp.idle: unknown key (known: idle_timeout, max_connections, max_inflight_per_connection)",
+            "lachan.yaml: tcp.idle: unknown key (known: idle_timeout, max_connections, max_inflight_per_connection, output_budget_mib, output_buffer_kib)",
         ),
         (
             "upstream: {timeout: 0}",

@@ -193,7 +193,7 @@ def test_closed_port_fails_fast() -> None:
     assert time.monotonic() - started < 2.0  # ICMP port unreachable, not the 5 s timeout
 
 
-def test_slow_upstream_times_out_then_answers_late_reply_is_ignored(
+def test_slow_upstream_times_out_and_its_late_reply_finds_no_socket(
     stubs: tuple[StubUpstream, StubUpstream],
 ) -> None:
     first, second = stubs
@@ -207,7 +207,9 @@ def test_slow_upstream_times_out_then_answers_late_reply_is_ignored(
         return reply
 
     assert dns.message.from_wire(asyncio.run(run())).answer
-    assert forwarder.upstreams[0].mismatched == 1
+    # The attempt's socket closed at its timeout: the late reply is refused by the kernel,
+    # never read, so it can neither be believed nor counted as a mismatch.
+    assert forwarder.upstreams[0].errors == 1 and forwarder.upstreams[0].mismatched == 0
 
 
 class FakeClock:
@@ -266,3 +268,22 @@ def test_overall_deadline_caps_many_dead_upstreams() -> None:
     finally:
         for stub in stubs:
             stub.__exit__(None, None, None)
+
+
+def test_failures_are_reported_at_most_once_per_interval_with_their_count() -> None:
+    clock = FakeClock()
+    upstream = Upstream(UpstreamAddress("127.0.0.1", 1), ForwardPolicy(report_every=60.0), clock)
+    assert upstream.record_failure(clock.now, "timeout") == 1  # the first is reported at once
+    assert [upstream.record_failure(clock.now + s, "timeout") for s in (1, 30, 59)] == [0, 0, 0]
+    assert upstream.record_failure(clock.now + 61, "network") == 4  # three held back, and this
+
+
+def test_a_lost_letter_case_turns_0x20_off_once() -> None:
+    upstream = Upstream(UpstreamAddress("127.0.0.1", 1), ForwardPolicy(), FakeClock())
+    assert upstream.caps
+    assert upstream.case_lost() is True and not upstream.caps
+    assert upstream.case_lost() is False  # already off: nothing to retry differently
+    off = Upstream(
+        UpstreamAddress("127.0.0.1", 1), ForwardPolicy(case_randomization=False), FakeClock()
+    )
+    assert not off.caps and off.case_lost() is False

@@ -4,34 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 
 from .. import synth
 from ..pipeline import TCP, ClientState, Miss, Resolver
 from ..proxyv2 import ProxyV2Error, parse_proxy_v2
 from ..wire import SERVFAIL
+from .tcp_limits import TcpPolicy, TcpServerState, tcp_limiter  # noqa: F401 - config, app
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class TcpPolicy:
-    idle_timeout: float = 10.0  # RFC 7766 6.2.3: seconds a connection may sit without a query
-    max_connections: int = 1_000
-    max_inflight_per_connection: int = 64  # reading pauses beyond this many open queries
-
-
-class TcpServerState:
-    """Live connections of all TCP listeners, so limits and shutdown see every one."""
-
-    def __init__(self, policy: TcpPolicy) -> None:
-        self.policy = policy
-        self.connections: set[TcpConnection] = set()
-        self.rejected = 0
-
-    def close_all(self) -> None:
-        for connection in list(self.connections):
-            connection.close()
 
 
 class TcpConnection(asyncio.Protocol):
@@ -53,32 +33,80 @@ class TcpConnection(asyncio.Protocol):
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
         self._inflight = 0
-        self._paused = False
+        self._paused = False  # reading paused (too many open queries, or output backed up)
+        self._write_paused = False
+        self._counted = ""  # the address ``refusal`` counted, to release on close
+        self._proxied = False
+        self.buffered = 0  # bytes queued for the client at the last measure (see tcp_limits)
         self._idle: asyncio.TimerHandle | None = None
         self._last_activity = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
-        self._peer = peer[0] if peer else ""
+        if not peer:
+            # Reset before we could ask who it was: nothing to check the ACL against.
+            transport.abort()  # type: ignore[attr-defined]
+            return
+        self._peer = peer[0]
         if self._listener[0] in ("0.0.0.0", "::"):  # a wildcard bind: the address asked
             local = transport.get_extra_info("sockname")
             self._listener = (local[0], self._listener[1]) if local else self._listener
-        if len(self._state.connections) >= self._state.policy.max_connections:
-            self._state.rejected += 1
+        clients = self._resolver.state.clients
+        self._proxied = clients.trusts_proxy(self._peer)
+        allowed = self._resolver.acl.allows(self._peer)
+        if self._state.refusal(self._peer, allowed, self._proxied) is not None:
             transport.abort()  # type: ignore[attr-defined]
             return
+        self._transport = transport  # type: ignore[assignment]
+        self._counted = self._peer
         self._state.connections.add(self)
-        self._expect_proxy = (
-            self._resolver.state.clients.trusts_proxy(self._peer) if self._peer else False
-        )
+        self._expect_proxy = self._proxied
+        limit = self._state.policy.output_buffer
+        self._transport.set_write_buffer_limits(high=limit, low=limit // 4)  # type: ignore[union-attr]
         self._arm_idle_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._state.connections.discard(self)
+        if self in self._state.connections:
+            self._state.connections.discard(self)
+            self._state.forget(self)
+            self._state.closed(self._counted, self._proxied)
         if self._idle is not None:
             self._idle.cancel()
         self._transport = None
+
+    def pause_writing(self) -> None:
+        # The client is not reading its answers: stop reading its queries too, so what it
+        # sends stays in its own socket buffers instead of growing ours.
+        self._write_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._last_activity = asyncio.get_running_loop().time()  # it reads: not idle
+        if self._transport is not None:
+            self._state.account(self, self._transport.get_write_buffer_size())
+        self._update_reading()
+        self._answer_buffered()  # frames read before the pause
+
+    def write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() if self._transport is not None else 0
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _update_reading(self) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        blocked = self._write_paused or (
+            self._inflight >= self._state.policy.max_inflight_per_connection
+        )
+        if blocked and not self._paused:
+            transport.pause_reading()
+        elif self._paused and not blocked:
+            transport.resume_reading()
+        self._paused = blocked
 
     def data_received(self, data: bytes) -> None:
         # Only whole messages count as activity (in _answer_buffered): a sender trickling one
@@ -90,8 +118,9 @@ class TcpConnection(asyncio.Protocol):
         self._answer_buffered()
 
     def _answer_buffered(self) -> None:
-        # Stop at the in-flight limit even mid-buffer: a pipelined burst arrives in one
-        # segment, and pausing the socket alone would still start every query in it.
+        # Stop at the in-flight limit or a full output buffer even mid-buffer: a pipelined
+        # burst arrives in one segment, and pausing the socket alone would still answer
+        # every query in it (each answer up to 64 KB).
         buffer = self._buffer
         while len(buffer) >= 2 and self._transport is not None and not self._paused:
             size = (buffer[0] << 8) | buffer[1]
@@ -148,22 +177,27 @@ class TcpConnection(asyncio.Protocol):
             self._send(synth.error(query.data, SERVFAIL, query, resolver.policy.udp_size))
             return
         self._inflight += 1
-        if self._inflight >= self._state.policy.max_inflight_per_connection and self._transport:
-            self._transport.pause_reading()
-            self._paused = True
+        self._update_reading()
 
     def _miss_done(self, response: bytes) -> None:
         self._inflight -= 1
         self._send(response)
-        if self._paused and self._transport is not None:
-            self._paused = False
-            self._transport.resume_reading()
+        if self._paused:
+            self._update_reading()
             self._answer_buffered()  # frames that arrived while we were at the limit
         self._last_activity = asyncio.get_running_loop().time()
 
     def _send(self, response: bytes) -> None:
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(len(response).to_bytes(2, "big") + response)
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        if not response:
+            # A block in drop mode: over TCP, silence is closing without an answer (an empty
+            # frame would be a malformed message, not silence).
+            transport.close()
+            return
+        transport.write(len(response).to_bytes(2, "big") + response)
+        self._state.account(self, transport.get_write_buffer_size())
 
     def _arm_idle_timer(self, delay: float | None = None) -> None:
         # One timer per connection, re-armed only when it fires: cheaper than resetting a
@@ -178,7 +212,9 @@ class TcpConnection(asyncio.Protocol):
             return
         timeout = self._state.policy.idle_timeout
         quiet = asyncio.get_running_loop().time() - self._last_activity
-        if self._inflight or quiet < timeout:
+        if self._write_paused:
+            self.abort()  # idle with answers it never read: close() would wait for it forever
+        elif self._inflight or quiet < timeout:
             # answers still owed, or traffic since the timer was set: look again later
             self._idle = asyncio.get_running_loop().call_later(
                 max(0.05, timeout - quiet), self._on_idle

@@ -128,7 +128,9 @@ class UdpListener(asyncio.DatagramProtocol):
 
     def _reply(self, addr: tuple, response: bytes) -> None:
         transport = self._transport
-        if transport is not None and not transport.is_closing():
+        # An empty response is silence (a drop-mode block reached after a miss), never an
+        # empty datagram.
+        if response and transport is not None and not transport.is_closing():
             transport.sendto(response, addr)
 
     def error_received(self, exc: Exception) -> None:

@@ -13,6 +13,7 @@ import yaml
 
 from resolver.errors import ListError
 from resolver.lists.rules import FORMATS
+from resolver.shipped import shipped_dir
 
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -78,8 +79,8 @@ class Catalogue:
 
 
 def default_catalogue_path() -> Path:
-    """The catalogue shipped next to the package (repository checkout or source install)."""
-    return Path(__file__).resolve().parents[2] / "blocklists" / "catalogue.yaml"
+    """The catalogue shipped with lachan (installed package data, else the checkout's)."""
+    return shipped_dir("blocklists") / "catalogue.yaml"
 
 
 def default_state_dir() -> Path:

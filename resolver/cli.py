@@ -18,6 +18,8 @@ _COMMANDS = {
     "explain": ("policy", "explain"),
     "audit": ("audit", "audit"),
     "coverage": ("coverage", "coverage"),
+    "backup": ("backup", "backup"),
+    "restore": ("backup", "restore"),
 }
 
 

@@ -46,3 +46,8 @@ fuzz: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# The Debian package (debhelper): lachan in a private venv under /usr/lib/lachan, into dist/.
+.PHONY: deb
+deb:
+	scripts/build-deb dist

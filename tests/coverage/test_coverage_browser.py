@@ -23,9 +23,12 @@ from resolver.coverage.status import CoveragePolicy
 from tests.tools import require
 
 CHROMIUM = shutil.which("chromium") or "chromium"
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _chromium() -> None:
     require("chromium")  # fails every test here naming the package, never skips
+
 
 # Test-only: measure what the browser laid out and write it into the DOM for --dump-dom.
 _MEASURE = """<script>

@@ -35,6 +35,7 @@ from tests.tools import require
 def _dnsdist() -> None:
     require("dnsdist")  # fails every test here naming the package, never skips
 
+
 SCHOOL_CLIENT, UNDER16_CLIENT, OTHER_CLIENT = "127.0.0.10", "127.0.0.20", "127.0.0.30"
 
 

@@ -42,6 +42,7 @@ from tests.tools import require
 def _dnsperf() -> None:
     require("dnsperf")  # fails every test here naming the package, never skips
 
+
 QPS = 5000  # well inside one process's capacity, so loss would come from reloads
 LOAD_SECONDS = 20
 BASELINE_SECONDS = 5

@@ -54,7 +54,9 @@ def nofile() -> Iterator[None]:
     """Enough descriptors for both ends of the idle-connection test, restored afterwards."""
     before = resource.getrlimit(resource.RLIMIT_NOFILE)
     if raise_nofile(IDLE_CONNECTIONS + MAX_CONNECTIONS + 1_000) < IDLE_CONNECTIONS + 500:
-        pytest.skip(f"platform: RLIMIT_NOFILE hard limit {before[1]} too low for {IDLE_CONNECTIONS} sockets")
+        pytest.skip(
+            f"platform: RLIMIT_NOFILE hard limit {before[1]} too low for {IDLE_CONNECTIONS} sockets"
+        )
     yield
     resource.setrlimit(resource.RLIMIT_NOFILE, before)
 

@@ -30,6 +30,7 @@ from tests.tools import require
 def _unbound() -> None:
     require("unbound")  # fails every test here naming the package, never skips
 
+
 ZONE = """$TTL 60
 @ IN SOA localhost. root.localhost. 1 3600 600 86400 60
   IN NS localhost.

@@ -18,6 +18,7 @@ STEPS = (
     "worker_processes threads_and_clocks sd_notify wx_refused"
 ).split()
 
+
 @pytest.fixture(autouse=True, scope="module")
 def _systemd_analyze() -> None:
     require("systemd-analyze")  # fails every test here naming the package, never skips

@@ -17,6 +17,7 @@ SYSTEMD = Path(__file__).resolve().parents[2] / "systemd"
 UNITS = ("lachan.service", "lachan-lists.service", "lachan-lists.timer")
 MAX_EXPOSURE = 2.0  # Debian's dnsdist scores 2.1, pdns-recursor 2.3, unbound 9.6
 
+
 @pytest.fixture(autouse=True, scope="module")
 def _systemd_analyze() -> None:
     require("systemd-analyze")  # fails every test here naming the package, never skips

@@ -85,6 +85,11 @@ def _check_install() -> None:
     assert Path("/usr/bin/lachan").resolve() == Path("/usr/lib/lachan/bin/lachan")
     assert KEY.stat().st_mode & 0o777 == 0o640 and KEY.group() == "lachan"
     assert CONFIG.group() == "lachan" and Path("/etc/lachan/audit.pub").exists()
+    for unit in ("lachan.service", "lachan-lists.service", "lachan-lists.timer"):
+        text = Path("/lib/systemd/system", unit).read_text()
+        docs = [w for line in text.splitlines() if line.startswith("Documentation=")
+                for w in line.removeprefix("Documentation=").split()]  # fmt: skip
+        assert docs and all(Path(d.removeprefix("file://")).is_file() for d in docs), docs
     out = _run(["/usr/bin/lachan", "check-config", str(CONFIG)])
     assert out.strip() == f"{CONFIG}: ok", out
     # The package runs its own copy under /usr/lib/lachan, with Debian's python3-yaml.

@@ -77,6 +77,26 @@ def deb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         _purge()
 
 
+def _newer(deb: Path) -> Path:
+    """The same package repacked as version 0.1.0+upgrade1, to upgrade to."""
+    tree = deb.parent / "newer"
+    _run(["dpkg-deb", "-R", str(deb), str(tree)])
+    control = tree / "DEBIAN" / "control"
+    text = control.read_text()
+    assert "\nVersion: 0.1.0\n" in text
+    control.write_text(text.replace("\nVersion: 0.1.0\n", "\nVersion: 0.1.0+upgrade1\n"))
+    newer = deb.parent / "lachan_0.1.0+upgrade1_amd64.deb"
+    _run(["dpkg-deb", "--root-owner-group", "-b", str(tree), str(newer)])
+    return newer
+
+
+def _version() -> str:
+    done = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Version}", "lachan"], capture_output=True, text=True
+    )
+    return done.stdout
+
+
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -141,10 +161,13 @@ def test_the_deb_installs_serves_upgrades_in_place_and_purges_cleanly(deb: Path)
     indexes = sorted(Path("/var/lib/lachan/index").iterdir())
     assert indexes, "serve compiled no index under /var/lib/lachan/index"
 
-    _run(["apt-get", "install", "-y", "-q", "--reinstall", str(deb)])
-    assert {path: _sha(path) for path in kept} == kept
-    assert sorted(Path("/var/lib/lachan/index").iterdir()) == indexes
-    _check_install()
+    # Over itself, then to a newer version (dpkg's upgrade path: old prerm, new postinst).
+    for package in (deb, _newer(deb)):
+        _run(["apt-get", "install", "-y", "-q", "--reinstall", str(package)])
+        assert {path: _sha(path) for path in kept} == kept
+        assert sorted(Path("/var/lib/lachan/index").iterdir()) == indexes
+        _check_install()
+    assert _version() == "0.1.0+upgrade1"
     _serve_and_query(free_port(("127.0.0.1",)))
 
     _run(["apt-get", "purge", "-y", "-q", "lachan"])

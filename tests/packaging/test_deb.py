@@ -170,6 +170,18 @@ def test_the_deb_installs_serves_upgrades_in_place_and_purges_cleanly(deb: Path)
     assert _version() == "0.1.0+upgrade1"
     _serve_and_query(free_port(("127.0.0.1",)))
 
+    archive = deb.parent / "site.tar.gz"
+    _run(["/usr/bin/lachan", "backup", str(archive)])  # --config defaults to the conffile
+
     _run(["apt-get", "purge", "-y", "-q", "lachan"])
     assert not _installed()
+    assert [path for path in INSTALLED if os.path.lexists(path)] == []
+
+    # A rebuilt server: a fresh install makes a new key; restore brings the site's one back.
+    _run(["apt-get", "install", "-y", "-q", str(deb)])
+    assert _sha(KEY) != kept[KEY]
+    _run(["/usr/bin/lachan", "restore", "--force", str(archive)])
+    assert {path: _sha(path) for path in (CONFIG, KEY)} == {p: kept[p] for p in (CONFIG, KEY)}
+    assert KEY.group() == "lachan" and LEDGER.owner() == "lachan"
+    _run(["apt-get", "purge", "-y", "-q", "lachan"])
     assert [path for path in INSTALLED if os.path.lexists(path)] == []

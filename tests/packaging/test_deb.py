@@ -71,10 +71,20 @@ def deb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     _run([str(ROOT / "scripts" / "build-deb"), str(out)], timeout=900)
     (package,) = out.glob("lachan_*.deb")
     _purge()
+    had_account = _account_exists()
     try:
         yield package
     finally:
         _purge()
+        # The package leaves the lachan account on purge, as Debian does; the test removes the
+        # one it made, so the machine ends as it began.
+        if not had_account and _account_exists():
+            _run(["userdel", "lachan"])
+            subprocess.run(["groupdel", "lachan"], capture_output=True)
+
+
+def _account_exists() -> bool:
+    return subprocess.run(["getent", "passwd", "lachan"], capture_output=True).returncode == 0
 
 
 def _newer(deb: Path) -> Path:

@@ -16,10 +16,10 @@ serve: $(STAMP)
 	$(BIN)/lachan serve $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check resolver cli.py tests benchmarks
+	$(BIN)/ruff check resolver tests benchmarks
 
 typecheck: $(STAMP)
-	$(BIN)/mypy resolver cli.py
+	$(BIN)/mypy resolver
 
 # benchmarks/tests run in their own session: both folders have a conftest.py, and without
 # packages pytest would import them under one module name.
@@ -46,3 +46,8 @@ fuzz: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# The Debian package (debhelper): lachan in a private venv under /usr/lib/lachan, into dist/.
+.PHONY: deb
+deb:
+	scripts/build-deb dist

@@ -1,13 +1,34 @@
-"""Only the C extension lives here; everything else is declared in setup.cfg."""
+"""The C extension and the shipped folders; everything else is declared in setup.cfg."""
+
+import shutil
+from pathlib import Path
 
 from setuptools import Extension, setup
+from setuptools.command.build_py import build_py
+
+# policies/ and blocklists/ stay at the top of the repository (profiles and lists are edited
+# there); a built wheel carries them as resolver/_shipped/, which resolver/shipped.py finds.
+SHIPPED = ("policies", "blocklists")
+
+
+class BuildWithShipped(build_py):
+    def run(self) -> None:
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return  # an editable install reads them from the checkout
+        for name in SHIPPED:
+            target = Path(self.build_lib) / "resolver" / "_shipped" / name
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(name, target)
+
 
 setup(
+    cmdclass={"build_py": BuildWithShipped},
     ext_modules=[
         Extension(
             "resolver._nametable",
             ["resolver/_nametable.c"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         )
-    ]
+    ],
 )

@@ -26,11 +26,11 @@ class LachanCaps:
 
 
 def lachan_command() -> list[str]:
-    """The venv's console script when installed, else cli.py run from the checkout."""
+    """The venv's console script when installed, else ``python -m resolver.cli``."""
     beside = Path(sys.executable).parent / "lachan"
     if beside.exists():
         return [str(beside)]
-    return [sys.executable, str(REPO / "cli.py")]
+    return [sys.executable, "-m", "resolver.cli"]
 
 
 def _catalogue(d: Path, listfile: Path) -> Path:

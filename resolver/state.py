@@ -27,10 +27,11 @@ from .lists.match import ListMatch
 from .lists.snapshot import current_index, ensure_index
 from .policy import Profile, load_profiles
 from .policy.clients import ClientMap
+from .shipped import shipped_dir
 
 log = logging.getLogger(__name__)
 
-BUNDLED_POLICIES = Path(__file__).resolve().parents[1] / "policies"
+BUNDLED_POLICIES = shipped_dir("policies")
 
 
 class EmptyIndex:

@@ -18,6 +18,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # so `tests.stub_upstream` imports from any test folder
 
+from tests.strict_skips import (  # noqa: E402, F401  (hooks: CI=true fails on any skip)
+    pytest_collectreport,
+    pytest_runtest_logreport,
+    pytest_sessionfinish,
+)
 from tests.stub_upstream import LachanProcess, StubUpstream  # noqa: E402
 
 LachanFactory = Callable[..., LachanProcess]

@@ -13,7 +13,6 @@ conftest, or by ``pytest_plugins``-free import once tests/ is on ``pythonpath``.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import time
@@ -24,7 +23,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
+from tests.tools import require
+
 START_TIMEOUT = 30.0
 
 
@@ -93,7 +93,7 @@ class PrometheusServer:
     def _spawn(self, config: Path) -> subprocess.Popen[bytes]:
         log = (self.workdir / "prometheus.log").open("ab")
         args = [
-            PROMETHEUS,
+            require("prometheus"),
             f"--config.file={config}",
             f"--storage.tsdb.path={self.workdir / 'data'}",
             f"--web.listen-address=127.0.0.1:{self.port}",

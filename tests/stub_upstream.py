@@ -401,9 +401,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def lachan_command() -> list[str]:
-    """The installed ``lachan`` console script, or ``python cli.py`` from the checkout."""
+    """The installed ``lachan`` console script, or ``python -m resolver.cli`` from the checkout."""
     script = Path(sys.executable).parent / "lachan"
-    return [str(script)] if script.exists() else [sys.executable, str(ROOT / "cli.py")]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "resolver.cli"]
 
 
 def free_port(hosts: tuple[str, ...] = ("127.0.0.1", "::1")) -> int:

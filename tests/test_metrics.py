@@ -15,11 +15,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from resolver import metrics, stats
 from resolver.errors import ConfigError
 from resolver.stats import TCP, UDP, LabelSets, Stats
+from tests.tools import require
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS = ROOT / "systemd/prometheus/lachan-alerts.yml"
 DASHBOARD = ROOT / "systemd/grafana/lachan-dashboard.json"
-PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 LABELS = LabelSets(
     categories=frozenset({"adult", "gambling"}),
     profiles=frozenset({"school", "under16"}),
@@ -67,7 +67,11 @@ def populated() -> Stats:
 def test_promtool_check_metrics_is_clean() -> None:
     text = exposition(populated())
     run = subprocess.run(
-        [PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+        [require("promtool"), "check", "metrics"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.strip() == "" and run.stderr.strip() == ""
@@ -192,12 +196,16 @@ def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
         rules.append({"record": f"dashboard:panel{i}", "expr": expr})
     path = tmp_path / "dashboard-rules.yml"
     path.write_text(json.dumps({"groups": [{"name": "dashboard", "rules": rules}]}))
-    run = subprocess.run([PROMTOOL, "check", "rules", str(path)], capture_output=True, timeout=30)
+    run = subprocess.run(
+        [require("promtool"), "check", "rules", str(path)], capture_output=True, timeout=30
+    )
     assert run.returncode == 0, run.stdout.decode() + run.stderr.decode()
 
 
 def test_promtool_check_rules() -> None:
-    run = subprocess.run([PROMTOOL, "check", "rules", str(ALERTS)], capture_output=True, timeout=30)
+    run = subprocess.run(
+        [require("promtool"), "check", "rules", str(ALERTS)], capture_output=True, timeout=30
+    )
     assert run.returncode == 0, run.stdout.decode() + run.stderr.decode()
     assert b"SUCCESS: 8 rules found" in run.stdout
 
@@ -207,7 +215,7 @@ def test_alerts_fire_as_specified(tmp_path: Path) -> None:
     shutil.copy(ALERTS, tmp_path / "lachan-alerts.yml")
     shutil.copy(ROOT / "tests/metrics/alerts_test.yml", tmp_path / "alerts_test.yml")
     run = subprocess.run(
-        [PROMTOOL, "test", "rules", "alerts_test.yml"],
+        [require("promtool"), "test", "rules", "alerts_test.yml"],
         cwd=tmp_path,
         capture_output=True,
         timeout=60,

@@ -118,7 +118,7 @@ def test_unknown_path_is_404(served: tuple[Stats, str]) -> None:
     assert get(url + "/admin")[0] == 404
 
 
-@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback")
+@pytest.mark.skipif(not ipv6_loopback(), reason="platform: no IPv6 loopback")
 def test_serves_on_ipv6_loopback() -> None:
     server = make_server(Stats(LABELS), host="::1")
     addr = server.start()

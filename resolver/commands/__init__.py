@@ -1,1 +1,1 @@
-"""Click command groups, one module per area; cli.py only assembles them."""
+"""Click command groups, one module per area; resolver/cli.py only assembles them."""

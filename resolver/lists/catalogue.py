@@ -14,6 +14,7 @@ import yaml
 
 from resolver.errors import ListError
 from resolver.lists.rules import FORMATS
+from resolver.shipped import shipped_dir
 
 if TYPE_CHECKING:
     from resolver.config import ListsSettings
@@ -88,8 +89,8 @@ class Catalogue:
 
 
 def default_catalogue_path() -> Path:
-    """The catalogue shipped next to the package (repository checkout or source install)."""
-    return Path(__file__).resolve().parents[2] / "blocklists" / "catalogue.yaml"
+    """The catalogue shipped with lachan (installed package data, else the checkout's)."""
+    return shipped_dir("blocklists") / "catalogue.yaml"
 
 
 def default_state_dir() -> Path:

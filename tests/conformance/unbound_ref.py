@@ -6,14 +6,12 @@ cache tricks), forwarding "." to the stub, .test not treated as a special-use lo
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
 from tests.stub_upstream import PING, free_port, raw_udp
-
-UNBOUND = shutil.which("unbound") or "/usr/sbin/unbound"
+from tests.tools import require
 
 CONFIG = """server:
   interface: 127.0.0.1
@@ -55,7 +53,7 @@ class Unbound:
     def start(self, timeout: float = 10.0) -> Unbound:
         log = (self.workdir / "unbound.log").open("wb")
         self.process = subprocess.Popen(
-            [UNBOUND, "-d", "-c", str(self.conf)], stdout=log, stderr=log
+            [require("unbound"), "-d", "-c", str(self.conf)], stdout=log, stderr=log
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

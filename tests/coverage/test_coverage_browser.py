@@ -20,9 +20,15 @@ from resolver.coverage.assess import assess
 from resolver.coverage.registry import load_registry
 from resolver.coverage.render import render_html as coverage_html
 from resolver.coverage.status import CoveragePolicy
+from tests.tools import require
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (CI has it)")
+CHROMIUM = shutil.which("chromium") or "chromium"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _chromium() -> None:
+    require("chromium")  # fails every test here naming the package, never skips
+
 
 # Test-only: measure what the browser laid out and write it into the DOM for --dump-dom.
 _MEASURE = """<script>

@@ -15,7 +15,8 @@ say are these substitutions, applied to every block before it runs:
 - the public resolvers ``1.1.1.1`` and ``2606:4700:4700::1111`` → the test's stub upstream
   on loopback (no test reaches the internet);
 - ``dig`` without a server (a student's device, whose DHCP names lachan) → ``dig @127.0.0.1
-  -p PORT``; and ``192.168.10.53`` (the guide's lachan machine) → ``127.0.0.1``;
+  -p PORT``; and ``192.168.10.53`` (the guide's lachan machine) → ``127.0.0.1``, as is the
+  README's example listener ``10.0.0.53`` (which a loopback listen address cannot receive);
 - ``systemctl enable --now|start|restart lachan.service`` → run the unit's ``ExecStart=`` with
   its ``Environment=`` (stopped with SIGTERM, as systemd does); ``systemctl status`` → the
   process must be running; ``lachan-lists.timer`` is not started (it would download lists).
@@ -123,6 +124,7 @@ class GuideRun:
             ("{address: 1.1.1.1}", f"{{address: {host}, port: {port}}}"),
             ('{address: "2606:4700:4700::1111", port: 53}', f"{{address: {host}, port: {port}}}"),
             ("192.168.10.53", "127.0.0.1"),
+            ('"10.0.0.53": school', '"127.0.0.1": school'),
         ]
         for old, new in pairs:
             text = text.replace(old, new)

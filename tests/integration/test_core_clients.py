@@ -4,7 +4,6 @@ as a user would run it (+tcp, +bufsize, +norec, 0x20 names, IPv6, unknown types,
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import threading
 
@@ -16,13 +15,12 @@ import dns.rdatatype
 import pytest
 
 from tests.stub_upstream import LachanProcess, StubUpstream
-
-DIG = shutil.which("dig") or "/usr/bin/dig"
+from tests.tools import require
 
 
 def dig(server: LachanProcess, *args: str, host: str = "127.0.0.1") -> str:
     out = subprocess.run(
-        [DIG, f"@{host}", "-p", str(server.port), "+time=3", "+tries=1", *args],
+        [require("dig"), f"@{host}", "-p", str(server.port), "+time=3", "+tries=1", *args],
         capture_output=True,
         text=True,
         timeout=20,

@@ -48,7 +48,7 @@ def full_disk(tmp_path: Path) -> Iterator[Path]:
         text=True,
     )
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs (needs root): {done.stderr.strip()}")
+        pytest.skip(f"platform: mounting a tmpfs is denied here: {done.stderr.strip()}")
     try:
         yield mount
     finally:

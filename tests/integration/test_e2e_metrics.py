@@ -10,7 +10,6 @@ after SIGTERM and hold the same counts.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import urllib.request
 from collections import Counter
@@ -36,6 +35,7 @@ from e2e_helpers import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.prom_server import PrometheusServer
+from tests.tools import require
 
 ALLOWED_FROM, BLOCKED_FROM, REWRITTEN_FROM = "127.0.0.77", "127.0.0.78", "127.0.0.79"
 ALLOWED = [f"kid{i}.e2e-privacy-name.org" for i in range(5)]
@@ -123,8 +123,7 @@ def test_prometheus_sees_the_known_counts(traffic: Setup) -> None:
 
 
 def test_promtool_accepts_the_live_metrics(traffic: Setup, tmp_path: Path) -> None:
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool (Debian package prometheus) is required"
+    promtool = require("promtool")
     text = metrics_text(traffic.metrics_url)
     assert "lachan_answers_total" in text
     done = subprocess.run(

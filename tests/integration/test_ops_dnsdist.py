@@ -6,7 +6,6 @@ profile; a PROXY header from a peer that is not the trusted front end is not bel
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,6 @@ import dns.rcode
 import pytest
 
 from tests.integration.ops_helpers import (
-    DNSDIST,
     ask,
     canary_profile,
     cname_target,
@@ -30,8 +28,13 @@ from tests.integration.ops_helpers import (
     wait_until,
 )
 from tests.stub_upstream import LachanProcess, StubUpstream
+from tests.tools import require
 
-pytestmark = pytest.mark.skipif(DNSDIST is None, reason="dnsdist is not installed")
+
+@pytest.fixture(autouse=True, scope="module")
+def _dnsdist() -> None:
+    require("dnsdist")  # fails every test here naming the package, never skips
+
 
 SCHOOL_CLIENT, UNDER16_CLIENT, OTHER_CLIENT = "127.0.0.10", "127.0.0.20", "127.0.0.30"
 
@@ -175,7 +178,6 @@ def _site_via(port: int) -> str | None:
     return _site(reply) if reply.rcode() == dns.rcode.NOERROR else None
 
 
-@pytest.mark.skipif(shutil.which("dig") is None, reason="dig is not installed")
 def test_the_guides_dig_commands(front: tuple[int, LachanProcess, LachanProcess]) -> None:
     """As docs/isp-guide.md says: through dnsdist, bare from 127.0.0.1, and with -b."""
     port, lachan = front[0], front[1]

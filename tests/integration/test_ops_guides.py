@@ -18,6 +18,7 @@ import yaml
 
 from tests.integration.ops_helpers import DOCS, guide_blocks
 from tests.stub_upstream import ROOT, lachan_command
+from tests.tools import require
 
 GUIDES = ("isp-guide.md", "school-guide.md")
 LACHAN_KEYS = {
@@ -79,8 +80,8 @@ def test_the_second_instance_config_of_the_isp_guide_passes(tmp_path: Path) -> N
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.skipif(shutil.which("dnsdist") is None, reason="dnsdist is not installed")
 def test_dnsdist_conf_of_the_isp_guide_passes_check_config(tmp_path: Path) -> None:
+    require("dnsdist")
     (conf,) = guide_blocks("isp-guide.md", "lua")
     path = tmp_path / "dnsdist.conf"
     path.write_text(conf, encoding="utf-8")
@@ -88,20 +89,20 @@ def test_dnsdist_conf_of_the_isp_guide_passes_check_config(tmp_path: Path) -> No
     assert result.returncode == 0 and "OK" in result.stdout, result.stdout + result.stderr
 
 
-@pytest.mark.skipif(shutil.which("nft") is None, reason="nftables is not installed")
 def test_nftables_ruleset_of_the_school_guide_passes_nft_check(tmp_path: Path) -> None:
+    require("nft")
     (ruleset,) = guide_blocks("school-guide.md", "nft")
     path = tmp_path / "lachan-guard.nft"
     path.write_text(ruleset, encoding="utf-8")
     result = _run(["nft", "-c", "-f", str(path)])
     if result.returncode != 0 and "Operation not permitted" in result.stderr:
-        pytest.skip("nft -c needs CAP_NET_ADMIN here")
+        pytest.skip("platform: nft -c needs CAP_NET_ADMIN, which this container lacks")
     assert result.returncode == 0, result.stderr
     assert "dport 853" in ruleset and "dnat ip to $LACHAN4" in ruleset
 
 
-@pytest.mark.skipif(shutil.which("dnsmasq") is None, reason="dnsmasq is not installed")
 def test_dnsmasq_lines_of_the_school_guide_pass_dnsmasq_test(tmp_path: Path) -> None:
+    require("dnsmasq")
     (block,) = [b for b in guide_blocks("school-guide.md", "") if "dhcp-option" in b]
     path = tmp_path / "lachan.conf"
     path.write_text(block)
@@ -110,9 +111,9 @@ def test_dnsmasq_lines_of_the_school_guide_pass_dnsmasq_test(tmp_path: Path) -> 
     assert "dns-server,192.168.10.53" in block
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
 @pytest.mark.parametrize("index", [0, 1])
 def test_prometheus_configs_of_the_isp_guide_pass_promtool(tmp_path: Path, index: int) -> None:
+    require("promtool")
     blocks = [b for _, _, b in _yaml_blocks(PROMETHEUS_KEYS)]
     assert len(blocks) == 2
     rules = tmp_path / "lachan-alerts.yml"

@@ -20,7 +20,6 @@ import dns.rcode
 import pytest
 
 from tests.integration.ops_helpers import (
-    DNSPERF,
     PerfResult,
     ask,
     config_path,
@@ -36,8 +35,13 @@ from tests.integration.ops_helpers import (
     write_perf_data,
 )
 from tests.stub_upstream import LachanProcess, StubUpstream
+from tests.tools import require
 
-pytestmark = pytest.mark.skipif(DNSPERF is None, reason="dnsperf is not installed")
+
+@pytest.fixture(autouse=True, scope="module")
+def _dnsperf() -> None:
+    require("dnsperf")  # fails every test here naming the package, never skips
+
 
 QPS = 5000  # well inside one process's capacity, so loss would come from reloads
 LOAD_SECONDS = 20

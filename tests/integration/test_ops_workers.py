@@ -45,7 +45,7 @@ def _answered(port: int, name: str) -> bool:
         return False
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="platform: needs Linux /proc")
 def test_a_killed_worker_is_restarted_and_queries_keep_being_answered(tmp_path: Path) -> None:
     metrics_port = free_port(("127.0.0.1",))
     with StubUpstream(seed=91) as stub:

@@ -5,7 +5,6 @@ and the server's memory bounded."""
 from __future__ import annotations
 
 import resource
-import shutil
 import socket
 import subprocess
 import time
@@ -30,6 +29,7 @@ from benchmarks.pressure import (
 )
 from tests.conftest import LachanFactory
 from tests.stub_upstream import LachanProcess, StubUpstream, free_port, raw_udp
+from tests.tools import require
 
 IDLE_CONNECTIONS = 10_000  # the issue's figure; opening them takes ~1-2 s on loopback
 MAX_CONNECTIONS = 2_000
@@ -54,7 +54,9 @@ def nofile() -> Iterator[None]:
     """Enough descriptors for both ends of the idle-connection test, restored afterwards."""
     before = resource.getrlimit(resource.RLIMIT_NOFILE)
     if raise_nofile(IDLE_CONNECTIONS + MAX_CONNECTIONS + 1_000) < IDLE_CONNECTIONS + 500:
-        pytest.skip(f"RLIMIT_NOFILE hard limit {before[1]} too low for {IDLE_CONNECTIONS} sockets")
+        pytest.skip(
+            f"platform: RLIMIT_NOFILE hard limit {before[1]} too low for {IDLE_CONNECTIONS} sockets"
+        )
     yield
     resource.setrlimit(resource.RLIMIT_NOFILE, before)
 
@@ -200,8 +202,7 @@ def test_slowloris_filling_every_slot_is_evicted(lachan: LachanFactory) -> None:
 @pytest.fixture
 def nsd_upstream(tmp_path: Path) -> Iterator[int]:
     """NSD answering every name (a wildcard root zone): an upstream that never runs dry."""
-    if shutil.which("nsd") is None:
-        pytest.skip("nsd is not installed (apt-get install nsd)")
+    require("nsd")
     port = free_port(("127.0.0.1",))
     process = subprocess.Popen(
         nsd_command(tmp_path / "nsd", port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

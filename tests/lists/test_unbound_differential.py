@@ -23,6 +23,13 @@ from resolver.lists.build import SourceInput, build_index
 from resolver.lists.index import Index, open_index
 from resolver.lists.match import ListAction
 from resolver.lists.rpz import parse_rpz
+from tests.tools import require
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _unbound() -> None:
+    require("unbound")  # fails every test here naming the package, never skips
+
 
 ZONE = """$TTL 60
 @ IN SOA localhost. root.localhost. 1 3600 600 86400 60

@@ -11,13 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.tools import require
+
 SYSTEMD = Path(__file__).resolve().parents[2] / "systemd"
 UNITS = ("lachan.service", "lachan-lists.service", "lachan-lists.timer")
 MAX_EXPOSURE = 2.0  # Debian's dnsdist scores 2.1, pdns-recursor 2.3, unbound 9.6
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed"
-)
+
+@pytest.fixture(autouse=True, scope="module")
+def _systemd_analyze() -> None:
+    require("systemd-analyze")  # fails every test here naming the package, never skips
 
 
 def _stub(path: Path) -> None:
@@ -102,8 +105,7 @@ def test_service_keeps_the_contract_with_the_server() -> None:
 
 
 def test_sysusers_creates_a_locked_system_user(tmp_path: Path) -> None:
-    if shutil.which("systemd-sysusers") is None:
-        pytest.skip("systemd-sysusers is not installed")
+    require("systemd-sysusers")
     (tmp_path / "etc").mkdir()
     subprocess.run(
         ["systemd-sysusers", f"--root={tmp_path}", str(SYSTEMD / "lachan.sysusers")],
@@ -122,8 +124,8 @@ def test_sysusers_creates_a_locked_system_user(tmp_path: Path) -> None:
 
 
 def test_tmpfiles_lays_out_the_documented_paths(tmp_path: Path) -> None:
-    if shutil.which("systemd-tmpfiles") is None or shutil.which("systemd-sysusers") is None:
-        pytest.skip("systemd-tmpfiles is not installed")
+    require("systemd-tmpfiles")
+    require("systemd-sysusers")
     (tmp_path / "etc").mkdir()
     subprocess.run(
         ["systemd-sysusers", f"--root={tmp_path}", str(SYSTEMD / "lachan.sysusers")],

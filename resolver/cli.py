@@ -19,6 +19,8 @@ _COMMANDS = {
     "audit": ("audit", "audit"),
     "coverage": ("coverage", "coverage"),
     "allow": ("allow", "allow"),
+    "backup": ("backup", "backup"),
+    "restore": ("backup", "restore"),
 }
 
 

@@ -27,6 +27,7 @@ from .ratelimit import RateLimiter
 from .sdnotify import Notifier, watchdog_interval
 from .state import ServingState, build_state
 from .stats import LabelSets, Snapshot, Stats
+from .transport.encrypted import EncryptedListeners
 from .transport.tcp import TcpConnection, TcpServerState
 from .transport.udp import UdpListener
 
@@ -95,6 +96,7 @@ class Server:
 
     def __post_init__(self) -> None:
         self.tcp_state = TcpServerState(self.config.tcp)
+        self.encrypted = EncryptedListeners(self.resolver, self.tcp_state)  # DoT, DoH
 
     async def start(self) -> None:
         # TCP listens everywhere before any UDP socket answers: whoever sees a UDP answer
@@ -104,6 +106,7 @@ class Server:
         for protocol, udp_socket in bound:
             await loop.create_datagram_endpoint(lambda p=protocol: p, sock=udp_socket)  # type: ignore[misc]
             self.udp.append(protocol)
+        await self.encrypted.start(self.config.encrypted, self.config.source, self.reuse_port)
         log.info(
             "lachan serving on %s, forwarding to %s",
             ", ".join(str(x) for x in self.config.listeners),
@@ -146,6 +149,7 @@ class Server:
         if config.listeners != self.config.listeners or config.upstreams != self.config.upstreams:
             log.warning("reload: listener and upstream changes take effect after a restart")
         self.resolver.swap_state(state, Acl(config.acl))
+        self.encrypted.reload(config.encrypted, config.source)  # devices, certificate
         gc.freeze()  # the new snapshot is long-lived too (no collect: that would pause serving)
         self.resolver.stats.labels = label_sets(self.config, state)
         self.resolver.stats.index_built = state.index_built_at
@@ -158,6 +162,7 @@ class Server:
         """Stop accepting, let in-flight queries finish within ``grace``, then close."""
         for server in self.tcp_servers:
             server.close()
+        self.encrypted.close()
         deadline = time.monotonic() + grace
         while self.resolver.inflight and time.monotonic() < deadline:
             await asyncio.sleep(0.05)

@@ -132,10 +132,11 @@ class BlockAnswers:
         records = b"".join(record(TYPE_TXT, 0, _txt(text)) for text in texts)
         return _assemble(query, _shape(NOERROR, len(texts), 0, opt), records + opt)
 
-    def refused(self, query: Query) -> bytes:
+    def refused(self, query: Query, text: str = "") -> bytes:
         """REFUSED with EDE 18 Prohibited: the same size as the query or smaller, never more
-        than a few bytes above it, so a refused client cannot use us as an amplifier."""
-        opt = self._opt(query, EDE_PROHIBITED, "", 0)
+        than a few bytes above it, so a refused client cannot use us as an amplifier.
+        ``text`` (EDE extra text) only over connections, where amplification is moot."""
+        opt = self._opt(query, EDE_PROHIBITED, text, 0)
         return _assemble(query, _shape(REFUSED, 0, 0, opt), opt)
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from . import encrypted_config
 from .acl import AclConfig, acl_config
 from .cache import CachePolicy
 from .config_read import Reader, in_range, ip_address, one_of, split_host_port
@@ -87,6 +88,7 @@ class Config:
     querylog: QueryLogConfig | None = None
     audit: AuditSettings = AuditSettings()
     workers: int = 1
+    encrypted: encrypted_config.EncryptedSettings = encrypted_config.EncryptedSettings()
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -94,6 +96,7 @@ _TOP_LEVEL = {
     "site", "listen", "upstreams", "upstream", "cache", "server", "tcp", "lists", "policies",
     "clients", "acl", "ratelimit", "metrics", "querylog", "audit", "workers",
 }  # fmt: skip
+_TOP_LEVEL |= encrypted_config.KEYS  # listen_tls, listen_https, tls, devices, require_device_id
 
 
 def load(path: Path | str | None = None) -> Config:
@@ -141,6 +144,7 @@ def parse(text: str, source: str, base: Path | None = None) -> Config:
         audit=_audit(root.section("audit"), base),
         workers=root.get("workers", 1, int, in_range(0, 256)) or (os.cpu_count() or 1),
         raw=root.value,
+        encrypted=encrypted_config.read(root, base),
     )
     upstreams, from_resolv = _upstreams(root)
     config = dataclasses.replace(
@@ -360,9 +364,13 @@ class ConfigSource:
     listen: tuple[str, ...] = ()
     upstream: tuple[str, ...] = ()
     workers: int | None = None
+    tls_flags: tuple[tuple[str, ...], tuple[str, ...], str | None, str | None] = ((), (), None, None)
 
     def __call__(self) -> Config:
         config = with_overrides(load(self.path), self.listen, self.upstream)
+        if self.tls_flags != ((), (), None, None):  # --listen-tls, --listen-https, --tls-*
+            encrypted = encrypted_config.with_flags(config.encrypted, *self.tls_flags)
+            config = dataclasses.replace(config, encrypted=encrypted)
         if self.workers is not None:
             config = dataclasses.replace(config, workers=self.workers or (os.cpu_count() or 1))
         return resolve_upstreams(config)

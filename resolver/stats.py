@@ -22,8 +22,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-TRANSPORTS = ("udp", "tcp")
+TRANSPORTS = ("udp", "tcp", "dot", "doh")
 UDP, TCP = 0, 1
+DOT, DOH = 2, 3  # DNS over TLS and HTTPS (resolver/transport/dot.py, doh.py)
 
 # Query types grouped into a bounded "qtype" label; the ones a filter cares about get their own.
 QTYPE_CLASSES: tuple[str, ...] = ("a", "aaaa", "https", "svcb", "cname", "mx", "txt", "ptr")

@@ -45,6 +45,20 @@ def _fail(error: LachanError) -> None:
     help="Worker processes sharing the ports (0: one per CPU). Default: the config's, else 1.",
 )
 @click.option(
+    "--listen-tls",
+    multiple=True,
+    metavar="HOST:PORT",
+    help="Serve DNS over TLS here (repeatable; IPv6 as [ADDR]:PORT; needs --tls-cert/--tls-key).",
+)
+@click.option(
+    "--listen-https",
+    multiple=True,
+    metavar="HOST:PORT",
+    help="Serve DNS over HTTPS (/dns-query) here (repeatable; IPv6 as [ADDR]:PORT).",
+)
+@click.option("--tls-cert", metavar="FILE", help="PEM certificate chain for --listen-tls/-https.")
+@click.option("--tls-key", metavar="FILE", help="PEM private key of --tls-cert.")
+@click.option(
     "--log-level",
     default="info",
     type=click.Choice(["debug", "info", "warning", "error"]),
@@ -55,13 +69,18 @@ def serve(
     listen: tuple[str, ...],
     upstream: tuple[str, ...],
     workers: int | None,
+    listen_tls: tuple[str, ...],
+    listen_https: tuple[str, ...],
+    tls_cert: str | None,
+    tls_key: str | None,
     log_level: str,
 ) -> None:
     """Run the resolver (the embedded default: 127.0.0.1:1053 and [::1]:1053)."""
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    load = config.ConfigSource(config_path, listen, upstream, workers)
+    tls_flags = (listen_tls, listen_https, tls_cert, tls_key)
+    load = config.ConfigSource(config_path, listen, upstream, workers, tls_flags)
     try:
         cfg = load()
         load_policies(cfg)  # fail fast on a bad profile, before binding anything

@@ -1,0 +1,84 @@
+"""Opens, reloads and closes the encrypted listeners (DoT, DoH) of one serving process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+from ..encrypted_config import EncryptedSettings, check_profiles
+from ..errors import ConfigError
+from ..pipeline import Resolver
+from .dot import HANDSHAKE_TIMEOUT, DotConnection
+from .tcp import TcpServerState
+from .tls import ALPN_DOH, ALPN_DOT, TlsContexts
+
+log = logging.getLogger(__name__)
+
+
+class EncryptedListeners:
+    """The DoT and DoH servers; their connections count against the TCP connection limit."""
+
+    def __init__(self, resolver: Resolver, tcp_state: TcpServerState) -> None:
+        self.resolver = resolver
+        self.tcp_state = tcp_state
+        self.settings = EncryptedSettings()
+        self.contexts: dict[str, TlsContexts] = {}
+        self.servers: list[asyncio.base_events.Server] = []
+        self.bound: list[tuple[str, str, int]] = []  # (kind, host, port) actually listening
+
+    async def start(self, settings: EncryptedSettings, source: str, reuse_port: bool) -> None:
+        if not settings.enabled:
+            return
+        check_profiles(settings, self.resolver.state.profiles, source)
+        self.settings = settings
+        cert, key = settings.tls.cert, settings.tls.key
+        assert cert is not None and key is not None  # the config reader insists
+        for host, port in settings.listen_tls:
+            contexts = self.contexts.setdefault("dot", TlsContexts(cert, key, ALPN_DOT))
+            await self._open("dot", host, port, contexts, reuse_port)
+        for host, port in settings.listen_https:
+            contexts = self.contexts.setdefault("doh", TlsContexts(cert, key, ALPN_DOH))
+            await self._open("doh", host, port, contexts, reuse_port)
+        log.info("encrypted DNS on %s", ", ".join(f"{k} {h}:{p}" for k, h, p in self.bound))
+
+    async def _open(
+        self, kind: str, host: str, port: int, contexts: TlsContexts, reuse_port: bool
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        where = (host, port)
+        if kind == "dot":
+            factory = lambda: DotConnection(self.resolver, self.tcp_state, where, self.settings)  # noqa: E731
+        else:
+            from .doh import DohConnection
+
+            factory = lambda: DohConnection(self.resolver, self.tcp_state, where, self.settings)  # noqa: E731
+        server = await loop.create_server(
+            factory,
+            host=host,
+            port=port,
+            family=socket.AF_INET6 if ":" in host else socket.AF_INET,
+            ssl=contexts.listening,
+            ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
+            reuse_port=reuse_port or None,
+            backlog=1024,
+        )
+        self.servers.append(server)
+        self.bound.append((kind, host, server.sockets[0].getsockname()[1]))
+
+    def reload(self, settings: EncryptedSettings, source: str) -> None:
+        """New devices and certificate for new connections; listeners change on restart only."""
+        if not self.servers:
+            return
+        try:
+            check_profiles(settings, self.resolver.state.profiles, source)
+            for contexts in self.contexts.values():
+                contexts.reload(settings.tls.cert, settings.tls.key)
+        except ConfigError as exc:
+            log.error("reload: keeping the previous certificate and devices: %s", exc)
+            return
+        self.settings = settings
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.close()

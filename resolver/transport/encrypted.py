@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Callable
 
 from ..encrypted_config import EncryptedSettings, check_profiles
 from ..errors import ConfigError
 from ..pipeline import Resolver
+from .doh import DohConnection
 from .dot import HANDSHAKE_TIMEOUT, DotConnection
 from .tcp import TcpServerState
 from .tls import ALPN_DOH, ALPN_DOT, TlsContexts
@@ -47,11 +49,10 @@ class EncryptedListeners:
     ) -> None:
         loop = asyncio.get_running_loop()
         where = (host, port)
+        factory: Callable[[], asyncio.Protocol]
         if kind == "dot":
             factory = lambda: DotConnection(self.resolver, self.tcp_state, where, self.settings)  # noqa: E731
         else:
-            from .doh import DohConnection
-
             factory = lambda: DohConnection(self.resolver, self.tcp_state, where, self.settings)  # noqa: E731
         server = await loop.create_server(
             factory,

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import ipaddress
+import socket
 import ssl
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +36,7 @@ def make_pki(
     names: tuple[str, ...] = (SERVER_NAME, "*." + SERVER_NAME),
     days: int = 30,
     prefix: str = "",
+    ips: tuple[str, ...] = ("127.0.0.1",),
 ) -> Pki:
     """A CA and a server chain for ``names`` valid for ``days`` (PEM files in ``folder``)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -58,7 +62,13 @@ def make_pki(
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(hours=1))
         .not_valid_after(now + datetime.timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName(n) for n in names]
+                + [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+            ),
+            False,
+        )
         .sign(ca_key, hashes.SHA256())
     )
     pem = serialization.Encoding.PEM
@@ -97,3 +107,15 @@ def encrypted_config(pki: Pki, dot: int = 0, doh: int = 0, extra: str = "") -> s
 
 def ports() -> int:
     return free_port(("127.0.0.1", "::1"))
+
+
+def wait_for_port(port: int, host: str = "127.0.0.1") -> None:
+    """Until a TCP listener accepts on ``port`` (10 s at most)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listens on {host}:{port}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
@@ -22,6 +23,40 @@ class _Stream:
         self.headers = headers
         self.body = bytearray()
         self.received = 0  # DATA bytes not yet handed back to the flow-control windows
+
+
+class _FrameGuard:
+    """Refuses a frame whose header announces more than the limit, before h2 buffers it.
+
+    h2 checks a frame's length only once the whole frame has arrived, so a header announcing
+    16 MiB would make it buffer 16 MiB first; this reads just the 9-byte frame headers.
+    """
+
+    __slots__ = ("limit", "skip", "head")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.skip = 24  # the client connection preface (RFC 9113 3.4)
+        self.head = bytearray()
+
+    def ok(self, data: bytes) -> bool:
+        at, end = 0, len(data)
+        while at < end:
+            if self.skip:
+                step = min(self.skip, end - at)
+                self.skip -= step
+                at += step
+                continue
+            piece = data[at : at + 9 - len(self.head)]
+            self.head += piece
+            at += len(piece)
+            if len(self.head) == 9:
+                length = int.from_bytes(self.head[:3], "big")
+                if length > self.limit:
+                    return False
+                self.skip = length
+                self.head.clear()
+        return True
 
 
 class H2Session:
@@ -47,13 +82,19 @@ class H2Session:
         self.streams: dict[int, _Stream] = {}
         self.pending: dict[int, bytes] = {}  # response bytes waiting for the peer's window
         self.resets = 0
+        self.guard = _FrameGuard(self.conn.max_inbound_frame_size)
         self.conn.initiate_connection()
         owner.write(self.conn.data_to_send())
 
     def receive(self, data: bytes) -> None:
+        if not self.guard.ok(data):
+            self._goaway(h2.errors.ErrorCodes.FRAME_SIZE_ERROR)
+            return
         try:
             events = self.conn.receive_data(data)
             for event in events:
+                if self.owner.transport is None or self.owner.transport.is_closing():
+                    return  # a GOAWAY was sent: the rest of this client's frames do not matter
                 self._event(event)
         except h2.exceptions.ProtocolError:
             # h2 has queued a GOAWAY naming the error (oversized frame, too many streams,
@@ -76,9 +117,7 @@ class H2Session:
             self._forget(event.stream_id)
             self.resets += 1
             if self.resets > MAX_RESETS:
-                self.conn.close_connection(error_code=h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
-                self.owner.write(self.conn.data_to_send())
-                self.owner.close()
+                self._goaway(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
         elif isinstance(event, h2.events.WindowUpdated):
             for stream_id in list(self.pending):
                 self._send_body(stream_id, self.pending.pop(stream_id))
@@ -147,6 +186,11 @@ class H2Session:
         except (h2.exceptions.ProtocolError, h2.exceptions.StreamClosedError):
             return
         self.owner.write(self.conn.data_to_send())
+
+    def _goaway(self, code: h2.errors.ErrorCodes) -> None:
+        self.conn.close_connection(error_code=code)
+        self.owner.write(self.conn.data_to_send())
+        self.owner.close()
 
     def _forget(self, stream_id: int) -> None:
         stream = self.streams.pop(stream_id, None)

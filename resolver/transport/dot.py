@@ -14,7 +14,6 @@ from .tcp import TcpConnection, TcpServerState
 from .tls import device_from_sni, server_name_of
 
 log = logging.getLogger(__name__)
-HANDSHAKE_TIMEOUT = 10.0  # seconds a client may take to finish TLS (slowloris on the handshake)
 
 
 class DotConnection(TcpConnection):

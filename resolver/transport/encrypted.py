@@ -11,7 +11,7 @@ from ..encrypted_config import EncryptedSettings, check_profiles
 from ..errors import ConfigError
 from ..pipeline import Resolver
 from .doh import DohConnection
-from .dot import HANDSHAKE_TIMEOUT, DotConnection
+from .dot import DotConnection
 from .tcp import TcpServerState
 from .tls import ALPN_DOH, ALPN_DOT, TlsContexts
 
@@ -60,7 +60,8 @@ class EncryptedListeners:
             port=port,
             family=socket.AF_INET6 if ":" in host else socket.AF_INET,
             ssl=contexts.listening,
-            ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
+            # A TLS handshake gets the idle timeout too: slowloris before the first query.
+            ssl_handshake_timeout=self.tcp_state.policy.idle_timeout,
             reuse_port=reuse_port or None,
             backlog=1024,
         )

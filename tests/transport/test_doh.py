@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import base64
 import http.client
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 
 import dns.edns
@@ -14,7 +12,15 @@ import dns.message
 import dns.query
 import dns.rcode
 import pytest
-from tls_helpers import SERVER_NAME, Pki, client_context, encrypted_config, make_pki, ports
+from tls_helpers import (
+    SERVER_NAME,
+    Pki,
+    client_context,
+    encrypted_config,
+    make_pki,
+    ports,
+    wait_for_port,
+)
 
 from tests.stub_upstream import LachanProcess, StubUpstream
 
@@ -31,21 +37,10 @@ def server(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         work = tmp_path_factory.mktemp("doh")
         process = LachanProcess(work, [stub.address], encrypted_config(pki, doh=port))
         with process:
-            _wait_for(port)
+            wait_for_port(port)
             yield port
             assert process.alive(), process.stderr()
             process.assert_clean_log()
-
-
-def _wait_for(port: int) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"no DoH listener on {port}")
 
 
 def _https(

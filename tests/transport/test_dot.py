@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import ssl
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,15 @@ import dns.message
 import dns.query
 import dns.rcode
 import pytest
-from tls_helpers import SERVER_NAME, Pki, client_context, encrypted_config, make_pki, ports
+from tls_helpers import (
+    SERVER_NAME,
+    Pki,
+    client_context,
+    encrypted_config,
+    make_pki,
+    ports,
+    wait_for_port,
+)
 
 from tests.stub_upstream import LachanProcess, StubUpstream
 
@@ -33,21 +40,10 @@ def server(
         work = tmp_path_factory.mktemp("dot")
         process = LachanProcess(work, [stub.address], encrypted_config(pki, dot=port))
         with process:
-            _wait_for_tls(port)
+            wait_for_port(port)
             yield port, stub
             assert process.alive(), process.stderr()
             process.assert_clean_log()
-
-
-def _wait_for_tls(port: int) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"no DoT listener on {port}")
 
 
 def _query(name: str, rdtype: str = "A") -> dns.message.Message:
@@ -186,7 +182,7 @@ def test_flags_open_dot_and_require_device_id_keeps_unnamed_clients_out(
         process.args += ["--listen-tls", f"127.0.0.1:{port}", "--tls-cert", str(pki.cert)]
         process.args += ["--tls-key", str(pki.key)]
         with process:
-            _wait_for_tls(port)
+            wait_for_port(port)
             bare = _tls(port, pki, _query("www.example.test"))
             named = _tls(port, pki, _query("www.example.test"), "kid-an." + SERVER_NAME)
             process.assert_clean_log()

@@ -364,7 +364,12 @@ class ConfigSource:
     listen: tuple[str, ...] = ()
     upstream: tuple[str, ...] = ()
     workers: int | None = None
-    tls_flags: tuple[tuple[str, ...], tuple[str, ...], str | None, str | None] = ((), (), None, None)
+    tls_flags: tuple[tuple[str, ...], tuple[str, ...], str | None, str | None] = (
+        (),
+        (),
+        None,
+        None,
+    )
 
     def __call__(self) -> Config:
         config = with_overrides(load(self.path), self.listen, self.upstream)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,12 +87,14 @@ def _devices(node: Reader) -> dict[str, str]:
     return devices
 
 
-def check_profiles(settings: EncryptedSettings, profiles: object, source: str) -> None:
+def check_profiles(
+    settings: EncryptedSettings, profiles: Mapping[str, object], source: str
+) -> None:
     """Every device names a loaded profile (one line per problem otherwise)."""
     missing = [
         f"{source}: devices.{device}: no such profile: {profile!r}"
         for device, profile in settings.devices.items()
-        if profile not in profiles  # type: ignore[operator]
+        if profile not in profiles
     ]
     if missing:
         raise ConfigError(missing)

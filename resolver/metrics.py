@@ -82,6 +82,8 @@ METRICS: tuple[MetricDef, ...] = (
               "Worker processes restarted by the supervisor after an unexpected exit."),
     MetricDef("workers", "lachan_workers", "gauge",
               "Worker processes currently serving DNS."),
+    MetricDef("tls_certificate_expiry", "lachan_tls_certificate_expiry_seconds", "gauge",
+              "Unix time the DoT/DoH certificate in use expires; 0 without encrypted listeners."),
 )  # fmt: skip
 EXTRA_METRICS = ("lachan_build_info", "lachan_start_time_seconds")
 

@@ -96,6 +96,7 @@ FAMILIES: dict[str, Family] = {
     "index_built": Family((), MAX),
     "worker_restarts": Family((), COUNTER),
     "workers": Family((), GAUGE),
+    "tls_certificate_expiry": Family((), MAX),
 }
 
 Snapshot = dict[str, list[list[Any]]]
@@ -173,6 +174,7 @@ class Stats:
         "index_built",
         "worker_restarts",
         "workers",
+        "tls_certificate_expiry",
     )
 
     def __init__(self, labels: LabelSets | None = None) -> None:
@@ -196,6 +198,7 @@ class Stats:
         self.config_last_reload_success = 0.0
         self.index_built = 0.0  # when the blocklist index in force was compiled; 0 = none
         self.workers = 0  # live worker processes; only the supervisor sets it
+        self.tls_certificate_expiry = 0.0  # Unix time the DoT/DoH certificate expires; 0 = none
 
     # -- hot path: a slot increment or one dict increment each ---------------------------------
 
@@ -300,6 +303,7 @@ def _raw_rows(s: Stats) -> dict[str, list[list[Any]]]:
         "index_built": [[[], s.index_built]],
         "worker_restarts": [[[], s.worker_restarts]],
         "workers": [[[], s.workers]],
+        "tls_certificate_expiry": [[[], s.tls_certificate_expiry]],
     }
 
 

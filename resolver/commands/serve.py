@@ -10,6 +10,7 @@ import click
 from .. import app, config
 from ..errors import ConfigError, LachanError
 from ..state import load_policies
+from .tls_config import check_encrypted
 
 
 def _fail(error: LachanError) -> None:
@@ -103,7 +104,9 @@ def serve(
 def check_config(path: str) -> None:
     """Validate a config file: one line per problem, exit 1 if any."""
     try:
-        load_policies(config.load(path))
+        cfg = config.load(path)
+        profiles, _, _ = load_policies(cfg)
+        check_encrypted(cfg, profiles)  # devices' profiles, TLS key, names and expiry
     except LachanError as exc:
         _fail(exc)
     click.echo(f"{path}: ok")

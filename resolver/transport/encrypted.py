@@ -6,10 +6,12 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable
+from pathlib import Path
 
 from ..encrypted_config import EncryptedSettings, check_profiles
 from ..errors import ConfigError
 from ..pipeline import Resolver
+from ..tls_check import read_leaf
 from .doh import DohConnection
 from .dot import DotConnection
 from .tcp import TcpServerState
@@ -42,6 +44,7 @@ class EncryptedListeners:
         for host, port in settings.listen_https:
             contexts = self.contexts.setdefault("doh", TlsContexts(cert, key, ALPN_DOH))
             await self._open("doh", host, port, contexts, reuse_port)
+        self._record_expiry(cert)
         log.info("encrypted DNS on %s", ", ".join(f"{k} {h}:{p}" for k, h, p in self.bound))
 
     async def _open(
@@ -76,10 +79,17 @@ class EncryptedListeners:
             check_profiles(settings, self.resolver.state.profiles, source)
             for contexts in self.contexts.values():
                 contexts.reload(settings.tls.cert, settings.tls.key)
+            if settings.tls.cert is not None:
+                self._record_expiry(settings.tls.cert)
         except ConfigError as exc:
             log.error("reload: keeping the previous certificate and devices: %s", exc)
             return
         self.settings = settings
+
+    def _record_expiry(self, cert: Path) -> None:
+        """The expiry metric (an alert fires 14 days ahead: certbot renewals can fail)."""
+        expiry = read_leaf(cert).not_valid_after_utc.timestamp()
+        self.resolver.stats.tls_certificate_expiry = expiry
 
     def close(self) -> None:
         for server in self.servers:

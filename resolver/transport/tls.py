@@ -38,9 +38,9 @@ class TlsContexts:
 
     def __init__(self, cert: Path, key: Path, alpn: tuple[str, ...]) -> None:
         self.cert, self.key, self.alpn = cert, key, alpn
-        self.current = load_context(cert, key, alpn)
         self.listening = load_context(cert, key, alpn)
         self.listening.sni_callback = self._on_client_hello
+        self.current = self.listening  # until a reload: no context switch per handshake
 
     def reload(self, cert: Path | None = None, key: Path | None = None) -> None:
         """Load the files again (or new ones); raises ConfigError and keeps the old on failure."""

@@ -8,6 +8,7 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+from ..ddr import DDR_NAME, svcb_rdata
 from ..encrypted_config import EncryptedSettings, check_profiles
 from ..errors import ConfigError
 from ..pipeline import Resolver
@@ -45,6 +46,7 @@ class EncryptedListeners:
             contexts = self.contexts.setdefault("doh", TlsContexts(cert, key, ALPN_DOH))
             await self._open("doh", host, port, contexts, reuse_port)
         self._record_expiry(cert)
+        self.advertise()
         log.info("encrypted DNS on %s", ", ".join(f"{k} {h}:{p}" for k, h, p in self.bound))
 
     async def _open(
@@ -71,10 +73,16 @@ class EncryptedListeners:
         self.servers.append(server)
         self.bound.append((kind, host, server.sockets[0].getsockname()[1]))
 
+    def advertise(self) -> None:
+        """Answer DDR queries (RFC 9462) in the serving state with our listeners."""
+        blocks = self.resolver.state.blocks
+        blocks.ddr, blocks.ddr_name = svcb_rdata(self.settings), DDR_NAME
+
     def reload(self, settings: EncryptedSettings, source: str) -> None:
         """New devices and certificate for new connections; listeners change on restart only."""
         if not self.servers:
             return
+        self.advertise()  # the reload built new prepared answers: advertise there too
         try:
             check_profiles(settings, self.resolver.state.profiles, source)
             for contexts in self.contexts.values():

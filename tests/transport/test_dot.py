@@ -190,3 +190,16 @@ def test_flags_open_dot_and_require_device_id_keeps_unnamed_clients_out(
     (ede,) = [o for o in bare.options if o.otype == dns.edns.EDE]
     assert ede.code == 18 and "registered devices only" in ede.text
     assert named.rcode() == dns.rcode.NOERROR and named.answer
+
+
+def test_with_two_workers_every_worker_serves_dot_with_device_ids(pki: Pki, tmp_path: Path) -> None:
+    port = ports()
+    text = encrypted_config(pki, dot=port, extra="workers: 2\n")
+    with StubUpstream() as stub, LachanProcess(tmp_path, [stub.address], text) as process:
+        wait_for_port(port)
+        profiles = {
+            _canary_profile(_tls(port, pki, _query("status.lachan.arpa", "TXT"), sni))
+            for sni in ["kid-an." + SERVER_NAME, "lab-01." + SERVER_NAME] * 4
+        }
+        process.assert_clean_log()
+    assert profiles == {"under16", "school"}

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import synth
 from .encrypted_config import EncryptedSettings
 from .querystate import ClientState
+from .ratelimit import RateLimiter, Verdict
 from .wire import FORMERR, Unanswerable, WireError, parse_query
 
 if TYPE_CHECKING:
@@ -14,6 +16,31 @@ if TYPE_CHECKING:
 
 UNKNOWN_DEVICE = "lachan: unknown device ID {!r}: not in this resolver's devices"
 DEVICE_REQUIRED = "lachan: this encrypted resolver serves registered devices only"
+
+
+class DeviceLimits:
+    """Rate limits per device ID: each known device has its own token buckets, wherever it is.
+
+    A family's phone behind carrier NAT shares its address with hundreds of others; its device
+    ID does not. Each device gets a synthetic address of its own (a /48 in fd00::/8) in a
+    limiter of its own, so the address prefixes of the configuration (/64, /56) apply to it
+    alone and never meet a real client's buckets.
+    """
+
+    def __init__(self, limiter: RateLimiter | None, clock: Callable[[], float]) -> None:
+        self._limiter = None if limiter is None else RateLimiter(limiter.config, clock=clock)
+        self._keys: dict[str, str] = {}
+
+    def check_for(self, device: str) -> Callable[[str], Verdict] | None:
+        """The per-query check for ``device`` (it ignores the address), None without limits."""
+        limiter = self._limiter
+        if limiter is None:
+            return None
+        key = self._keys.get(device)
+        if key is None:
+            n = len(self._keys)  # bounded: only configured devices get here
+            key = self._keys[device] = f"fd00:{n >> 16 & 0xFFFF:x}:{n & 0xFFFF:x}::1"
+        return lambda _ip: limiter.check(key)
 
 
 class Refusal:
@@ -26,7 +53,12 @@ class Refusal:
 
 
 def choose(
-    resolver: Resolver, settings: EncryptedSettings, device: str | None, ip: str, where: tuple
+    resolver: Resolver,
+    settings: EncryptedSettings,
+    device: str | None,
+    ip: str,
+    where: tuple,
+    limits: DeviceLimits | None = None,
 ) -> ClientState | Refusal:
     """The client a connection is served as: by its device ID first, else by its address.
 
@@ -42,7 +74,9 @@ def choose(
     profile = None if profile_name is None else resolver.state.profiles.get(profile_name)
     if profile is None:
         return Refusal(UNKNOWN_DEVICE.format(device[:63]))
-    return ClientState(profile, None, True, False)
+    client = ClientState(profile, None, True, False)
+    client.limit = limits.check_for(device) if limits is not None else None
+    return client
 
 
 def refuse(resolver: Resolver, data: bytes, refusal: Refusal, transport: int) -> bytes | None:

@@ -27,8 +27,10 @@ class DohConnection(asyncio.Protocol):
         state: TcpServerState,
         listener: tuple[str, int],
         settings: EncryptedSettings,
+        limits: devices.DeviceLimits | None = None,
     ) -> None:
         self.resolver = resolver
+        self.limits = limits
         self.state = state
         self.listener = listener
         self.settings = settings
@@ -100,7 +102,9 @@ class DohConnection(asyncio.Protocol):
         if isinstance(client, devices.Refusal):
             refused = devices.refuse(resolver, query, client, DOH)
             return refused if refused is not None else _error(resolver, query, REFUSED)
-        result = resolver.answer(query, client, self.peer, DOH)
+        # A device's own buckets (devices.DeviceLimits); else the address's.
+        verdict = client.limit(self.peer) if client.limit is not None else None
+        result = resolver.answer(query, client, self.peer, DOH, verdict)
         # None (a dropped query: access list "drop", rate limit): HTTP must answer something.
         return _error(resolver, query, REFUSED) if result is None else result
 
@@ -112,7 +116,9 @@ class DohConnection(asyncio.Protocol):
         if client is None:
             if len(self._clients) >= 16:
                 self._clients.clear()  # bounded: one connection naming many devices
-            client = devices.choose(self.resolver, self.settings, device, self.peer, self.listener)
+            client = devices.choose(
+                self.resolver, self.settings, device, self.peer, self.listener, self.limits
+            )
             self._clients[device] = client
         return client
 

@@ -25,9 +25,11 @@ class DotConnection(TcpConnection):
         state: TcpServerState,
         listener: tuple[str, int],
         settings: EncryptedSettings,
+        limits: devices.DeviceLimits | None = None,
     ) -> None:
         super().__init__(resolver, state, listener)
         self._settings = settings
+        self._limits = limits
         self._device: str | None = None
         self._refusal: devices.Refusal | None = None
 
@@ -48,8 +50,11 @@ class DotConnection(TcpConnection):
                 if refused is not None:
                     self._send(refused)
                 return
-            assert self._client is not None
-            result = resolver.answer(message, self._client, self._peer, DOT)
+            client = self._client
+            assert client is not None
+            # A device's own buckets (devices.DeviceLimits); else the address's, as for TCP.
+            verdict = client.limit(self._peer) if client.limit is not None else None
+            result = resolver.answer(message, client, self._peer, DOT, verdict)
         except Exception:
             log.exception("error answering a DoT query")
             self.close()
@@ -60,7 +65,9 @@ class DotConnection(TcpConnection):
             self._send(result)
 
     def _choose(self, resolver: Resolver) -> None:
-        chosen = devices.choose(resolver, self._settings, self._device, self._peer, self._listener)
+        chosen = devices.choose(
+            resolver, self._settings, self._device, self._peer, self._listener, self._limits
+        )
         self._client_state = resolver.state
         self._refusal = chosen if isinstance(chosen, devices.Refusal) else None
         if isinstance(chosen, devices.Refusal):  # a placeholder: refused before it is asked

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable
 from pathlib import Path
 
 from ..ddr import DDR_NAME, svcb_rdata
+from ..devices import DeviceLimits
 from ..encrypted_config import EncryptedSettings, check_profiles
 from ..errors import ConfigError
 from ..pipeline import Resolver
@@ -31,6 +31,7 @@ class EncryptedListeners:
         self.contexts: dict[str, TlsContexts] = {}
         self.servers: list[asyncio.base_events.Server] = []
         self.bound: list[tuple[str, str, int]] = []  # (kind, host, port) actually listening
+        self.limits = DeviceLimits(resolver.ratelimit, resolver.clock)
 
     async def start(self, settings: EncryptedSettings, source: str, reuse_port: bool) -> None:
         if not settings.enabled:
@@ -54,11 +55,12 @@ class EncryptedListeners:
     ) -> None:
         loop = asyncio.get_running_loop()
         where = (host, port)
-        factory: Callable[[], asyncio.Protocol]
-        if kind == "dot":
-            factory = lambda: DotConnection(self.resolver, self.tcp_state, where, self.settings)  # noqa: E731
-        else:
-            factory = lambda: DohConnection(self.resolver, self.tcp_state, where, self.settings)  # noqa: E731
+        kind_class = DotConnection if kind == "dot" else DohConnection
+
+        def factory() -> asyncio.Protocol:
+            # self.settings at accept time: a reload's devices apply to new connections
+            return kind_class(self.resolver, self.tcp_state, where, self.settings, self.limits)
+
         server = await loop.create_server(
             factory,
             host=host,

@@ -10,7 +10,7 @@ import click
 from .. import app, config
 from ..errors import ConfigError, LachanError
 from ..state import load_policies
-from .tls_config import check_encrypted
+from .tls_config import check_encrypted, preflight_encrypted
 
 
 def _fail(error: LachanError) -> None:
@@ -57,7 +57,9 @@ def _fail(error: LachanError) -> None:
     metavar="HOST:PORT",
     help="Serve DNS over HTTPS (/dns-query) here (repeatable; IPv6 as [ADDR]:PORT).",
 )
-@click.option("--tls-cert", metavar="FILE", help="PEM certificate chain for --listen-tls/-https.")
+@click.option(
+    "--tls-cert", metavar="FILE", help="PEM certificate chain for --listen-tls and --listen-https."
+)
 @click.option("--tls-key", metavar="FILE", help="PEM private key of --tls-cert.")
 @click.option(
     "--log-level",
@@ -84,7 +86,8 @@ def serve(
     load = config.ConfigSource(config_path, listen, upstream, workers, tls_flags)
     try:
         cfg = load()
-        load_policies(cfg)  # fail fast on a bad profile, before binding anything
+        profiles, _, _ = load_policies(cfg)  # fail fast on a bad profile, before binding anything
+        preflight_encrypted(cfg, profiles)  # and on devices or TLS files that cannot serve
     except LachanError as exc:
         _fail(exc)
     try:

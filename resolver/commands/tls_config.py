@@ -11,6 +11,7 @@ from ..config import Config
 from ..encrypted_config import check_profiles
 from ..errors import ConfigError
 from ..tls_check import check
+from ..transport.tls import ALPN_DOT, load_context
 
 
 def check_encrypted(cfg: Config, profiles: Mapping[str, object], now: float | None = None) -> None:
@@ -24,3 +25,14 @@ def check_encrypted(cfg: Config, profiles: Mapping[str, object], now: float | No
         click.echo(f"warning: {warning}", err=True)
     if report.problems:
         raise ConfigError(list(report.problems))
+
+
+def preflight_encrypted(cfg: Config, profiles: Mapping[str, object]) -> None:
+    """What `lachan serve` must refuse before binding: unknown profiles, unloadable TLS files."""
+    settings = cfg.encrypted
+    check_profiles(settings, profiles, cfg.source)
+    if settings.enabled and settings.tls.cert is not None and settings.tls.key is not None:
+        try:
+            load_context(settings.tls.cert, settings.tls.key, ALPN_DOT)
+        except ConfigError as exc:
+            raise ConfigError(f"{cfg.source}: {exc}") from None

@@ -69,7 +69,15 @@ class H2Session:
 
     def __init__(self, owner: Owner) -> None:
         self.owner = owner
-        config = h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
+        # Our own response headers are fixed and well-formed: checking them again on every
+        # answer was a third of h2's cost per request (189 -> 120 us measured). Inbound
+        # headers, which hostile clients write, are still validated.
+        config = h2.config.H2Configuration(
+            client_side=False,
+            header_encoding="utf-8",
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+        )
         self.conn = h2.connection.H2Connection(config)
         self.conn.local_settings = h2.settings.Settings(
             client=False,

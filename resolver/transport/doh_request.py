@@ -19,7 +19,7 @@ MAX_MESSAGE = 65_535  # a DNS message's largest size (its TCP length prefix is 1
 _BASE64URL = re.compile(rb"^[A-Za-z0-9_-]*$")
 _REASONS = {
     400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large",
-    415: "Unsupported Media Type", 200: "OK",
+    415: "Unsupported Media Type", 431: "Request Header Fields Too Large", 200: "OK",
 }  # fmt: skip
 
 

@@ -273,3 +273,31 @@ def test_a_bounded_fuzzer_of_tls_records_and_http2_frames_leaves_the_server_serv
                 pass
     _still_serves(servers, pki)
     assert _rss_kib(pid) - before < 30 * 1024, "memory grew by more than 30 MiB"
+
+
+def test_an_http1_request_head_trickled_slowly_is_closed_after_the_idle_timeout(
+    servers, pki
+) -> None:
+    raw = socket.create_connection(("127.0.0.1", servers.doh), timeout=5)
+    tls = client_context(pki, ("http/1.1",)).wrap_socket(raw, server_hostname=SERVER_NAME)
+    with tls:
+        assert tls.selected_alpn_protocol() == "http/1.1"
+        tls.sendall(b"GET /dns-query?dns=AAAB")  # the head never ends
+        assert _closed_within(tls, IDLE + 5) >= IDLE * 0.5
+    _still_serves(servers, pki)
+
+
+def test_an_oversized_http1_head_gets_431_and_the_connection_closes(servers, pki) -> None:
+    raw = socket.create_connection(("127.0.0.1", servers.doh), timeout=5)
+    tls = client_context(pki, ("http/1.1",)).wrap_socket(raw, server_hostname=SERVER_NAME)
+    with tls:
+        tls.sendall(b"GET /dns-query HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n")
+        tls.settimeout(5)
+        reply = b""
+        try:
+            while chunk := tls.recv(65536):
+                reply += chunk
+        except (ConnectionResetError, ssl.SSLError):
+            pass
+    assert reply.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"), reply[:100]
+    _still_serves(servers, pki)

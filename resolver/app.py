@@ -29,6 +29,7 @@ from .reloadable import applied_config, restart_needed
 from .sdnotify import Notifier, watchdog_interval
 from .state import ServingState, build_state
 from .stats import LabelSets, Snapshot, Stats
+from .transport.encrypted import EncryptedListeners
 from .transport.pktinfo import PktinfoListener, blind_wildcards, needs_destination
 from .transport.tcp import TcpConnection, TcpServerState, tcp_limiter
 from .transport.udp import UdpListener
@@ -112,6 +113,7 @@ class Server:
         self.tcp_state = TcpServerState(
             self.config.tcp, tcp_limiter(self.config.ratelimit), self.resolver.stats
         )
+        self.encrypted = EncryptedListeners(self.resolver, self.tcp_state)  # DoT, DoH
 
     async def start(self) -> None:
         # TCP listens everywhere before any UDP socket answers: whoever sees a UDP answer
@@ -126,6 +128,7 @@ class Server:
                 continue
             await loop.create_datagram_endpoint(lambda p=protocol: p, sock=udp_socket)  # type: ignore[misc]
             self.udp.append(protocol)
+        await self.encrypted.start(self.config.encrypted, self.config.source, self.reuse_port)
         log.info(
             "lachan serving on %s, forwarding to %s",
             ", ".join(str(x) for x in self.config.listeners),
@@ -172,6 +175,7 @@ class Server:
                 "reload: clients.listeners on wildcard %s take effect after a restart", blind
             )
         self.resolver.swap_state(state, Acl(config.acl))
+        self.encrypted.reload(config.encrypted, config.source)  # devices, certificate
         gc.freeze()  # the new snapshot is long-lived too (no collect: that would pause serving)
         self.resolver.stats.labels = label_sets(self.config, state)
         feed_index(self.resolver.stats, state)
@@ -199,6 +203,7 @@ class Server:
         """Stop accepting, let in-flight queries finish within ``grace``, then close."""
         for server in self.tcp_servers:
             server.close()
+        self.encrypted.close()
         deadline = time.monotonic() + grace
         while self.resolver.inflight and time.monotonic() < deadline:
             await asyncio.sleep(0.05)

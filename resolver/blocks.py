@@ -12,7 +12,7 @@ import ipaddress
 from .acl import EDE_PROHIBITED
 from .fastpath import Shape
 from .localdata import records_for
-from .policy.decision import AnswerMode, Block
+from .policy.decision import AnswerMode, Block, Reason
 from .synth import ede_option, opt_record
 from .wire import (
     CD,
@@ -47,11 +47,18 @@ class BlockAnswers:
         self._block_pages = block_pages  # profile -> (A rdata, AAAA rdata) of its block page
         self._bodies: dict[tuple[object, ...], tuple[tuple[bytes, ...], bytes]] = {}
         self._by_block: dict[int, tuple[Block, dict[int, tuple[tuple[bytes, ...], bytes]]]] = {}
+        # SVCB rdata for _dns.resolver.arpa (resolver/ddr.py) when encrypted listeners exist:
+        # DDR then upgrades clients to our DoT/DoH instead of being blocked (set by the owner).
+        self.ddr: tuple[bytes, ...] = ()
+        self.ddr_name = b""
 
     def answer(self, query: Query, block: Block) -> bytes | None:
         """The wire answer for a blocked query, or None when the rule says drop."""
         if block.mode is AnswerMode.DROP:
             return None
+        if self.ddr and block.reason is Reason.BYPASS and query.qtype == 64:  # SVCB
+            if query.data[HEADER_LEN : query.qend - 4].lower() == self.ddr_name:
+                return self._designated(query)
         # Blocks from lists are shared objects (one per index template and profile), so the
         # finished header and body are found by the block's identity: no shape key to hash.
         # The entry holds the block, so its id cannot be reused while the entry exists.
@@ -72,6 +79,11 @@ class BlockAnswers:
         # RD and CD are echoed: heads holds the header for each of their four combinations.
         head = heads[(data[2] & 1) | ((data[3] >> 3) & 2)]
         return data[:2] + head + data[HEADER_LEN : query.qend] + body
+
+    def _designated(self, query: Query) -> bytes:
+        opt = self._opt(query, 0, "", 0)
+        records = b"".join(record(64, 300, rdata) for rdata in self.ddr)
+        return _assemble(query, _shape(NOERROR, len(self.ddr), 0, opt), records + opt)
 
     def prepared(self, block: Block, shape: Shape) -> tuple[tuple[bytes, ...], bytes]:
         """(headers by RD/CD, body) of the answer to a query of ``shape`` blocked by ``block``:
@@ -143,10 +155,10 @@ class BlockAnswers:
         records = b"".join(record(TYPE_TXT, 0, _txt(text)) for text in texts)
         return _assemble(query, _shape(NOERROR, len(texts), 0, opt), records + opt)
 
-    def refused(self, query: Query) -> bytes:
+    def refused(self, query: Query, text: str = REFUSED_TEXT) -> bytes:
         """REFUSED with EDE 18 Prohibited and a short text saying why: never more than the
         query plus the EDE option, so a refused client cannot use us as an amplifier."""
-        opt = self._opt(query, EDE_PROHIBITED, REFUSED_TEXT, 0)
+        opt = self._opt(query, EDE_PROHIBITED, text, 0)
         return _assemble(query, _shape(REFUSED, 0, 0, opt), opt)
 
 

@@ -21,6 +21,7 @@ _COMMANDS = {
     "allow": ("allow", "allow"),
     "backup": ("backup", "backup"),
     "restore": ("backup", "restore"),
+    "devices": ("devices", "devices"),
 }
 
 

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from . import encrypted_config
 from .acl import AclConfig, acl_config
 from .cache import CachePolicy
 from .config_lists import extra_sources
@@ -91,6 +92,7 @@ class Config:
     querylog: QueryLogConfig | None = None
     audit: AuditSettings = AuditSettings()
     workers: int = 1
+    encrypted: encrypted_config.EncryptedSettings = encrypted_config.EncryptedSettings()
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     policies_local_dir: Path | None = None  # the site's overrides of the shipped profiles
 
@@ -99,6 +101,7 @@ _TOP_LEVEL = {
     "site", "listen", "upstreams", "upstream", "cache", "server", "tcp", "lists", "policies",
     "clients", "acl", "ratelimit", "metrics", "querylog", "audit", "workers",
 }  # fmt: skip
+_TOP_LEVEL |= encrypted_config.KEYS  # listen_tls, listen_https, tls, devices, require_device_id
 
 
 def load(path: Path | str | None = None) -> Config:
@@ -147,6 +150,7 @@ def parse(text: str, source: str, base: Path | None = None) -> Config:
         workers=root.get("workers", 1, int, in_range(0, 256)) or (os.cpu_count() or 1),
         raw=root.value,
         policies_local_dir=_path(root.section("policies"), "local_dir", base),
+        encrypted=encrypted_config.read(root, base),
     )
     upstreams, from_resolv = _upstreams(root)
     config = dataclasses.replace(
@@ -401,9 +405,18 @@ class ConfigSource:
     listen: tuple[str, ...] = ()
     upstream: tuple[str, ...] = ()
     workers: int | None = None
+    tls_flags: tuple[tuple[str, ...], tuple[str, ...], str | None, str | None] = (
+        (),
+        (),
+        None,
+        None,
+    )
 
     def __call__(self) -> Config:
         config = with_overrides(load(self.path), self.listen, self.upstream)
+        if self.tls_flags != ((), (), None, None):  # --listen-tls, --listen-https, --tls-*
+            encrypted = encrypted_config.with_flags(config.encrypted, *self.tls_flags)
+            config = dataclasses.replace(config, encrypted=encrypted)
         if self.workers is not None:
             config = dataclasses.replace(config, workers=self.workers or (os.cpu_count() or 1))
         return resolve_upstreams(config)

@@ -90,6 +90,8 @@ METRICS: tuple[MetricDef, ...] = (
               "match the query (late replies, or spoofing attempts)."),
     MetricDef("cache_bytes", "lachan_cache_bytes", "gauge",
               "Bytes held by cached answers as counted against cache.max_memory, all workers."),
+    MetricDef("tls_certificate_expiry", "lachan_tls_certificate_expiry_seconds", "gauge",
+              "Unix time the DoT/DoH certificate in use expires; 0 without encrypted listeners."),
 )  # fmt: skip
 EXTRA_METRICS = ("lachan_build_info", "lachan_start_time_seconds")
 

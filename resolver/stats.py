@@ -22,8 +22,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-TRANSPORTS = ("udp", "tcp")
+TRANSPORTS = ("udp", "tcp", "dot", "doh")
 UDP, TCP = 0, 1
+DOT, DOH = 2, 3  # DNS over TLS and HTTPS (resolver/transport/dot.py, doh.py)
 
 # Query types grouped into a bounded "qtype" label; the ones a filter cares about get their own.
 QTYPE_CLASSES: tuple[str, ...] = ("a", "aaaa", "https", "svcb", "cname", "mx", "txt", "ptr")
@@ -100,6 +101,7 @@ FAMILIES: dict[str, Family] = {
     "tcp_refused": Family(("reason",), COUNTER),
     "upstream_mismatched": Family(("upstream",), COUNTER),
     "cache_bytes": Family((), GAUGE),
+    "tls_certificate_expiry": Family((), MAX),
 }
 
 Snapshot = dict[str, list[list[Any]]]
@@ -180,6 +182,7 @@ class Stats:
         "tcp_refused",
         "upstream_mismatched",
         "cache_bytes",
+        "tls_certificate_expiry",
     )
 
     def __init__(self, labels: LabelSets | None = None) -> None:
@@ -206,6 +209,7 @@ class Stats:
         self.tcp_refused: dict[str, int] = {}  # reason -> TCP connections closed by a limit
         self.upstream_mismatched: dict[str, int] = {}  # replies failing ID/question checks
         self.cache_bytes: Callable[[], int] | None = None  # set by the cache's owner
+        self.tls_certificate_expiry = 0.0  # Unix time the DoT/DoH certificate expires; 0 = none
 
     # -- hot path: a slot increment or one dict increment each ---------------------------------
 
@@ -313,6 +317,7 @@ def _raw_rows(s: Stats) -> dict[str, list[list[Any]]]:
         "tcp_refused": keyed(s.tcp_refused),
         "upstream_mismatched": keyed(s.upstream_mismatched),
         "cache_bytes": [[[], s.cache_bytes() if s.cache_bytes else 0]],
+        "tls_certificate_expiry": [[[], s.tls_certificate_expiry]],
     }
 
 

@@ -207,7 +207,7 @@ def test_promtool_check_rules() -> None:
         [require("promtool"), "check", "rules", str(ALERTS)], capture_output=True, timeout=30
     )
     assert run.returncode == 0, run.stdout.decode() + run.stderr.decode()
-    assert b"SUCCESS: 8 rules found" in run.stdout
+    assert b"SUCCESS: 9 rules found" in run.stdout
 
 
 def test_alerts_fire_as_specified(tmp_path: Path) -> None:

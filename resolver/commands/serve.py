@@ -12,6 +12,7 @@ from .. import app, config, preflight
 from ..errors import ConfigError, LachanError
 from ..state import load_policies
 from ..transport.pktinfo import mapping_problems
+from .tls_config import check_encrypted, preflight_encrypted
 
 
 def _fail(error: LachanError, status: int = 1) -> NoReturn:
@@ -58,6 +59,22 @@ def _preflight(
     help="Worker processes sharing the ports (0: one per CPU). Default: the config's, else 1.",
 )
 @click.option(
+    "--listen-tls",
+    multiple=True,
+    metavar="HOST:PORT",
+    help="Serve DNS over TLS here (repeatable; IPv6 as [ADDR]:PORT; needs --tls-cert/--tls-key).",
+)
+@click.option(
+    "--listen-https",
+    multiple=True,
+    metavar="HOST:PORT",
+    help="Serve DNS over HTTPS (/dns-query) here (repeatable; IPv6 as [ADDR]:PORT).",
+)
+@click.option(
+    "--tls-cert", metavar="FILE", help="PEM certificate chain for --listen-tls and --listen-https."
+)
+@click.option("--tls-key", metavar="FILE", help="PEM private key of --tls-cert.")
+@click.option(
     "--log-level",
     default="info",
     type=click.Choice(["debug", "info", "warning", "error"]),
@@ -68,16 +85,22 @@ def serve(
     listen: tuple[str, ...],
     upstream: tuple[str, ...],
     workers: int | None,
+    listen_tls: tuple[str, ...],
+    listen_https: tuple[str, ...],
+    tls_cert: str | None,
+    tls_key: str | None,
     log_level: str,
 ) -> None:
     """Run the resolver (the embedded default: 127.0.0.1:1053 and [::1]:1053)."""
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    load = config.ConfigSource(config_path, listen, upstream, workers)
+    tls_flags = (listen_tls, listen_https, tls_cert, tls_key)
+    load = config.ConfigSource(config_path, listen, upstream, workers, tls_flags)
     try:
         cfg = load()
-        _, clients, _ = load_policies(cfg)  # fail fast on a bad profile, before binding anything
+        profiles, clients, _ = load_policies(cfg)  # fail fast on a bad profile, before binding
+        preflight_encrypted(cfg, profiles)  # and on devices or TLS files that cannot serve
         for problem in mapping_problems(cfg.listeners, clients, cfg.source):
             logging.getLogger(__name__).warning("%s (this profile never applies)", problem)
         # build_state reads the catalogue (with the same one-line error): not parsed twice
@@ -115,7 +138,7 @@ def check_config(path: str, files_only: bool) -> None:
     """
     try:
         cfg = config.load(path)
-        _, clients, _ = load_policies(cfg)
+        profiles, clients, _ = load_policies(cfg)
         problems = mapping_problems(cfg.listeners, clients, cfg.source)
         try:
             _preflight(cfg, live=not files_only)
@@ -123,6 +146,7 @@ def check_config(path: str, files_only: bool) -> None:
             problems = [*problems, *exc.problems]
         if problems:  # a listener profile that can never apply is a silent hole
             raise ConfigError(problems)
+        check_encrypted(cfg, profiles)  # devices' profiles, TLS key, names and expiry
     except LachanError as exc:
         _fail(exc)
     click.echo(f"{path}: ok")

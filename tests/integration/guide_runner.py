@@ -17,6 +17,7 @@ say are these substitutions, applied to every block before it runs:
 - ``dig`` without a server (a student's device, whose DHCP names lachan) → ``dig @127.0.0.1
   -p PORT``; and ``192.168.10.53`` (the guide's lachan machine) → ``127.0.0.1``, as is the
   README's example listener ``10.0.0.53`` (which a loopback listen address cannot receive);
+- certbot's certificate and key in a ``tls:`` section → a test certificate for the same names;
 - ``systemctl enable --now|start|restart lachan.service`` → run the unit's ``ExecStart=`` with
   its ``Environment=`` (stopped with SIGTERM, as systemd does); ``systemctl status`` → the
   process must be running; ``lachan-lists.timer`` is not started (it would download lists).
@@ -41,6 +42,7 @@ from tests.stub_upstream import PING, ROOT, free_port, raw_udp
 LACHAN_KEYS = {
     "site", "listen", "upstreams", "upstream", "cache", "server", "tcp", "lists", "policies",
     "clients", "acl", "ratelimit", "metrics", "querylog", "audit", "workers",
+    "listen_tls", "listen_https", "tls", "devices", "require_device_id",
 }  # fmt: skip
 _FENCE = re.compile(r"^( *)```(\w*)\s*$")
 _NOT_RUN = re.compile(r"^<!-- not-run: (.+\S) -->$")
@@ -162,10 +164,22 @@ class GuideRun:
                 f.write(text)
             return  # the guide checks it itself once it has made the files it names
         path = self.root / f"block-{block.line}.yaml"
-        path.write_text(text, encoding="utf-8")
+        path.write_text(self._with_test_certificate(text, block.line), encoding="utf-8")
         result = subprocess.run(["lachan", "check-config", "--files-only", str(path)],
                                 capture_output=True, text=True, timeout=60, env=self.env())  # fmt: skip
         assert result.returncode == 0, f"yaml block at line {block.line}:\n{result.stderr}"
+
+    def _with_test_certificate(self, text: str, line: int) -> str:
+        """certbot's paths in a ``tls:`` section → a test certificate for the same names
+        (no test has the site's real certificate)."""
+        tls = (yaml.safe_load(text) or {}).get("tls")
+        if not tls:
+            return text
+        from tls_helpers import make_pki
+
+        name = tls["server_name"]
+        pki = make_pki(self.root / f"pki-{line}", names=(name, "*." + name))
+        return text.replace(tls["cert"], str(pki.cert)).replace(tls["key"], str(pki.key))
 
     def _systemctl(self, args: list[str], block: Block) -> None:
         verb, units = args[0], [a for a in args[1:] if not a.startswith("-")]

@@ -1,0 +1,38 @@
+"""The encrypted-listener part of `lachan check-config`: devices, key, names, expiry."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+import click
+
+from ..config import Config
+from ..encrypted_config import check_profiles
+from ..errors import ConfigError
+from ..tls_check import check
+from ..transport.tls import ALPN_DOT, load_context
+
+
+def check_encrypted(cfg: Config, profiles: Mapping[str, object], now: float | None = None) -> None:
+    """Raise ConfigError with one line per problem; print warnings (expiry soon) to stderr."""
+    settings = cfg.encrypted
+    check_profiles(settings, profiles, cfg.source)
+    if not settings.enabled:
+        return
+    report = check(settings, cfg.source, time.time() if now is None else now)
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if report.problems:
+        raise ConfigError(list(report.problems))
+
+
+def preflight_encrypted(cfg: Config, profiles: Mapping[str, object]) -> None:
+    """What `lachan serve` must refuse before binding: unknown profiles, unloadable TLS files."""
+    settings = cfg.encrypted
+    check_profiles(settings, profiles, cfg.source)
+    if settings.enabled and settings.tls.cert is not None and settings.tls.key is not None:
+        try:
+            load_context(settings.tls.cert, settings.tls.key, ALPN_DOT)
+        except ConfigError as exc:
+            raise ConfigError(f"{cfg.source}: {exc}") from None

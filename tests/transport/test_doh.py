@@ -1,0 +1,179 @@
+"""DNS over HTTPS (resolver/transport/doh*.py) against real clients: dnspython, kdig, curl."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import subprocess
+from collections.abc import Iterator
+
+import dns.edns
+import dns.message
+import dns.query
+import dns.rcode
+import pytest
+from tls_helpers import (
+    SERVER_NAME,
+    Pki,
+    client_context,
+    encrypted_config,
+    make_pki,
+    ports,
+    wait_for_port,
+)
+
+from tests.stub_upstream import LachanProcess, StubUpstream
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def server(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    port = ports()
+    with StubUpstream() as stub:
+        work = tmp_path_factory.mktemp("doh")
+        process = LachanProcess(work, [stub.address], encrypted_config(pki, doh=port))
+        with process:
+            wait_for_port(port)
+            yield port
+            assert process.alive(), process.stderr()
+            process.assert_clean_log()
+
+
+def _https(
+    port: int,
+    pki: Pki,
+    query: dns.message.Message,
+    path: str = "/dns-query",
+    post: bool = True,
+    http2: bool = True,
+) -> dns.message.Message:
+    # The certificate names dns.example.vn: dnspython connects to the bootstrap address on
+    # loopback and checks that name against the test CA.
+    return dns.query.https(
+        query,
+        f"https://{SERVER_NAME}:{port}{path}",
+        timeout=5,
+        post=post,
+        bootstrap_address="127.0.0.1",
+        verify=client_context(pki, ("h2", "http/1.1")),
+        http_version=dns.query.HTTPVersion.H2 if http2 else dns.query.HTTPVersion.H1,
+    )
+
+
+def _query(name: str, rdtype: str = "A") -> dns.message.Message:
+    return dns.message.make_query(name, rdtype, use_edns=0)
+
+
+def _canary_profile(response: dns.message.Message) -> str:
+    texts = [b"".join(r.strings).decode() for rrset in response.answer for r in rrset]
+    return next(t.split("=", 1)[1] for t in texts if t.startswith("profile="))
+
+
+@pytest.mark.parametrize("http2", [True, False])
+@pytest.mark.parametrize("post", [True, False])
+def test_dnspython_resolves_over_https_by_get_and_post(
+    server, pki, http2: bool, post: bool
+) -> None:
+    response = _https(server, pki, _query("www.example.test"), post=post, http2=http2)
+    assert response.rcode() == dns.rcode.NOERROR and response.answer
+
+
+def test_the_path_device_id_selects_the_device_profile(server, pki) -> None:
+    status = _query("status.lachan.arpa", "TXT")
+    assert _canary_profile(_https(server, pki, status)) == "isp-default"
+    assert _canary_profile(_https(server, pki, status, "/dns-query/kid-an")) == "under16"
+    assert (
+        _canary_profile(_https(server, pki, status, "/dns-query/lab-01", http2=False)) == "school"
+    )
+
+
+def test_an_unknown_path_device_is_refused_with_ede_18_and_status_200(server, pki) -> None:
+    response = _https(server, pki, _query("www.example.test"), "/dns-query/nobody")
+    assert response.rcode() == dns.rcode.REFUSED
+    (ede,) = [o for o in response.options if o.otype == dns.edns.EDE]
+    assert ede.code == 18 and "nobody" in ede.text
+
+
+def _raw(
+    port: int,
+    pki: Pki,
+    method: str,
+    target: str,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+) -> http.client.HTTPResponse:
+    connection = http.client.HTTPSConnection("127.0.0.1", port, timeout=5, context=_h1_context(pki))
+    connection.request(method, target, body=body, headers=headers or {})
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return response
+
+
+def _h1_context(pki: Pki):  # type: ignore[no-untyped-def]
+    context = client_context(pki, ("http/1.1",))
+    context.check_hostname = False  # http.client sends the IP as SNI; the CA is still checked
+    return context
+
+
+def test_bad_requests_get_http_status_codes_and_the_server_keeps_serving(server, pki) -> None:
+    wire = _query("www.example.test").to_wire()
+    dns_type = {"content-type": "application/dns-message"}
+    assert _raw(server, pki, "GET", "/dns-query?dns=***").status == 400
+    assert _raw(server, pki, "POST", "/dns-query", b"\x00" * 5, dns_type).status == 400
+    assert (
+        _raw(server, pki, "POST", "/dns-query", wire, {"content-type": "text/plain"}).status == 415
+    )
+    assert _raw(server, pki, "POST", "/dns-query", b"\x00" * 70_000, dns_type).status == 413
+    assert _raw(server, pki, "GET", "/index.html").status == 404
+    put = _raw(server, pki, "PUT", "/dns-query", wire, dns_type)
+    assert put.status == 405 and put.getheader("allow") == "GET, POST"
+    assert _https(server, pki, _query("www.example.test")).rcode() == dns.rcode.NOERROR
+
+
+def test_cache_control_max_age_is_the_lowest_ttl_of_the_answer(server, pki) -> None:
+    wire = _query("www.example.test").to_wire()
+    encoded = base64.urlsafe_b64encode(wire).rstrip(b"=").decode()
+    response = _raw(server, pki, "GET", f"/dns-query?dns={encoded}")
+    assert (
+        response.status == 200 and response.getheader("content-type") == "application/dns-message"
+    )
+    answer = dns.message.from_wire(_raw_body(server, pki, encoded))
+    lowest = min(rrset.ttl for rrset in answer.answer)
+    age = int(response.getheader("cache-control").removeprefix("max-age="))
+    assert 0 < age <= lowest + 1 and age >= lowest - 2
+
+
+def _raw_body(port: int, pki: Pki, encoded: str) -> bytes:
+    connection = http.client.HTTPSConnection("127.0.0.1", port, timeout=5, context=_h1_context(pki))
+    connection.request("GET", f"/dns-query?dns={encoded}")
+    body = connection.getresponse().read()
+    connection.close()
+    return body
+
+
+def test_kdig_queries_over_https(server, pki) -> None:
+    out = subprocess.run(
+        [
+            "kdig",
+            "@127.0.0.1",
+            "-p",
+            str(server),
+            "+https=/dns-query/kid-an",
+            f"+tls-ca={pki.ca}",
+            f"+tls-hostname={SERVER_NAME}",
+            "status.lachan.arpa",
+            "TXT",
+            "+timeout=5",
+            "+retry=0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=True,
+    ).stdout
+    assert "NOERROR" in out and '"profile=under16"' in out, out

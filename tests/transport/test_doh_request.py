@@ -1,0 +1,61 @@
+"""DoH request decisions (resolver/transport/doh_request.py): RFC 8484 paths, methods, codes."""
+
+from __future__ import annotations
+
+import base64
+
+import dns.message
+import dns.rrset
+import pytest
+
+from resolver.transport.doh_request import decode, device_of, max_age
+
+QUERY = dns.message.make_query("www.example.test", "A").to_wire()
+B64 = base64.urlsafe_b64encode(QUERY).rstrip(b"=").decode()
+
+
+def test_get_with_base64url_without_padding_carries_the_query() -> None:
+    decoded = decode("GET", f"/dns-query?dns={B64}", "", b"")
+    assert (decoded.status, decoded.query, decoded.device) == (200, QUERY, None)
+
+
+def test_post_with_the_dns_message_type_carries_the_query_and_the_path_names_the_device() -> None:
+    decoded = decode("POST", "/dns-query/Kid-An", "application/dns-message", QUERY)
+    assert (decoded.status, decoded.query, decoded.device) == (200, QUERY, "kid-an")
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "content_type", "body", "status"),
+    [
+        ("GET", "/dns-query?dns=" + B64 + "=", "", b"", 400),  # padding is not base64url here
+        ("GET", "/dns-query?dns=%%%%", "", b"", 400),
+        ("GET", "/dns-query", "", b"", 400),  # no dns parameter
+        ("GET", "/dns-query?dns=" + base64.urlsafe_b64encode(b"hello").decode(), "", b"", 400),
+        ("POST", "/dns-query", "text/plain", QUERY, 415),
+        ("POST", "/dns-query", "application/dns-message", b"\0" * 70_000, 413),
+        ("POST", "/dns-query", "application/dns-message", b"\0" * 5, 400),
+        ("GET", "/", "", b"", 404),
+        ("GET", "/dns-query/a/b?dns=" + B64, "", b"", 404),
+        ("PUT", "/dns-query", "", b"", 405),
+    ],
+)
+def test_bad_requests_get_the_rfc_status(
+    method: str, target: str, content_type: str, body: bytes, status: int
+) -> None:
+    assert decode(method, target, content_type, body).status == status
+
+
+def test_only_the_dns_query_path_and_one_segment_under_it_are_doh() -> None:
+    assert device_of("/dns-query") == (True, None)
+    assert device_of("/dns-query/lab-01") == (True, "lab-01")
+    assert device_of("/dns-query/") == (False, None)
+    assert device_of("/other") == (False, None)
+
+
+def test_max_age_is_the_lowest_ttl_of_the_answer() -> None:
+    response = dns.message.make_response(dns.message.make_query("a.test", "A"))
+    response.answer.append(dns.rrset.from_text("a.test.", 300, "IN", "A", "192.0.2.1"))
+    response.answer.append(dns.rrset.from_text("a.test.", 42, "IN", "A", "192.0.2.2"))
+    assert max_age(response.to_wire()) == 42
+    empty = dns.message.make_response(dns.message.make_query("a.test", "A"))
+    assert max_age(empty.to_wire()) == 0

@@ -18,6 +18,7 @@ _COMMANDS = {
     "explain": ("policy", "explain"),
     "audit": ("audit", "audit"),
     "coverage": ("coverage", "coverage"),
+    "collector": ("collector", "collector"),
 }
 
 

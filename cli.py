@@ -19,6 +19,7 @@ _COMMANDS = {
     "audit": ("audit", "audit"),
     "coverage": ("coverage", "coverage"),
     "collector": ("collector", "collector"),
+    "report": ("report", "report"),
 }
 
 

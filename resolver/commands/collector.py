@@ -12,7 +12,7 @@ from typing import NoReturn
 import click
 
 from ..audit.keys import load_public_key
-from ..audit.record import LABEL
+from ..audit.record import LABEL, parse_iso
 from ..collector.db import Database
 from ..errors import ConfigError, LachanError
 from .audit import _zone
@@ -116,14 +116,16 @@ def enroll(site: str, public_key: str, db: str) -> None:
 @_REGISTRY
 @click.option("--json", "as_json", is_flag=True, help="A JSON list, one object per site.")
 @click.option("--timezone", default="Asia/Ho_Chi_Minh", show_default=True)
-def status(db: str, registry: str, as_json: bool, timezone: str) -> None:
+@click.option("--now", metavar="TIME", help="Judge as of this ISO time (default: now).")
+def status(db: str, registry: str, as_json: bool, timezone: str, now: str | None) -> None:
     """Per registered site: covered, chain (valid|broken|rewritten|silent|never), last seq."""
     from ..collector.views import statuses
     from ..coverage.registry import load_registry
 
     try:
         tz = _zone(timezone)
-        rows = statuses(_open(db), load_registry(Path(registry)), int(time.time()))
+        moment = parse_iso(now, "--now", tz) if now else int(time.time())
+        rows = statuses(_open(db), load_registry(Path(registry)), moment)
     except LachanError as exc:
         _fail(exc)
     if as_json:

@@ -84,7 +84,11 @@ def serve(
 def check_config(path: str) -> None:
     """Validate a config file: one line per problem, exit 1 if any."""
     try:
-        load_policies(config.load(path))
+        cfg = config.load(path)
+        load_policies(cfg)
     except LachanError as exc:
         _fail(exc)
+    if cfg.audit.period < 60:
+        click.echo(f"{path}: warning: audit.period {cfg.audit.period} s is below 60 s: "
+                   "for tests and demonstrations only", err=True)  # fmt: skip
     click.echo(f"{path}: ok")

@@ -10,15 +10,17 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import tzinfo
 
 from aiohttp import web
 
 from resolver.audit.record import LABEL
 from resolver.collector.db import Database
-from resolver.collector.ingest import MAX_LINES, UnknownSite, acks, ingest, site_key
+from resolver.collector.ingest import MAX_LINES, PROVINCE_TZ, UnknownSite, acks, ingest, site_key
 
 DB_KEY: web.AppKey[Database] = web.AppKey("db", Database)
 CLOCK_KEY: web.AppKey[Callable[[], float]] = web.AppKey("clock")
+TZ_KEY: web.AppKey[tzinfo] = web.AppKey("tz")
 MAX_BODY = 8 * 1024 * 1024  # MAX_LINES lines of ~1 KiB, with room
 
 
@@ -49,7 +51,9 @@ async def post_records(request: web.Request) -> web.Response:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_LINES, actual_size=len(lines))
     now = int(request.app[CLOCK_KEY]())
     try:
-        result = await asyncio.to_thread(ingest, request.app[DB_KEY], site, lines, now)
+        result = await asyncio.to_thread(
+            ingest, request.app[DB_KEY], site, lines, now, request.app[TZ_KEY]
+        )
     except UnknownSite as exc:
         raise web.HTTPNotFound(text=f"{exc}\n") from None
     return web.json_response(asdict(result), status=409 if result.rejected else 200)
@@ -61,10 +65,13 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/sites/{site}/records", post_records)
 
 
-def make_app(db: Database, clock: Callable[[], float] = time.time) -> web.Application:
+def make_app(
+    db: Database, clock: Callable[[], float] = time.time, tz: tzinfo = PROVINCE_TZ
+) -> web.Application:
     """An application with the push API only (the dashboard adds its own routes)."""
     app = web.Application(client_max_size=MAX_BODY)
     app[DB_KEY] = db
     app[CLOCK_KEY] = clock
+    app[TZ_KEY] = tz
     add_routes(app)
     return app

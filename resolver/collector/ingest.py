@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime, tzinfo
+from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -12,6 +14,7 @@ from resolver.collector.chain import Line, Rejected, Tip, judge, next_tip, parse
 from resolver.collector.db import Database, Tx
 from resolver.errors import LachanError
 
+PROVINCE_TZ = ZoneInfo("Asia/Ho_Chi_Minh")  # the default province's zone
 MAX_LINES = 5000  # per request: the pusher sends more in further requests
 
 
@@ -56,7 +59,9 @@ def acks(db: Database, site: str) -> dict[str, int]:
     return {instance: int(seq) for instance, seq in rows}
 
 
-def ingest(db: Database, site: str, raws: Sequence[bytes], now: int) -> PushResult:
+def ingest(
+    db: Database, site: str, raws: Sequence[bytes], now: int, tz: tzinfo = PROVINCE_TZ
+) -> PushResult:
     """Verify every line against the site's key, then extend each instance's chain in order."""
     key = site_key(db, site)
     result = PushResult()
@@ -70,7 +75,7 @@ def ingest(db: Database, site: str, raws: Sequence[bytes], now: int) -> PushResu
             continue
         by_instance.setdefault(line.record.instance, []).append(line)
     for instance, lines in by_instance.items():
-        _extend(db, site, instance, lines, now, result)
+        _extend(db, site, instance, lines, now, result, tz)
     result.acks = acks(db, site)
     return result
 
@@ -86,7 +91,7 @@ def _log_incident(tx: Tx, site: str, instance: str, rej: Rejected, now: int) -> 
 
 
 def _extend(db: Database, site: str, instance: str, lines: list[Line], now: int,
-            result: PushResult) -> None:  # fmt: skip
+            result: PushResult, tz: tzinfo) -> None:  # fmt: skip
     with db.tx() as tx:
         tip = _tip(tx, db, site, instance)
         start = tip
@@ -101,7 +106,7 @@ def _extend(db: Database, site: str, instance: str, lines: list[Line], now: int,
                 if tip is not None:
                     tip = replace(tip, state=worse(tip.state, rej.kind))
                 break  # nothing after a refused line can link to the chain
-            _store(tx, site, instance, line, now)
+            _store(tx, site, instance, line, now, tz)
             tip = next_tip(line, tip)
             result.accepted += 1
         if tip is not None and tip != start:
@@ -125,8 +130,13 @@ def _stored(tx: Tx, site: str, instance: str, seq: int, tip: Tip | None) -> str 
     return str(rows[0][0]) if rows else None
 
 
-def _store(tx: Tx, site: str, instance: str, line: Line, now: int) -> None:
+def _store(tx: Tx, site: str, instance: str, line: Line, now: int, tz: tzinfo) -> None:
     r = line.record
+    month = datetime.fromtimestamp(r.period_start, tz).strftime("%Y-%m")
+    for category, n in [("*", r.queries), *r.blocks_by_category().items()]:
+        tx.run("INSERT INTO monthly (site, month, category, n) VALUES (?, ?, ?, ?)"
+               " ON CONFLICT (site, month, category) DO UPDATE SET n = monthly.n + excluded.n",
+               (site, month, category, n))  # fmt: skip
     tx.run("INSERT INTO records (site, instance, seq, period_start, period_end, digest, line,"
            " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
            (site, instance, r.seq, r.period_start, r.period_end, line.digest, line.raw, now))  # fmt: skip

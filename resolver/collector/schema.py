@@ -25,4 +25,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE access_log (at BIGINT NOT NULL, name TEXT NOT NULL, action TEXT NOT NULL,"
         " detail TEXT NOT NULL)",
     ),
+    (
+        # Blocks per site, month (in the collector's time zone) and category, summed at ingest
+        # so the dashboard never re-reads a year of records; category "*" = all queries.
+        "CREATE TABLE monthly (site TEXT NOT NULL, month TEXT NOT NULL, category TEXT NOT NULL,"
+        " n BIGINT NOT NULL, PRIMARY KEY (site, month, category))",
+    ),
 )

@@ -34,3 +34,29 @@ def incident_counts(db: Database) -> dict[str, dict[str, int]]:
 def statuses(db: Database, sites: Sequence[Site], now: int) -> list[SiteStatus]:
     """The status of every registered site at ``now``."""
     return judge_all(sites, tips(db), incident_counts(db), now)
+
+
+def monthly(db: Database, site: str | None = None) -> list[tuple[str, str, int]]:
+    """``(month, category, n)`` summed over every site, or one site; category "*" = queries."""
+    where, params = (" WHERE site = ?", (site,)) if site else ("", ())
+    with db.tx() as tx:
+        rows = tx.run("SELECT month, category, SUM(n) FROM monthly" + where +
+                      " GROUP BY month, category", params)  # fmt: skip
+    return [(str(m), str(c), int(n)) for m, c, n in rows]
+
+
+def history(db: Database, site: str, limit: int = 48) -> list[tuple[str, int, int, int]]:
+    """The site's latest records: ``(instance, seq, period_start, period_end)``, newest first."""
+    with db.tx() as tx:
+        rows = tx.run("SELECT instance, seq, period_start, period_end FROM records"
+                      " WHERE site = ? ORDER BY period_end DESC, instance LIMIT ?",
+                      (site, limit))  # fmt: skip
+    return [(str(i), int(s), int(a), int(b)) for i, s, a, b in rows]
+
+
+def incidents(db: Database, site: str, limit: int = 100) -> list[tuple[int, str, int, str, str]]:
+    """The site's refused pushes: ``(at, instance, seq, kind, detail)``, newest first."""
+    with db.tx() as tx:
+        rows = tx.run("SELECT at, instance, seq, kind, detail FROM incidents WHERE site = ?"
+                      " ORDER BY at DESC LIMIT ?", (site, limit))  # fmt: skip
+    return [(int(a), str(i), int(s), str(k), str(d)) for a, i, s, k, d in rows]

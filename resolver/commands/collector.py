@@ -134,3 +134,27 @@ def status(db: str, registry: str, as_json: bool, timezone: str, now: str | None
     for s in rows:
         mark = "covered" if s.covered else f"NOT covered ({s.reason})"
         click.echo(f"{s.site.id}\t{s.chain}\tseq={s.last_seq}\t{mark}")
+
+
+@collector.group()
+def user() -> None:
+    """Dashboard accounts: auditors (may export) and viewers."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(["auditor", "viewer"]))
+@_DB
+def user_add(name: str, role: str, db: str) -> None:
+    """Create NAME (or set its password and role); the password is read from stdin or asked."""
+    from ..collector.auth import add_user
+
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        add_user(_open(db), name, role, password)
+    except LachanError as exc:
+        _fail(exc)
+    click.echo(f"{name}: {role}")

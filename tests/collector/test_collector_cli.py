@@ -80,3 +80,17 @@ def test_serve_enrols_the_registry_keys_and_takes_their_pushes(tmp_path, db_url)
         reply = requests.post(api + "/records", data=(tmp_path / "a.jsonl").read_bytes(),
                               timeout=10)  # fmt: skip
         assert reply.status_code == 200 and reply.json()["acks"] == {"gw1": 1}
+
+
+def test_user_add_reads_the_password_from_stdin_and_stores_only_an_argon2_hash(db_url) -> None:
+    done = subprocess.run([*LACHAN, "collector", "user", "add", "kiem-tra", "--role", "auditor",
+                           "--db", db_url], input="một mật khẩu dài\n", capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert (done.returncode, done.stdout) == (0, "kiem-tra: auditor\n"), done.stderr
+    with Database(db_url).tx() as tx:
+        ((role, digest),) = tx.run("SELECT role, hash FROM users WHERE name = 'kiem-tra'")
+    assert role == "auditor" and digest.startswith("$argon2id$") and "một" not in digest
+    short = subprocess.run([*LACHAN, "collector", "user", "add", "xem", "--role", "viewer",
+                            "--db", db_url], input="ngắn\n", capture_output=True, text=True,
+                           timeout=60)  # fmt: skip
+    assert (short.returncode, short.stderr) == (1, "error: password: at least 10 characters\n")

@@ -85,8 +85,12 @@ async def require_login(
 
 
 async def login_form(request: web.Request) -> web.Response:
-    """The login page; its form carries a token also set as a cookie (double submit)."""
-    token = secrets.token_urlsafe(24)
+    """The login page; its form carries a token also set as a cookie (double submit).
+
+    An existing token is kept: a browser also lands here for /favicon.ico (redirected like any
+    anonymous request), and a fresh token then would void the form already on screen.
+    """
+    token = request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(24)
     response = _page(request, "collector_login.html", csrf=token,
                      failed="failed" in request.query)  # fmt: skip
     response.set_cookie(PRE_COOKIE, token, httponly=True, samesite="Strict",

@@ -123,3 +123,14 @@ def test_the_pdf_prints_the_title_block_and_numbers_in_vietnamese(base: str, tmp
                      "Trường học 1 3 33.3%", "THCS Nguyễn Du Huyện Bình Chánh Xã Tân Nhựt",
                      "Chưa từng báo cáo", "2025-11 1390 80 20"):  # fmt: skip
         assert expected in flat, (expected, flat)
+
+
+def test_a_favicon_fetched_after_the_login_page_does_not_void_its_form(base: str) -> None:
+    http = requests.Session()
+    form = http.get(base + "/login", timeout=10).text
+    http.get(base + "/favicon.ico", timeout=10)  # anonymous: redirected to /login too
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert csrf
+    reply = http.post(base + "/login", timeout=10, allow_redirects=False,
+                      data={"csrf": csrf.group(1), "name": "xem", "password": PASSWORD})  # fmt: skip
+    assert (reply.status_code, reply.headers["Location"]) == (302, "/")

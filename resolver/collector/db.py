@@ -20,6 +20,8 @@ class Tx(Protocol):
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
 
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
 
 class _SqliteTx:
     def __init__(self, conn: sqlite3.Connection) -> None:
@@ -27,6 +29,10 @@ class _SqliteTx:
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return self._conn.execute(sql, tuple(params)).fetchall()
+
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._conn.executemany(sql, rows)
 
 
 class _PgTx:
@@ -36,6 +42,11 @@ class _PgTx:
     def run(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         cur = self._conn.execute(sql.replace("?", "%s"), tuple(params))
         return list(cur.fetchall()) if cur.description else []
+
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            with self._conn.cursor() as cur:
+                cur.executemany(sql.replace("?", "%s"), rows)
 
 
 class Database:

@@ -94,7 +94,7 @@ def _extend(db: Database, site: str, instance: str, lines: list[Line], now: int,
             result: PushResult, tz: tzinfo) -> None:  # fmt: skip
     with db.tx() as tx:
         tip = _tip(tx, db, site, instance)
-        start = tip
+        start, taken = tip, []
         for line in lines:
             try:
                 if not judge(line, tip, _stored(tx, site, instance, line.record.seq, tip)):
@@ -106,9 +106,10 @@ def _extend(db: Database, site: str, instance: str, lines: list[Line], now: int,
                 if tip is not None:
                     tip = replace(tip, state=worse(tip.state, rej.kind))
                 break  # nothing after a refused line can link to the chain
-            _store(tx, site, instance, line, now, tz)
+            taken.append(line)
             tip = next_tip(line, tip)
-            result.accepted += 1
+        _store(tx, site, instance, taken, now, tz)
+        result.accepted += len(taken)
         if tip is not None and tip != start:
             _save_tip(tx, site, instance, tip, start is None)
 
@@ -130,16 +131,21 @@ def _stored(tx: Tx, site: str, instance: str, seq: int, tip: Tip | None) -> str 
     return str(rows[0][0]) if rows else None
 
 
-def _store(tx: Tx, site: str, instance: str, line: Line, now: int, tz: tzinfo) -> None:
-    r = line.record
-    month = datetime.fromtimestamp(r.period_start, tz).strftime("%Y-%m")
-    for category, n in [("*", r.queries), *r.blocks_by_category().items()]:
-        tx.run("INSERT INTO monthly (site, month, category, n) VALUES (?, ?, ?, ?)"
-               " ON CONFLICT (site, month, category) DO UPDATE SET n = monthly.n + excluded.n",
-               (site, month, category, n))  # fmt: skip
-    tx.run("INSERT INTO records (site, instance, seq, period_start, period_end, digest, line,"
-           " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-           (site, instance, r.seq, r.period_start, r.period_end, line.digest, line.raw, now))  # fmt: skip
+def _store(tx: Tx, site: str, instance: str, lines: list[Line], now: int, tz: tzinfo) -> None:
+    """Insert the records, and add their counts to the monthly sums (one upsert per sum)."""
+    sums: dict[tuple[str, str], int] = {}
+    for line in lines:
+        r = line.record
+        month = datetime.fromtimestamp(r.period_start, tz).strftime("%Y-%m")
+        for category, n in [("*", r.queries), *r.blocks_by_category().items()]:
+            sums[(month, category)] = sums.get((month, category), 0) + n
+    tx.many("INSERT INTO records (site, instance, seq, period_start, period_end, digest, line,"
+            " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(site, instance, ln.record.seq, ln.record.period_start, ln.record.period_end,
+              ln.digest, ln.raw, now) for ln in lines])  # fmt: skip
+    tx.many("INSERT INTO monthly (site, month, category, n) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (site, month, category) DO UPDATE SET n = monthly.n + excluded.n",
+            [(site, month, category, n) for (month, category), n in sums.items()])  # fmt: skip
 
 
 def _save_tip(tx: Tx, site: str, instance: str, tip: Tip, new: bool) -> None:

@@ -55,11 +55,13 @@ def share(statuses: Iterable[SiteStatus], kind: str) -> Share:
 
 
 def by_area(statuses: Sequence[SiteStatus]) -> list[AreaRow]:
-    """One row per (district, commune, kind), sorted by district then commune."""
-    keys = sorted({(s.site.district, s.site.commune, s.site.kind) for s in statuses})
-    return [AreaRow(d, c, k, share([s for s in statuses
-                                    if (s.site.district, s.site.commune) == (d, c)], k))
-            for d, c, k in keys]  # fmt: skip
+    """One row per (district, commune, kind), sorted by district then commune (one pass)."""
+    counts: dict[tuple[str, str, str], list[int]] = {}
+    for s in statuses:
+        cell = counts.setdefault((s.site.district, s.site.commune, s.site.kind), [0, 0])
+        cell[0] += s.covered
+        cell[1] += 1
+    return [AreaRow(d, c, k, Share(*counts[(d, c, k)])) for d, c, k in sorted(counts)]
 
 
 def not_covered(statuses: Sequence[SiteStatus]) -> list[SiteStatus]:

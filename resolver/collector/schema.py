@@ -31,4 +31,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE monthly (site TEXT NOT NULL, month TEXT NOT NULL, category TEXT NOT NULL,"
         " n BIGINT NOT NULL, PRIMARY KEY (site, month, category))",
     ),
+    (
+        # The province-wide sums group by month and category: read them from the index alone.
+        "CREATE INDEX monthly_by_month ON monthly (month, category, n)",
+    ),
 )

@@ -79,7 +79,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_http(url: str, seconds: float = 20.0) -> None:
+def wait_http(url: str, seconds: float = 20.0, verify: bool | str = True) -> None:
     """Poll ``url`` until it answers (any status) or fail after ``seconds``."""
     import time
 
@@ -88,7 +88,7 @@ def wait_http(url: str, seconds: float = 20.0) -> None:
     deadline = time.monotonic() + seconds
     while True:
         try:
-            requests.get(url, timeout=2)
+            requests.get(url, timeout=2, verify=verify)
             return
         except requests.ConnectionError:
             if time.monotonic() > deadline:

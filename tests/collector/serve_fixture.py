@@ -12,17 +12,19 @@ from collector_helpers import free_port, wait_http
 
 
 @contextmanager
-def collector_serve(db_url: str, registry: Path, *extra: str) -> Iterator[str]:
-    """Start the collector; yields its base URL; fails if it logged a traceback."""
+def collector_serve(
+    db_url: str, registry: Path, *extra: str, ca: str | None = None
+) -> Iterator[str]:
+    """Start the collector (HTTPS when ``ca`` is given); yields its base URL; no traceback."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli", "collector", "serve", "--db", db_url,
          "--listen", f"127.0.0.1:{port}", "--registry", str(registry), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    base = f"{'https' if ca else 'http'}://127.0.0.1:{port}"
     try:
-        wait_http(base + "/api/v1/sites/x/acks")
+        wait_http(base + "/api/v1/sites/x/acks", verify=ca or True)
         yield base
     finally:
         proc.terminate()

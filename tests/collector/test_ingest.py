@@ -141,6 +141,6 @@ def test_a_site_not_enrolled_gets_404_and_garbage_a_clear_refusal(url, db, site_
 
 
 def test_migrations_run_once_and_record_the_schema_version(db) -> None:
-    assert db.migrate() == db.migrate() == 2
+    assert db.migrate() == db.migrate() == 3
     with db.tx() as tx:
-        assert tx.run("SELECT version FROM schema_version ORDER BY version") == [(1,), (2,)]
+        assert tx.run("SELECT version FROM schema_version ORDER BY version") == [(1,), (2,), (3,)]

@@ -148,3 +148,40 @@ def test_check_config_takes_a_one_second_period_with_a_warning(tmp_path: Path) -
     assert (done.returncode, done.stdout) == (0, f"{cfg}: ok\n")
     assert done.stderr == (f"{cfg}: warning: audit.period 1 s is below 60 s: for tests and "
                            "demonstrations only\n")  # fmt: skip
+
+
+def _certificate(folder: Path) -> tuple[Path, Path]:
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)  # fmt: skip
+    return cert, key
+
+
+def test_push_over_tls_checks_the_collectors_certificate(tmp_path: Path) -> None:
+    import os
+
+    private, public = keys(tmp_path / "keys")
+    ledger = tmp_path / "ledger.jsonl"
+    write_ledger(ledger, private, "thpt-a", 3)
+    registry = tmp_path / "sites.yaml"
+    entry = {"id": "thpt-a", "kind": "school", "public_key": inline_public(load_public_key(public))}
+    registry.write_text(yaml.safe_dump({"sites": [entry]}), encoding="utf-8")
+    cfg = tmp_path / "lachan.yaml"
+    cfg.write_text(
+        f"site: {{id: thpt-a, kind: school}}\naudit: {{ledger: {ledger}, key: {private}}}\n"
+    )
+    cert, key = _certificate(tmp_path)
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    with collector_serve(db, registry, "--tls-cert", str(cert), "--tls-key", str(key),
+                         ca=str(cert)) as base:  # fmt: skip
+        command = [*LACHAN, "report", "push", "--config", str(cfg), "--collector", base]
+        untrusted = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                                   env={**os.environ, "REQUESTS_CA_BUNDLE": ""})  # fmt: skip
+        assert untrusted.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr
+        trusted = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                                 env={**os.environ, "REQUESTS_CA_BUNDLE": str(cert)})  # fmt: skip
+        assert trusted.returncode == 0, trusted.stderr
+        assert trusted.stdout == "sent 3 lines; the collector acknowledges gw1 seq 2\n"

@@ -185,3 +185,35 @@ def test_push_over_tls_checks_the_collectors_certificate(tmp_path: Path) -> None
                                  env={**os.environ, "REQUESTS_CA_BUNDLE": str(cert)})  # fmt: skip
         assert trusted.returncode == 0, trusted.stderr
         assert trusted.stdout == "sent 3 lines; the collector acknowledges gw1 seq 2\n"
+
+
+def _recording_proxy(seen: list[str]) -> web.Application:
+    """A plain-HTTP forward proxy that notes each request line it relays."""
+    import aiohttp
+
+    async def relay(request: web.Request) -> web.Response:
+        seen.append(f"{request.method} {request.url}")
+        async with aiohttp.ClientSession() as http, http.request(
+            request.method, str(request.url), data=await request.read(),
+            headers={"Content-Type": request.headers.get("Content-Type", "")},
+        ) as reply:  # fmt: skip
+            return web.Response(body=await reply.read(), status=reply.status,
+                                content_type=reply.content_type)  # fmt: skip
+
+    app = web.Application(client_max_size=16 * 1024 * 1024)
+    app.router.add_route("*", "/{tail:.*}", relay)
+    return app
+
+
+def test_push_goes_through_the_proxy_named_in_the_environment(db, site, monkeypatch) -> None:
+    ledger, _ = site
+    seen: list[str] = []
+    with running(make_app(Database(db.url), FakeClock(T0))) as base, \
+            running(_recording_proxy(seen)) as proxy:  # fmt: skip
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        outcome = push(ledger, "thpt-a", base, session())
+    assert outcome.acks == {"gw1": 4}
+    assert seen == [f"GET {base}/api/v1/sites/thpt-a/acks",
+                    f"POST {base}/api/v1/sites/thpt-a/records"]  # fmt: skip

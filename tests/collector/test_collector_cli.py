@@ -47,12 +47,30 @@ def test_status_json_says_which_site_is_valid_rewritten_or_never_heard(tmp_path,
     assert (
         ingest(db, "thpt-b", other.read_bytes().splitlines(), 0).rejected[0]["kind"] == "rewritten"
     )
-    done = lachan("collector", "status", "--db", db_url, "--registry", str(sites), "--json")
+    line = (tmp_path / "thpt-a.jsonl").read_bytes().splitlines()[2]
+    forged = line.replace(b'"school":102', b'"school":103').replace(b"107", b"108")  # one more
+    assert forged != line
+    assert ingest(db, "thpt-a", [forged], 0).rejected[0]["kind"] == "forged"
+    done = lachan(
+        "collector",
+        "status",
+        "--db",
+        db_url,
+        "--registry",
+        str(sites),
+        "--json",
+        "--now",
+        "2025-11-28T12:00:00+07:00",
+    )  # two periods after the last record (05:00Z)
     assert done.returncode == 0, done.stderr
-    got = {s["site"]: (s["covered"], s["chain"], s["last_seq"]) for s in json.loads(done.stdout)}
-    # The ledgers end in 2025: a site that stopped then is silent now.
-    assert got == {"thpt-a": (False, "silent", 2), "thpt-b": (False, "rewritten", 2),
-                   "thpt-c": (False, "never", None)}  # fmt: skip
+    got = {s["site"]: (s["covered"], s["chain"], s["reason"], s["last_seq"], s["incidents"])
+           for s in json.loads(done.stdout)}  # fmt: skip
+    assert got == {"thpt-a": (True, "valid", "", 2, {"forged": 1}),
+                   "thpt-b": (False, "rewritten", "rewritten", 2, {"rewritten": 1}),
+                   "thpt-c": (False, "never", "never", None, {})}  # fmt: skip
+    later = lachan("collector", "status", "--db", db_url, "--registry", str(sites), "--json",
+                   "--now", "2025-11-28T12:00:01+07:00")  # fmt: skip
+    assert [s["chain"] for s in json.loads(later.stdout)] == ["silent", "rewritten", "never"]
 
 
 def test_a_bad_db_url_or_key_file_is_one_line_naming_it(tmp_path) -> None:

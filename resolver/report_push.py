@@ -88,7 +88,9 @@ def push(ledger: Path, site: str, base_url: str, http: requests.Session) -> Push
     """Ask the collector's acks, send what it lacks in batches, stop at the first refusal."""
     api = f"{base_url.rstrip('/')}/api/v1/sites/{site}"
     acks = _json(http.get(f"{api}/acks", timeout=TIMEOUT), api)["acks"]
-    pending = to_send(ledger_lines(ledger), acks)
+    lines = ledger_lines(ledger)
+    pending = to_send(lines, acks)
+    cut = shortened(lines, acks)
     sent = 0
     for batch in _batches(pending):
         reply = http.post(f"{api}/records", data=b"".join(batch), timeout=TIMEOUT,
@@ -98,8 +100,18 @@ def push(ledger: Path, site: str, base_url: str, http: requests.Session) -> Push
         acks = body["acks"]
         if body["rejected"]:
             refused = tuple(f"seq {r['seq']}: {r['kind']}: {r['detail']}" for r in body["rejected"])
-            return PushOutcome(sent, acks, refused)
-    return PushOutcome(sent, acks, ())
+            return PushOutcome(sent, acks, cut + refused)
+    return PushOutcome(sent, acks, cut)
+
+
+def shortened(lines: list[tuple[str, int, bytes]], acks: dict[str, int]) -> tuple[str, ...]:
+    """One message per instance whose ledger now ends before what the collector acknowledged."""
+    last: dict[str, int] = {}
+    for instance, seq, _ in lines:
+        last[instance] = seq
+    return tuple(f"{inst}: the ledger ends at seq {last[inst]} but the collector "
+                 f"acknowledged seq {acks[inst]}: records were removed from its end"
+                 for inst in last if last[inst] < acks.get(inst, -1))  # fmt: skip
 
 
 def _json(reply: requests.Response, api: str, ok: tuple[int, ...] = (200,)) -> dict[str, Any]:

@@ -217,3 +217,17 @@ def test_push_goes_through_the_proxy_named_in_the_environment(db, site, monkeypa
     assert outcome.acks == {"gw1": 4}
     assert seen == [f"GET {base}/api/v1/sites/thpt-a/acks",
                     f"POST {base}/api/v1/sites/thpt-a/records"]  # fmt: skip
+
+
+def test_a_ledger_cut_after_its_push_is_reported_at_the_site_and_refused(db, site) -> None:
+    ledger, _ = site
+    with running(make_app(Database(db.url), FakeClock(T0))) as base:
+        assert push(ledger, "thpt-a", base, session()).acks == {"gw1": 4}
+        ledger.write_bytes(b"".join(ledger.read_bytes().splitlines(keepends=True)[:3]))
+        outcome = push(ledger, "thpt-a", base, session())
+    assert outcome.rejected == (
+        "gw1: the ledger ends at seq 2 but the collector acknowledged seq 4: records were "
+        "removed from its end",
+        "seq 2: replay: seq 2 was acknowledged already",
+    )  # fmt: skip
+    assert outcome.acks == {"gw1": 4}

@@ -47,6 +47,15 @@ class MonthTable:
     def total(self, category: str) -> int:
         return sum(n for (_, c), n in self.cells.items() if c == category)
 
+    def month_total(self, month: str) -> int:
+        """Every category's count in ``month``."""
+        return sum(n for (m, _), n in self.cells.items() if m == month)
+
+    def bar(self, month: str, width: int = 200) -> int:
+        """The length of ``month``'s bar, the busiest month being ``width`` long."""
+        top = max((self.month_total(m) for m in self.months), default=0)
+        return round(width * self.month_total(month) / top) if top else 0
+
 
 def share(statuses: Iterable[SiteStatus], kind: str) -> Share:
     """Covered/registered for one kind of site."""

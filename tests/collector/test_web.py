@@ -65,8 +65,9 @@ def test_the_dashboard_is_vietnamese_with_the_provinces_numbers(base: str) -> No
     assert "Quận 1 Phường Bến Nghé Trường học 1 2 50.0%" in page
     assert "THPT Trần Phú (thpt-b) Quận 1 Phường Bến Nghé Nhật ký bị viết lại" in page
     assert "THCS Nguyễn Du (thcs-c) Huyện Bình Chánh Xã Tân Nhựt Chưa từng báo cáo" in page
-    # Two schools × 5 hours: 2 × (510 + 15 + 10) queries, 2 × 15 adult, 2 × 10 gambling; the ISP 5 × 64 queries, 50 adult, 20 bypass apart.
-    assert "Tháng Truy vấn adult gambling 2025-11 1390 80 20" in page
+    # Two schools × 5 hours: 2 × (510 + 15 + 10) queries, 2 × 15 adult, 2 × 10 gambling;
+    # the ISP 5 × 64 queries, 50 adult, and 20 bypass attempts, apart.
+    assert "Tháng Truy vấn adult gambling Tổng lượt chặn 2025-11 1390 80 20 100" in page
     assert "Cố gắng vượt rào (tính riêng) Tháng bypass 2025-11 20" in page
     assert "Giờ theo múi Asia/Ho_Chi_Minh" in page
 

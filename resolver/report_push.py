@@ -39,7 +39,9 @@ def session(retries: int = 5, backoff: float = 1.0) -> requests.Session:
     retried request never stores anything twice. Proxies come from the environment
     (HTTPS_PROXY, NO_PROXY), as requests does by default.
     """
-    retry = Retry(total=retries, backoff_factor=backoff, status_forcelist=(429, 500, 502, 503, 504),
+    # other=0: a certificate the collector cannot prove is not retried, it fails at once.
+    retry = Retry(total=retries, other=0, backoff_factor=backoff,
+                  status_forcelist=(429, 500, 502, 503, 504),
                   allowed_methods=frozenset({"GET", "POST"}), raise_on_status=False)  # fmt: skip
     http = requests.Session()
     adapter = HTTPAdapter(max_retries=retry)

@@ -178,9 +178,13 @@ def test_push_over_tls_checks_the_collectors_certificate(tmp_path: Path) -> None
     with collector_serve(db, registry, "--tls-cert", str(cert), "--tls-key", str(key),
                          ca=str(cert)) as base:  # fmt: skip
         command = [*LACHAN, "report", "push", "--config", str(cfg), "--collector", base]
+        start = time.monotonic()
         untrusted = subprocess.run(command, capture_output=True, text=True, timeout=120,
                                    env={**os.environ, "REQUESTS_CA_BUNDLE": ""})  # fmt: skip
         assert untrusted.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr
+        assert untrusted.stderr.count("\n") == 1
+        # Not retried: five back-offs from 1 s would take 30 s; a bad certificate stays bad.
+        assert time.monotonic() - start < 15
         trusted = subprocess.run(command, capture_output=True, text=True, timeout=120,
                                  env={**os.environ, "REQUESTS_CA_BUNDLE": str(cert)})  # fmt: skip
         assert trusted.returncode == 0, trusted.stderr

@@ -115,6 +115,9 @@ def _extend(db: Database, site: str, instance: str, lines: list[Line], now: int,
 
 
 def _tip(tx: Tx, db: Database, site: str, instance: str) -> Tip | None:
+    # Lock the site's row first: it exists from enrolment on, so two collectors taking the
+    # very first push of an instance (no chain row yet) wait for each other too.
+    tx.run("SELECT 1 FROM sites WHERE site = ?" + db.for_update, (site,))
     rows = tx.run("SELECT last_seq, last_digest, last_period_end, period, index_time, state"
                   " FROM chains WHERE site = ? AND instance = ?" + db.for_update,
                   (site, instance))  # fmt: skip

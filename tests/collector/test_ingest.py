@@ -144,3 +144,22 @@ def test_migrations_run_once_and_record_the_schema_version(db) -> None:
     assert db.migrate() == db.migrate() == 3
     with db.tx() as tx:
         assert tx.run("SELECT version FROM schema_version ORDER BY version") == [(1,), (2,), (3,)]
+
+
+def test_two_collectors_on_one_database_take_one_ledger_pushed_to_both_at_once(
+    db, site_a
+) -> None:  # fmt: skip
+    from concurrent.futures import ThreadPoolExecutor
+
+    ledger, _ = site_a
+    body = lines_of(ledger)
+    with running(make_app(Database(db.url), FakeClock(NOW))) as one, \
+            running(make_app(Database(db.url), FakeClock(NOW))) as two:  # fmt: skip
+        urls = [one + "/api/v1/sites/", two + "/api/v1/sites/"] * 4
+        with ThreadPoolExecutor(len(urls)) as pool:
+            replies = list(pool.map(lambda u: push(u, "thpt-a", body), urls))
+    assert all(r.status_code in (200, 409) for r in replies), [r.text for r in replies]
+    assert sum(r.json()["accepted"] for r in replies) == 5  # stored once, whoever came first
+    assert {r.json()["acks"]["gw1"] for r in replies} == {4}
+    with db.tx() as tx:
+        assert tx.run("SELECT COUNT(*) FROM records") == [(5,)]

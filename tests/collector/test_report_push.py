@@ -191,14 +191,15 @@ def test_push_over_tls_checks_the_collectors_certificate(tmp_path: Path) -> None
         assert trusted.stdout == "sent 3 lines; the collector acknowledges gw1 seq 2\n"
 
 
-def _recording_proxy(seen: list[str]) -> web.Application:
-    """A plain-HTTP forward proxy that notes each request line it relays."""
+def _recording_proxy(seen: list[tuple[str, bytes]]) -> web.Application:
+    """A plain-HTTP forward proxy that notes each request line and body it relays."""
     import aiohttp
 
     async def relay(request: web.Request) -> web.Response:
-        seen.append(f"{request.method} {request.url}")
+        body = await request.read()
+        seen.append((f"{request.method} {request.url}", body))
         async with aiohttp.ClientSession() as http, http.request(
-            request.method, str(request.url), data=await request.read(),
+            request.method, str(request.url), data=body,
             headers={"Content-Type": request.headers.get("Content-Type", "")},
         ) as reply:  # fmt: skip
             return web.Response(body=await reply.read(), status=reply.status,
@@ -209,9 +210,11 @@ def _recording_proxy(seen: list[str]) -> web.Application:
     return app
 
 
-def test_push_goes_through_the_proxy_named_in_the_environment(db, site, monkeypatch) -> None:
+def test_push_goes_through_the_proxy_named_in_the_environment_with_only_ledger_lines(
+    db, site, monkeypatch
+) -> None:  # fmt: skip
     ledger, _ = site
-    seen: list[str] = []
+    seen: list[tuple[str, bytes]] = []
     with running(make_app(Database(db.url), FakeClock(T0))) as base, \
             running(_recording_proxy(seen)) as proxy:  # fmt: skip
         monkeypatch.setenv("HTTP_PROXY", proxy)
@@ -219,8 +222,8 @@ def test_push_goes_through_the_proxy_named_in_the_environment(db, site, monkeypa
         monkeypatch.delenv("no_proxy", raising=False)
         outcome = push(ledger, "thpt-a", base, session())
     assert outcome.acks == {"gw1": 4}
-    assert seen == [f"GET {base}/api/v1/sites/thpt-a/acks",
-                    f"POST {base}/api/v1/sites/thpt-a/records"]  # fmt: skip
+    assert seen == [(f"GET {base}/api/v1/sites/thpt-a/acks", b""),
+                    (f"POST {base}/api/v1/sites/thpt-a/records", ledger.read_bytes())]  # fmt: skip
 
 
 def test_a_ledger_cut_after_its_push_is_reported_at_the_site_and_refused(db, site) -> None:

@@ -119,14 +119,18 @@ def bench_ingest(url: str, tmp: Path, args: argparse.Namespace, port: int) -> di
     with db.tx() as tx:
         stored = tx.run("SELECT COUNT(*) FROM records")[0][0]
     assert stored == args.sites * args.hours, stored
-    return {"records": stored, "seconds": round(elapsed, 2), "records_per_s": round(stored / elapsed)}
+    return {
+        "records": stored,
+        "seconds": round(elapsed, 2),
+        "records_per_s": round(stored / elapsed),
+    }
 
 
 def fill_history(db: Database, ids: list[str], months: int) -> None:
     with db.tx() as tx:
         for i, site in enumerate(ids):
-            tx.run("INSERT INTO chains VALUES (?, 'gw1', ?, ?, ?, 3600, ?, 'valid')",
-                   (site, months * 720, "d" * 64, T0, T0 - 3600))  # fmt: skip
+            tx.run("INSERT INTO chains VALUES (?, 'gw1', ?, ?, ?, 3600, ?, 'valid', ?)",
+                   (site, months * 720, "d" * 64, T0, T0 - 3600, T0))  # fmt: skip
             for m in range(months):
                 for cat, n in (("*", 700_000), ("adult", 500), ("gambling", 90), ("bypass", 12)):
                     tx.run("INSERT INTO monthly VALUES (?, ?, ?, ?)",

@@ -46,6 +46,7 @@ class Tip:
     period: int
     index_time: int
     state: str
+    last_active: int = 0  # end of the latest period that answered any query
 
 
 def parse_line(raw: bytes, site: str, key: Ed25519PublicKey) -> Line:
@@ -104,4 +105,5 @@ def next_tip(line: Line, tip: Tip | None) -> Tip:
     record = line.record
     period = max(record.period_end - record.period_start, tip.period if tip else 1)
     state = tip.state if tip else VALID
-    return Tip(record.seq, line.digest, record.period_end, period, record.index_time, state)
+    active = record.period_end if record.queries else (tip.last_active if tip else 0)
+    return Tip(record.seq, line.digest, record.period_end, period, record.index_time, state, active)

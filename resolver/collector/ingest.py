@@ -118,7 +118,8 @@ def _tip(tx: Tx, db: Database, site: str, instance: str) -> Tip | None:
     # Lock the site's row first: it exists from enrolment on, so two collectors taking the
     # very first push of an instance (no chain row yet) wait for each other too.
     tx.run("SELECT 1 FROM sites WHERE site = ?" + db.for_update, (site,))
-    rows = tx.run("SELECT last_seq, last_digest, last_period_end, period, index_time, state"
+    rows = tx.run("SELECT last_seq, last_digest, last_period_end, period, index_time, state,"
+                  " last_active"
                   " FROM chains WHERE site = ? AND instance = ?" + db.for_update,
                   (site, instance))  # fmt: skip
     return Tip(*rows[0]) if rows else None
@@ -153,10 +154,12 @@ def _store(tx: Tx, site: str, instance: str, lines: list[Line], now: int, tz: tz
 
 def _save_tip(tx: Tx, site: str, instance: str, tip: Tip, new: bool) -> None:
     values = (tip.last_seq, tip.last_digest, tip.last_period_end, tip.period, tip.index_time,
-              tip.state, site, instance)  # fmt: skip
+              tip.state, tip.last_active, site, instance)  # fmt: skip
     if new:
         tx.run("INSERT INTO chains (last_seq, last_digest, last_period_end, period, index_time,"
-               " state, site, instance) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)  # fmt: skip
+               " state, last_active, site, instance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               values)  # fmt: skip
     else:
         tx.run("UPDATE chains SET last_seq = ?, last_digest = ?, last_period_end = ?, period = ?,"
-               " index_time = ?, state = ? WHERE site = ? AND instance = ?", values)  # fmt: skip
+               " index_time = ?, state = ?, last_active = ? WHERE site = ? AND instance = ?",
+               values)  # fmt: skip

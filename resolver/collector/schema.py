@@ -35,4 +35,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # The province-wide sums group by month and category: read them from the index alone.
         "CREATE INDEX monthly_by_month ON monthly (month, category, n)",
     ),
+    (
+        # The end of the latest period with queries: a resolver nobody uses covers nobody.
+        "ALTER TABLE chains ADD COLUMN last_active BIGINT NOT NULL DEFAULT 0",
+    ),
 )

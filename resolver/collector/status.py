@@ -13,6 +13,7 @@ from resolver.coverage.registry import Site
 
 SILENT, NEVER = "silent", "never"
 MAX_INDEX_AGE = 48 * 3600  # lists older than this at the last report are stale
+IN_USE_WINDOW = 24 * 3600  # a site that answered no query for this long protects nobody
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +23,7 @@ class SiteStatus:
     site: Site
     chain: str
     covered: bool
-    reason: str  # "" when covered; else never, silent, broken, rewritten, instances, stale
+    reason: str  # "" if covered; else never, silent, broken, rewritten, instances, stale, unused
     last_seq: int | None
     last_period_end: int | None
     live_instances: int
@@ -61,6 +62,8 @@ def judge_site(
         reason = "instances"
     if not reason and any(t.last_period_end - t.index_time > MAX_INDEX_AGE for t in live):
         reason = "stale"
+    if not reason and all(t.last_active < now - IN_USE_WINDOW for t in live):
+        reason = "unused"
     latest = max(tips, key=lambda t: t.last_period_end, default=None)
     return SiteStatus(
         site, chain, not reason, reason,

@@ -15,7 +15,7 @@ def tips(db: Database) -> dict[str, list[Tip]]:
     out: dict[str, list[Tip]] = {}
     with db.tx() as tx:
         rows = tx.run("SELECT site, last_seq, last_digest, last_period_end, period, index_time,"
-                      " state FROM chains ORDER BY site, instance")  # fmt: skip
+                      " state, last_active FROM chains ORDER BY site, instance")  # fmt: skip
     for site, *rest in rows:
         out.setdefault(site, []).append(Tip(*rest))
     return out

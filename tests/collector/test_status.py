@@ -10,8 +10,9 @@ NOW = 1_764_288_000
 SCHOOL = Site("thpt-a", "THPT A", "school", "Phường 1", None, 1, None, "Quận 1")
 
 
-def tip(end: int, state: str = "valid", period: int = 3600, index_age: int = 3600) -> Tip:
-    return Tip(7, "d" * 64, end, period, end - index_age, state)
+def tip(end: int, state: str = "valid", period: int = 3600, index_age: int = 3600,
+        idle: int = 0) -> Tip:  # fmt: skip
+    return Tip(7, "d" * 64, end, period, end - index_age, state, end - idle)
 
 
 def test_a_site_that_reported_last_period_is_covered() -> None:
@@ -46,3 +47,9 @@ def test_stale_lists_or_too_few_instances_leave_the_chain_valid_but_uncovered() 
     isp = Site("isp-x", "ISP X", "isp", "", None, 2, None, "")
     short = judge_site(isp, [tip(NOW), tip(NOW - 9000)], {}, NOW)
     assert (short.covered, short.reason, short.live_instances) == (False, "instances", 1)
+
+
+def test_a_site_whose_resolver_answered_nothing_for_a_day_is_not_covered() -> None:
+    assert judge_site(SCHOOL, [tip(NOW, idle=24 * 3600)], {}, NOW).covered
+    status = judge_site(SCHOOL, [tip(NOW, idle=24 * 3600 + 1)], {}, NOW)
+    assert (status.chain, status.covered, status.reason) == ("valid", False, "unused")

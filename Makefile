@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/policy_bench.py
 	$(BIN)/python benchmarks/pressure.py
 	$(BIN)/python benchmarks/encrypted_bench.py
+	$(BIN)/python benchmarks/collector_bench.py
 
 fuzz: $(STAMP)
 	$(BIN)/python -m tests.fuzz.run $(ARGS)

@@ -299,7 +299,7 @@ async def serve(
     audit = open_audit(config, stats.snapshot, lambda: server.resolver.state)
     loop = asyncio.get_running_loop()
     if audit is not None:
-        every(loop, 10.0, audit.tick)
+        every(loop, min(10.0, config.audit.period), audit.tick)  # a 1 s demo period too
     if querylog is not None:
         log.warning(
             "query log on: %s holds personal data (Decree 13/2023/ND-CP)", querylog.config.path

@@ -22,6 +22,8 @@ _COMMANDS = {
     "backup": ("backup", "backup"),
     "restore": ("backup", "restore"),
     "devices": ("devices", "devices"),
+    "collector": ("collector", "collector"),
+    "report": ("report", "report"),
 }
 
 

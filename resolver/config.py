@@ -70,6 +70,7 @@ class AuditSettings:
     key: Path | None = None
     period: int = 3600
     instance: str = ""  # default: the host name
+    collector: str = ""  # the province's collector URL for `lachan report push`
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,12 +383,13 @@ def _querylog(node: Reader, base: Path, problems: list[str]) -> QueryLogConfig |
 
 
 def _audit(node: Reader, base: Path) -> AuditSettings:
-    node.reject_unknown({"ledger", "key", "period", "instance"})
+    node.reject_unknown({"ledger", "key", "period", "instance", "collector"})
     settings = AuditSettings(
         ledger=_path(node, "ledger", base),
         key=_path(node, "key", base),
-        period=node.get("period", 3600, int, in_range(60, 86_400)),
+        period=node.get("period", 3600, int, in_range(1, 86_400)),
         instance=node.get("instance", "", str),
+        collector=node.get("collector", "", str),
     )
     if (settings.ledger is None) != (settings.key is None):
         node.problem("ledger and key must be given together")

@@ -55,7 +55,7 @@ def _check(tmp_path: Path, listen: str, listeners: str) -> subprocess.CompletedP
         encoding="utf-8",
     )
     return subprocess.run(
-        [sys.executable, str(ROOT / "cli.py"), "check-config", str(path)],
+        [sys.executable, "-m", "resolver.cli", "check-config", str(path)],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 

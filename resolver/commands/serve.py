@@ -149,4 +149,7 @@ def check_config(path: str, files_only: bool) -> None:
         check_encrypted(cfg, profiles)  # devices' profiles, TLS key, names and expiry
     except LachanError as exc:
         _fail(exc)
+    if cfg.audit.period < 60:
+        click.echo(f"{path}: warning: audit.period {cfg.audit.period} s is below 60 s: "
+                   "for tests and demonstrations only", err=True)  # fmt: skip
     click.echo(f"{path}: ok")

@@ -15,7 +15,7 @@ from resolver.audit.record import LABEL
 from resolver.errors import ConfigError, LachanError
 
 KINDS = ("school", "isp")
-_KEYS = {"id", "name", "kind", "commune", "public_key", "instances", "resolver"}
+_KEYS = {"id", "name", "kind", "commune", "public_key", "instances", "resolver", "district"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,7 @@ class Site:
     public_key: Ed25519PublicKey | None
     instances: int
     resolver: tuple[str, int] | None  # (address, port) to probe
+    district: str = ""  # the province's collector groups coverage by district, then commune
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -69,7 +70,8 @@ def _site(entry: Any, where: str, base: Path) -> Site:
     except ValueError as exc:
         raise LachanError(f"{where}.resolver: {entry['resolver']!r}: {exc}") from None
     return Site(site_id, str(entry.get("name", site_id)), entry["kind"],
-                str(entry.get("commune", "")), public, instances, resolver)  # fmt: skip
+                str(entry.get("commune", "")), public, instances, resolver,
+                str(entry.get("district", "")))  # fmt: skip
 
 
 def load_registry(path: Path) -> tuple[Site, ...]:

@@ -74,6 +74,7 @@ def test_merge_workers() -> None:
         a.merged(PeriodCounts(T0 + 60, T0 + 120, {}, {}))
 
 
-def test_short_period_refused() -> None:
+def test_a_period_under_one_second_is_refused_but_one_second_is_taken() -> None:
     with pytest.raises(AuditError):
-        PeriodAccumulator(period=10, clock=FakeClock(T0))
+        PeriodAccumulator(period=0, clock=FakeClock(T0))
+    assert PeriodAccumulator(period=1, clock=FakeClock(T0)).period_end == T0 + 1

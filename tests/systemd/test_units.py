@@ -14,7 +14,8 @@ import pytest
 from tests.tools import require
 
 SYSTEMD = Path(__file__).resolve().parents[2] / "systemd"
-UNITS = ("lachan.service", "lachan-lists.service", "lachan-lists.timer")
+UNITS = ("lachan.service", "lachan-lists.service", "lachan-lists.timer",
+         "lachan-report-push.service", "lachan-report-push.timer")  # fmt: skip
 MAX_EXPOSURE = 2.0  # Debian's dnsdist scores 2.1, pdns-recursor 2.3, unbound 9.6
 
 
@@ -71,7 +72,9 @@ def _exposure(unit_file: Path) -> float:
     return float(found.group(1))
 
 
-@pytest.mark.parametrize("unit", ["lachan.service", "lachan-lists.service"])
+@pytest.mark.parametrize(
+    "unit", ["lachan.service", "lachan-lists.service", "lachan-report-push.service"]
+)
 def test_exposure_score_beats_debian_resolvers(unit: str) -> None:
     score = _exposure(SYSTEMD / unit)
     print(f"systemd-analyze security --offline=yes {unit}: exposure {score}")
@@ -165,3 +168,11 @@ def test_timer_refreshes_daily_with_a_spread() -> None:
     assert timer["RandomizedDelaySec"] == ["2h"]
     lists = _directives("lachan-lists.service")
     assert lists["ExecStart"] == ["lachan lists update --config /etc/lachan/lachan.yaml"]
+
+
+def test_report_push_runs_hourly_as_the_lachan_user() -> None:
+    timer = _directives("lachan-report-push.timer")
+    assert timer["OnCalendar"] == ["*-*-* *:05:00"] and timer["Persistent"] == ["yes"]
+    push = _directives("lachan-report-push.service")
+    assert push["ExecStart"] == ["lachan report push --config /etc/lachan/lachan.yaml"]
+    assert push["User"] == ["lachan"] and push["Type"] == ["oneshot"]

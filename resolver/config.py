@@ -20,6 +20,7 @@ from .acl import AclConfig, acl_config
 from .cache import CachePolicy
 from .config_lists import extra_sources
 from .config_read import Reader, in_range, ip_address, one_of, split_host_port
+from .console.settings import ConsoleSettings, console_settings
 from .errors import ConfigError
 from .pipeline import ServePolicy
 from .ratelimit import RateLimitConfig, ratelimit_config
@@ -93,11 +94,13 @@ class Config:
     workers: int = 1
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     policies_local_dir: Path | None = None  # the site's overrides of the shipped profiles
+    console: ConsoleSettings | None = None  # the school's web console and block page (off)
 
 
 _TOP_LEVEL = {
     "site", "listen", "upstreams", "upstream", "cache", "server", "tcp", "lists", "policies",
     "clients", "acl", "ratelimit", "metrics", "querylog", "audit", "workers",
+    "console",
 }  # fmt: skip
 
 
@@ -147,6 +150,7 @@ def parse(text: str, source: str, base: Path | None = None) -> Config:
         workers=root.get("workers", 1, int, in_range(0, 256)) or (os.cpu_count() or 1),
         raw=root.value,
         policies_local_dir=_path(root.section("policies"), "local_dir", base),
+        console=console_settings(root.section("console"), base),
     )
     upstreams, from_resolv = _upstreams(root)
     config = dataclasses.replace(

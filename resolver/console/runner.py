@@ -74,7 +74,8 @@ class ConsoleRunner:
                 await runner.cleanup()
                 continue
             self._runners.append(runner)
-            log.info("%s on http://%s:%d/", what, host, port)
+            bound = runner.addresses[0][1] if runner.addresses else port  # port 0: the real one
+            log.info("%s on http://%s:%d/", what, host, bound)
         await self._start_refuser()
 
     async def _start_refuser(self) -> None:
@@ -89,6 +90,8 @@ class ConsoleRunner:
         except OSError as exc:
             log.error("HTTPS refuser not started on port %d: %s", settings.tls_refuse_port,
                       exc.strerror)  # fmt: skip
+            return
+        log.info("HTTPS to the block page refused on port %d", settings.tls_refuse_port)
 
     async def stop(self) -> None:
         if self._refuser is not None:

@@ -5,117 +5,34 @@ from __future__ import annotations
 
 import random
 import re
-import shutil
 import socket
 import struct
 import subprocess
 import time
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.integration.e2e_helpers import (
-    InternetStub,
-    compiled_state_dir,
-    dig,
-    free_port,
-    lachan_command,
-    start_lachan,
-    stop_checked,
+from tests.integration.console_helpers import (
+    ADULT,
+    CHROMIUM,
+    GAMBLING,
+    STILL_BLOCKED,
+    Env,
+    answer,
+    console_server,
+    login,
 )
-from tests.stub_upstream import ROOT
-
-CHROMIUM = "/usr/bin/chromium"
-GAMBLING = "188bet.vote"  # hostsvn-gambling: blocked for school, may be opened
-STILL_BLOCKED = "007win.com"  # hostsvn-gambling-vn: left blocked for the browser test
-ADULT = "003755.xyz"  # shadowwhisperer-adult: never opened
-PASSWORDS = {"admin": "admin-pass-1", "teacher": "teacher-pass-1"}
-
-
-@dataclass
-class Env:
-    dns: int
-    console: str
-    blockpage: int
-    tls: int
-    state: Path
-    local: Path
-
-
-def passwd(config: Path, user: str, role: str) -> None:
-    done = subprocess.run(
-        [*lachan_command(), "console", "passwd", user, "--role", role, "--config", str(config)],
-        input=PASSWORDS[user] + "\n", capture_output=True, text=True, timeout=60, cwd=ROOT,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-
-
-def wait_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"nothing listens on 127.0.0.1:{port}")
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     work = tmp_path_factory.mktemp("console")
-    state = work / "state"  # a copy: allows and reviews are written beside the index
-    shutil.copytree(compiled_state_dir(tmp_path_factory.getbasetemp()), state)
-    local = work / "local"
-    local.mkdir()
-    (local / "school.yaml").write_text("block_answer: {mode: blockpage, ttl: 1}\n")
-    ports = [free_port(("127.0.0.1",)) for _ in range(3)]
-    config = f"""
-site: {{id: e2e-console, kind: school}}
-workers: 2
-lists: {{state_dir: "{state}"}}
-policies: {{local_dir: "{local}"}}
-clients: {{default: school}}
-console:
-  listen: "127.0.0.1:{ports[0]}"
-  blockpage_listen: "127.0.0.1:{ports[1]}"
-  tls_refuse_port: {ports[2]}
-  networks: [127.0.0.1/32]
-"""
-    path = work / "lachan.yaml"
-    path.write_text(config)
-    passwd(path, "admin", "admin")
-    passwd(path, "teacher", "teacher")
-    with InternetStub() as stub:
-        process = start_lachan(work, stub.address, config, ipv6=False, timeout=60)
-        try:
-            wait_port(ports[0])
-            yield Env(process.port, f"http://127.0.0.1:{ports[0]}", ports[1], ports[2], state,
-                      local)  # fmt: skip
-        finally:
-            stop_checked(process)
-
-
-def login(env: Env, user: str) -> tuple[requests.Session, str]:
-    """A logged-in session and its CSRF token."""
-    session = requests.Session()
-    page = session.get(env.console + "/login", timeout=10)
-    token = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert token, page.text
-    done = session.post(env.console + "/login", timeout=10, data={
-        "csrf": token.group(1), "user": user, "password": PASSWORDS[user]})  # fmt: skip
-    assert done.status_code == 200 and "Trạng thái" in done.text, done.text
-    csrf = re.search(r'name="csrf" value="([^"]+)"', done.text)
-    assert csrf
-    return session, csrf.group(1)
-
-
-def answer(env: Env, name: str) -> str:
-    out = dig(env.dns, name, "A", "+short")
-    return out.strip()
+    with console_server(tmp_path_factory.getbasetemp(), work) as running:
+        yield running
 
 
 def test_the_status_page_shows_real_numbers_from_the_running_server(env: Env) -> None:

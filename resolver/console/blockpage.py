@@ -12,12 +12,12 @@ from aiohttp import web
 from ..allows import AllowError, normalise_site
 from .actions import category_of
 from .i18n import translator
-from .web import MAX_BODY, TEMPLATES, Console
+from .web import CONSOLE, MAX_BODY, TEMPLATES, Console
 
 
 def make_blockpage_app(console: Console) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
-    app["console"] = console
+    app[CONSOLE] = console
     app.router.add_post("/review", review)
     app.router.add_route("GET", "/{tail:.*}", page)
     app.router.add_route("HEAD", "/{tail:.*}", page)
@@ -26,7 +26,7 @@ def make_blockpage_app(console: Console) -> web.Application:
 
 def _lookup(request: web.Request, host: str) -> tuple[str, str, str]:
     """(name, category, profile) of the Host asked, for the asking client's profile."""
-    console: Console = request.app["console"]
+    console: Console = request.app[CONSOLE]
     state = console.sources.state()
     profile = state.clients.profile_for(request.remote or "0.0.0.0", ("", 0)).name
     try:
@@ -57,7 +57,7 @@ async def review(request: web.Request) -> web.Response:
     name, category, profile = _lookup(request, asked if isinstance(asked, str) else "")
     if not name or not category:
         return _render(name or "?", category, profile, False, 400)  # only blocked names queue
-    console: Console = request.app["console"]
+    console: Console = request.app[CONSOLE]
     console.reviews.file(name, category, profile)
     console.audit.write("block-page", "review-request", name=name, category=category,
                         profile=profile)  # fmt: skip

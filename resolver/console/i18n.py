@@ -34,6 +34,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "blocks": ("Bị chặn", "Blocked"),
     "category": ("Nhóm", "Category"),
     "hour": ("Giờ", "Hour"),
+    "allows_week": (
+        "Số lần mở tạm thời tuần này, theo nhóm",
+        "Temporary allows this week, per category",
+    ),
     "why": ("Vì sao bị chặn?", "Why is this blocked?"),
     "name": ("Tên miền", "Domain name"),
     "profile": ("Hồ sơ", "Profile"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import secrets
 
@@ -10,7 +11,17 @@ from aiohttp import web
 from ..allows import AllowError
 from . import actions, status
 from .i18n import translator
-from .web import COOKIE, console_of, form_of, login_check, refused, render
+from .web import (
+    COOKIE,
+    LANG,
+    LOGIN_CSRF,
+    account_of,
+    console_of,
+    form_of,
+    login_check,
+    refused,
+    render,
+)
 
 LOGIN_COOKIE = "lachan_login"  # double-submit CSRF token of the login form (no session yet)
 
@@ -31,7 +42,7 @@ def add_routes(app: web.Application) -> None:
 
 async def login_page(request: web.Request, message: str = "", code: int = 200) -> web.Response:
     token = secrets.token_urlsafe(24)
-    request["login_csrf"] = token
+    request[LOGIN_CSRF] = token
     response = render(request, "login.html", code, message=message)
     response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="Strict")
     return response
@@ -39,7 +50,7 @@ async def login_page(request: web.Request, message: str = "", code: int = 200) -
 
 async def login(request: web.Request) -> web.Response:
     form = await form_of(request)
-    t = translator(request["lang"])
+    t = translator(request[LANG])
     expected = request.cookies.get(LOGIN_COOKIE, "")
     if not expected or not hmac.compare_digest(expected, form.get("csrf", "")):
         return await login_page(request, t("bad_request"), 403)
@@ -67,13 +78,13 @@ async def status_page(request: web.Request) -> web.Response:
     console = console_of(request)
     config, state = console.sources.config(), console.sources.state()
     snapshot = console.sources.snapshot()
-    texts = await request.app.loop.run_in_executor(None, status.canary, config)
+    texts = await asyncio.get_running_loop().run_in_executor(None, status.canary, config)
     records = status.ledger_records(config.audit.ledger)
     built = state.index_built_at
     age = (
         f"{int((console.clock() - built) // 60)} min"
         if built
-        else translator(request["lang"])("unknown")
+        else translator(request[LANG])("unknown")
     )
     info = getattr(state.index, "info", None)
     lists = sorted((s, m.get("entries", 0)) for s, m in (info.sources if info else {}).items())
@@ -104,7 +115,9 @@ async def activity_page(request: web.Request) -> web.Response:
     else:  # no ledger: the live counters, without hours (they are not kept per hour)
         live = status.live_activity(console.sources.snapshot())
         shown = [("since_start", status.Activity(live["queries"], live["blocks"]))]
-    return render(request, "activity.html", spans=shown)
+    week = status.week_start(console.zone(), console.clock())
+    allows = console.audit.allows_per_category(week)
+    return render(request, "activity.html", spans=shown, allows=sorted(allows.items()))
 
 
 async def why_page(request: web.Request) -> web.Response:
@@ -136,13 +149,13 @@ async def allows_page(request: web.Request, message: str = "", code: int = 200) 
 async def allow_post(request: web.Request) -> web.Response:
     console = console_of(request)
     form = await form_of(request)
-    user = request["session"].account.user
+    user = account_of(request).user
     try:
         actions.grant(console.store, console.audit, console.sources.state(), form, user,
                       console.clock())  # fmt: skip
     except AllowError as exc:
         return await allows_page(request, refused(request, exc), 400)
-    return await allows_page(request, translator(request["lang"])("done"))
+    return await allows_page(request, translator(request[LANG])("done"))
 
 
 async def revoke_post(request: web.Request) -> web.Response:
@@ -150,10 +163,10 @@ async def revoke_post(request: web.Request) -> web.Response:
     form = await form_of(request)
     try:
         actions.revoke(console.store, console.audit, form.get("name", ""),
-                       form.get("profile", ""), request["session"].account.user)  # fmt: skip
+                       form.get("profile", ""), account_of(request).user)  # fmt: skip
     except AllowError as exc:
         return await allows_page(request, refused(request, exc), 400)
-    return await allows_page(request, translator(request["lang"])("done"))
+    return await allows_page(request, translator(request[LANG])("done"))
 
 
 async def reviews_page(request: web.Request, message: str = "", code: int = 200) -> web.Response:
@@ -169,6 +182,6 @@ async def reviews_page(request: web.Request, message: str = "", code: int = 200)
 async def review_post(request: web.Request) -> web.Response:
     from .review_actions import decide_review  # the accept/dismiss rules
 
-    message, code = decide_review(console_of(request), request["session"].account,
+    message, code = decide_review(console_of(request), account_of(request),
                                   request.match_info["id"], await form_of(request))  # fmt: skip
-    return await reviews_page(request, translator(request["lang"])(message[0]) + message[1], code)
+    return await reviews_page(request, translator(request[LANG])(message[0]) + message[1], code)

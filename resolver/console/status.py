@@ -102,11 +102,21 @@ def ledger_records(path: Path | None) -> list[dict[str, Any]]:
     return out
 
 
+def _today(zone: ZoneInfo, now: float) -> datetime:
+    return datetime.fromtimestamp(now, zone).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def week_start(zone: ZoneInfo, now: float) -> float:
+    """Monday 00:00 of this week in the site's time zone, as POSIX time."""
+    today = _today(zone, now)
+    return (today - timedelta(days=today.weekday())).timestamp()
+
+
 def ledger_activity(
     records: list[dict[str, Any]], zone: ZoneInfo, now: float
 ) -> dict[str, Activity]:
     """Today's and this week's sums (days and hours in the site's time zone)."""
-    today = datetime.fromtimestamp(now, zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    today = _today(zone, now)
     week = today - timedelta(days=today.weekday())
     spans = {"today": Activity(), "week": Activity()}
     for record in records:

@@ -20,7 +20,7 @@ import jinja2
 from aiohttp import web
 
 from ..allows import AllowError, AllowStore
-from .accounts import check_password
+from .accounts import Account, check_password
 from .audit_log import AuditLog
 from .i18n import lang_of, translator
 from .reviews import ReviewQueue
@@ -69,13 +69,19 @@ class Console:
         return f"{datetime.fromtimestamp(when, self.zone()):%Y-%m-%d %H:%M %Z}"
 
 
+CONSOLE = web.AppKey("console", Console)
+LANG = web.RequestKey("lang", str)
+SESSION: web.RequestKey[Session | None] = web.RequestKey("session")
+LOGIN_CSRF = web.RequestKey("login_csrf", str)  # the login form's token, before any session
+
+
 def render(request: web.Request, template: str, status: int = 200, **values: Any) -> web.Response:
-    lang = request["lang"]
-    session: Session | None = request.get("session")
+    lang = request[LANG]
+    session: Session | None = request.get(SESSION)
     page = TEMPLATES.get_template(template).render(
         lang=lang, t=translator(lang), user=session.account.user if session else "",
         role=session.account.role if session else "",
-        csrf=session.csrf if session else request.get("login_csrf", ""),
+        csrf=session.csrf if session else request.get(LOGIN_CSRF, ""),
         message=values.pop("message", ""), **values,
     )  # fmt: skip
     response = web.Response(text=page, status=status, content_type="text/html")
@@ -85,7 +91,7 @@ def render(request: web.Request, template: str, status: int = 200, **values: Any
     )
     response.headers["X-Frame-Options"] = "DENY"
     if request.query.get("lang") in ("vi", "en"):
-        response.set_cookie("lang", request["lang"], samesite="Strict", httponly=True)
+        response.set_cookie("lang", request[LANG], samesite="Strict", httponly=True)
     return response
 
 
@@ -93,7 +99,7 @@ def make_app(console: Console) -> web.Application:
     from . import pages  # the handlers, kept apart so this module stays the frame
 
     app = web.Application(middlewares=[guard], client_max_size=MAX_BODY)
-    app["console"] = console
+    app[CONSOLE] = console
     pages.add_routes(app)
     return app
 
@@ -101,20 +107,20 @@ def make_app(console: Console) -> web.Application:
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Network, language, session and CSRF checks before any page; errors stay 4xx."""
-    console: Console = request.app["console"]
-    request["lang"] = lang_of(request.query.get("lang"), request.cookies.get("lang"))
+    console: Console = request.app[CONSOLE]
+    request[LANG] = lang_of(request.query.get("lang"), request.cookies.get("lang"))
     if not allowed_network(console.settings, request.remote):
         return render(
-            request, "login.html", 403, message=translator(request["lang"])("not_from_here")
+            request, "login.html", 403, message=translator(request[LANG])("not_from_here")
         )
-    request["session"] = console.sessions.get(request.cookies.get(COOKIE))
-    if request.path not in ("/login",) and request["session"] is None:
+    session = request[SESSION] = console.sessions.get(request.cookies.get(COOKIE))
+    if request.path not in ("/login",) and session is None:
         if request.method == "POST":
             raise web.HTTPForbidden(text="log in first")
         raise web.HTTPSeeOther("/login")
-    if request.method == "POST" and request["session"] is not None:
+    if request.method == "POST" and session is not None:
         form = await request.post()
-        if not csrf_ok(request["session"], _text(form, "csrf")):
+        if not csrf_ok(session, _text(form, "csrf")):
             raise web.HTTPForbidden(text="bad or missing CSRF token")
     return await handler(request)
 
@@ -130,13 +136,21 @@ async def form_of(request: web.Request) -> dict[str, str]:
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
+def account_of(request: web.Request) -> Account:
+    """The logged-in account (the guard lets no page through without one)."""
+    session = request.get(SESSION)
+    if session is None:
+        raise web.HTTPForbidden(text="log in first")
+    return session.account
+
+
 def console_of(request: web.Request) -> Console:
-    console: Console = request.app["console"]
+    console: Console = request.app[CONSOLE]
     return console
 
 
 def refused(request: web.Request, error: AllowError) -> str:
-    return f"{translator(request['lang'])('refused')}: {error}"
+    return f"{translator(request[LANG])('refused')}: {error}"
 
 
 def login_check(console: Console, source: str, user: str, password: str) -> tuple[str, str]:

@@ -60,6 +60,9 @@ def set_password(path: Path, user: str, password: str, role: str) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         json.dump({"users": users}, out, indent=1)
     os.chmod(tmp, 0o600)  # an existing tmp file keeps its mode through O_CREAT
+    if os.geteuid() == 0:  # run as root: the file must stay readable by the service's user,
+        folder = path.parent.stat()  # who owns the state folder (systemd's StateDirectory)
+        os.chown(tmp, folder.st_uid, folder.st_gid)
     os.replace(tmp, path)
 
 

@@ -8,6 +8,7 @@ the whole console answers only addresses in ``console.networks``.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import jinja2
 from aiohttp import web
 
 from ..allows import AllowError, AllowStore
+from ..errors import ConfigError
 from .accounts import Account, check_password
 from .audit_log import AuditLog
 from .i18n import lang_of, translator
@@ -28,6 +30,7 @@ from .sessions import LoginLimiter, Session, Sessions, csrf_ok
 from .settings import ConsoleSettings, allowed_network, users_path
 from .status import Sources
 
+log = logging.getLogger(__name__)
 COOKIE = "lachan_session"
 MAX_BODY = 16 * 1024  # forms are a few fields; anything bigger is refused with 413
 TEMPLATES = jinja2.Environment(
@@ -158,7 +161,11 @@ def login_check(console: Console, source: str, user: str, password: str) -> tupl
     first, as argon2 is deliberately costly."""
     if console.limiter.blocked(source):
         return "", "too_many"
-    account = check_password(users_path(console.settings, console.state_dir), user, password)
+    try:
+        account = check_password(users_path(console.settings, console.state_dir), user, password)
+    except ConfigError as exc:  # unreadable users file: the operator's to fix, said once here
+        log.error("console login: %s", exc)
+        return "", "bad_login"
     if account is None:
         console.limiter.failed(source)
         return "", "bad_login"

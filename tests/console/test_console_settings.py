@@ -61,3 +61,15 @@ def test_the_users_file_is_private_and_holds_argon2_hashes(tmp_path: Path) -> No
         set_password(path, "x", "short", "teacher")
     with pytest.raises(AccountError):
         set_password(path, "x", "long-enough", "principal")
+
+
+def test_run_as_root_the_users_file_belongs_to_the_state_folders_owner(tmp_path: Path) -> None:
+    import os
+
+    folder = tmp_path / "state"
+    folder.mkdir()
+    root = os.geteuid() == 0
+    if root:
+        os.chown(folder, 65534, 65534)  # the service's user owns its state folder
+    set_password(folder / "users.json", "admin", "long-enough", "admin")
+    assert (folder / "users.json").stat().st_uid == (65534 if root else os.geteuid())

@@ -87,7 +87,7 @@ async def status_page(request: web.Request) -> web.Response:
         else translator(request[LANG])("unknown")
     )
     info = getattr(state.index, "info", None)
-    lists = sorted((s, m.get("entries", 0)) for s, m in (info.sources if info else {}).items())
+    lists = status.list_rows(info.sources if info else {}, snapshot, console.clock())
     return render(
         request, "status.html", on=bool(texts) or status.total(snapshot, "workers") > 0,
         profiles=sorted(state.profiles), live=status.live_activity(snapshot), index_age=age,

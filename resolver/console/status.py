@@ -52,6 +52,18 @@ def total(snapshot: Snapshot, family: str) -> float:
     return sum(row[1] for row in snapshot.get(family, []) if isinstance(row[1], (int, float)))
 
 
+def list_rows(
+    sources: dict[str, dict[str, Any]], snapshot: Snapshot, now: float
+) -> list[tuple[str, int, str]]:
+    """(source, entries, hours since its last successful download or "-") per list."""
+    fetched = {row[0][0]: row[1] for row in snapshot.get("list_last_success", [])}
+    return [
+        (name, int(meta.get("entries", 0)),
+         f"{(now - fetched[name]) / 3600:.0f} h" if fetched.get(name) else "-")
+        for name, meta in sorted(sources.items())
+    ]  # fmt: skip
+
+
 def live_activity(snapshot: Snapshot) -> dict[str, Any]:
     """Queries and blocks per category since the server started (the live counters)."""
     blocks: dict[str, int] = {}

@@ -73,3 +73,14 @@ def test_run_as_root_the_users_file_belongs_to_the_state_folders_owner(tmp_path:
         os.chown(folder, 65534, 65534)  # the service's user owns its state folder
     set_password(folder / "users.json", "admin", "long-enough", "admin")
     assert (folder / "users.json").stat().st_uid == (65534 if root else os.geteuid())
+
+
+def test_a_reload_names_a_console_change_as_needing_a_restart() -> None:
+    from resolver.reloadable import applied_config, restart_needed
+
+    old = config.parse('console: {listen: "127.0.0.1:8080"}\n', "t")
+    new = config.parse('console: {listen: "127.0.0.1:8081"}\n', "t")
+    assert restart_needed(old, new) == [
+        "console (the console and block page sockets are bound once at start)"
+    ]
+    assert applied_config(old, new).console == old.console  # the bound one stays in force

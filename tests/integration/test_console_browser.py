@@ -79,6 +79,8 @@ def test_a_teacher_sees_the_status_with_real_numbers_on_a_phone(
     assert int(page.inner_text("#queries")) >= 1 and int(page.inner_text("#blocks")) >= 1
     assert "site=e2e-console" in page.inner_text("#canary")
     assert "school" in page.inner_text("#profiles")
+    lists = page.inner_text("#lists")
+    assert re.search(r"hostsvn-gambling\s+[1-9]\d*", lists), lists  # a source and its entries
     shot = tmp_path / "status.png"
     page.screenshot(path=str(shot))
     width, height, colours = png_facts(shot.read_bytes())

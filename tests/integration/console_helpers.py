@@ -65,7 +65,7 @@ def bound_ports(log: Path, timeout: float = 30.0) -> tuple[int, int]:
 
 
 @contextmanager
-def console_server(base: Path, work: Path) -> Iterator[Env]:
+def console_server(base: Path, work: Path, workers: int = 2) -> Iterator[Env]:
     """The server, its console and accounts; ``base`` holds the shared compiled lists."""
     state = work / "state"  # a copy: allows and reviews are written beside the index
     shutil.copytree(compiled_state_dir(base), state)
@@ -75,7 +75,7 @@ def console_server(base: Path, work: Path) -> Iterator[Env]:
     tls = free_port(("127.0.0.1",))
     config = f"""
 site: {{id: e2e-console, kind: school}}
-workers: 2
+workers: {workers}
 lists: {{state_dir: "{state}"}}
 policies: {{local_dir: "{local}"}}
 clients: {{default: school}}

@@ -199,3 +199,14 @@ def test_random_requests_get_4xx_never_a_crash_and_logins_are_rate_limited(env: 
         codes.append(session.post(env.console + "/login", timeout=10, data={
             "csrf": token.group(1), "user": "teacher", "password": "wrong"}).status_code)  # fmt: skip
     assert codes[:5] == [401] * 5 and codes[5:] == [429, 429], codes
+
+
+def test_a_single_process_server_hosts_the_console_too(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    work = tmp_path_factory.mktemp("console-single")
+    with console_server(tmp_path_factory.getbasetemp(), work, workers=1) as single:
+        assert answer(single, STILL_BLOCKED) == "127.0.0.1"
+        session, _ = login(single, "teacher")
+        page = session.get(single.console + "/", timeout=10).text
+        assert "Bảo vệ đang bật" in page and "site=e2e-console" in page

@@ -10,14 +10,40 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..allows import AllowError, normalise_site
+from ..config import Config
+from ..errors import LachanError
+from ..lists.catalogue import load_for
 from .actions import category_of
 from .i18n import translator
 from .web import CONSOLE, MAX_BODY, TEMPLATES, Console
 
 
+class Filings:
+    """At most ``PER_MINUTE`` review requests a minute from the whole network: a script
+    looping on the button fills neither the disk nor the staff's queue."""
+
+    PER_MINUTE = 30
+
+    def __init__(self) -> None:
+        self._times: list[float] = []
+
+    def admit(self, now: float) -> bool:
+        self._times = [t for t in self._times if t > now - 60]
+        if len(self._times) >= self.PER_MINUTE:
+            return False
+        self._times.append(now)
+        return True
+
+
+NAMES = web.AppKey("category_names", dict)
+FILINGS = web.AppKey("filings", Filings)
+
+
 def make_blockpage_app(console: Console) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
     app[CONSOLE] = console
+    app[NAMES] = category_names(console.sources.config())
+    app[FILINGS] = Filings()
     app.router.add_post("/review", review)
     app.router.add_route("GET", "/{tail:.*}", page)
     app.router.add_route("HEAD", "/{tail:.*}", page)
@@ -36,10 +62,21 @@ def _lookup(request: web.Request, host: str) -> tuple[str, str, str]:
     return name, category_of(state, profile, name, console.clock()), profile
 
 
-def _render(host: str, category: str, profile: str, sent: bool, code: int) -> web.Response:
+def category_names(config: Config) -> dict[str, tuple[str, str]]:
+    """Category id -> (Vietnamese, English) name from the catalogue (ids alone if unreadable)."""
+    try:
+        catalogue = load_for(config.lists, config.source)
+    except LachanError:
+        return {}
+    return {c.id: (c.name_vi, c.name_en) for c in catalogue.categories}
+
+
+def _render(request: web.Request, host: str, category: str, profile: str, sent: bool,
+            code: int) -> web.Response:  # fmt: skip
+    names = request.app[NAMES].get(category, (category, category))
     page = TEMPLATES.get_template("blockpage.html").render(
-        vi=translator("vi"), en=translator("en"), host=host, category=category,
-        profile=profile, sent=sent, blocked=bool(category),
+        vi=translator("vi"), en=translator("en"), host=host, category_vi=names[0],
+        category_en=names[1], profile=profile, sent=sent, blocked=bool(category),
     )  # fmt: skip
     response = web.Response(text=page, status=code, content_type="text/html")
     response.headers["Cache-Control"] = "no-store"  # the block may be lifted in minutes
@@ -48,7 +85,7 @@ def _render(host: str, category: str, profile: str, sent: bool, code: int) -> we
 
 async def page(request: web.Request) -> web.Response:
     name, category, profile = _lookup(request, request.host)
-    return _render(name or "?", category, profile, False, 200 if name else 400)
+    return _render(request, name or "?", category, profile, False, 200 if name else 400)
 
 
 async def review(request: web.Request) -> web.Response:
@@ -56,9 +93,11 @@ async def review(request: web.Request) -> web.Response:
     asked = form.get("name")
     name, category, profile = _lookup(request, asked if isinstance(asked, str) else "")
     if not name or not category:
-        return _render(name or "?", category, profile, False, 400)  # only blocked names queue
+        return _render(request, name or "?", category, profile, False, 400)  # blocked only
     console: Console = request.app[CONSOLE]
+    if not request.app[FILINGS].admit(console.clock()):
+        return _render(request, name, category, profile, False, 429)
     console.reviews.file(name, category, profile)
     console.audit.write("block-page", "review-request", name=name, category=category,
                         profile=profile)  # fmt: skip
-    return _render(name, category, profile, True, 200)
+    return _render(request, name, category, profile, True, 200)

@@ -91,7 +91,8 @@ def test_the_block_page_files_a_review_that_staff_see_and_only_an_admin_allows_f
     page = requests.get(f"http://127.0.0.1:{env.blockpage}/x?y", headers={"Host": GAMBLING},
                         timeout=10)  # fmt: skip
     assert page.status_code == 200 and "Trang này đã bị chặn" in page.text
-    assert "gambling" in page.text and "school" in page.text and "111" in page.text
+    assert "Nhóm: Cờ bạc" in page.text and "Category: Gambling" in page.text
+    assert "school" in page.text and "111" in page.text
     filed = requests.post(f"http://127.0.0.1:{env.blockpage}/review", data={"name": GAMBLING},
                           timeout=10)  # fmt: skip
     assert "Đã gửi yêu cầu" in filed.text

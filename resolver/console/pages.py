@@ -55,7 +55,7 @@ async def login(request: web.Request) -> web.Response:
     if not expected or not hmac.compare_digest(expected, form.get("csrf", "")):
         return await login_page(request, t("bad_request"), 403)
     console = console_of(request)
-    sid, why = login_check(console, request.remote or "", form.get("user", ""),
+    sid, why = await login_check(console, request.remote or "", form.get("user", ""),
                            form.get("password", ""))  # fmt: skip
     if not sid:
         return await login_page(request, t(why), 429 if why == "too_many" else 401)

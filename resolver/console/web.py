@@ -7,6 +7,7 @@ the whole console answers only addresses in ``console.networks``.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -54,6 +55,7 @@ class Console:
     reviews: ReviewQueue = field(init=False)
     sessions: Sessions = field(init=False)
     limiter: LoginLimiter = field(init=False)
+    verifying: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
         if self.settings.users_file is None:
@@ -156,17 +158,21 @@ def refused(request: web.Request, error: AllowError) -> str:
     return f"{translator(request[LANG])('refused')}: {error}"
 
 
-def login_check(console: Console, source: str, user: str, password: str) -> tuple[str, str]:
-    """(session id, "") or ("", the text key saying why not); the rate limit is checked
-    first, as argon2 is deliberately costly."""
-    if console.limiter.blocked(source):
-        return "", "too_many"
-    try:
-        account = check_password(users_path(console.settings, console.state_dir), user, password)
-    except ConfigError as exc:  # unreadable users file: the operator's to fix, said once here
-        log.error("console login: %s", exc)
-        return "", "bad_login"
-    if account is None:
-        console.limiter.failed(source)
-        return "", "bad_login"
+async def login_check(console: Console, source: str, user: str, password: str) -> tuple[str, str]:
+    """(session id, "") or ("", the text key saying why not). The rate limit is checked
+    first, and argon2 (tens of milliseconds of CPU by design) runs in a thread: in a
+    single-process server the console shares the event loop with DNS."""
+    async with console.verifying:  # one at a time: the limit counts each failure in order
+        if console.limiter.blocked(source):
+            return "", "too_many"
+        users = users_path(console.settings, console.state_dir)
+        loop = asyncio.get_running_loop()
+        try:
+            account = await loop.run_in_executor(None, check_password, users, user, password)
+        except ConfigError as exc:  # an unreadable users file: the operator's to fix
+            log.error("console login: %s", exc)
+            return "", "bad_login"
+        if account is None:
+            console.limiter.failed(source)
+            return "", "bad_login"
     return console.sessions.open(account), ""

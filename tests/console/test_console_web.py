@@ -116,3 +116,16 @@ def test_the_activity_page_sums_todays_and_this_weeks_ledger_records(tmp_path: P
         assert "<td>08:00</td><td>55</td><td>5</td>" in week
 
     run(tmp_path, test, ledger)
+
+
+def test_concurrent_wrong_passwords_are_still_limited_to_five(tmp_path: Path) -> None:
+    async def test(client: TestClient, clock: Clock) -> None:
+        page = await (await client.get("/login")).text()
+        token = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert token
+        form = {"csrf": token.group(1), "user": "co-lan", "password": "wrong-password"}
+        replies = await asyncio.gather(*(client.post("/login", data=form) for _ in range(10)))
+        codes = sorted(r.status for r in replies)
+        assert codes == [401] * 5 + [429] * 5, codes
+
+    run(tmp_path, test)

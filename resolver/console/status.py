@@ -1,9 +1,13 @@
-"""What the status and activity pages show, gathered from the running server (no I/O but
-the canary query and the ledger read). Aggregates only: no client address, no name history."""
+"""What the status and activity pages show, gathered from the running server.
+
+No I/O but the canary query and the ledger's tail. Aggregates only: no client address, no
+name history.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +22,8 @@ from ..config import Config
 from ..coverage.canary import CANARY_NAME
 from ..state import ServingState
 from ..stats import Snapshot
+
+TAIL_BYTES = 4 << 20  # a week of 5-minute records is about 1 MB
 
 
 @dataclass(frozen=True)
@@ -99,8 +105,10 @@ def ledger_records(path: Path | None) -> list[dict[str, Any]]:
     """The ledger's records as JSON objects (a torn line is skipped; verifying is audit's job)."""
     if path is None:
         return []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+    try:  # only the tail: a year's ledger is megabytes, and a week is all the pages show
+        with path.open("rb") as ledger:
+            ledger.seek(max(0, ledger.seek(0, os.SEEK_END) - TAIL_BYTES))
+            lines = ledger.read().decode("utf-8", "replace").splitlines()
     except OSError:
         return []
     out = []

@@ -129,3 +129,15 @@ def test_concurrent_wrong_passwords_are_still_limited_to_five(tmp_path: Path) ->
         assert codes == [401] * 5 + [429] * 5, codes
 
     run(tmp_path, test)
+
+
+def test_only_the_ledgers_tail_is_read_and_its_last_records_are_found(tmp_path: Path) -> None:
+    from resolver.console.status import TAIL_BYTES, ledger_records
+
+    ledger = tmp_path / "ledger.jsonl"
+    old = json.dumps({"period_start": "2025-01-01T00:00:00Z", "seq": 0})
+    with ledger.open("w") as out:
+        out.write((old + "\n") * (TAIL_BYTES // len(old) + 10))  # more than the tail holds
+        out.write(json.dumps({"period_start": "2026-12-02T03:00:00Z", "seq": 9}) + "\n")
+    found = ledger_records(ledger)
+    assert found[-1]["seq"] == 9 and len(found) <= TAIL_BYTES // len(old)

@@ -80,6 +80,9 @@ def _render(request: web.Request, host: str, category: str, profile: str, sent: 
     )  # fmt: skip
     response = web.Response(text=page, status=code, content_type="text/html")
     response.headers["Cache-Control"] = "no-store"  # the block may be lifted in minutes
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"  # the page echoes the Host it was asked for: nothing in it may run or load
+    )
     return response
 
 

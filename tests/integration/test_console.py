@@ -91,6 +91,10 @@ def test_the_block_page_files_a_review_that_staff_see_and_only_an_admin_allows_f
     page = requests.get(f"http://127.0.0.1:{env.blockpage}/x?y", headers={"Host": GAMBLING},
                         timeout=10)  # fmt: skip
     assert page.status_code == 200 and "Trang này đã bị chặn" in page.text
+    assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+    odd = requests.get(f"http://127.0.0.1:{env.blockpage}/", timeout=10,
+                       headers={"Host": "<script>alert(1)</script>.vn"})  # fmt: skip
+    assert odd.status_code == 400 and "<script>" not in odd.text  # not a name: never echoed
     assert "Nhóm: Cờ bạc" in page.text and "Category: Gambling" in page.text
     assert "school" in page.text and "111" in page.text
     filed = requests.post(f"http://127.0.0.1:{env.blockpage}/review", data={"name": GAMBLING},

@@ -22,7 +22,7 @@ from tests.stub_upstream import ROOT, lachan_command
 GUIDES = ("isp-guide.md", "school-guide.md")
 LACHAN_KEYS = {
     "site", "listen", "upstreams", "upstream", "cache", "server", "tcp", "lists", "policies",
-    "clients", "acl", "ratelimit", "metrics", "querylog", "audit", "workers",
+    "clients", "acl", "ratelimit", "metrics", "querylog", "audit", "workers", "console",
 }  # fmt: skip
 PROMETHEUS_KEYS = {"global", "scrape_configs", "rule_files"}
 

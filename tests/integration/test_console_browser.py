@@ -16,6 +16,7 @@ from tests.integration.console_helpers import (
     CHROMIUM,
     GAMBLING,
     PASSWORDS,
+    STILL_BLOCKED,
     Env,
     answer,
     console_server,
@@ -32,12 +33,14 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def browser(env: Env) -> Iterator[Browser]:
+    # The blocked name leads to the block page, as lachan's blockpage answer would send it.
+    rules = f"--host-resolver-rules=MAP {STILL_BLOCKED} 127.0.0.1:{env.blockpage}"
     with sync_playwright() as driver:
         launched = driver.chromium.launch(
             executable_path=CHROMIUM,  # the system's Chromium: nothing is downloaded
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run"],
+                  "--disable-component-update", "--no-first-run", rules],
         )  # fmt: skip
         yield launched
         launched.close()
@@ -120,3 +123,25 @@ def test_the_english_switch_sticks_and_teachers_see_no_permanent_allow(
     page.goto(env.console + "/reviews")
     assert "Review requests" in page.inner_text("h1")  # the cookie keeps English
     assert page.locator("button[value=permanent]").count() == 0
+
+
+def test_a_review_asked_on_the_block_page_is_opened_by_a_teacher(
+    env: Env, browser: Browser
+) -> None:
+    student = browser.new_page(viewport=PHONE)
+    student.goto(f"http://{STILL_BLOCKED}/")
+    assert "Trang này đã bị chặn" in student.inner_text("h1")
+    assert "Tổng đài quốc gia bảo vệ trẻ em 111" in student.inner_text("body")
+    student.click("#review")
+    assert "Đã gửi yêu cầu" in student.inner_text("body")
+    page = logged_in(browser, env, "teacher")
+    page.goto(env.console + "/reviews")
+    row = page.locator("#reviews tr", has_text=STILL_BLOCKED)
+    assert "gambling" in row.inner_text() and "school" in row.inner_text()
+    row.locator("input[name=reason]").fill("học sinh hỏi")
+    row.locator("button[value=temporary]").click()
+    assert page.inner_text("#message") == "Đã lưu"
+    page.goto(env.console + "/allows")
+    assert STILL_BLOCKED in page.inner_text("#allows") and "học sinh hỏi" in page.inner_text(
+        "#allows"
+    )

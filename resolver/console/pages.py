@@ -91,18 +91,9 @@ async def status_page(request: web.Request) -> web.Response:
     return render(
         request, "status.html", on=bool(texts) or status.total(snapshot, "workers") > 0,
         profiles=sorted(state.profiles), live=status.live_activity(snapshot), index_age=age,
-        lists=lists, upstreams=_upstreams(config, snapshot), canary=texts,
+        lists=lists, upstreams=status.upstream_rows(config, snapshot), canary=texts,
         ledger=records[-1] if records else None,
     )  # fmt: skip
-
-
-def _upstreams(config: object, snapshot: dict) -> list[tuple[str, int, int]]:
-    sent = {row[0][0]: row[1] for row in snapshot.get("upstream_queries", [])}
-    failed: dict[str, int] = {}
-    for (upstream, _reason), n in snapshot.get("upstream_failures", []):
-        failed[upstream] = failed.get(upstream, 0) + n
-    names = [str(u) for u in getattr(config, "upstreams", ())]
-    return [(u, int(sent.get(u, 0)), int(failed.get(u, 0))) for u in names]
 
 
 async def activity_page(request: web.Request) -> web.Response:

@@ -70,6 +70,16 @@ def list_rows(
     ]  # fmt: skip
 
 
+def upstream_rows(config: Config, snapshot: Snapshot) -> list[tuple[str, int, int]]:
+    """(upstream, queries sent, failures) for each configured upstream."""
+    sent = {row[0][0]: row[1] for row in snapshot.get("upstream_queries", [])}
+    failed: dict[str, int] = {}
+    for (upstream, _reason), n in snapshot.get("upstream_failures", []):
+        failed[upstream] = failed.get(upstream, 0) + n
+    names = [str(u) for u in config.upstreams]
+    return [(u, int(sent.get(u, 0)), int(failed.get(u, 0))) for u in names]
+
+
 def live_activity(snapshot: Snapshot) -> dict[str, Any]:
     """Queries and blocks per category since the server started (the live counters)."""
     blocks: dict[str, int] = {}

@@ -36,6 +36,7 @@ from .transport.udp import UdpListener
 
 if TYPE_CHECKING:  # loaded only when configured (see the functions that import them)
     from .audit_feed import AuditFeed
+    from .console.runner import ConsoleRunner
     from .metrics_http import MetricsServer
     from .querylog import QueryLog
 
@@ -297,6 +298,9 @@ async def serve(
     server.follow_allows()
     watch_list_freshness(config, stats)
     audit = open_audit(config, stats.snapshot, lambda: server.resolver.state)
+    console = await open_console(
+        config, lambda: server.config, lambda: server.resolver.state, stats.snapshot
+    )
     loop = asyncio.get_running_loop()
     if audit is not None:
         every(loop, min(10.0, config.audit.period), audit.tick)  # a 1 s demo period too
@@ -331,6 +335,8 @@ async def serve(
         _close_quietly(querylog, "the query log")
         if metrics is not None:
             metrics.stop()
+        if console is not None:
+            await console.stop()
 
 
 async def _reload(server: Server, load: ConfigLoader, notifier: Notifier) -> None:
@@ -348,6 +354,21 @@ def open_audit(
     from .audit_feed import AuditFeed
 
     return AuditFeed.open(config, source, state)
+
+
+async def open_console(
+    config: Config,
+    current: Callable[[], Config],
+    state: Callable[[], ServingState],
+    snapshot: Callable[[], Snapshot],
+) -> ConsoleRunner | None:
+    """The school console and block page when configured (aiohttp is loaded only then)."""
+    if config.console is None:
+        return None
+    from .console.runner import open_console as start
+    from .console.status import Sources
+
+    return await start(config, Sources(current, state, snapshot))
 
 
 def _close_quietly(closable: AuditFeed | QueryLog | None, what: str) -> None:

@@ -24,6 +24,7 @@ _COMMANDS = {
     "devices": ("devices", "devices"),
     "collector": ("collector", "collector"),
     "report": ("report", "report"),
+    "console": ("console", "console"),
 }
 
 

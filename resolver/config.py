@@ -21,6 +21,7 @@ from .acl import AclConfig, acl_config
 from .cache import CachePolicy
 from .config_lists import extra_sources
 from .config_read import Reader, in_range, ip_address, one_of, split_host_port
+from .console.settings import ConsoleSettings, console_settings
 from .errors import ConfigError
 from .pipeline import ServePolicy
 from .ratelimit import RateLimitConfig, ratelimit_config
@@ -96,11 +97,13 @@ class Config:
     encrypted: encrypted_config.EncryptedSettings = encrypted_config.EncryptedSettings()
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     policies_local_dir: Path | None = None  # the site's overrides of the shipped profiles
+    console: ConsoleSettings | None = None  # the school's web console and block page (off)
 
 
 _TOP_LEVEL = {
     "site", "listen", "upstreams", "upstream", "cache", "server", "tcp", "lists", "policies",
     "clients", "acl", "ratelimit", "metrics", "querylog", "audit", "workers",
+    "console",
 }  # fmt: skip
 _TOP_LEVEL |= encrypted_config.KEYS  # listen_tls, listen_https, tls, devices, require_device_id
 
@@ -152,6 +155,7 @@ def parse(text: str, source: str, base: Path | None = None) -> Config:
         raw=root.value,
         policies_local_dir=_path(root.section("policies"), "local_dir", base),
         encrypted=encrypted_config.read(root, base),
+        console=console_settings(root.section("console"), base),
     )
     upstreams, from_resolv = _upstreams(root)
     config = dataclasses.replace(

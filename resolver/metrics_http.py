@@ -80,8 +80,6 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/metrics":
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
             self._reply(200, content_type, encoder(self.server.registry))
-        elif path == "/":
-            self._reply(200, "text/plain; charset=utf-8", b"lachan: metrics at /metrics\n")
         else:
             self._reply(404, "text/plain; charset=utf-8", b"not found\n")
 

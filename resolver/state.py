@@ -18,6 +18,7 @@ from .allows import AllowStore
 from .allows import apply as apply_allows
 from .blocks import BlockAnswers, block_page_rdata
 from .config import Config
+from .console.settings import block_page_address, unaddressed_block_pages
 from .coverage.canary import CanaryStatus, format_canary
 from .errors import ConfigError, ListError
 from .fastpath import static_table
@@ -103,6 +104,9 @@ def load_policies(config: Config) -> tuple[dict[str, Profile], ClientMap, str]:
     profiles = load_profiles(directory, config.site.timezone, local)
     if not profiles:
         raise ConfigError(f"{directory}: no profile (*.yaml) found")
+    unaddressed = [] if config.console else unaddressed_block_pages(profiles)
+    if unaddressed:  # no console to take the block page's address from
+        raise ConfigError(unaddressed)
     profiles = with_temporary_allows(config, profiles)
     clients = ClientMap.from_config(config.clients, profiles, config.source)
     digest = hashlib.sha256()
@@ -152,8 +156,15 @@ def build_state(config: Config, index: Index | EmptyIndex | None = None) -> Serv
     profiles, clients, policy_digest = load_policies(config)
     if index is None:
         index = load_index(config)
+    console_page = block_page_address(config.console)  # profiles naming none point there
     pages = {
-        name: block_page_rdata(p.answer.address_v4, p.answer.address_v6)
+        name: block_page_rdata(
+            *(
+                (p.answer.address_v4, p.answer.address_v6)
+                if p.answer.address_v4 or p.answer.address_v6
+                else console_page
+            )
+        )
         for name, p in profiles.items()
     }
     info = getattr(index, "info", None)

@@ -29,6 +29,7 @@ from .app import (
     feed_index,
     label_sets,
     open_audit,
+    open_console,
     settle_memory,
     start_metrics,
     warn_restart_needed,
@@ -146,6 +147,9 @@ class Supervisor:
         metrics = start_metrics(self.config, self.snapshot, lambda: self.config)
         watch_list_freshness(self.config, self.stats)
         audit = open_audit(self.config, self.snapshot, self._current_state)
+        console = await open_console(
+            self.config, lambda: self.config, self._current_state, self.snapshot
+        )
         self._open_querylog(loop)
         if audit is not None:
             every(loop, 10.0, audit.tick)
@@ -163,6 +167,8 @@ class Supervisor:
         _close_quietly(self.querylog, "the query log")
         if metrics is not None:
             metrics.stop()
+        if console is not None:
+            await console.stop()
 
     def _open_querylog(self, loop: asyncio.AbstractEventLoop) -> None:
         if not self.config.querylog:

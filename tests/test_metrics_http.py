@@ -118,6 +118,13 @@ def test_unknown_path_is_404(served: tuple[Stats, str]) -> None:
     assert get(url + "/admin")[0] == 404
 
 
+def test_the_root_path_is_404_too_the_listener_serves_metrics_only(
+    served: tuple[Stats, str],
+) -> None:
+    _, url = served
+    assert get(url + "/")[0] == 404
+
+
 @pytest.mark.skipif(not ipv6_loopback(), reason="platform: no IPv6 loopback")
 def test_serves_on_ipv6_loopback() -> None:
     server = make_server(Stats(LABELS), host="::1")

@@ -239,8 +239,8 @@ def _answer(check: _Checker, data: Mapping[str, Any]) -> BlockAnswer:
     v4 = _address(check, "block_answer.address_v4", section.get("address_v4"), 4)
     v6 = _address(check, "block_answer.address_v6", section.get("address_v6"), 6)
     mode = AnswerMode(mode_text)
-    if mode is AnswerMode.BLOCKPAGE and v4 is None and v6 is None:
-        check.add("block_answer.mode", "blockpage needs address_v4 or address_v6")
+    # blockpage without an address takes the console's (checked against the config in
+    # resolver/state.py: load_policies, which knows whether a console is configured)
     return BlockAnswer(mode, ttl, v4, v6)
 
 

@@ -11,7 +11,9 @@ say are these substitutions, applied to every block before it runs:
   ``systemd-sysusers --root`` and ``systemd-tmpfiles --root --create`` prepare from
   ``systemd/`` as the package's install does;
 - the listen addresses ``0.0.0.0:53``, ``[::]:53``, ``127.0.0.1:1053``, ``[::1]:1053`` (and
-  ``-p 1053``) → a free loopback port; the metrics port ``9153`` → another free one;
+  ``-p 1053``) → a free loopback port; the metrics port ``9153`` → another free one; the
+  console's ``192.168.10.53:8080``, its block page's ``:80`` and ``tls_refuse_port: 443`` →
+  three more;
 - the public resolvers ``1.1.1.1`` and ``2606:4700:4700::1111`` → the test's stub upstream
   on loopback (no test reaches the internet);
 - ``dig`` without a server (a student's device, whose DHCP names lachan) → ``dig @127.0.0.1
@@ -43,6 +45,7 @@ LACHAN_KEYS = {
     "site", "listen", "upstreams", "upstream", "cache", "server", "tcp", "lists", "policies",
     "clients", "acl", "ratelimit", "metrics", "querylog", "audit", "workers",
     "listen_tls", "listen_https", "tls", "devices", "require_device_id",
+    "console",
 }  # fmt: skip
 _FENCE = re.compile(r"^( *)```(\w*)\s*$")
 _NOT_RUN = re.compile(r"^<!-- not-run: (.+\S) -->$")
@@ -100,6 +103,9 @@ class GuideRun:
     stub: str  # HOST:PORT of the stub upstream
     dns_port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=lambda: free_port(("127.0.0.1",)))
+    console_ports: tuple[int, int, int] = field(  # console, block page, HTTPS refuser
+        default_factory=lambda: tuple(free_port(("127.0.0.1",)) for _ in range(3))  # type: ignore[return-value]
+    )
     output: list[str] = field(default_factory=list)
     server: subprocess.Popen[bytes] | None = None
 
@@ -125,6 +131,9 @@ class GuideRun:
             ("127.0.0.1:9153", f"127.0.0.1:{self.metrics_port}"),
             ("{address: 1.1.1.1}", f"{{address: {host}, port: {port}}}"),
             ('{address: "2606:4700:4700::1111", port: 53}', f"{{address: {host}, port: {port}}}"),
+            ("192.168.10.53:8080", f"127.0.0.1:{self.console_ports[0]}"),
+            ("192.168.10.53:80", f"127.0.0.1:{self.console_ports[1]}"),
+            ("tls_refuse_port: 443", f"tls_refuse_port: {self.console_ports[2]}"),
             ("192.168.10.53", "127.0.0.1"),
             ('"10.0.0.53": school', '"127.0.0.1": school'),
         ]

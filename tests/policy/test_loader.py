@@ -46,7 +46,6 @@ EXPECTED = [
     "policies/school.yaml: anti_bypass.firefox_canary: expected bool, got str",
     "policies/school.yaml: block_answer.ttl: expected seconds from 0 to 86400, got -5",
     "policies/school.yaml: block_answer.address_v4: expected an IPv4 address, got '::1'",
-    "policies/school.yaml: block_answer.mode: blockpage needs address_v4 or address_v6",
     "policies/school.yaml: monitor_only: expected bool, got str",
 ]
 

@@ -1,0 +1,86 @@
+"""The console: section, the block-page address it gives, the users file it writes."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from resolver import config
+from resolver.console.accounts import Account, AccountError, check_password, set_password
+from resolver.console.settings import allowed_network, block_page_address
+from resolver.errors import ConfigError
+
+
+def test_the_console_is_off_unless_listen_is_set() -> None:
+    assert config.parse("site: {id: x}\n", "t").console is None
+
+
+def test_the_block_page_defaults_to_port_80_of_the_console_host() -> None:
+    settings = config.parse('console: {listen: "192.168.10.53:8080"}\n', "t").console
+    assert settings is not None
+    assert (settings.blockpage_host, settings.blockpage_port) == ("192.168.10.53", 80)
+    assert block_page_address(settings) == ("192.168.10.53", None)
+    assert allowed_network(settings, "192.168.10.7") and not allowed_network(settings, "8.8.8.8")
+
+
+def test_an_unspecified_console_host_gives_no_block_page_address() -> None:
+    settings = config.parse('console: {listen: "0.0.0.0:8080"}\n', "t").console
+    assert block_page_address(settings) == (None, None)
+
+
+def test_operator_mistakes_are_one_line_naming_the_key() -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.parse('console: {listen: "127.0.0.1:80", networks: [nope], colour: 1}\n', "f.yaml")
+    problems = caught.value.problems
+    assert any(p.startswith("f.yaml: console.colour: unknown key") for p in problems), problems
+    assert any("console.networks[0]" in p for p in problems), problems
+
+
+def test_a_blockpage_profile_without_address_needs_the_console(tmp_path: Path) -> None:
+    from resolver.state import load_policies
+
+    (tmp_path / "school.yaml").write_text("block_answer: {mode: blockpage}\n")
+    text = f'policies: {{local_dir: "{tmp_path}"}}\n'
+    with pytest.raises(ConfigError, match="console.listen"):
+        load_policies(config.parse(text, "t"))
+    with_console = config.parse(text + 'console: {listen: "127.0.0.1:8080"}\n', "t")
+    assert "school" in load_policies(with_console)[0]
+
+
+def test_the_users_file_is_private_and_holds_argon2_hashes(tmp_path: Path) -> None:
+    path = tmp_path / "users.json"
+    set_password(path, "co-lan", "mat-khau-dai", "teacher")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "$argon2id$" in path.read_text() and "mat-khau-dai" not in path.read_text()
+    assert check_password(path, "co-lan", "mat-khau-dai") == Account("co-lan", "teacher")
+    assert check_password(path, "co-lan", "wrong") is None
+    assert check_password(path, "nobody", "mat-khau-dai") is None
+    with pytest.raises(AccountError):
+        set_password(path, "x", "short", "teacher")
+    with pytest.raises(AccountError):
+        set_password(path, "x", "long-enough", "principal")
+
+
+def test_run_as_root_the_users_file_belongs_to_the_state_folders_owner(tmp_path: Path) -> None:
+    import os
+
+    folder = tmp_path / "state"
+    folder.mkdir()
+    root = os.geteuid() == 0
+    if root:
+        os.chown(folder, 65534, 65534)  # the service's user owns its state folder
+    set_password(folder / "users.json", "admin", "long-enough", "admin")
+    assert (folder / "users.json").stat().st_uid == (65534 if root else os.geteuid())
+
+
+def test_a_reload_names_a_console_change_as_needing_a_restart() -> None:
+    from resolver.reloadable import applied_config, restart_needed
+
+    old = config.parse('console: {listen: "127.0.0.1:8080"}\n', "t")
+    new = config.parse('console: {listen: "127.0.0.1:8081"}\n', "t")
+    assert restart_needed(old, new) == [
+        "console (the console and block page sockets are bound once at start)"
+    ]
+    assert applied_config(old, new).console == old.console  # the bound one stays in force

@@ -123,8 +123,17 @@ def allows_store(config: Config) -> AllowStore:
 
 
 def with_temporary_allows(config: Config, profiles: dict[str, Profile]) -> dict[str, Profile]:
-    """Profiles with the teachers' temporary allows in force now (resolver/allows.py)."""
-    return apply_allows(profiles, allows_store(config).load(), time.time())
+    """Profiles with the teachers' temporary allows in force now (resolver/allows.py).
+
+    An allows file this user cannot read is logged and skipped: the profiles themselves
+    still protect, and a teacher's exception must never stop the filter from starting.
+    """
+    try:
+        allows = allows_store(config).load()
+    except ConfigError as exc:
+        log.error("temporary allows not applied: %s", exc)
+        return profiles
+    return apply_allows(profiles, allows, time.time())
 
 
 def load_index(config: Config, compile_if_needed: bool = True) -> Index | EmptyIndex:

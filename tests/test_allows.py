@@ -110,3 +110,16 @@ def test_the_watch_sees_a_change_of_the_file_and_an_expiry(tmp_path: Path) -> No
     assert not watch.due()
     clock.now += 1
     assert watch.due() and not watch.due()  # the expiry, once
+
+
+def test_an_unreadable_allows_file_never_stops_the_profiles_loading(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from resolver.config import Config, ListsSettings
+    from resolver.state import with_temporary_allows
+
+    (tmp_path / "temporary-allows.json").mkdir()  # unreadable as a file, even for root
+    config = Config(source="test", lists=ListsSettings(state_dir=tmp_path))
+    profiles = {"school": Profile("school", "test")}
+    assert with_temporary_allows(config, profiles) is profiles
+    assert "temporary allows not applied" in caplog.text

@@ -26,6 +26,7 @@ from .upstream import ForwardPolicy, UpstreamAddress
 
 if TYPE_CHECKING:  # imported where used: `lachan serve` need not load what it is not asked for
     from .querylog import QueryLogConfig
+    from .subscribers.settings import SubscriberSettings
 
 DEFAULT_CONFIG = Path(__file__).with_name("data") / "default.yaml"
 RESOLV_CONF = Path("/etc/resolv.conf")
@@ -88,11 +89,13 @@ class Config:
     audit: AuditSettings = AuditSettings()
     workers: int = 1
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    subscribers: SubscriberSettings | None = None  # ISP subscriber mode (issue 15)
 
 
 _TOP_LEVEL = {
     "site", "listen", "upstreams", "upstream", "cache", "server", "tcp", "lists", "policies",
     "clients", "acl", "ratelimit", "metrics", "querylog", "audit", "workers",
+    "subscribers",
 }  # fmt: skip
 
 
@@ -142,6 +145,11 @@ def parse(text: str, source: str, base: Path | None = None) -> Config:
         workers=root.get("workers", 1, int, in_range(0, 256)) or (os.cpu_count() or 1),
         raw=root.value,
     )
+    if root.has("subscribers"):  # the subscriber package is imported only when configured
+        from .subscribers.settings import subscribers_config
+
+        subscribers = subscribers_config(root.section("subscribers"), base)
+        config = dataclasses.replace(config, subscribers=subscribers)
     upstreams, from_resolv = _upstreams(root)
     config = dataclasses.replace(
         config, upstreams=upstreams, upstreams_from_resolv_conf=from_resolv

@@ -96,6 +96,10 @@ def load_policies(config: Config) -> tuple[dict[str, Profile], ClientMap, str]:
     if not profiles:
         raise ConfigError(f"{directory}: no profile (*.yaml) found")
     clients = ClientMap.from_config(config.clients, profiles, config.source)
+    if config.subscribers is not None:
+        from .subscribers.view import attach
+
+        clients = attach(clients, profiles, config)
     digest = hashlib.sha256()
     for path in sorted(Path(directory).glob("*.yaml")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())

@@ -1,0 +1,145 @@
+"""The in-memory replica every process answers from: subscriber → profile, address → subscriber.
+
+Kept pure (no I/O): the store's watcher feeds it updates, and each update says which client
+addresses it may have changed, so the resolver drops only their state. An IPv4 client is one
+dict lookup; IPv6 is a longest-prefix match over the few prefix lengths in use (/128 for
+Framed-IP, /64 and /56 or so for Framed-IPv6-Prefix and Delegated-IPv6-Prefix).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+
+class Binding(NamedTuple):
+    """Who holds an address now: the subscriber, since when (Unix time), which NAS said so."""
+
+    subscriber: str
+    since: float
+    nas: str
+
+
+# ("profile", subscriber, name or None) | ("binding", prefix text, Binding or None)
+Update = tuple[str, str, "str | Binding | None"]
+
+
+def prefix_key(text: str) -> tuple[int, int, int]:
+    """(bits, prefix length, network integer) of ``"192.0.2.7"`` or ``"2001:db8::/56"``."""
+    network = ipaddress.ip_network(text, strict=False)
+    return network.max_prefixlen, network.prefixlen, int(network.network_address)
+
+
+def canonical_prefix(text: str) -> str:
+    """The one spelling a prefix is stored under (host bits cleared, always with /len)."""
+    return str(ipaddress.ip_network(text, strict=False))
+
+
+@dataclass
+class Affected:
+    """Client addresses whose per-client state an update invalidates."""
+
+    addresses: set[str] = field(default_factory=set)
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = field(default_factory=list)
+    subscribers: set[str] = field(default_factory=set)
+    everything: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.addresses or self.networks or self.subscribers or self.everything)
+
+
+class Replica:
+    """Subscriber profiles and address bindings; mutated only on the owning event loop."""
+
+    def __init__(self) -> None:
+        self.profiles: dict[str, str] = {}
+        self.v4: dict[int, Binding] = {}  # Framed-IP-Address: the hot path's one lookup
+        self.v6: dict[int, dict[int, Binding]] = {}  # prefix length -> network -> binding
+        self._v6_order: tuple[tuple[int, int, dict[int, Binding]], ...] = ()
+
+    def binding(self, bits: int, value: int) -> Binding | None:
+        """The binding of an address given as ``policy.clients.address_key`` returns it."""
+        if bits == 32:
+            return self.v4.get(value)
+        for _plen, mask, table in self._v6_order:
+            hit = table.get(value & mask)
+            if hit is not None:
+                return hit
+        return None
+
+    def bindings_count(self) -> int:
+        return len(self.v4) + sum(len(t) for t in self.v6.values())
+
+    def profile_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for name in self.profiles.values():
+            counts[name] = counts.get(name, 0) + 1
+        return counts
+
+    def apply(self, updates: Iterable[Update]) -> Affected:
+        """Apply store updates; returns what they invalidate."""
+        affected = Affected()
+        for kind, key, value in updates:
+            if kind == "profile":
+                self._set_profile(key, value if isinstance(value, str) else None, affected)
+            else:
+                self._set_binding(key, value if isinstance(value, Binding) else None, affected)
+        self._reorder()
+        return affected
+
+    def replace(self, profiles: Mapping[str, str], bindings: Mapping[str, Binding]) -> Affected:
+        """Become exactly the store's state (initial load, or a resync after an outage)."""
+        updates: list[Update] = [
+            ("profile", s, p) for s, p in profiles.items() if self.profiles.get(s) != p
+        ]
+        updates += [("profile", s, None) for s in self.profiles if s not in profiles]
+        current = dict(self.items())
+        updates += [("binding", k, b) for k, b in bindings.items() if current.get(k) != b]
+        updates += [("binding", k, None) for k in current if k not in bindings]
+        return self.apply(updates)
+
+    def items(self) -> Iterable[tuple[str, Binding]]:
+        """Every binding with its canonical prefix text."""
+        for value, binding in self.v4.items():
+            yield f"{ipaddress.IPv4Address(value)}/32", binding
+        for plen, table in self.v6.items():
+            for value, binding in table.items():
+                yield f"{ipaddress.IPv6Address(value)}/{plen}", binding
+
+    def _set_profile(self, subscriber: str, name: str | None, affected: Affected) -> None:
+        if self.profiles.get(subscriber) == name:
+            return
+        if name is None:
+            self.profiles.pop(subscriber, None)
+        else:
+            self.profiles[subscriber] = name
+        affected.subscribers.add(subscriber)
+
+    def _set_binding(self, prefix: str, binding: Binding | None, affected: Affected) -> None:
+        bits, plen, value = prefix_key(prefix)
+        if bits == 32 and plen != 32:
+            return  # IPv4 subscribers are single addresses (Framed-IP-Address)
+        table = self.v4 if bits == 32 else self.v6.setdefault(plen, {})
+        old = table.get(value)
+        if old == binding:
+            return
+        if binding is None:
+            del table[value]
+        else:
+            table[value] = binding
+        network = ipaddress.ip_network((value, plen))
+        if plen == bits:
+            affected.addresses.add(str(network.network_address))
+        else:
+            affected.networks.append(network)
+
+    def _reorder(self) -> None:
+        for plen in [p for p, t in self.v6.items() if not t]:
+            del self.v6[plen]
+        order = []
+        for plen in sorted(self.v6, reverse=True):
+            mask = ((1 << 128) - 1) ^ ((1 << (128 - plen)) - 1)
+            order.append((plen, mask, self.v6[plen]))
+        self._v6_order = tuple(order)

@@ -19,6 +19,7 @@ _COMMANDS = {
     "audit": ("audit", "audit"),
     "coverage": ("coverage", "coverage"),
     "allow": ("allow", "allow"),
+    "subscribers": ("subscribers", "subscribers"),
 }
 
 

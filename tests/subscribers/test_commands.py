@@ -17,7 +17,7 @@ from tests.subscribers.redis_server import RedisServer
 def config_file(tmp_path: Path, redis_server: RedisServer) -> Path:
     path = tmp_path / "lachan.yaml"
     path.write_text(
-        f"site: {{timezone: Asia/Ho_Chi_Minh}}\n"
+        f"site: {{timezone: Asia/Ho_Chi_Minh}}\nlists: {{enabled: false}}\n"
         f"subscribers: {{store: '{redis_server.url}', default: isp-default}}\n",
         encoding="utf-8",
     )
@@ -96,3 +96,18 @@ def test_without_a_subscribers_section_the_command_says_so(tmp_path: Path) -> No
     (tmp_path / "plain.yaml").write_text("site: {id: x}\n", encoding="utf-8")
     done = run(tmp_path / "plain.yaml", "show", "line-1")
     assert done.returncode == 2 and "subscribers: missing" in done.stderr
+
+
+def test_explain_shows_the_profile_a_subscriber_chose_for_an_address(
+    config_file: Path, redis_server: RedisServer
+) -> None:
+    store = RedisStore(redis_server.url)
+    store.set_profiles({"line-1": "under16"})
+    store.bind(["192.0.2.7"], Binding("line-1", 1_780_000_000.0, "10.0.0.1"))
+    command = [*lachan_command(), "explain", "www.google.com", "--config", str(config_file)]
+    bound = subprocess.run([*command, "--client", "192.0.2.7"], capture_output=True, text=True)
+    other = subprocess.run([*command, "--client", "192.0.2.8"], capture_output=True, text=True)
+    assert bound.returncode == 0, bound.stderr
+    assert "under16" in bound.stdout and "opted-in subscriber since 2026-05-29" in bound.stdout
+    assert "line-1" not in bound.stdout
+    assert "isp-default" in other.stdout and "under16" not in other.stdout

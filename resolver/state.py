@@ -89,8 +89,12 @@ class ServingState:
         return format_canary(status)
 
 
-def load_policies(config: Config) -> tuple[dict[str, Profile], ClientMap, str]:
-    """Profiles, the client map and a digest of the policy files; ConfigError if invalid."""
+def load_policies(
+    config: Config, connect: bool = True
+) -> tuple[dict[str, Profile], ClientMap, str]:
+    """Profiles, the client map and a digest of the policy files; ConfigError if invalid.
+
+    ``connect`` False (check-config) validates without reading the subscriber store."""
     directory = config.policies_dir or BUNDLED_POLICIES
     profiles = load_profiles(directory, config.site.timezone)
     if not profiles:
@@ -99,7 +103,7 @@ def load_policies(config: Config) -> tuple[dict[str, Profile], ClientMap, str]:
     if config.subscribers is not None:
         from .subscribers.view import attach
 
-        clients = attach(clients, profiles, config)
+        clients = attach(clients, profiles, config, connect)
     digest = hashlib.sha256()
     for path in sorted(Path(directory).glob("*.yaml")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())

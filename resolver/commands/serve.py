@@ -84,7 +84,7 @@ def serve(
 def check_config(path: str) -> None:
     """Validate a config file: one line per problem, exit 1 if any."""
     try:
-        load_policies(config.load(path))
+        load_policies(config.load(path), connect=False)
     except LachanError as exc:
         _fail(exc)
     click.echo(f"{path}: ok")

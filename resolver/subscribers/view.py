@@ -67,8 +67,11 @@ def process_replica(settings: SubscriberSettings) -> Replica:
     return replica
 
 
-def attach(clients: ClientMap, profiles: Mapping[str, Profile], config: Config) -> ClientMap:
-    """The client map with subscribers consulted first and their default as the default."""
+def attach(
+    clients: ClientMap, profiles: Mapping[str, Profile], config: Config, connect: bool = True
+) -> ClientMap:
+    """The client map with subscribers consulted first and their default as the default;
+    ``connect`` False checks the settings without reading the store (check-config)."""
     settings = config.subscribers
     assert settings is not None
     default = profiles.get(settings.default)
@@ -78,5 +81,7 @@ def attach(clients: ClientMap, profiles: Mapping[str, Profile], config: Config) 
             f"{config.source}: subscribers.default: unknown profile {settings.default!r} "
             f"(known: {known})"
         )
+    if not connect:
+        return dataclasses.replace(clients, default=default)
     view = SubscriberView(process_replica(settings), profiles, default, config.site.timezone)
     return dataclasses.replace(clients, default=default, subscribers=view)

@@ -23,6 +23,7 @@ GUIDES = ("isp-guide.md", "school-guide.md")
 LACHAN_KEYS = {
     "site", "listen", "upstreams", "upstream", "cache", "server", "tcp", "lists", "policies",
     "clients", "acl", "ratelimit", "metrics", "querylog", "audit", "workers",
+    "subscribers",
 }  # fmt: skip
 PROMETHEUS_KEYS = {"global", "scrape_configs", "rule_files"}
 

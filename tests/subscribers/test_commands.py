@@ -111,3 +111,15 @@ def test_explain_shows_the_profile_a_subscriber_chose_for_an_address(
     assert "under16" in bound.stdout and "opted-in subscriber since 2026-05-29" in bound.stdout
     assert "line-1" not in bound.stdout
     assert "isp-default" in other.stdout and "under16" not in other.stdout
+
+
+def test_check_config_validates_the_section_without_touching_the_store(tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text("subscribers: {store: 'redis://127.0.0.1:1/0'}\n", encoding="utf-8")
+    bad.write_text("subscribers: {store: 'redis://127.0.0.1:1/0', default: adults}\n", "utf-8")
+    check = [*lachan_command(), "check-config"]
+    ok = subprocess.run([*check, str(good)], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and ok.stdout == f"{good}: ok\n" and ok.stderr == ""
+    refused = subprocess.run([*check, str(bad)], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1
+    assert f"{bad}: subscribers.default: unknown profile 'adults'" in refused.stderr

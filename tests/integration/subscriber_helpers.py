@@ -58,14 +58,14 @@ class IspPair:
         self.redis.kill()
 
 
-def start_pair(work: Path, upstream: str) -> IspPair:
+def start_pair(work: Path, upstream: str, workers: int = 1) -> IspPair:
     redis = RedisServer(_folder(work / "redis")).start()
     secret = work / "radius.secret"
     secret.write_text(SECRET + "\n", encoding="utf-8")
     os.chmod(secret, 0o600)
     radius_port, metrics_a, metrics_b = free_port(("127.0.0.1",)), free_port(("127.0.0.1",)), 0
     common = (
-        "site: {id: isp-test, kind: isp}\nlists: {enabled: false}\n"
+        f"site: {{id: isp-test, kind: isp}}\nlists: {{enabled: false}}\nworkers: {workers}\n"
         f"subscribers:\n  store: '{redis.url}'\n  default: isp-default\n"
     )
     radius = (

@@ -70,6 +70,23 @@ def test_an_opted_in_line_is_under16_on_both_hosts_until_its_session_stops(
         assert not blocked(ask(host.port, CASINO, source=HOME))
 
 
+def test_with_workers_the_supervisor_takes_accounting_and_every_worker_follows(
+    tmp_path: Path,
+) -> None:
+    with InternetStub() as internet:
+        pair = start_pair(tmp_path, internet.address, workers=2)
+        try:
+            assert pair.subscribers("set", LINE, "under16").returncode == 0
+            assert "Received Accounting-Response" in start(pair)
+            time.sleep(1.0)
+            # Each query from a new source port: SO_REUSEPORT spreads them over the workers.
+            seen = {profile_seen(host, HOME) for host in (pair.a, pair.b) for _ in range(24)}
+            assert seen == {"under16"}
+            assert 'lachan_radius_requests_total{result="ok"} 1.0' in pair.metrics()
+        finally:
+            pair.stop()
+
+
 def test_forged_or_foreign_accounting_changes_nothing_and_is_counted(pair: IspPair) -> None:
     assert pair.subscribers("set", LINE, "under16").returncode == 0
     forged = pair.radclient(

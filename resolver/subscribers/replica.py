@@ -9,6 +9,8 @@ Framed-IP, /64 and /56 or so for Framed-IPv6-Prefix and Delegated-IPv6-Prefix).
 from __future__ import annotations
 
 import ipaddress
+import socket
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -27,9 +29,20 @@ Update = tuple[str, str, "str | Binding | None"]
 
 
 def prefix_key(text: str) -> tuple[int, int, int]:
-    """(bits, prefix length, network integer) of ``"192.0.2.7"`` or ``"2001:db8::/56"``."""
-    network = ipaddress.ip_network(text, strict=False)
-    return network.max_prefixlen, network.prefixlen, int(network.network_address)
+    """(bits, prefix length, network integer) of ``"192.0.2.7"`` or ``"2001:db8::/56"``.
+
+    inet_pton, not ipaddress: an initial load parses a million of these (about 10x faster).
+    ValueError for anything that is not an address with an optional /length."""
+    address, _, length = text.partition("/")
+    family, bits = (socket.AF_INET6, 128) if ":" in address else (socket.AF_INET, 32)
+    try:
+        value = int.from_bytes(socket.inet_pton(family, address), "big")
+    except OSError:
+        raise ValueError(f"not an address: {address!r}") from None
+    plen = int(length) if length else bits
+    if not 0 <= plen <= bits:
+        raise ValueError(f"prefix length out of range: /{plen}")
+    return bits, plen, value & (((1 << bits) - 1) ^ ((1 << (bits - plen)) - 1))
 
 
 def canonical_prefix(text: str) -> str:
@@ -91,6 +104,8 @@ class Replica:
 
     def replace(self, profiles: Mapping[str, str], bindings: Mapping[str, Binding]) -> Affected:
         """Become exactly the store's state (initial load, or a resync after an outage)."""
+        if not self.profiles and not self.bindings_count():
+            return self._load(profiles, bindings)
         updates: list[Update] = [
             ("profile", s, p) for s, p in profiles.items() if self.profiles.get(s) != p
         ]
@@ -100,21 +115,34 @@ class Replica:
         updates += [("binding", k, None) for k in current if k not in bindings]
         return self.apply(updates)
 
+    def _load(self, profiles: Mapping[str, str], bindings: Mapping[str, Binding]) -> Affected:
+        """The initial load: straight into the tables (a million entries in seconds)."""
+        intern = sys.intern
+        self.profiles = {intern(s): intern(p) for s, p in profiles.items()}
+        for prefix, b in bindings.items():
+            bits, plen, value = prefix_key(prefix)
+            if bits == 32 and plen != 32:
+                continue
+            table = self.v4 if bits == 32 else self.v6.setdefault(plen, {})
+            table[value] = Binding(intern(b.subscriber), b.since, intern(b.nas))
+        self._reorder()
+        return Affected(everything=True)
+
     def items(self) -> Iterable[tuple[str, Binding]]:
         """Every binding with its canonical prefix text."""
         for value, binding in self.v4.items():
-            yield f"{ipaddress.IPv4Address(value)}/32", binding
+            yield f"{_text(32, value)}/32", binding
         for plen, table in self.v6.items():
             for value, binding in table.items():
-                yield f"{ipaddress.IPv6Address(value)}/{plen}", binding
+                yield f"{_text(128, value)}/{plen}", binding
 
     def _set_profile(self, subscriber: str, name: str | None, affected: Affected) -> None:
         if self.profiles.get(subscriber) == name:
             return
         if name is None:
             self.profiles.pop(subscriber, None)
-        else:
-            self.profiles[subscriber] = name
+        else:  # interned: a million subscribers share a few names, and with their bindings
+            self.profiles[sys.intern(subscriber)] = sys.intern(name)
         affected.subscribers.add(subscriber)
 
     def _set_binding(self, prefix: str, binding: Binding | None, affected: Affected) -> None:
@@ -127,13 +155,13 @@ class Replica:
             return
         if binding is None:
             del table[value]
-        else:
-            table[value] = binding
-        network = ipaddress.ip_network((value, plen))
+        else:  # one ID string shared with the profiles table, one NAS string for all
+            subscriber, nas = sys.intern(binding.subscriber), sys.intern(binding.nas)
+            table[value] = Binding(subscriber, binding.since, nas)
         if plen == bits:
-            affected.addresses.add(str(network.network_address))
+            affected.addresses.add(_text(bits, value))
         else:
-            affected.networks.append(network)
+            affected.networks.append(ipaddress.ip_network((value, plen)))
 
     def _reorder(self) -> None:
         for plen in [p for p, t in self.v6.items() if not t]:
@@ -143,3 +171,10 @@ class Replica:
             mask = ((1 << 128) - 1) ^ ((1 << (128 - plen)) - 1)
             order.append((plen, mask, self.v6[plen]))
         self._v6_order = tuple(order)
+
+
+def _text(bits: int, value: int) -> str:
+    """An address as a socket reports it (the client tables' keys)."""
+    if bits == 32:
+        return socket.inet_ntop(socket.AF_INET, value.to_bytes(4, "big"))
+    return socket.inet_ntop(socket.AF_INET6, value.to_bytes(16, "big"))

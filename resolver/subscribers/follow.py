@@ -16,11 +16,12 @@ import threading
 from collections.abc import Callable
 
 from ..policy.clients import address_key
-from .replica import Affected, Replica
+from .replica import Affected, Replica, Update
 from .store import StoreUnavailable, SubscriberStore
 
 log = logging.getLogger(__name__)
 BACKOFF_FIRST, BACKOFF_MAX = 0.25, 8.0
+CHUNK = 2000  # updates applied per loop callback during a resync: a few ms each
 
 
 class Follower:
@@ -50,9 +51,9 @@ class Follower:
             try:
                 for batch in self.store.follow(self.stop):
                     if batch is None:
-                        self._hand(True, self.store.load())
+                        self._resync()
                     else:
-                        self._hand(False, batch)
+                        self._hand(batch)
                     self._mark_up()
                     delay = BACKOFF_FIRST
             except StoreUnavailable as exc:
@@ -60,14 +61,40 @@ class Follower:
                 self.stop.wait(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
 
-    def _hand(self, full: bool, item: object) -> None:
+    def _resync(self) -> None:
+        """Become the store's state again, unless it has not changed since the replica did.
+
+        The diff is computed here, off the event loop (a million bindings take seconds), once
+        every update handed before has been applied: nothing else changes the replica then.
+        It is then applied in chunks, so DNS answers keep flowing between them."""
+        version = self.replica.version
+        if version is not None and self.store.version() == version:
+            return  # loaded at start (or unchanged through an outage): nothing to redo
+        profiles, bindings = self.store.load()
+        loaded = self.store.loaded_version
+        self._quiesce()
+        updates = self.replica.diff(profiles, bindings)
+        del profiles, bindings
+        for start in range(0, len(updates), CHUNK):
+            self._hand(updates[start : start + CHUNK])
+        self.loop.call_soon_threadsafe(setattr, self.replica, "version", loaded)
+
+    def _quiesce(self) -> None:
+        """Wait until the loop has applied everything handed so far (its queue is FIFO)."""
+        done = threading.Event()
+        self.loop.call_soon_threadsafe(done.set)
+        while not done.wait(0.5) and not self.stop.is_set():
+            pass
+
+    def _hand(self, updates: list[Update]) -> None:
         try:
-            self.loop.call_soon_threadsafe(self._apply, full, item)
+            self.loop.call_soon_threadsafe(self._apply, updates)
         except RuntimeError:  # the loop closed: the process is stopping
             self.stop.set()
 
-    def _apply(self, full: bool, item: object) -> None:
-        affected = self.replica.replace(*item) if full else self.replica.apply(item)  # type: ignore[arg-type,misc]
+    def _apply(self, updates: list[Update]) -> None:
+        self.replica.version = None  # newer than any version read so far
+        affected = self.replica.apply(updates)
         if affected:
             self.on_change(affected)
 

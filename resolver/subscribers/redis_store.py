@@ -19,6 +19,7 @@ from .replica import Binding, Update, canonical_prefix
 from .store import StoreUnavailable
 
 PROFILES, BINDINGS, CHANNEL = "lachan:subscribers", "lachan:bindings", "lachan:subscribers:changes"
+VERSION = "lachan:subscribers:version"  # bumped by every write: a restart reloads only if moved
 _BATCH = 1000  # updates applied per loop callback: bounded work between DNS packets
 
 
@@ -28,13 +29,23 @@ class RedisStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self._client = redis.Redis.from_url(
-            url, decode_responses=True, socket_timeout=2.0, socket_connect_timeout=1.0
+            url, decode_responses=True, socket_timeout=10.0, socket_connect_timeout=1.0
         )
+        self.loaded_version: object = None
+
+    def version(self) -> object:
+        with _unavailable(self.url):
+            return self._client.get(VERSION)
 
     def load(self) -> tuple[dict[str, str], dict[str, Binding]]:
+        """Both hashes and their version, read in one transaction (one consistent state)."""
         with _unavailable(self.url):
-            profiles: dict[str, str] = self._client.hgetall(PROFILES)  # type: ignore[assignment]
-            raw: dict[str, str] = self._client.hgetall(BINDINGS)  # type: ignore[assignment]
+            pipe = self._client.pipeline(transaction=True)
+            pipe.get(VERSION)
+            pipe.hgetall(PROFILES)
+            pipe.hgetall(BINDINGS)
+            version, profiles, raw = pipe.execute()
+        self.loaded_version = version
         decoded = {key: _binding(value) for key, value in raw.items()}
         return dict(profiles), {k: b for k, b in decoded.items() if b is not None}
 
@@ -53,6 +64,7 @@ class RedisStore:
                     else:
                         pipe.hset(PROFILES, subscriber, name)
                     pipe.publish(CHANNEL, "p " + subscriber)
+                pipe.incr(VERSION)
                 pipe.execute()
 
     def bind(self, prefixes: list[str], binding: Binding) -> None:
@@ -62,6 +74,7 @@ class RedisStore:
             for prefix in map(canonical_prefix, prefixes):
                 pipe.hset(BINDINGS, prefix, value)
                 pipe.publish(CHANNEL, "b " + prefix)
+            pipe.incr(VERSION)
             pipe.execute()
 
     def unbind(self, prefixes: list[str]) -> None:
@@ -70,6 +83,7 @@ class RedisStore:
             for prefix in map(canonical_prefix, prefixes):
                 pipe.hdel(BINDINGS, prefix)
                 pipe.publish(CHANNEL, "b " + prefix)
+            pipe.incr(VERSION)
             pipe.execute()
 
     def unbind_nas(self, nas: str) -> int:

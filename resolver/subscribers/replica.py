@@ -71,6 +71,7 @@ class Replica:
         self.v4: dict[int, Binding] = {}  # Framed-IP-Address: the hot path's one lookup
         self.v6: dict[int, dict[int, Binding]] = {}  # prefix length -> network -> binding
         self._v6_order: tuple[tuple[int, int, dict[int, Binding]], ...] = ()
+        self.version: object = None  # the store's version this replica equals, when known
 
     def binding(self, bits: int, value: int) -> Binding | None:
         """The binding of an address given as ``policy.clients.address_key`` returns it."""
@@ -106,6 +107,10 @@ class Replica:
         """Become exactly the store's state (initial load, or a resync after an outage)."""
         if not self.profiles and not self.bindings_count():
             return self._load(profiles, bindings)
+        return self.apply(self.diff(profiles, bindings))
+
+    def diff(self, profiles: Mapping[str, str], bindings: Mapping[str, Binding]) -> list[Update]:
+        """The updates that would make this replica the store's state (reads only)."""
         updates: list[Update] = [
             ("profile", s, p) for s, p in profiles.items() if self.profiles.get(s) != p
         ]
@@ -113,7 +118,7 @@ class Replica:
         current = dict(self.items())
         updates += [("binding", k, b) for k, b in bindings.items() if current.get(k) != b]
         updates += [("binding", k, None) for k in current if k not in bindings]
-        return self.apply(updates)
+        return updates
 
     def _load(self, profiles: Mapping[str, str], bindings: Mapping[str, Binding]) -> Affected:
         """The initial load: straight into the tables (a million entries in seconds)."""

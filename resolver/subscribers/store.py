@@ -29,7 +29,10 @@ class StoreUnavailable(LachanError):
 class SubscriberStore(Protocol):
     """What the CLI, the RADIUS listener and the watcher need from a store."""
 
+    loaded_version: object  # the version the last load() read (None: unknown)
+
     def load(self) -> tuple[dict[str, str], dict[str, Binding]]: ...
+    def version(self) -> object: ...
     def set_profiles(self, profiles: Mapping[str, str | None]) -> None: ...
     def profile(self, subscriber: str) -> str | None: ...
     def bind(self, prefixes: list[str], binding: Binding) -> None: ...
@@ -53,8 +56,13 @@ class FileStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.loaded_version: object = None
+
+    def version(self) -> object:
+        return self._stamp()
 
     def load(self) -> tuple[dict[str, str], dict[str, Binding]]:
+        self.loaded_version = self._stamp()  # before reading: a later change reads as newer
         document = self._read()
         bindings = {k: Binding(*v) for k, v in document.get("bindings", {}).items()}
         return dict(document.get("subscribers", {})), bindings

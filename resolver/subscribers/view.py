@@ -61,7 +61,9 @@ def process_replica(settings: SubscriberSettings) -> Replica:
 
         replica = _REPLICAS[settings.store] = Replica()
         try:
-            replica.replace(*open_store(settings.store).load())
+            store = open_store(settings.store)
+            replica.replace(*store.load())
+            replica.version = store.loaded_version
         except StoreUnavailable as exc:
             log.error("subscriber store unreachable, starting with no bindings: %s", exc)
     return replica

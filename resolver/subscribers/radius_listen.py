@@ -1,7 +1,8 @@
 """The RADIUS accounting listener: an asyncio UDP protocol that only moves bytes.
 
 Decoding and deciding are in ``radius``; the store write runs in the loop's executor (it
-blocks), and the Accounting-Response goes out only once the write succeeded.
+blocks), one at a time, each storing every request that arrived while the previous one ran;
+the Accounting-Response goes out only once the write succeeded.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from collections.abc import Callable
 from typing import Any
 
 from .radius import RESULTS, Action, action_of, decode, load_dictionary
-from .replica import Replica, prefix_key
+from .replica import Binding, Replica, prefix_key
 from .settings import RadiusSettings
 from .store import StoreUnavailable, SubscriberStore
 
 log = logging.getLogger(__name__)
-MAX_PENDING = 4096  # writes waiting for the store; beyond it the NAS retransmits later
+MAX_PENDING = 4096  # requests waiting for the store; beyond it the NAS retransmits later
+MAX_BATCH = 500  # requests stored in one write
+_Queued = tuple[Action, bytes, tuple[Any, ...]]
 
 
 class RadiusListener(asyncio.DatagramProtocol):
@@ -38,7 +41,8 @@ class RadiusListener(asyncio.DatagramProtocol):
         self.dictionary = load_dictionary()
         self.results: dict[str, int] = dict.fromkeys(RESULTS, 0)
         self.transport: asyncio.DatagramTransport | None = None
-        self.pending = 0
+        self.queue: list[_Queued] = []
+        self.writing = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -58,32 +62,47 @@ class RadiusListener(asyncio.DatagramProtocol):
             self.results["ignored"] += 1
             self._send(request.reply, addr)
             return
-        if self.pending >= MAX_PENDING:
+        if len(self.queue) >= MAX_PENDING:
             self.results["store_error"] += 1
             return
-        self.pending += 1
-        future = asyncio.get_running_loop().run_in_executor(None, self._store, action)
-        future.add_done_callback(lambda f: self._stored(f, request.reply, addr))
+        self.queue.append((action, request.reply, addr))
+        if not self.writing:
+            self._write_next()
 
-    def _store(self, action: Action) -> None:
-        if action.kind == "bind":
-            assert action.binding is not None
-            self.store.bind(list(action.prefixes), action.binding)
-        elif action.kind == "unbind":
-            self.store.unbind(list(action.prefixes))
-        else:
-            self.store.unbind_nas(action.nas)
+    def _write_next(self) -> None:
+        """Store what queued up while the last write ran, in one write (one round trip)."""
+        batch, self.queue = self.queue[:MAX_BATCH], self.queue[MAX_BATCH:]
+        self.writing = True
+        actions = [action for action, _, _ in batch]
+        future = asyncio.get_running_loop().run_in_executor(None, self._store, actions)
+        future.add_done_callback(lambda f: self._stored(f, batch))
 
-    def _stored(self, future: asyncio.Future[None], reply: bytes, addr: tuple[Any, ...]) -> None:
-        self.pending -= 1
-        if future.exception() is not None:
-            exc = future.exception()
-            self.results["store_error"] += 1
+    def _store(self, actions: list[Action]) -> None:
+        changes: list[tuple[str, Binding | None]] = []
+        for action in actions:  # in arrival order: a Start then its Stop stay in that order
+            if action.kind == "unbind_nas":
+                if changes:
+                    self.store.change(changes)
+                    changes = []
+                self.store.unbind_nas(action.nas)
+            else:
+                changes += [(prefix, action.binding) for prefix in action.prefixes]
+        if changes:
+            self.store.change(changes)
+
+    def _stored(self, future: asyncio.Future[None], batch: list[_Queued]) -> None:
+        self.writing = False
+        exc = future.exception()
+        if exc is not None:
+            self.results["store_error"] += len(batch)
             if not isinstance(exc, StoreUnavailable):
                 log.error("RADIUS accounting not stored: %s", type(exc).__name__)
-            return  # no answer: the NAS retries, as RFC 2866 intends
-        self.results["ok"] += 1
-        self._send(reply, addr)
+        else:  # no answer on failure: the NAS retries, as RFC 2866 intends
+            self.results["ok"] += len(batch)
+            for _, reply, addr in batch:
+                self._send(reply, addr)
+        if self.queue:
+            self._write_next()
 
     def _send(self, reply: bytes, addr: tuple[Any, ...]) -> None:
         if self.transport is not None and not self.transport.is_closing():

@@ -37,6 +37,7 @@ class SubscriberStore(Protocol):
     def profile(self, subscriber: str) -> str | None: ...
     def bind(self, prefixes: list[str], binding: Binding) -> None: ...
     def unbind(self, prefixes: list[str]) -> None: ...
+    def change(self, changes: list[tuple[str, Binding | None]]) -> None: ...
     def unbind_nas(self, nas: str) -> int: ...
     def follow(self, stop: threading.Event) -> Iterator[list[Update] | None]: ...
     def close(self) -> None: ...
@@ -80,16 +81,20 @@ class FileStore:
                     table[subscriber] = name
 
     def bind(self, prefixes: list[str], binding: Binding) -> None:
-        with self._edit() as document:
-            table = document.setdefault("bindings", {})
-            for prefix in prefixes:
-                table[canonical_prefix(prefix)] = list(binding)
+        self.change([(prefix, binding) for prefix in prefixes])
 
     def unbind(self, prefixes: list[str]) -> None:
+        self.change([(prefix, None) for prefix in prefixes])
+
+    def change(self, changes: list[tuple[str, Binding | None]]) -> None:
+        """Bind (or, with None, unbind) each prefix, in order, in one write."""
         with self._edit() as document:
             table = document.setdefault("bindings", {})
-            for prefix in prefixes:
-                table.pop(canonical_prefix(prefix), None)
+            for prefix, binding in changes:
+                if binding is None:
+                    table.pop(canonical_prefix(prefix), None)
+                else:
+                    table[canonical_prefix(prefix)] = list(binding)
 
     def unbind_nas(self, nas: str) -> int:
         with self._edit() as document:

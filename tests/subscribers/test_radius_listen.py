@@ -64,3 +64,36 @@ def test_nothing_is_acknowledged_while_the_store_cannot_write(tmp_path: Path) ->
 
     listener = asyncio.run(scenario())
     assert listener.results["store_error"] == 1 and listener.results["ok"] == 0
+
+
+def test_a_burst_is_stored_in_few_writes_and_every_request_answered(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "s.json")
+    writes: list[int] = []
+    change = store.change
+
+    def counted(changes: list) -> None:  # type: ignore[type-arg]
+        writes.append(len(changes))
+        change(changes)
+
+    store.change = counted  # type: ignore[method-assign]
+
+    async def scenario() -> int:
+        listener = RadiusListener(RADIUS, SECRET, store)
+        transport = await open_radius(RADIUS, listener)
+        port = transport.get_extra_info("sockname")[1]
+        loop = asyncio.get_running_loop()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)
+            sock.connect(("127.0.0.1", port))
+            for i in range(200):
+                sock.send(accounting("Start", User_Name=f"l{i}", Framed_IP_Address=f"100.64.1.{i}"))
+            replies = 0
+            while replies < 200:
+                await asyncio.wait_for(loop.sock_recv(sock, 4096), 5.0)
+                replies += 1
+        transport.close()
+        return replies
+
+    assert asyncio.run(scenario()) == 200
+    assert len(store.load()[1]) == 200
+    assert sum(writes) == 200 and len(writes) < 200  # batched, none lost

@@ -85,3 +85,9 @@ def test_a_damaged_file_is_a_store_error(tmp_path: Path) -> None:
     (tmp_path / "s.json").write_text("{oops", encoding="utf-8")
     with pytest.raises(StoreUnavailable, match="not valid JSON"):
         FileStore(tmp_path / "s.json").load()
+
+
+def test_a_change_list_applies_in_order_in_one_write(store: SubscriberStore) -> None:
+    store.change([("192.0.2.7", B1), ("192.0.2.7", None), ("192.0.2.8", B2), ("192.0.2.9", B1)])
+    store.change([("192.0.2.9", None), ("192.0.2.9", B2)])
+    assert store.load()[1] == {"192.0.2.8/32": B2, "192.0.2.9/32": B2}

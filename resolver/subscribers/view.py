@@ -47,9 +47,11 @@ class SubscriberView:
             return None
         profile = self.profile_for(bits, value)
         assert profile is not None
-        since = datetime.fromtimestamp(binding.since, ZoneInfo(self.timezone))
         opted = binding.subscriber in self.replica.profiles
         whose = "an opted-in subscriber" if opted else "a subscriber with no profile set"
+        if not binding.since:  # a serving replica keeps no times: `subscribers where` has it
+            return profile, f"is bound to {whose} (since when: lachan subscribers where)"
+        since = datetime.fromtimestamp(binding.since, ZoneInfo(self.timezone))
         return profile, f"is bound to {whose} since {since:%Y-%m-%d %H:%M:%S %Z}"
 
 
@@ -59,7 +61,7 @@ def process_replica(settings: SubscriberSettings) -> Replica:
     if replica is None:
         from .store import StoreUnavailable, open_store
 
-        replica = _REPLICAS[settings.store] = Replica()
+        replica = _REPLICAS[settings.store] = Replica(details=False)
         try:
             store = open_store(settings.store)
             replica.replace(*store.load())

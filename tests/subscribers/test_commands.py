@@ -108,7 +108,7 @@ def test_explain_shows_the_profile_a_subscriber_chose_for_an_address(
     bound = subprocess.run([*command, "--client", "192.0.2.7"], capture_output=True, text=True)
     other = subprocess.run([*command, "--client", "192.0.2.8"], capture_output=True, text=True)
     assert bound.returncode == 0, bound.stderr
-    assert "under16" in bound.stdout and "opted-in subscriber since 2026-05-29" in bound.stdout
+    assert "under16" in bound.stdout and "is bound to an opted-in subscriber" in bound.stdout
     assert "line-1" not in bound.stdout
     assert "isp-default" in other.stdout and "under16" not in other.stdout
 

@@ -72,3 +72,14 @@ def test_replace_becomes_exactly_the_stores_state() -> None:
 def test_prefixes_are_stored_under_one_spelling() -> None:
     assert canonical_prefix("2001:DB8:0:0::5/64") == "2001:db8::/64"
     assert canonical_prefix("192.0.2.7") == "192.0.2.7/32"
+
+
+def test_a_serving_replica_keeps_only_the_id_and_ignores_a_new_since() -> None:
+    replica = Replica(details=False)
+    replica.replace({"line-1": "under16"}, {"192.0.2.7/32": B1})
+    assert lookup(replica, "192.0.2.7") == Binding("line-1", 0.0, "")
+    later = Binding("line-1", 9999.0, "10.0.0.9")  # an Interim-Update: same line, new time
+    assert replica.diff({"line-1": "under16"}, {"192.0.2.7/32": later}) == []
+    assert not replica.apply([("binding", "192.0.2.7", later)])
+    moved = replica.apply([("binding", "192.0.2.7", B2)])
+    assert moved.addresses == {"192.0.2.7"} and lookup(replica, "192.0.2.7").subscriber == "line-2"

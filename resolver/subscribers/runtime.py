@@ -66,7 +66,8 @@ async def start_subscribers(
     if radius and settings.radius is not None:
         await _start_radius(config, service, replica)
     if metrics is not None:
-        metrics.registry.register(SubscriberCollector(service, replica))
+        site = (config.site.id, config.site.kind)
+        metrics.registry.register(SubscriberCollector(service, replica, site))
     return service
 
 
@@ -87,32 +88,35 @@ async def _start_radius(config: Config, service: SubscriberService, replica: Rep
 class SubscriberCollector(Collector):
     """The subscriber metrics, read at scrape time: counts per profile, never per subscriber."""
 
-    def __init__(self, service: SubscriberService, replica: Replica) -> None:
-        self.service, self.replica = service, replica
+    def __init__(self, service: SubscriberService, replica: Replica, site: tuple[str, str]) -> None:
+        self.service, self.replica, self.site = service, replica, list(site)
 
     def collect(self) -> Iterator[Metric]:
+        site, labels = self.site, ["site", "site_kind"]  # as every lachan metric carries
         up = GaugeMetricFamily(
-            "lachan_subscriber_store_up", "1 while the subscriber store is reachable."
-        )
-        up.add_metric([], 1.0 if self.service.follower.up else 0.0)
+            "lachan_subscriber_store_up", "1 while the subscriber store is reachable.",
+            labels=labels,
+        )  # fmt: skip
+        up.add_metric(site, 1.0 if self.service.follower.up else 0.0)
         yield up
         per_profile = GaugeMetricFamily(
-            "lachan_subscribers", "Subscribers with a profile set, by profile.", labels=["profile"]
-        )
+            "lachan_subscribers", "Subscribers with a profile set, by profile.",
+            labels=["profile", *labels],
+        )  # fmt: skip
         for name, count in sorted(self.replica.profile_counts().items()):
-            per_profile.add_metric([name], count)
+            per_profile.add_metric([name, *site], count)
         yield per_profile
         bindings = GaugeMetricFamily(
-            "lachan_subscriber_bindings", "Addresses and prefixes bound to a subscriber."
-        )
-        bindings.add_metric([], self.replica.bindings_count())
+            "lachan_subscriber_bindings", "Addresses and prefixes bound to a subscriber.",
+            labels=labels,
+        )  # fmt: skip
+        bindings.add_metric(site, self.replica.bindings_count())
         yield bindings
         if self.service.radius is not None:
             requests = CounterMetricFamily(
-                "lachan_radius_requests",
-                "RADIUS accounting requests received, by result.",
-                labels=["result"],
-            )
+                "lachan_radius_requests", "RADIUS accounting requests received, by result.",
+                labels=["result", *labels],
+            )  # fmt: skip
             for result in RESULTS:
-                requests.add_metric([result], self.service.radius.results[result])
+                requests.add_metric([result, *site], self.service.radius.results[result])
             yield requests

@@ -9,6 +9,7 @@ nothing. Subscriber IDs and addresses never reach metrics or the default logs.
 from __future__ import annotations
 
 import re
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -82,7 +83,10 @@ def test_with_workers_the_supervisor_takes_accounting_and_every_worker_follows(
             # Each query from a new source port: SO_REUSEPORT spreads them over the workers.
             seen = {profile_seen(host, HOME) for host in (pair.a, pair.b) for _ in range(24)}
             assert seen == {"under16"}
-            assert 'lachan_radius_requests_total{result="ok"} 1.0' in pair.metrics()
+            assert (
+                'lachan_radius_requests_total{result="ok",site="isp-test",site_kind="isp"} 1.0'
+                in pair.metrics()
+            )
         finally:
             pair.stop()
 
@@ -98,9 +102,15 @@ def test_forged_or_foreign_accounting_changes_nothing_and_is_counted(pair: IspPa
     for host in (pair.a, pair.b):
         assert profile_seen(host, HOME) == "isp-default"
     text = pair.metrics()
-    assert 'lachan_radius_requests_total{result="bad_authenticator"} 1.0' in text
-    assert 'lachan_radius_requests_total{result="unknown_nas"} 1.0' in text
-    assert "lachan_subscriber_bindings 0.0" in text
+    assert (
+        'lachan_radius_requests_total{result="bad_authenticator",site="isp-test",site_kind="isp"} 1.0'
+        in text
+    )
+    assert (
+        'lachan_radius_requests_total{result="unknown_nas",site="isp-test",site_kind="isp"} 1.0'
+        in text
+    )
+    assert 'lachan_subscriber_bindings{site="isp-test",site_kind="isp"} 0.0' in text
 
 
 def test_metrics_and_logs_count_subscribers_and_never_name_them(pair: IspPair) -> None:
@@ -108,10 +118,14 @@ def test_metrics_and_logs_count_subscribers_and_never_name_them(pair: IspPair) -
     start(pair)
     until_profile(pair.a, HOME, "under16", 1.0)
     text = pair.metrics()
-    assert 'lachan_subscribers{profile="under16"} 1.0' in text
-    assert "lachan_subscriber_bindings 1.0" in text
-    assert 'lachan_radius_requests_total{result="ok"} 1.0' in text
-    assert "lachan_subscriber_store_up 1.0" in text
+    assert 'lachan_subscribers{profile="under16",site="isp-test",site_kind="isp"} 1.0' in text
+    assert 'lachan_subscriber_bindings{site="isp-test",site_kind="isp"} 1.0' in text
+    assert 'lachan_radius_requests_total{result="ok",site="isp-test",site_kind="isp"} 1.0' in text
+    assert 'lachan_subscriber_store_up{site="isp-test",site_kind="isp"} 1.0' in text
+    lint = subprocess.run(
+        ["/usr/bin/promtool", "check", "metrics"], input=text, capture_output=True, text=True
+    )
+    assert "subscriber" not in lint.stdout + lint.stderr and "radius" not in lint.stdout
     for secret in (LINE, HOME, "127.0.0.5"):
         assert secret not in text
         assert secret not in pair.a.stderr() and secret not in pair.b.stderr()
@@ -143,10 +157,20 @@ def test_redis_killed_and_restarted_while_queries_flow(pair: IspPair) -> None:
     try:
         time.sleep(0.5)
         pair.redis.kill()
-        _wait(lambda: "lachan_subscriber_store_up 0.0" in pair.metrics(), 5.0)
+        _wait(
+            lambda: (
+                'lachan_subscriber_store_up{site="isp-test",site_kind="isp"} 0.0' in pair.metrics()
+            ),
+            5.0,
+        )
         time.sleep(1.0)  # queries keep flowing against the last replica
         pair.redis.start()
-        _wait(lambda: "lachan_subscriber_store_up 1.0" in pair.metrics(), 15.0)
+        _wait(
+            lambda: (
+                'lachan_subscriber_store_up{site="isp-test",site_kind="isp"} 1.0' in pair.metrics()
+            ),
+            15.0,
+        )
         time.sleep(0.5)
     finally:
         stop.set()

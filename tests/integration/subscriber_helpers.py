@@ -32,6 +32,7 @@ class IspPair:
     radius_port: int
     metrics_a: int
     config_a: Path
+    ledger_a: Path
 
     def radclient(self, lines: str, secret: str = SECRET) -> subprocess.CompletedProcess[str]:
         """FreeRADIUS's radclient sends ``lines`` (attribute=value, comma separated) to A."""
@@ -72,7 +73,16 @@ def start_pair(work: Path, upstream: str, workers: int = 1) -> IspPair:
         f"  radius: {{listen: '127.0.0.1:{radius_port}', secret_file: '{secret}',\n"
         "           nas: ['127.0.0.1/32'], id_attribute: User-Name}\n"
     )
-    config_a = common + radius + f"metrics: {{listen: '127.0.0.1:{metrics_a}'}}\n"
+    keys, ledger = work / "keys", work / "ledger" / "a.jsonl"
+    ledger.parent.mkdir(parents=True, exist_ok=True)
+    made = subprocess.run(
+        [*lachan_command(), "audit", "keygen", "--out", str(keys)], capture_output=True, timeout=60
+    )
+    assert made.returncode == 0, made.stderr
+    config_a = (
+        common + radius + f"metrics: {{listen: '127.0.0.1:{metrics_a}'}}\n"
+        f"audit: {{ledger: '{ledger}', key: '{keys / 'audit.key'}', period: 60}}\n"
+    )
     metrics_b = free_port(("127.0.0.1",))
     a = start_lachan(_folder(work / "a"), upstream, config_a, ipv6=False)
     b = start_lachan(
@@ -80,7 +90,7 @@ def start_pair(work: Path, upstream: str, workers: int = 1) -> IspPair:
         ipv6=False,
     )  # fmt: skip
     config_path = work / "a" / f"lachan-{a.port}.yaml"
-    return IspPair(redis, a, b, radius_port, metrics_a, config_path)
+    return IspPair(redis, a, b, radius_port, metrics_a, config_path, ledger)
 
 
 def profile_seen(process: LachanProcess, source: str) -> str:

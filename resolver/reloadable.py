@@ -17,6 +17,7 @@ _NEEDS_RESTART: tuple[tuple[str, str, str], ...] = (
     ("querylog", "querylog", "the query log file is opened once at start"),
     ("audit", "audit", "the ledger's open period is signed with the settings it began with"),
     ("workers", "workers", "worker processes are started once"),
+    ("subscribers", "subscribers", "the store's follower and the RADIUS listener start once"),
 )
 
 

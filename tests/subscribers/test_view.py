@@ -101,3 +101,15 @@ def test_without_the_section_nothing_of_it_is_loaded() -> None:
     cfg = config.parse("upstreams: ['127.0.0.1:9']\nlists: {enabled: false}\n", "test.yaml")
     assert cfg.subscribers is None
     assert build_state(cfg).clients.subscribers is None
+
+
+def test_a_reload_that_changes_the_subscribers_section_asks_for_a_restart(tmp_path: Path) -> None:
+    from resolver.reloadable import restart_needed
+
+    old = subscriber_config(tmp_path)
+    new = config.parse(
+        "upstreams: ['127.0.0.1:9']\nlists: {enabled: false}\n"
+        "subscribers: {store: 'redis://127.0.0.1:6390/0'}\n",
+        "test.yaml",
+    )
+    assert [line.split(" ")[0] for line in restart_needed(old, new)] == ["subscribers"]

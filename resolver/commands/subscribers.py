@@ -22,6 +22,9 @@ def _fail(message: str) -> NoReturn:
 
 
 def _open(config_path: str | None) -> tuple[Config, SubscriberStore]:
+    """The config (``--config`` after the subcommand, else before it) and its store."""
+    if config_path is None:
+        config_path = click.get_current_context().find_root().meta.get("lachan.subscribers")
     try:
         cfg = config.load(config_path)
     except LachanError as exc:
@@ -42,8 +45,11 @@ _config_option = click.option(
 
 
 @click.group()
-def subscribers() -> None:
+@_config_option
+@click.pass_context
+def subscribers(ctx: click.Context, config_path: str | None) -> None:
     """Subscriber lines and their profiles (ISP subscriber mode)."""
+    ctx.find_root().meta["lachan.subscribers"] = config_path
 
 
 @subscribers.command("set")

@@ -123,3 +123,14 @@ def test_check_config_validates_the_section_without_touching_the_store(tmp_path:
     refused = subprocess.run([*check, str(bad)], capture_output=True, text=True, timeout=60)
     assert refused.returncode == 1
     assert f"{bad}: subscribers.default: unknown profile 'adults'" in refused.stderr
+
+
+def test_config_may_come_before_the_subcommand(
+    config_file: Path, redis_server: RedisServer
+) -> None:
+    done = subprocess.run(
+        [*lachan_command(), "subscribers", "--config", str(config_file), "set", "line-7", "under16"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert RedisStore(redis_server.url).profile("line-7") == "under16"

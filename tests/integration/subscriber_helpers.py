@@ -84,10 +84,10 @@ def start_pair(work: Path, upstream: str, workers: int = 1) -> IspPair:
         f"audit: {{ledger: '{ledger}', key: '{keys / 'audit.key'}', period: 60}}\n"
     )
     metrics_b = free_port(("127.0.0.1",))
-    a = start_lachan(_folder(work / "a"), upstream, config_a, ipv6=False)
+    a = start_lachan(_folder(work / "a"), upstream, config_a, ipv6=True)
     b = start_lachan(
         _folder(work / "b"), upstream, common + f"metrics: {{listen: '127.0.0.1:{metrics_b}'}}\n",
-        ipv6=False,
+        ipv6=True,
     )  # fmt: skip
     config_path = work / "a" / f"lachan-{a.port}.yaml"
     return IspPair(redis, a, b, radius_port, metrics_a, config_path, ledger)

@@ -71,6 +71,22 @@ def test_an_opted_in_line_is_under16_on_both_hosts_until_its_session_stops(
         assert not blocked(ask(host.port, CASINO, source=HOME))
 
 
+def test_a_delegated_ipv6_prefix_covers_the_addresses_inside_it(pair: IspPair) -> None:
+    assert pair.subscribers("set", LINE, "under16").returncode == 0
+    for host in (pair.a, pair.b):
+        assert profile_seen(host, "::1") == "isp-default"  # and its state is now cached
+    done = pair.radclient(
+        f"User-Name={LINE},Acct-Status-Type=Start,Delegated-IPv6-Prefix=::/64,"
+        "Framed-IPv6-Prefix=2001:db8:1::/64"
+    )
+    assert "Received Accounting-Response" in done.stdout + done.stderr
+    for host in (pair.a, pair.b):
+        assert until_profile(host, "::1", "under16", 1.0) < 1.0
+        assert blocked(ask(host.port, CASINO, source="::1"))
+        assert profile_seen(host, HOME) == "isp-default"
+    assert "::/64 since" in pair.subscribers("where", "::1").stdout
+
+
 def test_with_workers_the_supervisor_takes_accounting_and_every_worker_follows(
     tmp_path: Path,
 ) -> None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ..state import load_policies
 from .follow import Follower, invalidator
 from .radius import RESULTS, read_secret
 from .radius_listen import RadiusListener, open_radius
@@ -67,7 +68,8 @@ async def start_subscribers(
         await _start_radius(config, service, replica)
     if metrics is not None:
         site = (config.site.id, config.site.kind)
-        metrics.registry.register(SubscriberCollector(service, replica, site))
+        known = frozenset(load_policies(config, connect=False)[0])
+        metrics.registry.register(SubscriberCollector(service, replica, site, known))
     return service
 
 
@@ -88,8 +90,15 @@ async def _start_radius(config: Config, service: SubscriberService, replica: Rep
 class SubscriberCollector(Collector):
     """The subscriber metrics, read at scrape time: counts per profile, never per subscriber."""
 
-    def __init__(self, service: SubscriberService, replica: Replica, site: tuple[str, str]) -> None:
+    def __init__(
+        self,
+        service: SubscriberService,
+        replica: Replica,
+        site: tuple[str, str],
+        profiles: frozenset[str],
+    ) -> None:
         self.service, self.replica, self.site = service, replica, list(site)
+        self.profiles = profiles  # the label's bounded values; anything else counts as other
 
     def collect(self) -> Iterator[Metric]:
         site, labels = self.site, ["site", "site_kind"]  # as every lachan metric carries
@@ -103,7 +112,11 @@ class SubscriberCollector(Collector):
             "lachan_subscribers", "Subscribers with a profile set, by profile.",
             labels=["profile", *labels],
         )  # fmt: skip
-        for name, count in sorted(self.replica.profile_counts().items()):
+        counts: dict[str, int] = {}
+        for name, count in self.replica.profile_counts().items():
+            label = name if name in self.profiles else "other"
+            counts[label] = counts.get(label, 0) + count
+        for name, count in sorted(counts.items()):
             per_profile.add_metric([name, *site], count)
         yield per_profile
         bindings = GaugeMetricFamily(

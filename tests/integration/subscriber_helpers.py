@@ -61,6 +61,14 @@ class IspPair:
 
 def start_pair(work: Path, upstream: str, workers: int = 1) -> IspPair:
     redis = RedisServer(_folder(work / "redis")).start()
+    try:
+        return _start_hosts(work, upstream, workers, redis)
+    except BaseException:
+        redis.kill()  # a host that failed to start must not leave the store running
+        raise
+
+
+def _start_hosts(work: Path, upstream: str, workers: int, redis: RedisServer) -> IspPair:
     secret = work / "radius.secret"
     secret.write_text(SECRET + "\n", encoding="utf-8")
     os.chmod(secret, 0o600)
@@ -85,10 +93,14 @@ def start_pair(work: Path, upstream: str, workers: int = 1) -> IspPair:
     )
     metrics_b = free_port(("127.0.0.1",))
     a = start_lachan(_folder(work / "a"), upstream, config_a, ipv6=True)
-    b = start_lachan(
-        _folder(work / "b"), upstream, common + f"metrics: {{listen: '127.0.0.1:{metrics_b}'}}\n",
-        ipv6=True,
-    )  # fmt: skip
+    try:
+        b = start_lachan(
+            _folder(work / "b"), upstream, common + f"metrics: {{listen: '127.0.0.1:{metrics_b}'}}\n",
+            ipv6=True,
+        )  # fmt: skip
+    except BaseException:
+        a.stop()
+        raise
     config_path = work / "a" / f"lachan-{a.port}.yaml"
     return IspPair(redis, a, b, radius_port, metrics_a, config_path, ledger)
 

@@ -46,6 +46,7 @@ class RedisServer:
                         return self
             except OSError:
                 time.sleep(0.05)
+        self.kill()
         raise AssertionError("redis-server did not start within 10 s")
 
     def kill(self) -> None:

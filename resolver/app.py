@@ -296,6 +296,10 @@ async def serve(
     await server.start()
     metrics = start_metrics(config, stats.snapshot, lambda: server.config)
     server.follow_allows()
+    if config.subscribers is not None:  # ISP subscriber mode: nothing of it loads otherwise
+        from .subscribers.runtime import start_subscribers
+
+        await start_subscribers(config, server.resolver, metrics, radius=True)
     watch_list_freshness(config, stats)
     audit = open_audit(config, stats.snapshot, lambda: server.resolver.state)
     console = await open_console(

@@ -25,6 +25,7 @@ _COMMANDS = {
     "collector": ("collector", "collector"),
     "report": ("report", "report"),
     "console": ("console", "console"),
+    "subscribers": ("subscribers", "subscribers"),
 }
 
 

@@ -31,6 +31,7 @@ from .upstream import ForwardPolicy, UpstreamAddress
 if TYPE_CHECKING:  # imported where used: `lachan serve` need not load what it is not asked for
     from .lists.catalogue import ExtraSource
     from .querylog import QueryLogConfig
+    from .subscribers.settings import SubscriberSettings
 
 DEFAULT_CONFIG = Path(__file__).with_name("data") / "default.yaml"
 RESOLV_CONF = Path("/etc/resolv.conf")
@@ -98,12 +99,14 @@ class Config:
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     policies_local_dir: Path | None = None  # the site's overrides of the shipped profiles
     console: ConsoleSettings | None = None  # the school's web console and block page (off)
+    subscribers: SubscriberSettings | None = None  # ISP subscriber mode (issue 15)
 
 
 _TOP_LEVEL = {
     "site", "listen", "upstreams", "upstream", "cache", "server", "tcp", "lists", "policies",
     "clients", "acl", "ratelimit", "metrics", "querylog", "audit", "workers",
     "console",
+    "subscribers",
 }  # fmt: skip
 _TOP_LEVEL |= encrypted_config.KEYS  # listen_tls, listen_https, tls, devices, require_device_id
 
@@ -157,6 +160,11 @@ def parse(text: str, source: str, base: Path | None = None) -> Config:
         encrypted=encrypted_config.read(root, base),
         console=console_settings(root.section("console"), base),
     )
+    if root.has("subscribers"):  # the subscriber package is imported only when configured
+        from .subscribers.settings import subscribers_config
+
+        subscribers = subscribers_config(root.section("subscribers"), base)
+        config = dataclasses.replace(config, subscribers=subscribers)
     upstreams, from_resolv = _upstreams(root)
     config = dataclasses.replace(
         config, upstreams=upstreams, upstreams_from_resolv_conf=from_resolv

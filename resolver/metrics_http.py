@@ -121,6 +121,11 @@ class MetricsServer:
         return self.address
 
     @property
+    def registry(self) -> CollectorRegistry:
+        """Where other parts (the subscriber metrics) register their collectors."""
+        return self._registry
+
+    @property
     def address(self) -> MetricsAddress:
         """The bound address once started, else the configured one."""
         if self._server is None:

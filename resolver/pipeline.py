@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -129,6 +129,20 @@ class Resolver:
         table: dict[str, ClientState] = {}
         self._client_tables.append(table)
         return table
+
+    def forget_clients(
+        self, addresses: Iterable[str], covers: Callable[[str], bool] | None = None
+    ) -> None:
+        """Drop the per-client state (and so the prepared answers) of these addresses and of
+        any cached address ``covers``; every other client keeps its state (subscriber
+        bindings change one line at a time)."""
+        for table in self._client_tables:
+            for ip in addresses:
+                table.pop(ip, None)
+                table.pop("::ffff:" + ip, None)
+            if covers is not None:
+                for ip in [ip for ip in table if covers(ip)]:
+                    del table[ip]
 
     def client(
         self, table: dict[str, ClientState], ip: str, listener: tuple[str, int]

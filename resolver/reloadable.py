@@ -18,6 +18,7 @@ _NEEDS_RESTART: tuple[tuple[str, str, str], ...] = (
     ("audit", "audit", "the ledger's open period is signed with the settings it began with"),
     ("workers", "workers", "worker processes are started once"),
     ("console", "console", "the console and block page sockets are bound once at start"),
+    ("subscribers", "subscribers", "the store's follower and the RADIUS listener start once"),
 )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,8 +94,12 @@ class ServingState:
         return format_canary(status)
 
 
-def load_policies(config: Config) -> tuple[dict[str, Profile], ClientMap, str]:
-    """Profiles, the client map and a digest of the policy files; ConfigError if invalid."""
+def load_policies(
+    config: Config, connect: bool = True
+) -> tuple[dict[str, Profile], ClientMap, str]:
+    """Profiles, the client map and a digest of the policy files; ConfigError if invalid.
+
+    ``connect`` False (check-config) validates without reading the subscriber store."""
     directory = config.policies_dir or BUNDLED_POLICIES
     if config.policies_dir is not None and not config.policies_dir.is_dir():
         raise ConfigError(f"{config.source}: policies.dir: folder {directory} does not exist")
@@ -109,6 +114,10 @@ def load_policies(config: Config) -> tuple[dict[str, Profile], ClientMap, str]:
         raise ConfigError(unaddressed)
     profiles = with_temporary_allows(config, profiles)
     clients = ClientMap.from_config(config.clients, profiles, config.source)
+    if config.subscribers is not None:
+        from .subscribers.view import attach
+
+        clients = attach(clients, profiles, config, connect)
     digest = hashlib.sha256()
     for folder in (Path(directory), *((Path(local),) if local else ())):
         for path in sorted(folder.glob("*.yaml")):
@@ -128,8 +137,11 @@ def with_temporary_allows(config: Config, profiles: dict[str, Profile]) -> dict[
     An allows file this user cannot read is logged and skipped: the profiles themselves
     still protect, and a teacher's exception must never stop the filter from starting.
     """
+    store = allows_store(config)
+    if not os.access(store.path.parent, os.X_OK):
+        return profiles  # none yet, or not this user's folder (check-config reports it)
     try:
-        allows = allows_store(config).load()
+        allows = store.load()
     except ConfigError as exc:
         log.error("temporary allows not applied: %s", exc)
         return profiles

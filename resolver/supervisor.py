@@ -82,6 +82,10 @@ async def _worker(load: ConfigLoader, conn: multiprocessing.connection.Connectio
     querylog = server.resolver.querylog
     await server.start()
     server.follow_allows()
+    if config.subscribers is not None:  # each worker follows the store; RADIUS stays here
+        from .subscribers.runtime import start_subscribers
+
+        await start_subscribers(config, server.resolver, None, radius=False)
     loop.add_signal_handler(signal.SIGTERM, server.stopping.set)
     loop.add_signal_handler(signal.SIGINT, lambda: None)  # the supervisor decides
     loop.add_signal_handler(
@@ -145,6 +149,10 @@ class Supervisor:
         for slot in range(self.count):
             self._start(slot)
         metrics = start_metrics(self.config, self.snapshot, lambda: self.config)
+        if self.config.subscribers is not None:  # RADIUS and subscriber metrics, not per worker
+            from .subscribers.runtime import start_subscribers
+
+            await start_subscribers(self.config, None, metrics, radius=True)
         watch_list_freshness(self.config, self.stats)
         audit = open_audit(self.config, self.snapshot, self._current_state)
         console = await open_console(

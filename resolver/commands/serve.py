@@ -138,7 +138,7 @@ def check_config(path: str, files_only: bool) -> None:
     """
     try:
         cfg = config.load(path)
-        profiles, clients, _ = load_policies(cfg)
+        profiles, clients, _ = load_policies(cfg, connect=False)  # no store connection
         problems = mapping_problems(cfg.listeners, clients, cfg.source)
         try:
             _preflight(cfg, live=not files_only)

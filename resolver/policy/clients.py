@@ -108,6 +108,7 @@ class ClientMap:
     default: Profile
     trusted_ecs: PrefixTable[bool]
     trusted_proxy: PrefixTable[bool]
+    subscribers: Any = None  # a subscribers.view.SubscriberView in ISP subscriber mode
 
     def profile_for(
         self, client_ip: str, listener: tuple[str, int], ecs: Network | None = None
@@ -118,6 +119,10 @@ class ClientMap:
         if ecs is not None and ecs.prefixlen and self.trusted_ecs.get(bits, value):
             bits, max_prefix = ecs.max_prefixlen, ecs.prefixlen
             value = int(ecs.network_address)
+        elif self.subscribers is not None:  # an address bound to a subscriber line comes first
+            profile = self.subscribers.profile_for(bits, value)
+            if profile is not None:
+                return profile
         profile = self.networks.get(bits, value, max_prefix)
         if profile is not None:
             return profile
@@ -135,6 +140,10 @@ class ClientMap:
             via = f"ECS {ecs} from trusted forwarder {client_ip}"
         elif ecs is not None:
             via += f" (ECS {ecs} ignored: not a trusted forwarder)"
+        if max_prefix == 128 and self.subscribers is not None:
+            bound = self.subscribers.explain(bits, value)
+            if bound is not None:
+                return bound[0], f"{via} {bound[1]}"
         for plen, mask, table in self.networks.v4 if bits == 32 else self.networks.v6:
             hit = table.get(value & mask) if plen <= max_prefix else None
             if hit is not None:

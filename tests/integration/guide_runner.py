@@ -45,7 +45,7 @@ LACHAN_KEYS = {
     "site", "listen", "upstreams", "upstream", "cache", "server", "tcp", "lists", "policies",
     "clients", "acl", "ratelimit", "metrics", "querylog", "audit", "workers",
     "listen_tls", "listen_https", "tls", "devices", "require_device_id",
-    "console",
+    "console", "subscribers",
 }  # fmt: skip
 _FENCE = re.compile(r"^( *)```(\w*)\s*$")
 _NOT_RUN = re.compile(r"^<!-- not-run: (.+\S) -->$")

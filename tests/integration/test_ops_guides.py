@@ -24,6 +24,7 @@ GUIDES = ("isp-guide.md", "school-guide.md")
 LACHAN_KEYS = {
     "site", "listen", "upstreams", "upstream", "cache", "server", "tcp", "lists", "policies",
     "clients", "acl", "ratelimit", "metrics", "querylog", "audit", "workers", "console",
+    "subscribers",
 }  # fmt: skip
 LACHAN_KEYS |= {"listen_tls", "listen_https", "tls", "devices", "require_device_id"}
 PROMETHEUS_KEYS = {"global", "scrape_configs", "rule_files"}

@@ -1,0 +1,257 @@
+"""ISP subscriber mode at scale: replica memory, initial load, cache-hit QPS with and without.
+
+    .venv/bin/python benchmarks/subscribers_bench.py [--subscribers N] [--seconds S] [--json FILE]
+
+Starts its own redis-server (loopback, temporary folder, stopped by PID) and fills it with N
+subscribers and N IPv4 bindings; measures (1) the replica's memory per subscriber and per
+binding with tracemalloc, (2) the initial load a starting lachan process does (HGETALL of
+both hashes, decoding, building the replica), (3) accounting: Accounting-Start packets
+paced at ``--acct-rate`` to a real ``lachan serve`` with RADIUS on, counting the answers, and
+the time from each binding's ``since`` (set when lachan received it) to its arrival in a second
+replica; (4) cache-hit QPS with dnsperf against ``lachan serve`` without a ``subscribers:``
+section and with one holding all N (the querying address bound to a subscriber), rounds
+alternated so machine noise hits both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import tracemalloc
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import dnsperf  # noqa: E402
+from benchmarks.procs import log  # noqa: E402
+from resolver.policy.clients import address_key  # noqa: E402
+from resolver.subscribers.follow import Follower  # noqa: E402
+from resolver.subscribers.redis_store import (  # noqa: E402
+    BINDINGS,
+    PROFILES,
+    VERSION,
+    RedisStore,
+    _encode,
+)
+from resolver.subscribers.replica import Affected, Binding, Replica  # noqa: E402
+from tests.stub_upstream import LachanProcess, StubUpstream, free_port  # noqa: E402
+from tests.subscribers.radius_packets import accounting as accounting_packet  # noqa: E402
+from tests.subscribers.redis_server import RedisServer  # noqa: E402
+
+
+def address(i: int) -> str:
+    return f"100.{64 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}"
+
+
+def fill(store: RedisStore, n: int) -> None:
+    """N subscribers (one in ten opted in to under16) and N bindings, in pipelined chunks."""
+    client = store._client
+    for start in range(0, n, 20_000):
+        pipe = client.pipeline(transaction=False)
+        ids = range(start, min(n, start + 20_000))
+        profiles = {f"VN-{i:09d}": "under16" if i % 10 == 0 else "isp-default" for i in ids}
+        pipe.hset(PROFILES, mapping=profiles)  # type: ignore[arg-type]
+        bindings = {
+            f"{address(i)}/32": _encode(Binding(f"VN-{i:09d}", 1.78e9 + i, "10.0.0.1")) for i in ids
+        }
+        pipe.hset(BINDINGS, mapping=bindings)  # type: ignore[arg-type]
+        pipe.incr(VERSION)
+        pipe.execute()
+
+
+def memory(store: RedisStore) -> dict[str, float]:
+    """Bytes the replica holds per subscriber and per binding, each loaded alone, traced
+    from the store read on (so the ID strings the replica keeps are counted)."""
+    out = {}
+    for label, key in (("subscriber", PROFILES), ("binding", BINDINGS), ("pair", "")):
+        gc.collect()
+        tracemalloc.start()
+        profiles, bindings = store.load()
+        if key == PROFILES:
+            bindings = {}
+        elif key == BINDINGS:
+            profiles = {}
+        count = len(profiles) + len(bindings)
+        replica = Replica(details=False)  # as every serving process keeps it
+        replica.replace(profiles, bindings)
+        del profiles, bindings
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        pairs = count // 2 if label == "pair" else count
+        out[f"bytes_per_{label}"] = held / max(1, pairs)
+        del replica
+    return out
+
+
+def load_time(store: RedisStore) -> dict[str, float]:
+    started = time.perf_counter()
+    profiles, bindings = store.load()
+    fetched = time.perf_counter()
+    replica = Replica(details=False)
+    replica.replace(profiles, bindings)
+    done = time.perf_counter()
+    return {"fetch_s": fetched - started, "build_s": done - fetched, "load_s": done - started}
+
+
+def qps(work: Path, redis_url: str, seconds: float, rounds: int) -> dict[str, list[float]]:
+    names = work / "names.txt"
+    names.write_text("".join(f"n{i}.example.test A\n" for i in range(200)), encoding="utf-8")
+    configs = {
+        "without": "lists: {enabled: false}\n",
+        "with": f"lists: {{enabled: false}}\nsubscribers: {{store: '{redis_url}'}}\n",
+    }
+    results: dict[str, list[float]] = {k: [] for k in configs}
+    with StubUpstream() as stub:
+        for _ in range(rounds):
+            for kind, config in configs.items():
+                folder = work / kind
+                folder.mkdir(exist_ok=True)
+                process = LachanProcess(folder, [stub.address], config, ipv6=False)
+                process.start(timeout=120)
+                try:
+                    dnsperf.run("127.0.0.1", process.port, names, 2, dnsperf.Load(), work,
+                                passes=2)  # fmt: skip
+                    load = dnsperf.Load(latency=False)
+                    result = dnsperf.run("127.0.0.1", process.port, names, seconds, load, work)
+                    results[kind].append(float(result["qps"]))
+                    log(f"{kind}: {result['qps']} QPS")
+                finally:
+                    process.stop()
+    return results
+
+
+def accounting(work: Path, redis_url: str, rate: int, seconds: float) -> dict[str, float]:
+    """``rate`` Accounting-Start packets a second to a real ``lachan serve`` (RADIUS on), and
+    how long each binding took to reach a second replica (a Follower in this process)."""
+    secret = work / "radius.secret"
+    secret.write_text("bench-secret\n", encoding="utf-8")
+    secret.chmod(0o600)
+    port = free_port(("127.0.0.1",))
+    config = (
+        f"lists: {{enabled: false}}\nsubscribers: {{store: '{redis_url}', radius: "
+        f"{{listen: '127.0.0.1:{port}', secret_file: '{secret}', nas: ['127.0.0.1/32']}}}}\n"
+    )
+    total = int(rate * seconds)
+    packets = [
+        accounting_packet("Start", secret=b"bench-secret", User_Name=f"acct-{i}",
+                          Framed_IP_Address=f"10.{200 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}")
+        for i in range(total)
+    ]  # fmt: skip
+    delays: list[float] = []
+    loop = asyncio.new_event_loop()
+    replica = Replica()  # with details: the propagation delay is measured from ``since``
+
+    def seen(affected: Affected) -> None:
+        now = time.time()
+        for ip in affected.addresses:
+            binding = replica.binding(*address_key(ip))
+            if binding is not None and binding.subscriber.startswith("acct-"):
+                delays.append(now - binding.since)
+
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    reader = RedisStore(redis_url)
+    replica.replace(*reader.load())  # as a starting lachan process does
+    replica.version = reader.loaded_version
+    follower = Follower(reader, replica, loop, seen)
+    with StubUpstream() as stub:
+        folder = work / "acct"
+        folder.mkdir(exist_ok=True)
+        process = LachanProcess(folder, [stub.address], config, ipv6=False).start(timeout=120)
+        try:
+            follower.start()
+            time.sleep(1)  # subscribed (the store has not moved: no reload)
+            answered = _send_paced(packets, port, rate)
+            time.sleep(2)
+        finally:
+            process.stop()
+            follower.close()
+    loop.call_soon_threadsafe(loop.stop)
+    delays.sort()
+    return {
+        "acct_sent": total, "acct_answered": answered, "acct_propagated": len(delays),
+        "acct_p50_s": delays[len(delays) // 2] if delays else -1.0,
+        "acct_p99_s": delays[int(len(delays) * 0.99)] if delays else -1.0,
+    }  # fmt: skip
+
+
+def _send_paced(packets: list[bytes], port: int, rate: int) -> int:
+    """Send at ``rate`` per second in 10 ms slices; count Accounting-Responses received."""
+    answered = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        sock.setblocking(False)
+        per_slice, started = max(1, rate // 100), time.monotonic()
+        for index in range(0, len(packets), per_slice):
+            for raw in packets[index : index + per_slice]:
+                sock.sendto(raw, ("127.0.0.1", port))
+            answered += _drain(sock)
+            pause = started + (index + per_slice) / rate - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            answered += _drain(sock)
+            time.sleep(0.05)
+    return answered
+
+
+def _drain(sock: socket.socket) -> int:
+    count = 0
+    while True:
+        try:
+            sock.recv(4096)
+        except BlockingIOError:
+            return count
+        count += 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, default=1_000_000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--no-qps", action="store_true", help="skip the dnsperf rounds")
+    parser.add_argument("--acct-rate", type=int, default=5000, help="accounting packets/s")
+    parser.add_argument("--acct-seconds", type=float, default=5.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="lachan-subs-bench-") as scratch:
+        work = Path(scratch)
+        (work / "redis").mkdir()
+        redis = RedisServer(work / "redis").start()
+        try:
+            store = RedisStore(redis.url)
+            log(f"filling redis with {args.subscribers} subscribers and bindings")
+            fill(store, args.subscribers)
+            store.set_profiles({"bench-client": "isp-default"})
+            store.bind(["127.0.0.1"], Binding("bench-client", time.time(), "10.0.0.1"))
+            report: dict[str, object] = {"subscribers": args.subscribers}
+            report.update(load_time(store))
+            report.update(memory(store))
+            log(json.dumps(report))
+            report.update(accounting(work, redis.url, args.acct_rate, args.acct_seconds))
+            log(json.dumps(report))
+            if not args.no_qps:
+                rounds = qps(work, redis.url, args.seconds, args.rounds)
+                report["qps"] = rounds
+                report["qps_median"] = {k: statistics.median(v) for k, v in rounds.items()}
+        finally:
+            redis.kill()
+    text = json.dumps(report, indent=1)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

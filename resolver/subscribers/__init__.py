@@ -1,0 +1,1 @@
+"""ISP subscriber mode: profiles per subscriber line, bound to dynamic addresses by RADIUS."""

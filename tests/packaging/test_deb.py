@@ -55,8 +55,14 @@ def _installed() -> bool:
     return "install ok installed" in done.stdout
 
 
+def _known() -> bool:
+    """Installed, or removed with its config files left: something for a purge to do."""
+    done = subprocess.run(["dpkg-query", "-W", "lachan"], capture_output=True, text=True)
+    return done.returncode == 0
+
+
 def _purge() -> None:
-    if _installed() or Path("/etc/lachan").exists():
+    if _known():
         _run(["apt-get", "purge", "-y", "-q", "lachan"])
 
 

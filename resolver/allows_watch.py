@@ -17,6 +17,7 @@ from .allows import AllowStore, next_change
 
 log = logging.getLogger(__name__)
 CHECK_EVERY = 1.0  # seconds: "applies at once" for a teacher, one stat() for the server
+_UNKNOWN = object()
 
 
 class AllowsWatch:
@@ -25,12 +26,18 @@ class AllowsWatch:
     def __init__(self, store: AllowStore, clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._clock = clock
-        self._seen: tuple[int, int] | None = self._fingerprint()
-        self._next = self._next_change()
+        # Unknown at first: the profiles in force were built before this watch began, and the
+        # file may have been written in between (a worker starting as a teacher saves).
+        self._seen: tuple[int, int] | None | object = _UNKNOWN
+        self._next: float | None = None
 
     def due(self) -> bool:
-        """True when the file changed, or an allow in it started or ended, since last time."""
+        """True when the file changed, or an allow in it started or ended, since last time
+        (the first call: whenever the file exists)."""
         seen = self._fingerprint()
+        if self._seen is _UNKNOWN and seen is None:
+            self._seen = None
+            return False
         if seen != self._seen or (self._next is not None and self._clock() >= self._next):
             self._seen = seen
             self._next = self._next_change()

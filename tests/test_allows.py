@@ -103,7 +103,7 @@ def test_the_watch_sees_a_change_of_the_file_and_an_expiry(tmp_path: Path) -> No
     clock = Clock()
     store = AllowStore(tmp_path, clock)
     watch = AllowsWatch(store, clock)
-    assert not watch.due()
+    assert not watch.due()  # no file: nothing to apply
     store.add("example.org", "school", 1800, "lesson", "a")
     assert watch.due() and not watch.due()
     clock.now += 1799
@@ -123,3 +123,16 @@ def test_an_unreadable_allows_file_never_stops_the_profiles_loading(
     profiles = {"school": Profile("school", "test")}
     assert with_temporary_allows(config, profiles) is profiles
     assert "temporary allows not applied" in caplog.text
+
+
+def test_a_file_written_before_the_watch_began_is_applied_at_the_first_check(
+    tmp_path: Path,
+) -> None:
+    # A worker builds its profiles, a teacher saves, then the worker's watch starts.
+    from resolver.allows_watch import AllowsWatch
+
+    clock = Clock()
+    store = AllowStore(tmp_path, clock)
+    store.add("example.org", "school", 1800, "lesson", "a")
+    watch = AllowsWatch(store, clock)
+    assert watch.due() and not watch.due()

@@ -16,7 +16,7 @@ from ..coverage.registry import load_registry
 from ..coverage.render import render_csv, render_html, render_table
 from ..coverage.status import CoveragePolicy
 from ..errors import ConfigError, LachanError
-from .audit import write_output
+from .audit import _zone, write_output
 
 
 @click.command()
@@ -37,7 +37,18 @@ from .audit import write_output
 @click.option("--probe", is_flag=True, help="Also query each site's resolver (canary + test name).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "html"]), default="table")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
-@click.option("--now", metavar="TIME", help="Judge as of this ISO time (default: now).")
+@click.option(
+    "--now",
+    metavar="TIME",
+    help="Judge as of this ISO time (default: now); without an offset it is read in --timezone.",
+)
+@click.option(
+    "--timezone",
+    "zone",
+    default="Asia/Ho_Chi_Minh",
+    show_default=True,
+    help="The province's time zone: every time printed is on its clock.",
+)
 @click.option("--live-within", type=float, default=2.0, show_default=True, metavar="HOURS")
 @click.option("--max-index-age", type=float, default=48.0, show_default=True, metavar="HOURS")
 @click.option(
@@ -61,6 +72,7 @@ def coverage(
     registry: str, ledgers: str | None, prometheus: str | None, probe: bool, fmt: str,
     out: str | None, now: str | None, live_within: float, max_index_age: float, window: float,
     canary_name: str, test_name: str, timeout: float, concurrency: int, expect: tuple[str, ...],
+    zone: str,
 ) -> None:  # fmt: skip
     """Per registered site: live, last report, index age, blocks, signature; the share covered."""
     if ledgers and prometheus:
@@ -69,10 +81,11 @@ def coverage(
         raise click.UsageError("give --ledgers DIR, --prometheus URL and/or --probe")
     try:
         sites = load_registry(Path(registry))
+        tz = _zone(zone)
         policy = CoveragePolicy(
-            now=parse_iso(now, "--now") if now else int(time.time()),
+            now=parse_iso(now, "--now", tz) if now else int(time.time()),
             live_within=int(live_within * 3600), max_index_age=int(max_index_age * 3600),
-            window=int(window * 3600), expect_seq=_expect_seq(expect),
+            window=int(window * 3600), expect_seq=_expect_seq(expect), tz=tz,
         )  # fmt: skip
         options = ProbeOptions(canary_name, test_name, timeout, 2, concurrency) if probe else None
         statuses = assess(sites, policy, ledgers=Path(ledgers) if ledgers else None,
@@ -82,7 +95,7 @@ def coverage(
             click.echo(f"error: {line}", err=True)
         sys.exit(1)
     render = {"table": render_table, "csv": render_csv}.get(fmt)
-    write_output(render(statuses) if render else render_html(statuses, policy), out)
+    write_output(render(statuses, tz) if render else render_html(statuses, policy), out)
 
 
 def _expect_seq(specs: tuple[str, ...]) -> dict[str, int]:

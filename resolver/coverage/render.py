@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
+from datetime import UTC, tzinfo
 
 from resolver.audit.htmlpage import cell, kpis, page, table
 from resolver.audit.record import iso
@@ -21,7 +22,7 @@ def _yn(value: bool | None) -> str:
     return "" if value is None else ("yes" if value else "no")
 
 
-def row(s: SiteStatus) -> tuple[str, ...]:
+def row(s: SiteStatus, tz: tzinfo = UTC) -> tuple[str, ...]:
     """One site's values, as strings, in COLUMNS order."""
     ev, probe = s.evidence, s.probe
     canary = ""
@@ -31,7 +32,7 @@ def row(s: SiteStatus) -> tuple[str, ...]:
     return (
         s.site.id, s.site.name, s.site.kind, s.site.commune, _yn(s.covered),
         f"{ev.live_instances}/{s.site.instances}" if ev.source else "",
-        iso(ev.last_report) if ev.last_report is not None else "",
+        iso(ev.last_report, tz) if ev.last_report is not None else "",
         f"{ev.index_age / 3600:.1f}" if ev.index_age is not None else "",
         str(ev.blocked) if ev.source else "", str(ev.queries) if ev.source else "",
         ev.signature if ev.source else "",
@@ -45,12 +46,12 @@ def headline_text(h: Headline) -> str:
     return f"covered: schools {share(h.schools)}, ISPs {share(h.isps)}"
 
 
-def render_csv(statuses: Sequence[SiteStatus]) -> str:
+def render_csv(statuses: Sequence[SiteStatus], tz: tzinfo = UTC) -> str:
     """Header plus one row per registered site."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
-    writer.writerows(row(s) for s in statuses)
+    writer.writerows(row(s, tz) for s in statuses)
     return out.getvalue()
 
 
@@ -58,10 +59,10 @@ _TABLE_COLUMNS = ("site", "kind", "covered", "live", "last_report", "index_age_h
                   "signature", "test_blocked", "reasons")  # fmt: skip
 
 
-def render_table(statuses: Sequence[SiteStatus]) -> str:
+def render_table(statuses: Sequence[SiteStatus], tz: tzinfo = UTC) -> str:
     """Aligned text for a terminal, headline last."""
     picks = [COLUMNS.index(c) for c in _TABLE_COLUMNS]
-    rows = [_TABLE_COLUMNS, *([r[i] for i in picks] for r in map(row, statuses))]
+    rows = [_TABLE_COLUMNS, *([r[i] for i in picks] for r in (row(s, tz) for s in statuses))]
     widths = [max(len(r[i]) for r in rows) for i in range(len(picks) - 1)]
     lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)) + "  " + r[-1]
              for r in rows]  # fmt: skip
@@ -93,7 +94,7 @@ def render_html(statuses: Sequence[SiteStatus], policy: CoveragePolicy) -> str:
     header = [c for c in COLUMNS if c not in hidden]
     rows = []
     for s in statuses:
-        values = dict(zip(COLUMNS, row(s), strict=True))
+        values = dict(zip(COLUMNS, row(s, policy.tz), strict=True))
         rows.append([
             cell(v, ("ok" if s.covered else "bad") if c == "covered" else "")
             for c, v in values.items() if c in header
@@ -108,7 +109,7 @@ def render_html(statuses: Sequence[SiteStatus], policy: CoveragePolicy) -> str:
         policy.max_index_age // 3600,
         policy.window // 3600,
     )
-    meta = (f"Tính đến / As of {iso(policy.now)} UTC. Hoạt động = có báo cáo trong {live} giờ; "
+    meta = (f"Tính đến / As of {iso(policy.now, policy.tz)}. Hoạt động = có báo cáo trong {live} giờ; "
             f"danh sách chặn cũ tối đa {age} giờ; số chặn và truy vấn trong {window} giờ qua / "
             f"Live = a report within {live} h; current index = at most {age} h old; blocks and "
             f"queries over the last {window} h.")  # fmt: skip

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
 
 from resolver.coverage.probe import ProbeResult
 from resolver.coverage.registry import Site
@@ -39,6 +40,7 @@ class CoveragePolicy:
     window: int = 24 * 3600
     # site -> last sequence number known to exist (e.g. from the collector): less is a cut tail
     expect_seq: Mapping[str, int] = field(default_factory=dict)
+    tz: tzinfo = UTC  # the province's clock, for every time the outputs print
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,4 +66,8 @@ def test_stale_site_after_hours(tmp_path: Path) -> None:
                                         "--now", NOW])  # fmt: skip
     assert res.exit_code == 0
     assert "live instances 0/1" in res.output and res.output.endswith("ISPs 0/0 (-)\n")
-    assert "2025-11-28T03:00:00Z" in res.output  # the last report
+    # The last report, on the province's clock (Asia/Ho_Chi_Minh by default), or on --timezone's.
+    assert "2025-11-28T10:00:00+07:00" in res.output
+    utc = CliRunner().invoke(coverage, ["--registry", str(reg), "--ledgers", str(tmp_path / "l"),
+                                        "--now", NOW, "--timezone", "UTC"])  # fmt: skip
+    assert "2025-11-28T03:00:00Z" in utc.output

@@ -28,3 +28,13 @@ def test_the_page_shows_the_registrys_names_and_communes_vietnamese_first(tmp_pa
     assert '<html lang="vi">' in html
     assert html.index("trường được bảo vệ") < html.index("schools covered")
     assert html.index("Các điểm") < html.index("Sites</h2>")
+
+
+def test_the_html_page_says_when_on_the_provinces_clock() -> None:
+    from zoneinfo import ZoneInfo
+
+    from resolver.coverage.render import render_html
+    from resolver.coverage.status import CoveragePolicy
+
+    page = render_html([], CoveragePolicy(now=1_764_298_800, tz=ZoneInfo("Asia/Ho_Chi_Minh")))
+    assert "Tính đến / As of 2025-11-28T10:00:00+07:00" in page and " UTC." not in page

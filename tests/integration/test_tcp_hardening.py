@@ -239,3 +239,23 @@ def test_a_client_that_never_reads_is_cut_off_at_the_idle_timeout(
     finally:
         process.stop()
     process.assert_clean_log()
+
+
+def test_a_cloaked_block_in_drop_mode_sends_no_empty_datagram_over_udp(
+    tmp_path: Path, scripted: ScriptedStub
+) -> None:
+    # The UDP side of finding 17: silence is no datagram at all, on the miss and cached paths.
+    process, _ = serve(tmp_path, scripted, drop_mode_config(tmp_path), lists=True)
+    try:
+        for attempt in ("miss", "cached"):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.settimeout(2)
+                sock.sendto(dns.message.make_query("cloak.h2.test", "A").to_wire(),
+                            ("127.0.0.1", process.port))  # fmt: skip
+                with pytest.raises(TimeoutError):
+                    got = sock.recv(512)
+                    raise AssertionError((attempt, got))
+        assert scripted.count("cloak.h2.test", "A") == 1
+    finally:
+        process.stop()
+    process.assert_clean_log()

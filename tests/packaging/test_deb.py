@@ -119,7 +119,8 @@ def _sha(path: Path) -> str:
 
 def _check_install() -> None:
     assert Path("/usr/bin/lachan").resolve() == Path("/usr/lib/lachan/bin/lachan")
-    assert KEY.stat().st_mode & 0o777 == 0o640 and KEY.group() == "lachan"
+    # The key signs as the site: its own user only (lachan refuses a key open to group or others).
+    assert KEY.stat().st_mode & 0o777 == 0o600 and KEY.owner() == "lachan"
     assert CONFIG.group() == "lachan" and Path("/etc/lachan/audit.pub").exists()
     for unit in ("lachan.service", "lachan-lists.service", "lachan-lists.timer"):
         text = Path("/lib/systemd/system", unit).read_text()

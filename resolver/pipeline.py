@@ -102,6 +102,9 @@ class Resolver:
         self._block_labels_memo: dict[int, tuple[Block, tuple]] = {}
         self._fasts: dict[str, dict[int, tuple | bool]] = {}  # per profile, see fastpath.py
         self._client_tables: list[dict[str, ClientState]] = []
+        # Moves whenever a client's profile may have changed (a reload, a subscriber binding):
+        # connections that keep their ClientState (TCP, DoT, DoH) choose again when it moves.
+        self.clients_epoch = 0
         self._inflight: dict[bytes, Exchange] = {}
         self.dropped = 0
         self.querylog = querylog
@@ -113,6 +116,7 @@ class Resolver:
     def swap_state(self, state: ServingState, acl: Acl | None = None) -> None:
         """Serve from a new snapshot; the cache stays, prepared answers and clients reset."""
         self.state = state
+        self.clients_epoch += 1
         if acl is not None:
             self.acl = acl
         for memo in self._memos.values():
@@ -136,6 +140,7 @@ class Resolver:
         """Drop the per-client state (and so the prepared answers) of these addresses and of
         any cached address ``covers``; every other client keeps its state (subscriber
         bindings change one line at a time)."""
+        self.clients_epoch += 1  # connections choose again (they keep one client each)
         for table in self._client_tables:
             for ip in addresses:
                 table.pop(ip, None)

@@ -40,7 +40,7 @@ class DohConnection(asyncio.Protocol):
         self.inflight = 0
         self.last_activity = 0.0
         self._clients: dict[str | None, ClientState | devices.Refusal] = {}
-        self._clients_state: object = None
+        self._clients_epoch = -1
         self._idle: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -109,9 +109,9 @@ class DohConnection(asyncio.Protocol):
         return _error(resolver, query, REFUSED) if result is None else result
 
     def _client(self, device: str | None) -> ClientState | devices.Refusal:
-        state = self.resolver.state
-        if self._clients_state is not state:
-            self._clients, self._clients_state = {}, state
+        epoch = self.resolver.clients_epoch
+        if self._clients_epoch != epoch:  # a reload or a subscriber change: choose again
+            self._clients, self._clients_epoch = {}, epoch
         client = self._clients.get(device)
         if client is None:
             if len(self._clients) >= 16:

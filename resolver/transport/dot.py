@@ -43,7 +43,7 @@ class DotConnection(TcpConnection):
     def _answer(self, message: bytes) -> None:
         resolver = self._resolver
         try:
-            if self._client is None or self._client_state is not resolver.state:
+            if self._client is None or self._client_epoch != resolver.clients_epoch:
                 self._choose(resolver)
             if self._refusal is not None:
                 refused = devices.refuse(resolver, message, self._refusal, DOT)
@@ -68,7 +68,7 @@ class DotConnection(TcpConnection):
         chosen = devices.choose(
             resolver, self._settings, self._device, self._peer, self._listener, self._limits
         )
-        self._client_state = resolver.state
+        self._client_epoch = resolver.clients_epoch
         self._refusal = chosen if isinstance(chosen, devices.Refusal) else None
         if isinstance(chosen, devices.Refusal):  # a placeholder: refused before it is asked
             chosen = ClientState(resolver.state.clients.default, None, False, False)

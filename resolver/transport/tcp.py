@@ -26,7 +26,7 @@ class TcpConnection(asyncio.Protocol):
         self._resolver = resolver
         self._listener = listener
         self._client: ClientState | None = None
-        self._client_state: object = None  # the ServingState self._client was chosen from
+        self._client_epoch = -1  # resolver.clients_epoch when self._client was chosen
         self._peer = ""
         self._expect_proxy = False
         self._state = state
@@ -151,11 +151,11 @@ class TcpConnection(asyncio.Protocol):
         resolver = self._resolver
         try:
             client = self._client
-            if client is None or self._client_state is not resolver.state:
-                # First query, or a reload swapped the state: choose the profile again, so a
+            if client is None or self._client_epoch != resolver.clients_epoch:
+                # First query, or a reload or subscriber change since: choose again, so a
                 # long-lived connection (dnsdist's pool to its backends) follows the new policy.
                 client = self._client = resolver.client({}, self._peer, self._listener)
-                self._client_state = resolver.state
+                self._client_epoch = resolver.clients_epoch
             result = resolver.answer(message, client, self._peer, TCP)
         except Exception:
             log.exception("error answering a TCP query")

@@ -210,3 +210,27 @@ def _wait(check, seconds: float) -> None:  # type: ignore[no-untyped-def]
     while not check():
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.1)
+
+
+def test_an_open_tcp_connection_follows_a_new_binding(pair: IspPair) -> None:
+    # A connection keeps its ClientState between queries: a binding made while it is open
+    # must reach it too (dnsdist and phones keep connections for minutes).
+    import socket
+
+    import dns.message
+    import dns.query
+
+    def profile_over(sock: socket.socket) -> str:
+        query = dns.message.make_query("status.lachan.arpa", "TXT")
+        reply = dns.query.tcp(query, "127.0.0.1", port=pair.a.port, sock=sock, timeout=3)
+        found = re.search(r"profile=([\w-]+)", reply.to_text())
+        assert found is not None, reply.to_text()
+        return found.group(1)
+
+    with socket.create_connection(("127.0.0.1", pair.a.port), timeout=3,
+                                  source_address=(HOME, 0)) as sock:  # fmt: skip
+        assert profile_over(sock) == "isp-default"
+        assert pair.subscribers("set", LINE, "under16").returncode == 0
+        assert "Received Accounting-Response" in start(pair)
+        until_profile(pair.a, HOME, "under16", 1.0)
+        assert profile_over(sock) == "under16"

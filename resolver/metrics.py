@@ -137,41 +137,43 @@ class LachanCollector(Collector):
         self._source = source
         # A callable is read on each scrape: a reload that changes site.id relabels at once.
         self._site = site if callable(site) else (lambda: site)
-        self._const = (site.site, site.site_kind) if isinstance(site, SiteLabels) else ("", "")
         self._version = version
         self._started_at = started_at
 
     def describe(self) -> list[Metric]:
         """Declare the families without reading the source (registration must not scrape)."""
-        return [_family(m, self._labels(m)) for m in METRICS] + list(self._extras())
+        return [_family(m, self._labels(m)) for m in METRICS] + list(self._extras(self._const()))
 
     def collect(self) -> Iterator[Metric]:
         """Build every family from one snapshot, so a scrape is internally consistent."""
         snap = self._source()
-        current = self._site()
-        self._const = (current.site, current.site_kind)
+        const = self._const()
         for m in METRICS:
             family = _family(m, self._labels(m))
             for labels, value in snap.get(m.family, []):
-                _add_sample(family, m.kind, [*labels, *self._const], value)
+                _add_sample(family, m.kind, [*labels, *const], value)
             yield family
-        yield from self._extras()
+        yield from self._extras(const)
 
     def _labels(self, m: MetricDef) -> list[str]:
         return [*stats.FAMILIES[m.family].labels, "site", "site_kind"]
 
-    def _extras(self) -> Iterator[Metric]:
+    def _const(self) -> tuple[str, str]:
+        site = self._site()
+        return site.site, site.site_kind
+
+    def _extras(self, const: tuple[str, str]) -> Iterator[Metric]:
         info = InfoMetricFamily(
             "lachan_build", "Build information; the value is always 1.",
             labels=["version", "python", "site", "site_kind"],
         )  # fmt: skip
-        info.add_metric([self._version, platform.python_version(), *self._const], {})
+        info.add_metric([self._version, platform.python_version(), *const], {})
         yield info
         start = GaugeMetricFamily(
             "lachan_start_time_seconds", "Unix time this lachan instance started.",
             labels=["site", "site_kind"],
         )  # fmt: skip
-        start.add_metric(list(self._const), self._started_at)
+        start.add_metric(list(const), self._started_at)
         yield start
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from .config import Config
 
 # Each setting a reload does not apply, with the reason an operator reads in the log line.
@@ -37,7 +39,5 @@ def applied_config(old: Config, new: Config) -> Config:
     Everything else (site labels, lists, profiles, clients, ACL) comes from ``new``, so
     metrics and the canary agree on the site after a reload that changes ``site.id``.
     """
-    import dataclasses
-
     kept = {field: getattr(old, field) for field, _, _ in _NEEDS_RESTART}
     return dataclasses.replace(new, **kept)

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .audit.record import LABEL
 from .errors import ConfigError
 from .lists.names import NameError_, normalise
 from .policy.profile import NameRules, Profile
@@ -32,6 +33,7 @@ from .policy.profile import NameRules, Profile
 MIN_SECONDS = 30 * 60  # a lesson
 MAX_SECONDS = 7 * 86400  # a week; longer is a change to the profile, made by an admin
 NEVER_DEFAULT = frozenset({"adult"})
+NO_CATEGORY = "none"  # an allow of a name no category blocked (a deny list, a keyword)
 FILE_NAME = "temporary-allows.json"
 LOG_NAME = "temporary-allows.log"
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
@@ -99,6 +101,12 @@ def apply(
     return out
 
 
+def without_allows(profile: Profile) -> Profile:
+    """``profile`` as its files define it: what a name's category is, allows aside (extending
+    an allow must still count the category that blocks the name)."""
+    return dataclasses.replace(profile, temporary=NameRules()) if profile.temporary else profile
+
+
 def next_change(allows: Iterable[TemporaryAllow], now: float) -> float | None:
     """When the set of allows in force changes next by the clock alone (an expiry)."""
     ends = [a.until for a in allows if a.until > now]
@@ -128,8 +136,12 @@ class AllowStore:
         now = self._clock()
         return [a for a in self.load() if a.active(now)]
 
-    def add(self, name: str, profile: str, seconds: int, reason: str, by: str) -> TemporaryAllow:
-        """Grant (or extend) an allow; the caller has checked profile and categories."""
+    def add(self, name: str, profile: str, seconds: int, reason: str, by: str,
+            category: str = NO_CATEGORY) -> TemporaryAllow:  # fmt: skip
+        """Grant (or extend) an allow; the caller has checked profile and categories.
+
+        ``category`` is what blocked the name when it was opened; only the log keeps it, for
+        the ledger's count of allows per category (``granted``)."""
         if not reason.strip():
             raise AllowError("a reason is required (it is kept in the audit log)")
         now = self._clock()
@@ -138,7 +150,7 @@ class AllowStore:
             kept = [a for a in self.load() if a.until > now and (a.name, a.profile) != (
                 name, profile)]  # fmt: skip
             self._write([*kept, allow])
-            self._log("allow", allow)
+            self._log("allow", allow, category=category or NO_CATEGORY)
         return allow
 
     def revoke(self, name: str, profile: str | None, by: str) -> list[TemporaryAllow]:
@@ -165,7 +177,38 @@ class AllowStore:
         tmp.write_text(json.dumps(body, ensure_ascii=False, indent=1), encoding="utf-8")
         os.replace(tmp, self.path)  # readers see the old file or the new one, never half
 
-    def _log(self, action: str, allow: TemporaryAllow) -> None:
-        line = {"at": self._clock(), "action": action, **dataclasses.asdict(allow)}
+    def granted(self, start: float, end: float) -> dict[str, int]:
+        """How many allows were granted in ``[start, end)``, per category: an aggregate that
+        names no site and no teacher, for the ledger. A log written before categories were
+        kept counts its allows as ``none``; a torn last line is skipped."""
+        counts: dict[str, int] = {}
+        try:
+            lines = self.log_path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return counts
+        for line in lines:
+            category = _granted_category(line, start, end)
+            if category is not None:
+                counts[category] = counts.get(category, 0) + 1
+        return counts
+
+    def _log(self, action: str, allow: TemporaryAllow, **more: str) -> None:
+        line = {"at": self._clock(), "action": action, **dataclasses.asdict(allow), **more}
         with open(self.log_path, "a", encoding="utf-8") as log:
             log.write(json.dumps(line, ensure_ascii=False) + "\n")
+
+
+def _granted_category(line: str, start: float, end: float) -> str | None:
+    """The category of an ``allow`` log line granted in ``[start, end)``, else None."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(entry, dict) or entry.get("action") != "allow":
+        return None
+    at = entry.get("at")
+    if isinstance(at, bool) or not isinstance(at, int | float) or not start <= at < end:
+        return None
+    category = entry.get("category")
+    # The ledger holds labels only: anything else (an old line, a hand edit) counts as none.
+    return category if isinstance(category, str) and LABEL.fullmatch(category) else NO_CATEGORY

@@ -14,10 +14,25 @@ from . import __version__
 from .audit.ledger import FilterState
 from .audit.trail import AuditTrail
 from .config import Config
-from .state import ServingState
+from .state import ServingState, allows_store
 from .stats import Snapshot
 
 log = logging.getLogger(__name__)
+
+
+def _allows_counter(config: Config) -> Callable[[int, int], dict[str, int]]:
+    """Temporary allows granted in a period, per category, from the allows' log; a log that
+    cannot be read is logged and counted as none, never a lost record."""
+    store = allows_store(config)
+
+    def granted(start: int, end: int) -> dict[str, int]:
+        try:
+            return store.granted(start, end)
+        except OSError as exc:
+            log.error("audit: temporary allows not counted: %s: %s", store.log_path, exc)
+            return {}
+
+    return granted
 
 
 class AuditFeed:
@@ -52,6 +67,7 @@ class AuditFeed:
         trail = AuditTrail.open(
             settings.ledger, settings.key, site=config.site.id, site_kind=config.site.kind,
             instance=instance, state=filter_state, period=settings.period,
+            allows=_allows_counter(config),
         )  # fmt: skip
         return cls(trail, source)
 

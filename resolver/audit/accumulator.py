@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from resolver.audit.record import Cube, check_label
 from resolver.errors import AuditError
@@ -16,12 +16,14 @@ Key = tuple[str, str, str]  # (action, category, profile)
 
 @dataclass(frozen=True, slots=True)
 class PeriodCounts:
-    """What happened in one period ``[start, end)``: answer counts and safe-search rewrites."""
+    """What happened in one period ``[start, end)``: answer counts, safe-search rewrites and
+    the temporary allows granted, per category (filled in when the period closes)."""
 
     start: int
     end: int
     answers: Mapping[Key, int]
     safe_search: Mapping[str, int]
+    temporary_allows: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def queries(self) -> int:
@@ -49,6 +51,7 @@ class PeriodCounts:
             self.end,
             dict(Counter(self.answers) + Counter(other.answers)),
             dict(Counter(self.safe_search) + Counter(other.safe_search)),
+            dict(Counter(self.temporary_allows) + Counter(other.temporary_allows)),
         )
 
 

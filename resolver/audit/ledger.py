@@ -152,6 +152,11 @@ class Ledger:
             key_id=key_id(self._key.public_key()),
             prev=last.digest() if last else GENESIS,
             recovered=self.recovered,
+            temporary_allows={
+                check_label(c, "temporary allow category"): n
+                for c, n in counts.temporary_allows.items()
+                if n
+            },
         )
 
     def close(self) -> None:

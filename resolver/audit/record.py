@@ -34,6 +34,14 @@ HEX64 = re.compile(r"[0-9a-f]{64}")
 # answers[action][category][profile] = count
 Cube = Mapping[str, Mapping[str, Mapping[str, int]]]
 
+# Optional fields a record may carry besides the required ones. Each is written only when it has
+# something to say, so a record without it is byte for byte what older writers produced and
+# older readers accept. ``temporary_allows`` (format 1): ``{"format": 1, "granted":
+# {category: count}}``, the temporary allows teachers granted in the period, per category of
+# the block they lifted; never a name, a profile's client or a teacher.
+TEMPORARY_ALLOWS = "temporary_allows"
+ALLOWS_FORMAT = 1
+
 
 def check_label(value: object, where: str) -> str:
     """Return ``value`` if it is a bounded label, else raise AuditError naming ``where``."""
@@ -82,6 +90,7 @@ class AuditRecord:
     prev: str
     sig: str = ""
     recovered: Mapping[str, Any] = field(default_factory=dict)
+    temporary_allows: Mapping[str, int] = field(default_factory=dict)  # category -> granted
 
     @property
     def queries(self) -> int:
@@ -115,6 +124,9 @@ class AuditRecord:
         }
         if self.recovered:
             out["recovered"] = dict(self.recovered)
+        if self.temporary_allows:
+            granted = dict(sorted(self.temporary_allows.items()))
+            out[TEMPORARY_ALLOWS] = {"format": ALLOWS_FORMAT, "granted": granted}
         return out
 
     def line(self) -> bytes:
@@ -179,6 +191,27 @@ def _cube(value: object) -> dict[str, dict[str, dict[str, int]]]:
     return out
 
 
+def _allows(value: object) -> dict[str, int]:
+    """The ``temporary_allows`` field's counts ({} when absent); a format it does not know is
+    refused by name, so an old reader says what to upgrade rather than miscounting."""
+    if value is None:
+        return {}
+    where = TEMPORARY_ALLOWS
+    if not isinstance(value, dict) or set(value) != {"format", "granted"}:
+        raise AuditError(f"{where}: expected {{format, granted}}, got {value!r}")
+    if value["format"] != ALLOWS_FORMAT:
+        raise AuditError(f"{where}.format: {value['format']!r} is not {ALLOWS_FORMAT} "
+                         "(a newer lachan wrote it)")  # fmt: skip
+    granted = value["granted"]
+    if not isinstance(granted, dict) or not granted:
+        raise AuditError(f"{where}.granted: not a non-empty object")
+    out = {check_label(c, f"{where}.granted"): _count(n, f"{where}.granted.{c}")
+           for c, n in granted.items()}  # fmt: skip
+    if not all(out.values()):
+        raise AuditError(f"{where}.granted: counts must be positive")
+    return out
+
+
 def _text(obj: dict[str, Any], key: str, pattern: re.Pattern[str]) -> str:
     value = obj.get(key)
     if not isinstance(value, str) or not pattern.fullmatch(value):
@@ -191,7 +224,7 @@ def record_from_json(obj: object) -> AuditRecord:
     if not isinstance(obj, dict):
         raise AuditError("not a JSON object")
     missing = [k for k in _FIELDS if k not in obj]
-    extra = sorted(set(obj) - set(_FIELDS) - {"recovered"})
+    extra = sorted(set(obj) - set(_FIELDS) - {"recovered", TEMPORARY_ALLOWS})
     if missing or extra:
         raise AuditError(f"missing fields {missing}, unknown fields {extra}")
     if obj["format"] != FORMAT:
@@ -221,6 +254,7 @@ def record_from_json(obj: object) -> AuditRecord:
         prev=_text(obj, "prev", HEX64),
         sig=_text(obj, "sig", re.compile(r"[A-Za-z0-9+/=]{1,200}")),
         recovered=recovered,
+        temporary_allows=_allows(obj.get(TEMPORARY_ALLOWS)),
     )
     if _count(obj["queries"], "queries") != record.queries:
         raise AuditError(f"queries: {obj['queries']} is not the sum of answers ({record.queries})")

@@ -51,11 +51,17 @@ class Cell:
     queries: int
     blocks: tuple[tuple[str, int], ...]  # content blocks by category, sorted by category
     bypass: int = 0  # anti-bypass answers (DoH canary, relays, DDR): attempts, not content
+    allows: tuple[tuple[str, int], ...] = ()  # temporary allows granted, by category, sorted
 
     @property
     def blocked(self) -> int:
         """All blocks in the cell."""
         return sum(n for _, n in self.blocks)
+
+    @property
+    def allowed(self) -> int:
+        """All temporary allows granted in the cell."""
+        return sum(n for _, n in self.allows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +134,7 @@ def build_report(
     if end <= start:
         raise AuditError("--to must be after --from")
     size = BUCKETS[bucket] if bucket else (3600 if end - start <= 3 * 86400 else 86400)
-    acc: dict[tuple[str, str, int], tuple[int, dict[str, int]]] = {}
+    acc: dict[tuple[str, str, int], _Sums] = {}
     seen: set[tuple[str, str, int]] = set()
     copies: dict[str, int] = {}
     for result in sorted(ledgers, key=lambda r: not r.signed):  # verified copies count first
@@ -145,36 +151,45 @@ def build_report(
     return Report(start, end, size, cells, tuple(ledgers), tz, copies)
 
 
-def _cell(
-    key: tuple[str, str, int], value: tuple[int, dict[str, int]], size: int, tz: tzinfo
-) -> Cell:
-    (site, kind, start), (queries, blocks) = key, value
-    bypass = blocks.pop(BYPASS, 0)
-    return Cell(site, kind, start, next_bucket(start, size, tz), queries,
-                tuple(sorted(blocks.items())), bypass)  # fmt: skip
+@dataclass(slots=True)
+class _Sums:
+    queries: int = 0
+    blocks: dict[str, int] = field(default_factory=dict)
+    allows: dict[str, int] = field(default_factory=dict)
 
 
-def _add(acc: dict[tuple[str, str, int], tuple[int, dict[str, int]]], r: AuditRecord, bucket: int) -> None:  # fmt: skip
-    key = (r.site, r.site_kind, bucket)
-    queries, blocks = acc.get(key, (0, {}))
+def _cell(key: tuple[str, str, int], sums: _Sums, size: int, tz: tzinfo) -> Cell:
+    site, kind, start = key
+    bypass = sums.blocks.pop(BYPASS, 0)
+    return Cell(site, kind, start, next_bucket(start, size, tz), sums.queries,
+                tuple(sorted(sums.blocks.items())), bypass,
+                tuple(sorted(sums.allows.items())))  # fmt: skip
+
+
+def _add(acc: dict[tuple[str, str, int], _Sums], r: AuditRecord, bucket: int) -> None:
+    sums = acc.setdefault((r.site, r.site_kind, bucket), _Sums())
+    sums.queries += r.queries
     for cat, n in r.blocks_by_category().items():
-        blocks[cat] = blocks.get(cat, 0) + n
-    acc[key] = (queries + r.queries, blocks)
+        sums.blocks[cat] = sums.blocks.get(cat, 0) + n
+    for cat, n in r.temporary_allows.items():
+        sums.allows[cat] = sums.allows.get(cat, 0) + n
 
 
 CSV_HEADER = ("site", "site_kind", "period_start", "period_end", "category", "blocked", "queries",
-              "bypass_attempts")  # fmt: skip
+              "bypass_attempts", "temporary_allows")  # fmt: skip
 
 
 def render_csv(report: Report) -> str:
-    """One ``(all)`` row per site and bucket (content blocks, queries and anti-bypass
-    attempts, which are not content blocks), then one row per blocked category."""
+    """One ``(all)`` row per site and bucket (content blocks, queries, anti-bypass attempts,
+    which are not content blocks, and temporary allows granted), then one row per category
+    that was blocked or temporarily opened."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_HEADER)
     for cell in report.cells:
         span = (cell.site, cell.site_kind, iso(cell.start, report.tz), iso(cell.end, report.tz))
-        writer.writerow((*span, ALL, cell.blocked, cell.queries, cell.bypass))
-        for cat, n in cell.blocks:
-            writer.writerow((*span, cat, n, "", ""))
+        writer.writerow((*span, ALL, cell.blocked, cell.queries, cell.bypass, cell.allowed))
+        blocks, allows = dict(cell.blocks), dict(cell.allows)
+        for cat in sorted(blocks.keys() | allows.keys()):
+            writer.writerow((*span, cat, blocks.get(cat, 0), "", "", allows.get(cat, 0)))
     return out.getvalue()

@@ -65,18 +65,31 @@ def _site_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     cats = report.categories()
     per_site: dict[tuple[str, str], list[int]] = {}
     for c in report.cells:
-        row = per_site.setdefault((c.site, c.site_kind), [0] * (len(cats) + 3))
+        row = per_site.setdefault((c.site, c.site_kind), [0] * (len(cats) + 4))
         row[0] += c.queries
         row[1] += c.blocked
         row[2] += c.bypass
+        row[3] += c.allowed
         for cat, n in c.blocks:
-            row[3 + cats.index(cat)] += n
+            row[4 + cats.index(cat)] += n
     rows = [
         [cell(s), cell(k), *(cell(v) for v in vals)] for (s, k), vals in sorted(per_site.items())
     ]
     header = ["điểm / site", "loại / kind", "truy vấn / queries", "bị chặn / blocked",
-              "vượt lọc / bypass attempts", *cats]  # fmt: skip
+              "vượt lọc / bypass attempts", "mở tạm thời / temporary allows", *cats]  # fmt: skip
     return header, rows
+
+
+def _allows_line(report: Report) -> str:
+    """Temporary allows per category: how often teachers opened what the filter blocked."""
+    totals: dict[str, int] = {}
+    for c in report.cells:
+        for cat, n in c.allows:
+            totals[cat] = totals.get(cat, 0) + n
+    if not totals:
+        return "<p>Không có trang nào được mở tạm thời / No temporary allows in this range.</p>"
+    parts = ", ".join(f"{cat}: {n:,}" for cat, n in sorted(totals.items()))
+    return f"<p>Mở tạm thời theo danh mục / Temporary allows by category: {parts}</p>"
 
 
 def render_html(report: Report, now: int) -> str:
@@ -85,6 +98,7 @@ def render_html(report: Report, now: int) -> str:
     queries = sum(c.queries for c in report.cells)
     blocked = sum(totals.values())
     bypass = sum(c.bypass for c in report.cells)
+    allowed = sum(c.allowed for c in report.cells)
     sites = {c.site for c in report.cells}
     header, rows = _site_rows(report)
     body = "\n".join([
@@ -92,7 +106,8 @@ def render_html(report: Report, now: int) -> str:
               ("truy vấn / queries", f"{queries:,}"),
               ("bị chặn (nội dung) / blocked (content)", f"{blocked:,}"),
               ("tỉ lệ chặn / blocked share", f"{100 * blocked / queries:.2f}%" if queries else "-"),
-              ("vượt lọc / bypass attempts", f"{bypass:,}")]),
+              ("vượt lọc / bypass attempts", f"{bypass:,}"),
+              ("mở tạm thời / temporary allows", f"{allowed:,}")]),
         "<h2>Chặn theo thời gian / Blocks over time</h2>", _over_time(report),
         "<h2>Tỉ lệ chặn theo danh mục / Share of blocks by category</h2>",
         share_bars(sorted(totals.items()), "Tỉ lệ chặn theo danh mục / Share of blocks by category")
@@ -100,6 +115,7 @@ def render_html(report: Report, now: int) -> str:
         "<p>Vượt lọc (DoH canary, relay, DDR) là các lần cố vượt bộ lọc, không tính là chặn nội "
         "dung / Bypass attempts (DoH canary, relays, DDR) are counted apart from content blocks.</p>",
         "<h2>Theo điểm / Per site</h2>", table(header, rows),
+        _allows_line(report),
         "<h2>Sổ kiểm toán / Ledgers</h2>",
         table(["tệp / file", "điểm / site", "bản ghi / records", "xác minh / verification"],
               _ledger_rows(report)),

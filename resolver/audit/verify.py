@@ -41,6 +41,14 @@ class VerifyResult:
         """True when the whole ledger verifies."""
         return self.problem is None
 
+    def temporary_allows(self) -> dict[str, int]:
+        """Temporary allows granted over the verified records, per category."""
+        out: dict[str, int] = {}
+        for record in self.records:
+            for category, n in record.temporary_allows.items():
+                out[category] = out.get(category, 0) + n
+        return out
+
 
 def _lines(data: bytes) -> Iterator[tuple[int, bytes, bool]]:
     start, number = 0, 1

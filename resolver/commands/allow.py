@@ -12,7 +12,14 @@ from zoneinfo import ZoneInfo
 import click
 
 from .. import config
-from ..allows import NEVER_DEFAULT, AllowError, AllowStore, normalise_site, parse_duration
+from ..allows import (
+    NEVER_DEFAULT,
+    AllowError,
+    AllowStore,
+    normalise_site,
+    parse_duration,
+    without_allows,
+)
 from ..config import Config
 from ..errors import LachanError
 from ..lists.catalogue import default_state_dir
@@ -33,16 +40,20 @@ def _store(cfg: Config) -> AllowStore:
     return AllowStore(Path(cfg.lists.state_dir or default_state_dir()))
 
 
-def refusal(profile: Profile, name: str, cfg: Config, never: frozenset[str]) -> str | None:
-    """Why ``name`` may not be opened for ``profile`` (a never-allowed category), or None."""
-    decision = decide(profile, name, _TYPE_A, time.time(), load_index(cfg))
-    if isinstance(decision, Block):
-        found = {decision.category} & never
-        if found:
-            return (
-                f"{name} is blocked as {', '.join(sorted(found))}, which can never be "
-                "opened temporarily (change the profile instead)"
-            )
+def blocking_category(profile: Profile, name: str, cfg: Config) -> str:
+    """The category that blocks ``name`` for ``profile`` now, temporary allows aside ("" when
+    nothing blocks it)."""
+    decision = decide(without_allows(profile), name, _TYPE_A, time.time(), load_index(cfg))
+    return decision.category if isinstance(decision, Block) else ""
+
+
+def refusal(category: str, name: str, never: frozenset[str]) -> str | None:
+    """Why ``name``, blocked as ``category``, may not be opened (a never-allowed one), or None."""
+    if category in never:
+        return (
+            f"{name} is blocked as {category}, which can never be opened temporarily "
+            "(change the profile instead)"
+        )
     return None
 
 
@@ -53,10 +64,11 @@ def _grant(cfg: Config, name: str, duration: str, profile_name: str, reason: str
         raise AllowError(f"--profile: unknown profile {profile_name!r} (known: {known})")
     seconds = parse_duration(duration)
     site = normalise_site(name)
-    why_not = refusal(profiles[profile_name], site, cfg, NEVER_DEFAULT)
+    category = blocking_category(profiles[profile_name], site, cfg)
+    why_not = refusal(category, site, NEVER_DEFAULT)
     if why_not:
         raise AllowError(why_not)
-    allow = _store(cfg).add(site, profile_name, seconds, reason, getpass.getuser())
+    allow = _store(cfg).add(site, profile_name, seconds, reason, getpass.getuser(), category)
     until = datetime.fromtimestamp(allow.until, profiles[profile_name].timezone)
     click.echo(
         f"allowed {site} and its subdomains for {profile_name} until {until:%Y-%m-%d %H:%M %Z}"

@@ -95,6 +95,10 @@ def verify(ledger: str, key_spec: str, expect_seq: int | None) -> None:
     last = result.records[-1]
     click.echo(f"{ledger}: OK, {len(result.records)} records, site {last.site} "
                f"instance {last.instance}, signature and chain valid")  # fmt: skip
+    allows = result.temporary_allows()
+    if allows:
+        counts = ", ".join(f"{category} {n}" for category, n in sorted(allows.items()))
+        click.echo(f"{ledger}: temporary allows granted: {counts}")
 
 
 @audit.command()

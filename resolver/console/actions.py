@@ -20,6 +20,7 @@ from ..allows import (
     TemporaryAllow,
     normalise_site,
     parse_duration,
+    without_allows,
 )
 from ..config import Config
 from ..policy.decide import decide
@@ -42,8 +43,9 @@ def explain_lines(state: ServingState, profile: str, name: str, now: float) -> l
 
 
 def category_of(state: ServingState, profile: str, name: str, now: float) -> str:
-    """The category that blocks ``name`` for ``profile`` now ("" when it is not blocked)."""
-    decision = decide(state.profiles[profile], name, _TYPE_A, now, state.index)
+    """The category that blocks ``name`` for ``profile`` now, temporary allows aside ("" when
+    it is not blocked)."""
+    decision = decide(without_allows(state.profiles[profile]), name, _TYPE_A, now, state.index)
     return decision.category if isinstance(decision, Block) else ""
 
 
@@ -67,7 +69,7 @@ def grant(
     """A temporary allow from the console's form (name, profile, duration, reason)."""
     site, category = _checked(state, form.get("profile", ""), form.get("name", ""), now)
     seconds = parse_duration(form.get("duration", ""))
-    allow = store.add(site, form["profile"], seconds, form.get("reason", ""), user)
+    allow = store.add(site, form["profile"], seconds, form.get("reason", ""), user, category)
     audit.write(user, "allow", name=site, profile=allow.profile, until=allow.until,
                 reason=allow.reason, category=category or "none")  # fmt: skip
     return allow

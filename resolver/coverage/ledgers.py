@@ -94,4 +94,5 @@ def ledger_evidence(site: Site, paths: Sequence[Path], policy: CoveragePolicy) -
         index_age=max(ages) if ages else None,
         queries=sum(r.queries for r in recent),
         blocked=sum(_content_blocks(r) for r in recent),
+        temporary_allows=sum(n for r in recent for n in r.temporary_allows.values()),
     )

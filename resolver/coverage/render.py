@@ -15,6 +15,7 @@ from resolver.coverage.status import CoveragePolicy, Headline, SiteStatus, share
 COLUMNS = (
     "site", "name", "kind", "commune", "covered", "live", "last_report", "index_age_h",
     "blocked", "queries", "signature", "probe_reachable", "canary", "test_blocked", "reasons",
+    "temporary_allows",
 )  # fmt: skip
 
 
@@ -38,6 +39,7 @@ def row(s: SiteStatus, tz: tzinfo = UTC) -> tuple[str, ...]:
         ev.signature if ev.source else "",
         _yn(probe.reachable) if probe else "", canary,
         _yn(probe.test_blocked) if probe else "", "; ".join(s.reasons),
+        str(ev.temporary_allows) if ev.source == "ledgers" else "",
     )  # fmt: skip
 
 

@@ -55,6 +55,7 @@ class Evidence:
     index_age: int | None  # oldest index among live instances, seconds
     queries: int  # in the window
     blocked: int  # in the window
+    temporary_allows: int = 0  # granted in the window (ledgers only; Prometheus has no count)
 
 
 NO_EVIDENCE = Evidence("", False, "n/a", 0, None, None, 0, 0)

@@ -54,7 +54,7 @@ def test_report_csv_and_html_files(make_ledger, keydir: Path, tmp_path: Path) ->
     csv_out = CliRunner().invoke(audit, args)
     assert csv_out.exit_code == 0
     assert csv_out.stdout.splitlines()[1] == (
-        "thpt-a,school,2025-11-28T00:00:00Z,2025-11-28T01:00:00Z,(all),3,103,0"
+        "thpt-a,school,2025-11-28T00:00:00Z,2025-11-28T01:00:00Z,(all),3,103,0,0"
     )
     assert csv_out.stderr == f"warning: {path}: no key for its site: unverified\n"
 
@@ -65,7 +65,7 @@ def test_report_in_the_auditors_time_zone(make_ledger, tmp_path: Path) -> None:
     local = CliRunner().invoke(audit, [*args, "--timezone", "Asia/Ho_Chi_Minh"])
     assert local.exit_code == 0, local.output
     assert local.stdout.splitlines()[1] == (  # naive --from is Hanoi time: 00:00Z
-        "thpt-a,school,2025-11-28T07:00:00+07:00,2025-11-28T08:00:00+07:00,(all),3,103,0"
+        "thpt-a,school,2025-11-28T07:00:00+07:00,2025-11-28T08:00:00+07:00,(all),3,103,0,0"
     )
     bad = CliRunner().invoke(audit, [*args, "--timezone", "Mars/Olympus_Mons"])
     assert bad.exit_code != 0 and "unknown time zone" in bad.output

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import subprocess
 import time
@@ -85,3 +86,35 @@ def test_an_allow_ends_by_itself_when_its_time_is_up(tmp_path: Path) -> None:
             assert time.time() >= now + 10
         finally:
             server.stop()
+
+
+def test_the_ledger_counts_an_allow_under_its_category_and_names_nothing(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    subprocess.run([*lachan_command(), "audit", "keygen", "--out", str(keys)], check=True,
+                   capture_output=True, timeout=60, cwd=ROOT)  # fmt: skip
+    ledger = tmp_path / "ledger" / "audit.jsonl"
+    ledger.parent.mkdir()
+    text = CONFIG.format(state=seed_state_dir(tmp_path)) + (
+        f"audit: {{ledger: '{ledger}', key: '{keys / 'audit.key'}', period: 3600}}\n"
+    )
+    config = tmp_path / "lachan.yaml"
+    config.write_text(text)
+    reason = "bài giảng về trò chơi điện tử"
+    with StubUpstream(seed=98) as stub:
+        server = start_lachan(tmp_path, stub.address, text, workers=2)
+        try:
+            allow(config, GAME, "--for", "2h", "--profile", "school", "--reason", reason)
+            assert wait_until(lambda: answered(server.port, GAME), 10)
+        finally:
+            assert server.stop() == 0  # a graceful stop records the open period
+    data = ledger.read_bytes()
+    last = json.loads(data.splitlines()[-1])
+    assert last["temporary_allows"] == {"format": 1, "granted": {"games": 1}}, last
+    for needle in (GAME, "fortnite", reason, getpass.getuser()):
+        assert needle.encode() not in data, needle
+    done = subprocess.run(
+        [*lachan_command(), "audit", "verify", str(ledger), "--public-key", str(keys / "audit.pub")],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"{ledger}: temporary allows granted: games 1" in done.stdout

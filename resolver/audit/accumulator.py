@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -119,8 +120,11 @@ class PeriodAccumulator:
         return self._close(self._end, period_bounds(now, self._period))
 
     def close(self) -> PeriodCounts:
-        """Close the open period now (graceful shutdown): a short final period."""
-        now = max(int(self._clock()), self._start + 1)
+        """Close the open period now (graceful shutdown): a short final period.
+
+        It ends on the next whole second, not the last one: what happened in the fraction of
+        a second before the stop (a teacher's allow, counted by its time) belongs to it."""
+        now = max(math.ceil(self._clock()), self._start + 1)
         return self._close(min(now, self._end), (now, now + self._period))
 
     def _close(self, end: int, following: tuple[int, int]) -> PeriodCounts:

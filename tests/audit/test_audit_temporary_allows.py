@@ -156,3 +156,15 @@ def test_an_accumulator_merge_adds_allows(tmp_path: Path) -> None:
     one = replace(counts, temporary_allows={"games": 1})
     two = replace(counts, temporary_allows={"games": 2, "gambling": 1})
     assert one.merged(two).temporary_allows == {"games": 3, "gambling": 1}
+
+
+def test_an_allow_in_the_last_second_before_a_stop_is_counted(tmp_path: Path, keydir: Path) -> None:
+    clock = FakeClock(T0 + 100)
+    store = AllowStore(tmp_path / "state", FakeClock(T0 + 160.3))
+    store.add("x.example", "school", 1800, "bài học", TEACHER, "games")
+    trail = AuditTrail.open(tmp_path / "l.jsonl", keydir / "audit.key", site="thpt-a",
+                            site_kind="school", instance="gw1", state=lambda: STATE, clock=clock,
+                            allows=store.granted)  # fmt: skip
+    clock.now = T0 + 160.6
+    last = trail.close()
+    assert last.period_end == T0 + 161 and last.temporary_allows == {"games": 1}

@@ -34,6 +34,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "blocks": ("Bị chặn", "Blocked"),
     "category": ("Nhóm", "Category"),
     "hour": ("Giờ", "Hour"),
+    "when": ("Lúc", "When"),
     "allows_week": (
         "Số lần mở tạm thời tuần này, theo nhóm",
         "Temporary allows this week, per category",

@@ -174,8 +174,10 @@ def test_a_teacher_asks_why_then_opens_the_site_until_it_expires(
     assert answer(env, "www." + GAMBLING) == OPEN  # and its subdomains
     # The test's clock: half an hour is too long to wait, so the allow's end is moved to a few
     # seconds from now in the file the server follows (as test_ops_temporary_allow does).
-    end = shorten_allow(env, GAMBLING, seconds=3)
-    assert answers_from_many_ports(env, GAMBLING) == {OPEN}  # still open until then
+    end = shorten_allow(env, GAMBLING, seconds=4)
+    seen = answers_from_many_ports(env, GAMBLING)
+    if time.time() < end:  # a loaded machine may take the whole 4 s to ask
+        assert seen == {OPEN}  # still open until then
     wait_for_answers(env, GAMBLING, BLOCKED, 12)
     assert time.time() >= end  # blocked again by the expiry itself, not before
     page.goto(env.console + "/allows")

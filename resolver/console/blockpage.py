@@ -15,6 +15,7 @@ from ..errors import LachanError
 from ..lists.catalogue import load_for
 from .actions import category_of
 from .i18n import translator
+from .limits import BLOCKPAGE_PER_ADDRESS, BLOCKPAGE_TOTAL, RequestLimiter, limit_requests
 from .web import CONSOLE, MAX_BODY, TEMPLATES, Console
 
 
@@ -40,7 +41,8 @@ FILINGS = web.AppKey("filings", Filings)
 
 
 def make_blockpage_app(console: Console) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY)
+    limiter = RequestLimiter(BLOCKPAGE_PER_ADDRESS, BLOCKPAGE_TOTAL, console.clock)
+    app = web.Application(middlewares=[limit_requests(limiter)], client_max_size=MAX_BODY)
     app[CONSOLE] = console
     app[NAMES] = category_names(console.sources.config())
     app[FILINGS] = Filings()

@@ -26,6 +26,7 @@ from ..errors import ConfigError
 from .accounts import Account, check_password
 from .audit_log import AuditLog
 from .i18n import lang_of, translator
+from .limits import CONSOLE_PER_ADDRESS, CONSOLE_TOTAL, RequestLimiter, limit_requests
 from .reviews import ReviewQueue
 from .sessions import LoginLimiter, Session, Sessions, csrf_ok
 from .settings import ConsoleSettings, allowed_network, users_path
@@ -103,7 +104,9 @@ def render(request: web.Request, template: str, status: int = 200, **values: Any
 def make_app(console: Console) -> web.Application:
     from . import pages  # the handlers, kept apart so this module stays the frame
 
-    app = web.Application(middlewares=[guard], client_max_size=MAX_BODY)
+    # The rate limit first: it is the cheapest check and it bounds the work of all the others.
+    limiter = RequestLimiter(CONSOLE_PER_ADDRESS, CONSOLE_TOTAL, console.clock)
+    app = web.Application(middlewares=[limit_requests(limiter), guard], client_max_size=MAX_BODY)
     app[CONSOLE] = console
     pages.add_routes(app)
     return app

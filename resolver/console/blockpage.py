@@ -16,7 +16,7 @@ from ..lists.catalogue import load_for
 from .actions import category_of
 from .i18n import translator
 from .limits import BLOCKPAGE_PER_ADDRESS, BLOCKPAGE_TOTAL, RequestLimiter, limit_requests
-from .web import CONSOLE, MAX_BODY, TEMPLATES, Console
+from .web import CONSOLE, MAX_BODY, TEMPLATES, Console, posted
 
 
 class Filings:
@@ -94,7 +94,7 @@ async def page(request: web.Request) -> web.Response:
 
 
 async def review(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await posted(request)
     asked = form.get("name")
     name, category, profile = _lookup(request, asked if isinstance(asked, str) else "")
     if not name or not category:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import secrets
 
 from aiohttp import web
@@ -11,6 +10,7 @@ from aiohttp import web
 from ..allows import AllowError
 from . import actions, status
 from .i18n import translator
+from .sessions import same_token
 from .web import (
     COOKIE,
     LANG,
@@ -52,7 +52,7 @@ async def login(request: web.Request) -> web.Response:
     form = await form_of(request)
     t = translator(request[LANG])
     expected = request.cookies.get(LOGIN_COOKIE, "")
-    if not expected or not hmac.compare_digest(expected, form.get("csrf", "")):
+    if not expected or not same_token(expected, form.get("csrf", "")):
         return await login_page(request, t("bad_request"), 403)
     console = console_of(request)
     sid, why = await login_check(console, request.remote or "", form.get("user", ""),

@@ -52,7 +52,13 @@ class Sessions:
 
 
 def csrf_ok(session: Session, token: str | None) -> bool:
-    return hmac.compare_digest(session.csrf, token or "")
+    return same_token(session.csrf, token or "")
+
+
+def same_token(expected: str, given: str) -> bool:
+    """Constant-time equality of two tokens; compare_digest refuses non-ASCII text (a TypeError,
+    so a 500) and a form may send anything, so both are compared as UTF-8 bytes."""
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace"))
 
 
 class LoginLimiter:

@@ -127,7 +127,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise web.HTTPForbidden(text="log in first")
         raise web.HTTPSeeOther("/login")
     if request.method == "POST" and session is not None:
-        form = await request.post()
+        form = await posted(request)
         if not csrf_ok(session, _text(form, "csrf")):
             raise web.HTTPForbidden(text="bad or missing CSRF token")
     return await handler(request)
@@ -138,9 +138,19 @@ def _text(form: Any, key: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+async def posted(request: web.Request) -> Any:
+    """The POSTed form, or 400: aiohttp raises ValueError on a body that is not text in its
+    charset (raw bytes sent as urlencoded) or a multipart body without its boundary, and
+    LookupError on an unknown charset; neither may become a 500 and a traceback."""
+    try:
+        return await request.post()
+    except (ValueError, LookupError) as exc:
+        raise web.HTTPBadRequest(text=f"unreadable form: {type(exc).__name__}") from None
+
+
 async def form_of(request: web.Request) -> dict[str, str]:
     """The POSTed form's text fields (file uploads are ignored)."""
-    form = await request.post()
+    form = await posted(request)
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 

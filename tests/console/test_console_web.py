@@ -141,3 +141,25 @@ def test_only_the_ledgers_tail_is_read_and_its_last_records_are_found(tmp_path: 
         out.write(json.dumps({"period_start": "2026-12-02T03:00:00Z", "seq": 9}) + "\n")
     found = ledger_records(ledger)
     assert found[-1]["seq"] == 9 and len(found) <= TAIL_BYTES // len(old)
+
+
+def test_forms_a_browser_would_never_send_get_4xx_not_a_500(tmp_path: Path) -> None:
+    """Found by tests/fuzz/test_fuzz_console.py: each of these was a 500 and a traceback."""
+
+    async def test(client: TestClient, clock: Clock) -> None:
+        login = await client.get("/login")  # sets the login form's cookie
+        assert login.status == 200
+        accented = await client.post("/login", data={"csrf": "mã-độc", "user": "x"})
+        assert accented.status == 403  # compare_digest refused non-ASCII text
+        csrf = await log_in(client)
+        raw = await client.post("/allows", data=b"csrf=" + csrf.encode() + b"&name=\xdd\xff",
+                                headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+        assert raw.status == 400
+        multipart = await client.post("/allows", data=b"csrf=x",
+                                      headers={"Content-Type": "multipart/form-data; boundary=x"})  # fmt: skip
+        assert multipart.status == 400
+        odd = await client.post("/allows", data={"csrf": "ư" * 40})
+        assert odd.status == 403
+        assert (await client.get("/allows")).status == 200  # and the session still works
+
+    run(tmp_path, test)

@@ -8,6 +8,7 @@ pushing twice changes nothing.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from resolver.audit.acks import save_acks
 from resolver.errors import LachanError
 
 BATCH = 1000  # lines per request: well below the collector's limit
@@ -87,7 +89,14 @@ def _batches(items: list[bytes]) -> Iterator[list[bytes]]:
 
 
 def push(ledger: Path, site: str, base_url: str, http: requests.Session) -> PushOutcome:
-    """Ask the collector's acks, send what it lacks in batches, stop at the first refusal."""
+    """Ask the collector's acks, send what it lacks in batches, stop at the first refusal;
+    keep the acks beside the ledger, for the school's console to show."""
+    outcome = _push(ledger, site, base_url, http)
+    save_acks(ledger, outcome.acks, time.time())
+    return outcome
+
+
+def _push(ledger: Path, site: str, base_url: str, http: requests.Session) -> PushOutcome:
     api = f"{base_url.rstrip('/')}/api/v1/sites/{site}"
     acks = _json(http.get(f"{api}/acks", timeout=TIMEOUT), api)["acks"]
     lines = ledger_lines(ledger)

@@ -25,7 +25,18 @@ TEXTS: dict[str, tuple[str, str]] = {
     "no_answer": ("không trả lời", "no answer"),
     "ledger": ("Bản ghi sổ kiểm toán gần nhất", "Last audit ledger record"),
     "no_ledger": ("Chưa có sổ kiểm toán", "No audit ledger"),
-    "ack_unknown": ("Sở chưa xác nhận (chưa rõ)", "Province acknowledgement: not known"),
+    "ack_unknown": (
+        "Chưa biết Sở đã nhận chưa: chưa gửi lên lần nào (lachan report push)",
+        "Province acknowledgement not known: never pushed (lachan report push)",
+    ),
+    "ack_all": (
+        "Sở đã xác nhận bản ghi #{seq} (lần gửi lúc {at})",
+        "The province acknowledged record #{seq} (pushed {at})",
+    ),
+    "ack_behind": (
+        "Sở đã xác nhận đến bản ghi #{seq} (lần gửi lúc {at}); còn {behind} bản ghi chưa gửi",
+        "The province acknowledged up to record #{seq} (pushed {at}); {behind} not sent yet",
+    ),
     "activity": ("Hôm nay và tuần này", "Today and this week"),
     "today": ("Hôm nay", "Today"),
     "week": ("Tuần này", "This week"),

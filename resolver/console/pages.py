@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from typing import Any
 
 from aiohttp import web
 
 from ..allows import AllowError
+from ..config import Config
 from . import actions, status
 from .i18n import translator
 from .sessions import same_token
@@ -92,8 +94,15 @@ async def status_page(request: web.Request) -> web.Response:
         request, "status.html", on=bool(texts) or status.total(snapshot, "workers") > 0,
         profiles=sorted(state.profiles), live=status.live_activity(snapshot), index_age=age,
         lists=lists, upstreams=status.upstream_rows(config, snapshot), canary=texts,
-        ledger=records[-1] if records else None,
+        ledger=records[-1] if records else None, ack=_ack_text(request, config, records),
     )  # fmt: skip
+
+
+def _ack_text(request: web.Request, config: Config, records: list[dict[str, Any]]) -> str:
+    key, values = status.province_ack(config.audit.ledger, records[-1] if records else None)
+    if "at" in values:
+        values = {**values, "at": console_of(request).time_text(values["at"])}
+    return translator(request[LANG])(key, **values)
 
 
 async def activity_page(request: web.Request) -> web.Response:

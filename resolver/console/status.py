@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from dnslib import QTYPE, DNSRecord
 
+from ..audit.acks import load_acks
 from ..config import Config
 from ..coverage.canary import CANARY_NAME
 from ..state import ServingState
@@ -130,6 +131,18 @@ def ledger_records(path: Path | None) -> list[dict[str, Any]]:
         if isinstance(record, dict) and "period_start" in record:
             out.append(record)
     return out
+
+
+def province_ack(ledger: Path | None, last: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    """Whether the province acknowledged the ledger's last record, as a text key and its
+    values, from what ``lachan report push`` noted beside the ledger (its acks, and when)."""
+    known = load_acks(ledger) if ledger is not None and last is not None else None
+    if known is None or last is None:
+        return "ack_unknown", {}
+    acks, at = known
+    seq = acks.get(str(last.get("instance")), -1)
+    behind = int(last.get("seq", 0)) - seq
+    return ("ack_all" if behind <= 0 else "ack_behind"), {"seq": seq, "at": at, "behind": behind}
 
 
 def _today(zone: ZoneInfo, now: float) -> datetime:

@@ -14,6 +14,7 @@ from pathlib import Path
 from aiohttp.test_utils import TestClient, TestServer
 
 from resolver import config
+from resolver.audit.acks import save_acks
 from resolver.config import AuditSettings
 from resolver.console.accounts import set_password
 from resolver.console.status import Sources
@@ -163,3 +164,26 @@ def test_forms_a_browser_would_never_send_get_4xx_not_a_500(tmp_path: Path) -> N
         assert (await client.get("/allows")).status == 200  # and the session still works
 
     run(tmp_path, test)
+
+
+def test_the_status_page_says_whether_the_province_has_the_last_record(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.jsonl"
+    records = [{"seq": n, "instance": "gw1", "period_start": "2026-12-02T0{n}:00:00Z",
+                "period_end": "2026-12-02T0{n}:00:00Z", "queries": 1} for n in range(3)]  # fmt: skip
+    ledger.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    async def test(client: TestClient, clock: Clock) -> None:
+        await log_in(client)
+        page = await (await client.get("/")).text()
+        assert "Chưa biết Sở đã nhận chưa: chưa gửi lên lần nào" in page  # never pushed
+        save_acks(ledger, {"gw1": 1}, NOW - 600)
+        page = await (await client.get("/")).text()
+        assert (
+            "Sở đã xác nhận đến bản ghi #1 (lần gửi lúc 2026-12-02 10:20 +07); còn 1 bản "
+            "ghi chưa gửi" in page
+        )
+        save_acks(ledger, {"gw1": 2}, NOW)
+        page = await (await client.get("/?lang=en")).text()
+        assert "The province acknowledged record #2 (pushed 2026-12-02 10:30 +07)" in page
+
+    run(tmp_path, test, ledger)

@@ -21,6 +21,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "lists": ("Danh sách chặn", "Blocklists"),
     "index_age": ("Tuổi bản danh sách", "Age of the compiled lists"),
     "upstreams": ("Máy chủ phía trên", "Upstreams"),
+    "encrypted": ("DNS mã hóa (DoT, DoH)", "Encrypted DNS (DoT, DoH)"),
+    "no_encrypted": ("Không bật", "Not set up"),
     "canary": ("Kiểm tra status.lachan.arpa", "Canary status.lachan.arpa"),
     "no_answer": ("không trả lời", "no answer"),
     "ledger": ("Bản ghi sổ kiểm toán gần nhất", "Last audit ledger record"),

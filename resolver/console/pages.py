@@ -94,6 +94,7 @@ async def status_page(request: web.Request) -> web.Response:
         request, "status.html", on=bool(texts) or status.total(snapshot, "workers") > 0,
         profiles=sorted(state.profiles), live=status.live_activity(snapshot), index_age=age,
         lists=lists, upstreams=status.upstream_rows(config, snapshot), canary=texts,
+        encrypted=status.encrypted_endpoints(config),
         ledger=records[-1] if records else None, ack=_ack_text(request, config, records),
     )  # fmt: skip
 

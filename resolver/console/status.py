@@ -81,6 +81,15 @@ def upstream_rows(config: Config, snapshot: Snapshot) -> list[tuple[str, int, in
     return [(u, int(sent.get(u, 0)), int(failed.get(u, 0))) for u in names]
 
 
+def encrypted_endpoints(config: Config) -> list[str]:
+    """The DoT and DoH endpoints served (``DoT 192.168.10.53:853``), none when not set up."""
+    enc = config.encrypted
+    hosts = [("DoT", h, p) for h, p in enc.listen_tls] + [
+        ("DoH", h, p) for h, p in enc.listen_https
+    ]
+    return [f"{kind} [{h}]:{p}" if ":" in h else f"{kind} {h}:{p}" for kind, h, p in hosts]
+
+
 def live_activity(snapshot: Snapshot) -> dict[str, Any]:
     """Queries and blocks per category since the server started (the live counters)."""
     blocks: dict[str, int] = {}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from resolver import config
-from resolver.console.status import list_rows, live_activity, upstream_rows
+from resolver.console.status import encrypted_endpoints, list_rows, live_activity, upstream_rows
 
 
 def test_upstream_rows_sum_failures_of_every_reason() -> None:
@@ -31,3 +33,13 @@ def test_live_activity_counts_blocks_per_category_over_profiles() -> None:
                     [["allowed", "none", "school"], 8]],
     }  # fmt: skip
     assert live_activity(snapshot) == {"queries": 12, "blocks": {"adult": 4}}
+
+
+def test_encrypted_endpoints_are_listed_when_set_up() -> None:
+    plain = config.parse("upstreams: [127.0.0.1]\n", "t")
+    assert encrypted_endpoints(plain) == []
+    served = dataclasses.replace(plain, encrypted=dataclasses.replace(
+        plain.encrypted, listen_tls=(("192.168.10.53", 853),),
+        listen_https=(("192.168.10.53", 443), ("::", 443))))  # fmt: skip
+    assert encrypted_endpoints(served) == [
+        "DoT 192.168.10.53:853", "DoH 192.168.10.53:443", "DoH [::]:443"]  # fmt: skip

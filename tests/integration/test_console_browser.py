@@ -135,7 +135,7 @@ def test_the_status_page_shows_the_servers_own_numbers(
         assert answer(env, GAMBLING) == BLOCKED
     for _ in range(2):
         assert answer(env, "tintuc.example.org") == OPEN
-    for _ in range(20):
+    for _ in range(40):  # bounds for a loaded machine; idle, the first second or two suffice
         page.wait_for_timeout(500)
         page.reload()
         if counters(page)[1] >= blocks + 3:
@@ -170,7 +170,7 @@ def test_a_teacher_asks_why_then_opens_the_site_until_it_expires(
     assert_shows(screenshot(page, tmp_path / "allows.png"), [
         "Mở tạm thời", f"Tên miền: {GAMBLING}", "Hồ sơ: school", "Người mở: teacher",
         f"Lý do: {LESSON}"])  # fmt: skip
-    wait_for_answers(env, GAMBLING, OPEN, 10)  # both workers, no reload
+    wait_for_answers(env, GAMBLING, OPEN, 20)  # both workers, no reload
     assert answer(env, "www." + GAMBLING) == OPEN  # and its subdomains
     # The test's clock: half an hour is too long to wait, so the allow's end is moved to a few
     # seconds from now in the file the server follows (as test_ops_temporary_allow does).
@@ -178,7 +178,7 @@ def test_a_teacher_asks_why_then_opens_the_site_until_it_expires(
     seen = answers_from_many_ports(env, GAMBLING)
     if time.time() < end:  # a loaded machine may take the whole 4 s to ask
         assert seen == {OPEN}  # still open until then
-    wait_for_answers(env, GAMBLING, BLOCKED, 12)
+    wait_for_answers(env, GAMBLING, BLOCKED, 20)
     assert time.time() >= end  # blocked again by the expiry itself, not before
     page.goto(env.console + "/allows")
     assert "Không có trang nào đang mở tạm thời" in page.inner_text("#allows")
@@ -191,10 +191,10 @@ def test_a_teacher_revokes_an_allow_and_the_site_is_blocked_again(
 ) -> None:
     page = logged_in(browser, env, "teacher")
     allow_in_console(page, env, "1h")
-    wait_for_answers(env, GAMBLING, OPEN, 10)
+    wait_for_answers(env, GAMBLING, OPEN, 20)
     page.click("#allows button")  # Thu hồi
     assert "Không có trang nào đang mở tạm thời" in page.inner_text("#allows")
-    wait_for_answers(env, GAMBLING, BLOCKED, 10)
+    wait_for_answers(env, GAMBLING, BLOCKED, 20)
 
 
 def test_a_review_asked_on_the_block_page_reaches_the_queue_and_teachers_cannot_allow_for_good(
@@ -229,7 +229,7 @@ def test_a_review_asked_on_the_block_page_reaches_the_queue_and_teachers_cannot_
     page.goto(env.console + "/allows")
     allows = page.inner_text("#allows")
     assert STILL_BLOCKED in allows and "học sinh hỏi" in allows
-    wait_for_answers(env, STILL_BLOCKED, OPEN, 10)
+    wait_for_answers(env, STILL_BLOCKED, OPEN, 20)
 
 
 def test_the_english_switch_sticks(env: Env, browser: Browser) -> None:

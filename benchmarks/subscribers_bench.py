@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import dnsperf, subscribers_hitpath  # noqa: E402
-from benchmarks.procs import log  # noqa: E402
+from benchmarks.procs import cpu_seconds, log  # noqa: E402
 from resolver.policy.clients import address_key  # noqa: E402
 from resolver.subscribers.follow import Follower  # noqa: E402
 from resolver.subscribers.redis_store import (  # noqa: E402
@@ -116,7 +116,8 @@ def qps(work: Path, redis_url: str, args: argparse.Namespace) -> dict[str, objec
     """Cache-hit QPS of two ``lachan serve`` running side by side, one without subscribers and
     one with all N loaded, both pinned to ``--server-cpus`` and driven in turn by dnsperf on
     ``--loadgen-cpus``: rounds A B B A A B …, so that whatever else the host does falls on
-    both alike; the ratio is taken per round (the two ran back to back), then its median."""
+    both alike; the ratio is taken per round (the two ran back to back), then its median.
+    lachan's own CPU time per answer is read from /proc for each round as well."""
     names = work / "names.txt"
     names.write_text("".join(f"n{i}.example.test A\n" for i in range(200)), encoding="utf-8")
     configs = {  # the same profile for the querying address in both
@@ -124,6 +125,7 @@ def qps(work: Path, redis_url: str, args: argparse.Namespace) -> dict[str, objec
         "with": f"lists: {{enabled: false}}\nsubscribers: {{store: '{redis_url}'}}\n",
     }
     results: dict[str, list[float]] = {k: [] for k in configs}
+    cpu: dict[str, list[float]] = {k: [] for k in configs}  # lachan's CPU s per answer
     processes: dict[str, LachanProcess] = {}
     with StubUpstream() as stub:
         try:
@@ -138,10 +140,14 @@ def qps(work: Path, redis_url: str, args: argparse.Namespace) -> dict[str, objec
             kinds = list(configs)
             for index in range(args.rounds):
                 for kind in kinds if index % 2 == 0 else kinds[::-1]:
+                    pid = processes[kind].process.pid  # type: ignore[union-attr]
+                    before = cpu_seconds([pid])
                     result = dnsperf.run("127.0.0.1", processes[kind].port, names, args.seconds,
                                          dnsperf.Load(latency=False), work, args.loadgen_cpus)  # fmt: skip
                     results[kind].append(float(result["qps"]))
-                    log(f"round {index + 1} {kind}: {result['qps']} QPS")
+                    cpu[kind].append((cpu_seconds([pid]) - before) / max(1, result["completed"]))
+                    log(f"round {index + 1} {kind}: {result['qps']} QPS, "
+                        f"{cpu[kind][-1] * 1e6:.2f} µs CPU per answer")  # fmt: skip
         finally:
             for process in processes.values():
                 process.stop()
@@ -152,6 +158,12 @@ def qps(work: Path, redis_url: str, args: argparse.Namespace) -> dict[str, objec
             k: round((max(v) - min(v)) / statistics.median(v), 3) for k, v in results.items()
         },  # fmt: skip
         "qps_with_over_without": subscribers_hitpath.ratios(results),
+        # CPU per answer is what bounds QPS on a saturated core, and other jobs on the host
+        # change it far less than they change the QPS dnsperf sees.
+        "cpu_us_per_answer_median": {
+            k: round(statistics.median(v) * 1e6, 3) for k, v in cpu.items()
+        },  # fmt: skip
+        "cpu_per_answer_with_over_without": subscribers_hitpath.ratios(cpu),
     }
 
 

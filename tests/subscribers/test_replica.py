@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import sys
 
@@ -106,3 +107,16 @@ def test_the_hot_path_lookup_names_the_subscriber_of_v4_and_v6_clients(details: 
     assert replica.subscriber(*address_key("192.0.2.7")) == "line-1"
     assert replica.subscriber(*address_key("2001:db8:1:5::1")) == "line-2"
     assert replica.subscriber(*address_key("2001:db8:2::1")) is None
+
+
+def test_a_serving_replicas_tables_are_invisible_to_the_garbage_collector() -> None:
+    # A million bindings in tracked containers would make every full collection walk them,
+    # in the middle of answering; ints and strings only keep the tables untracked.
+    replica = Replica(details=False)
+    replica.replace(
+        {"line-1": "under16"},
+        {"192.0.2.7/32": B1, "2001:db8:1::/56": B2},
+    )
+    replica.apply([("binding", "192.0.2.8", B2), ("profile", "line-2", "under16")])
+    tables = [replica.v4, replica.profiles, *replica.v6.values()]
+    assert not any(gc.is_tracked(table) for table in tables)

@@ -24,8 +24,10 @@ from tests.integration.guide_runner import Block, GuideRun, blocks, is_lachan_ya
 from tests.stub_upstream import ROOT, StubUpstream, lachan_command
 
 DOCS = ("README.md", "docs/school-guide.md", "docs/isp-guide.md", "docs/vi/README.md",
-        "docs/vi/huong-dan-truong-hoc.md")  # fmt: skip
+        "docs/vi/huong-dan-truong-hoc.md", "docs/vi/huong-dan-nha-mang.md")  # fmt: skip
 TRANSLATIONS = {"docs/vi/huong-dan-truong-hoc.md": "docs/school-guide.md"}
+# Translated one section at a time: the Vietnamese file holds the section under this heading.
+SECTIONS = {"docs/vi/huong-dan-nha-mang.md": ("docs/isp-guide.md", "## Subscriber mode")}
 
 
 @pytest.fixture
@@ -90,18 +92,48 @@ def test_the_vietnamese_guide_has_the_same_commands_and_configs(
     assert _steps(ROOT / translated) == _steps(ROOT / original)
 
 
+@pytest.mark.parametrize(("translated", "original"), sorted(SECTIONS.items()))
+def test_a_vietnamese_section_has_the_same_commands_configs_and_snippets(
+    translated: str, original: tuple[str, str]
+) -> None:
+    """Untagged blocks count too (FreeRADIUS config, the portal's commands): only their
+    comments may differ."""
+    path, heading = original
+    ours = _steps(ROOT / translated, untagged=True)
+    theirs = _steps(ROOT / path, untagged=True, lines=_section(ROOT / path, heading))
+    assert len(ours) >= 4 and ours == theirs
+
+
+def _section(path: Path, heading: str) -> range:
+    """The line numbers (1-based) from ``heading`` to the next heading of its level."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    level = heading.split(" ")[0] + " "
+    start = next(i for i, line in enumerate(lines, 1) if line.startswith(heading))
+    end = next((i for i, line in enumerate(lines, 1) if i > start and line.startswith(level)),
+               len(lines) + 1)  # fmt: skip
+    return range(start, end)
+
+
 def test_the_vietnamese_readme_has_the_quick_start_of_the_readme() -> None:
     ours = _steps(ROOT / "docs/vi/README.md")
     assert ours and ours == _steps(ROOT / "README.md")[: len(ours)]
     assert len(ours) >= 2  # the two commands and the quick check
 
 
-def _steps(path: Path) -> list[tuple[str, object, str | None]]:
+def _steps(
+    path: Path, untagged: bool = False, lines: range | None = None
+) -> list[tuple[str, object, str | None]]:
     """Each sh/yaml block's commands (comments dropped: they are translated) or parsed config,
-    and whether it is run."""
+    and whether it is run; with ``untagged``, untagged blocks' lines without comments too
+    (``text`` blocks, diagrams in words, are translated whole)."""
     steps: list[tuple[str, object, str | None]] = []
     for block in blocks(path):
-        if block.lang == "yaml":
+        if lines is not None and block.line not in lines:
+            continue
+        if untagged and block.lang == "":
+            code = [re.sub(r"(^|\s)#.*", "", line).strip() for line in block.text.splitlines()]
+            steps.append(("code", [line for line in code if line], _run_flag(block)))
+        elif block.lang == "yaml":
             steps.append(("yaml", yaml.safe_load(block.text), _run_flag(block)))
         elif block.lang == "sh":
             commands = [shlex.join(shlex.split(line, comments=True)) for line in

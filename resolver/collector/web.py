@@ -19,6 +19,8 @@ from resolver.collector.dashboard import by_area, month_tables, not_covered, sha
 from resolver.collector.db import Database
 from resolver.collector.exports import coverage_csv, coverage_pdf
 from resolver.collector.i18n import TEXT, pick
+from resolver.collector.limits import PushGuard
+from resolver.collector.proxy import Network
 from resolver.coverage.registry import Site
 
 SITES_KEY: web.AppKey[Sequence[Site]] = web.AppKey("sites")
@@ -26,7 +28,7 @@ TITLE_KEY: web.AppKey[str] = web.AppKey("title", str)
 USER_KEY: web.RequestKey[auth.Session] = web.RequestKey("user", auth.Session)
 COOKIE, PRE_COOKIE, LANG_COOKIE = "lachan_session", "lachan_login", "lang"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_PUBLIC = ("/login", "/api/")
+_PUBLIC = ("/login", "/api/", "/metrics")  # the push API is signed; metrics are loopback-only
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).resolve().parents[1] / "data"),
     autoescape=True,
@@ -57,7 +59,8 @@ def _page(request: web.Request, template: str, **context: Any) -> web.Response:
     )  # fmt: skip
     response = web.Response(text=html, content_type="text/html")
     if "lang" in request.query:
-        response.set_cookie(LANG_COOKIE, lang, httponly=True, samesite="Strict")
+        response.set_cookie(LANG_COOKIE, lang, httponly=True, samesite="Strict",
+                            secure=request.secure)  # fmt: skip
     return response
 
 
@@ -168,9 +171,14 @@ async def export_pdf(request: web.Request) -> web.Response:
 
 
 def make_web_app(db: Database, sites: Sequence[Site], tz: tzinfo, title: str,
-                 clock: Callable[[], float] = time.time) -> web.Application:  # fmt: skip
-    """The whole collector application."""
-    app = make_app(db, clock, tz)
+                 clock: Callable[[], float] = time.time, trusted: Sequence[Network] = (),
+                 guard: PushGuard | None = None) -> web.Application:  # fmt: skip
+    """The whole collector application.
+
+    Cookies are ``Secure`` whenever the request is: over the collector's own TLS, or forwarded
+    as https by a ``trusted`` proxy (``proxy.py``); an untrusted client's headers count for none.
+    """
+    app = make_app(db, clock, tz, trusted, guard)
     app.middlewares.append(require_login)
     app[SITES_KEY] = tuple(sites)
     app[TITLE_KEY] = title

@@ -62,6 +62,13 @@ TEXT: dict[str, dict[str, str]] = {
         "nation": "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM",
         "motto": "Độc lập - Tự do - Hạnh phúc",
         "made_at": "Lập lúc",
+        "kind_forged": "Giả mạo: chữ ký không hợp lệ",
+        "kind_other-key": "Ký bằng khóa không phải của đơn vị",
+        "kind_other-site": "Bản ghi của đơn vị khác",
+        "kind_replay": "Gửi lại bản ghi cũ",
+        "kind_gap": "Thiếu bản ghi (nhảy số thứ tự)",
+        "kind_broken": "Chuỗi nhật ký bị đứt",
+        "kind_rewritten": "Nhật ký bị viết lại",
     },
     "en": {
         "title": "Child online protection",
@@ -120,6 +127,13 @@ TEXT: dict[str, dict[str, str]] = {
         "nation": "SOCIALIST REPUBLIC OF VIETNAM",
         "motto": "Independence - Freedom - Happiness",
         "made_at": "Made at",
+        "kind_forged": "Forged: signature does not verify",
+        "kind_other-key": "Signed with a key not the site's",
+        "kind_other-site": "Another site's record",
+        "kind_replay": "Old record sent again",
+        "kind_gap": "Records missing (seq jumps)",
+        "kind_broken": "Ledger chain broken",
+        "kind_rewritten": "Ledger rewritten",
     },
 }
 

@@ -81,7 +81,9 @@ def test_english_is_one_click_away_and_stays_chosen(base: str) -> None:
 def test_a_site_page_shows_its_chain_state_incidents_and_local_times(base: str) -> None:
     page = text_of(login(base).get(base + "/site/thpt-b", timeout=10).text)
     assert "Chuỗi nhật ký Bị viết lại" in page and "Số thứ tự cuối 4" in page
-    assert "rewritten seq 0 differs from the record acknowledged before" in page
+    assert (
+        "Nhật ký bị viết lại (rewritten) seq 0 differs from the record acknowledged before" in page
+    )  # the kind in Vietnamese, its code and the collector's detail
     # Last period ended 2025-11-28T05:00Z = 12:00 in Hanoi.
     assert "Báo cáo gần nhất 28/11/2025 12:00" in page
 

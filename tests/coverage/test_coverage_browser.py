@@ -38,8 +38,9 @@ COVERAGE_SHOWS = [
     "1/2 (50.0%) 1/1 (100.0%)",
     "trường được bảo vệ / schools covered",
     "45.3% (120)",
-    "thpt-a school yes 1/1 2025-11-29T00:00:00Z 24.0 120",
-    "thpt-b school no 0/1 2025-11-28T05:00:00Z",
+    "được bảo vệ / covered",
+    "thpt-a school có / yes 1/1 2025-11-29T00:00:00Z 24.0",
+    "thpt-b school không / no 0/1 2025-11-28T05:00:00Z",
 ]
 
 

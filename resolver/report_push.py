@@ -21,7 +21,7 @@ from resolver.errors import LachanError
 
 BATCH = 1000  # lines per request: well below the collector's limit
 TIMEOUT = (10, 60)  # connect, read (s)
-MAX_WAIT = 300  # s: a longer Retry-After is cut to this (the timer runs again anyway)
+MAX_WAIT = 120  # s: five such waits stay inside the timer unit's TimeoutStartSec=15min
 
 
 @dataclass(frozen=True, slots=True)

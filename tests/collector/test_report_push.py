@@ -230,3 +230,14 @@ def test_a_ledger_cut_after_its_push_is_reported_at_the_site_and_refused(db, sit
         "seq 2: replay: seq 2 was acknowledged already",
     )  # fmt: skip
     assert outcome.acks == {"gw1": 4}
+
+
+def test_a_retry_after_longer_than_the_timer_allows_is_cut_to_max_wait() -> None:
+    from urllib3.response import HTTPResponse
+
+    from resolver.report_push import MAX_WAIT
+
+    retry = session().get_adapter("https://x").max_retries
+    assert retry.get_retry_after(HTTPResponse(headers={"Retry-After": "3600"})) == MAX_WAIT
+    assert retry.get_retry_after(HTTPResponse(headers={"Retry-After": "3"})) == 3
+    assert 5 * MAX_WAIT < 15 * 60  # systemd/lachan-report-push.service: TimeoutStartSec=15min

@@ -94,6 +94,8 @@ def test_an_auditor_logs_in_and_reads_the_dashboard_and_a_site_page_in_chromium(
     assert_shows(printed[0], [
         TITLE, "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM", "Độc lập - Tự do - Hạnh phúc",
         "BÁO CÁO KẾT QUẢ BẢO VỆ TRẺ EM TRÊN MÔI TRƯỜNG MẠNG", "Lập lúc: 28/11/2025 12:10",
-        "Mức độ bao phủ", "1 3 33.3%",  # OCR reads the label column apart on paper
+        "Mức độ bao phủ", "Trường học 1 3 33.3%", "Nhà cung cấp dịch vụ Internet 1 1 100.0%",
         "Huyện Bình Chánh Xã Tân Nhựt Trường học 0 1", "Chưa từng báo cáo",
-        "2025-11 1390 80 20", "Cố gắng vượt rào (tính riêng)", "2025-11 20"])  # fmt: skip
+        "Mục tiêu 100%", "Nhật ký bị viết lại 28/11/2025 12:00", "Tổng lượt chặn",
+        "2025-11 1390 80 20 100", "Cố gắng vượt rào (tính riêng)", "Tháng bypass Tổng lượt chặn",
+        "2025-11 20"])  # fmt: skip

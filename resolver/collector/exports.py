@@ -81,8 +81,10 @@ def bar(length: float, outline: bool) -> object:
 
 
 def coverage_pdf(statuses: Sequence[SiteStatus], months: Iterable[tuple[str, str, int]],
-                 province: str, tz: tzinfo, now: int, t: dict[str, str]) -> bytes:  # fmt: skip
-    """An A4 report: the title block, coverage against 100%, areas, gaps, blocks per month."""
+                 province: str, tz: tzinfo, now: int, t: dict[str, str],
+                 period: str | None = None) -> bytes:  # fmt: skip
+    """An A4 report: the title block, coverage against 100%, areas, gaps, blocks per month
+    (those of ``period``, printed under the title, when the report covers one)."""
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import ParagraphStyle
     from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer
@@ -95,6 +97,7 @@ def coverage_pdf(statuses: Sequence[SiteStatus], months: Iterable[tuple[str, str
     story: list[object] = [
         _table([[province, t["nation"]], ["", t["motto"]]], bold, bold),
         Spacer(1, 12), Paragraph(t["report_title"], head),
+        *([Paragraph(f"{t['report_period']}: {period}", text)] if period else []),
         Paragraph(f"{t['made_at']}: {made} ({tz})", text), Paragraph(t["coverage"], h2),
         _table([["", t["covered"], t["total"], "%", t["target"]]] + [
             [label, s.covered, s.total, f"{s.percent}%", bar(BAR * s.percent / 100, True)]

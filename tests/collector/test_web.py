@@ -137,3 +137,22 @@ def test_a_favicon_fetched_after_the_login_page_does_not_void_its_form(base: str
     reply = http.post(base + "/login", timeout=10, allow_redirects=False,
                       data={"csrf": csrf.group(1), "name": "xem", "password": PASSWORD})  # fmt: skip
     assert (reply.status_code, reply.headers["Location"]) == (302, "/")
+
+
+def test_a_pdf_for_a_period_holds_only_its_months_and_says_which(base: str, tmp_path) -> None:
+    http = login(base)
+    assert 'action="/export.pdf" id="period"' in http.get(base + "/", timeout=10).text
+    texts = {}
+    for query in ("from=2025-01&to=2025-12", "from=2025-12"):
+        reply = http.get(f"{base}/export.pdf?{query}", timeout=30)
+        assert reply.status_code == 200
+        pdf = tmp_path / "period.pdf"
+        pdf.write_bytes(reply.content)
+        texts[query] = re.sub(r"\s+", " ", subprocess.run(
+            ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True,
+            timeout=60).stdout)  # fmt: skip
+    annual, december = texts["from=2025-01&to=2025-12"], texts["from=2025-12"]
+    assert "Kỳ báo cáo: 01/2025 – 12/2025" in annual and "2025-11 1390 80 20 100" in annual
+    assert "Kỳ báo cáo: 12/2025 – …" in december and "2025-11" not in december
+    bad = http.get(base + "/export.pdf?from=2025-13", timeout=10)
+    assert (bad.status_code, bad.text) == (400, "from='2025-13': expected YYYY-MM\n")

@@ -20,7 +20,7 @@ from resolver.coverage.assess import assess
 from resolver.coverage.registry import load_registry
 from resolver.coverage.render import render_html as coverage_html
 from resolver.coverage.status import CoveragePolicy
-from tests.ocr import screenshot_text, unseen
+from tests.ocr import assert_table_shows
 from tests.tools import require
 
 CHROMIUM = shutil.which("chromium") or "chromium"
@@ -134,9 +134,7 @@ def _check_page(tmp: Path, html: str, svgs: int, shows: list[str]) -> None:
     whole = tmp / "whole.png"
     _chromium(tmp, page.as_uri(), f"--screenshot={whole}", "--force-device-scale-factor=1.5",
               size="1200,2400")  # fmt: skip
-    text = re.sub(r"\s*\|\s*", " ", screenshot_text(whole))  # table rules read as "|"
-    missing = unseen(text, shows)
-    assert not missing, f"the page does not show {missing}; OCR read: {text[:800]!r}"
+    assert_table_shows(whole, shows)
 
 
 def test_audit_report_in_a_browser(tmp_path: Path) -> None:

@@ -57,6 +57,9 @@ async def get_acks(request: web.Request) -> web.Response:
 async def post_records(request: web.Request) -> web.Response:
     """Body: ledger lines (``application/x-ndjson``). 200 when all were taken, else 409."""
     site = _site(request)
+    size = request.content_length or 0
+    if size > MAX_BODY:  # refused before a byte of it is read
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=size)
     body = await request.read()
     lines = [line for line in body.split(b"\n") if line]
     if len(lines) > MAX_LINES:
@@ -97,9 +100,18 @@ async def guard_pushes(
     return response
 
 
+def _loopback(address: str | None) -> bool:
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return bool((mapped or ip).is_loopback)
+
+
 async def get_metrics(request: web.Request) -> web.Response:
     """The push limiter's counts for a Prometheus on the same host; nobody else."""
-    if not ipaddress.ip_address(request.remote or "0.0.0.0").is_loopback:
+    if not _loopback(request.remote):
         raise web.HTTPForbidden(text="metrics are served to loopback clients only\n")
     return web.Response(body=exposition(request.app[GUARD_KEY]),
                         content_type="text/plain", charset="utf-8")  # fmt: skip

@@ -112,3 +112,7 @@ def test_junk_for_a_site_from_many_addresses_holds_back_failing_ones_not_the_sch
                              headers={"X-Forwarded-For": "10.0.0.7"}, timeout=10)  # fmt: skip
         assert (good.status_code, good.json()["acks"]) == (200, {"gw1": 2})
         assert _metric(base, "lachan_collector_push_failures_total", "unsigned") == 13
+        # A client from beyond the proxy is not loopback, whatever the proxy's own address.
+        outside = requests.get(base + "/metrics", headers={"X-Forwarded-For": "10.0.0.7"},
+                               timeout=10)  # fmt: skip
+        assert outside.status_code == 403

@@ -123,3 +123,21 @@ def test_no_trusted_proxy_means_no_forwarded_header_is_read() -> None:
 def test_a_bad_trusted_proxy_is_one_line_naming_the_flag() -> None:
     with pytest.raises(LachanError, match=r"^--trusted-proxy '10.0.0.0/33': not an IP address"):
         parse_networks(["10.0.0.0/33"])
+
+
+def test_the_collectors_metrics_pass_promtool_and_name_no_address_or_site() -> None:
+    import subprocess
+
+    from resolver.collector.metrics import exposition
+    from tests.tools import require
+
+    guard = PushGuard(Rate(burst=1, seconds=60))
+    guard.failed("192.0.2.1", "thpt-a", "unsigned", 0)
+    assert guard.check("192.0.2.1", "thpt-a", 0) == 60
+    text = exposition(guard).decode()
+    run = subprocess.run([require("promtool"), "check", "metrics"], input=text,
+                         capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert run.returncode == 0 and not (run.stdout + run.stderr).strip(), run.stdout + run.stderr
+    assert 'lachan_collector_push_failures_total{kind="unsigned"} 1.0' in text
+    assert 'lachan_collector_push_throttled_total{limit="address"} 1.0' in text
+    assert "192.0.2.1" not in text and "thpt-a" not in text

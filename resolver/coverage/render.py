@@ -18,6 +18,20 @@ COLUMNS = (
 )  # fmt: skip
 
 
+# The HTML page's column headings and yes/no, Vietnamese first (CSV keeps the codes for scripts).
+HEADINGS = {
+    "site": "điểm / site", "name": "tên / name", "kind": "loại / kind",
+    "commune": "phường/xã / commune", "covered": "được bảo vệ / covered",
+    "live": "hoạt động / live", "last_report": "báo cáo gần nhất / last report",
+    "index_age_h": "tuổi danh sách (giờ) / index age (h)", "blocked": "bị chặn / blocked",
+    "queries": "truy vấn / queries", "signature": "chữ ký / signature",
+    "probe_reachable": "thăm dò tới được / probe reachable", "canary": "canary",
+    "test_blocked": "tên thử bị chặn / test name blocked", "reasons": "lý do / reasons",
+}  # fmt: skip
+_YN_HTML = {"yes": "có / yes", "no": "không / no", "": ""}
+_YES_NO = ("covered", "probe_reachable", "test_blocked")
+
+
 def _yn(value: bool | None) -> str:
     return "" if value is None else ("yes" if value else "no")
 
@@ -96,13 +110,15 @@ def render_html(statuses: Sequence[SiteStatus], policy: CoveragePolicy) -> str:
     for s in statuses:
         values = dict(zip(COLUMNS, row(s, policy.tz), strict=True))
         rows.append([
-            cell(v, ("ok" if s.covered else "bad") if c == "covered" else "")
+            cell(_YN_HTML.get(v, v) if c in _YES_NO else v,
+                 ("ok" if s.covered else "bad") if c == "covered" else "")
             for c, v in values.items() if c in header
         ])  # fmt: skip
     body = "\n".join([
         kpis([("trường được bảo vệ / schools covered", share(h.schools)),
               ("nhà mạng được bảo vệ / ISPs covered", share(h.isps))]),
-        _charts(statuses, h), "<h2>Các điểm / Sites</h2>", table(header, rows),
+        _charts(statuses, h), "<h2>Các điểm / Sites</h2>",
+        table([HEADINGS[c] for c in header], rows),
     ])  # fmt: skip
     live, age, window = (
         policy.live_within // 3600,

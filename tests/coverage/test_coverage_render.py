@@ -28,6 +28,8 @@ def test_the_page_shows_the_registrys_names_and_communes_vietnamese_first(tmp_pa
     assert '<html lang="vi">' in html
     assert html.index("trường được bảo vệ") < html.index("schools covered")
     assert html.index("Các điểm") < html.index("Sites</h2>")
+    assert "<th>điểm / site</th><th>tên / name</th>" in html
+    assert "<th>được bảo vệ / covered</th>" in html and '<td class="ok">có / yes</td>' in html
 
 
 def test_the_html_page_says_when_on_the_provinces_clock() -> None:

@@ -31,6 +31,7 @@ PACKAGES = {
     "systemd-analyze": "systemd",
     "systemd-sysusers": "systemd",
     "systemd-tmpfiles": "systemd",
+    "tesseract": "tesseract-ocr",
     "unbound": "unbound",
 }
 

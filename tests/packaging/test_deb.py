@@ -264,3 +264,29 @@ def test_lintian_finds_no_error_or_warning_in_the_deb(deb: Path) -> None:
             if line[:2] in ("E:", "W:") or "unused-override" in line
             or "mismatched-override" in line]  # fmt: skip
     assert done.returncode == 0 and tags == [], done.stdout + done.stderr
+
+
+# setup.cfg's requirements that Debian 12 provides, and the package each comes from.
+FROM_DEBIAN = {"pyyaml": "python3-yaml", "click": "python3-click"}
+
+
+def test_the_lock_pins_every_requirement_that_debian_does_not_provide() -> None:
+    """Checked without building: a requirement added to setup.cfg without running
+    scripts/lock-deb-requirements fails here (the build itself would fail at pip install)."""
+    from configparser import ConfigParser
+
+    from packaging.requirements import Requirement
+
+    setup = ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    wanted = [Requirement(line) for line in setup["options"]["install_requires"].split("\n")
+              if line.strip()]  # fmt: skip
+    locked, control = _locked(), (ROOT / "debian" / "control").read_text()
+    for req in wanted:
+        if req.marker is not None and not req.marker.evaluate():
+            continue
+        name = _norm(req.name)
+        if name in FROM_DEBIAN:
+            assert f"         {FROM_DEBIAN[name]},\n" in control, name
+            continue
+        assert name in locked and req.specifier.contains(locked[name]), (str(req), locked.get(name))

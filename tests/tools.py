@@ -17,6 +17,7 @@ PACKAGES = {
     "dnsperf": "dnsperf",
     "dpkg-buildpackage": "dpkg-dev",
     "kdig": "knot-dnsutils",
+    "lintian": "lintian",
     "mount": "mount",
     "nft": "nftables",
     "nsd": "nsd",

@@ -53,12 +53,29 @@ def follow(run: GuideRun, doc: str) -> str:
 def test_a_school_following_the_guide_gets_the_school_profile_and_a_ledger(
     tmp_path: Path, stub: str
 ) -> None:
-    out = follow(GuideRun(tmp_path, stub), "docs/school-guide.md")
+    out = follow(GuideRun(tmp_path, stub, from_deb=True), "docs/school-guide.md")
     assert f"{tmp_path}/etc/lachan/lachan.yaml: ok" in out
     assert "profile:  school (" in out and "decision: block" in out  # explain
     assert '"site=thcs-le-loi"' in out and '"profile=school"' in out  # dig TXT status
     ledger = f"{tmp_path}/var/lib/lachan/ledger/ledger.jsonl"
     assert re.search(rf"{re.escape(ledger)}: OK, [1-9]\d* records, site thcs-le-loi", out), out
+
+
+INSTALLING = ("README.md", "docs/school-guide.md", "docs/vi/huong-dan-truong-hoc.md",
+              "docs/auditor-guide.md", "docs/vi/huong-dan-kiem-tra.md")  # fmt: skip
+
+
+@pytest.mark.parametrize("doc", INSTALLING)
+def test_installing_starts_with_the_debian_package(doc: str) -> None:
+    """The first install shown is the .deb that tests/packaging/test_deb.py builds and installs,
+    named with the version `make deb` gives it; pip comes after, as the alternative."""
+    version = re.search(r"^version = (\S+)$", (ROOT / "setup.cfg").read_text(), re.M)
+    assert version is not None
+    installs = [b.text for b in blocks(ROOT / doc) if b.lang == "sh"
+                and ("apt install ./dist/" in b.text or "pip install" in b.text)]  # fmt: skip
+    assert installs and "make deb" in installs[0], installs
+    assert f"apt install ./dist/lachan_{version.group(1)}_amd64.deb" in installs[0]
+    assert all("apt install ./dist/" not in text for text in installs[1:])
 
 
 def test_the_readme_quick_check_answers_as_it_says(tmp_path: Path, stub: str) -> None:
@@ -75,9 +92,10 @@ def test_every_block_is_run_or_says_why_not(doc: str) -> None:
     found = [b for b in blocks(ROOT / doc) if b.lang in ("sh", "yaml")]
     assert found, doc
     skipped = [b for b in found if b.not_run is not None]
-    # Four for installing and the router; in the school guide two more in the encrypted-DNS
-    # section, which need a public name (tests/transport runs them on loopback), and the
-    # push to the province's collector (tests/collector runs it against a real one).
+    # Installing (the .deb, which tests/packaging runs, or pip without it) and the router; in
+    # the school guide the encrypted-DNS section's two, which need a public name (tests/transport
+    # runs them on loopback), and the push to the province's collector (tests/collector runs it
+    # against a real one).
     assert len(skipped) <= 7, [(b.line, b.not_run) for b in skipped]
     for block in found:
         if block.lang == "yaml" and block.not_run is None:

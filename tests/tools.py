@@ -23,6 +23,7 @@ PACKAGES = {
     "nsd": "nsd",
     "openssl": "openssl",
     "pdftotext": "poppler-utils",
+    "pdftoppm": "poppler-utils",
     "prometheus": "prometheus",
     "promtool": "prometheus",
     "radclient": "freeradius-utils",

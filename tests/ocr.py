@@ -34,14 +34,17 @@ def _require_vietnamese(tesseract: str) -> None:
                     "(apt-get install tesseract-ocr-vie)", pytrace=False)  # fmt: skip
 
 
-def screenshot_text(png: Path) -> str:
-    """The text tesseract reads in a PNG screenshot, whitespace collapsed to single spaces."""
+def screenshot_text(png: Path, psm: int | None = None) -> str:
+    """The text tesseract reads in a PNG screenshot, whitespace collapsed to single spaces;
+    ``psm`` chooses tesseract's page segmentation (default: its automatic one)."""
     tesseract = require("tesseract")
     _require_vietnamese(tesseract)
     # One thread: the suite runs on two cores beside servers the same test started.
     env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
-    done = subprocess.run([tesseract, str(png), "-", "-l", _LANGUAGES], capture_output=True,
-                          text=True, env=env, timeout=120, check=True)  # fmt: skip
+    layout = ["--psm", str(psm)] if psm is not None else []
+    done = subprocess.run([tesseract, str(png), "-", "-l", _LANGUAGES, *layout],
+                          capture_output=True, text=True, env=env, timeout=120,
+                          check=True)  # fmt: skip
     return _SPACE.sub(" ", done.stdout).strip()
 
 
@@ -79,3 +82,26 @@ def assert_shows(png: Path, phrases: list[str] | tuple[str, ...], min_ratio: flo
     missing = unseen(text, phrases, min_ratio)
     assert not missing, f"{png.name} does not show {missing}; OCR read: {text[:600]!r}"
     return text
+
+
+# Tables: automatic segmentation may read a table column by column, and which way it goes
+# turns on small changes elsewhere on the page. Row by row, a row's cells stay together: a
+# single column of text (4) and sparse text (11) both read that way; a phrase counts as seen
+# when either reading shows it. Table rules read as "|" are dropped.
+_TABLE_LAYOUTS = (4, 11)
+_RULES = re.compile(r"\s*\|\s*")
+
+
+def assert_table_shows(png: Path, phrases: list[str] | tuple[str, ...],
+                       min_ratio: float = 0.85) -> str:  # fmt: skip
+    """``assert_shows`` for pages of tables: rows read across; returns the OCR texts."""
+    missing, texts = list(phrases), []
+    for psm in _TABLE_LAYOUTS:
+        texts.append(_RULES.sub(" ", screenshot_text(png, psm)))
+        scores = {p: best_match(p, texts[-1]) for p in missing}
+        missing = [p for p, score in scores.items() if score < min_ratio]
+        if not missing:
+            return " ".join(texts)
+    report = unseen(texts[-1], missing, min_ratio)
+    assert not missing, f"{png.name} does not show {report}; OCR read: {texts[0][:800]!r}"
+    return " ".join(texts)

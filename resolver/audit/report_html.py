@@ -69,14 +69,14 @@ def _site_rows(report: Report) -> tuple[list[str], list[list[str]]]:
         row[0] += c.queries
         row[1] += c.blocked
         row[2] += c.bypass
-        row[3] += c.allowed
+        row[-1] += c.allowed  # last: the categories are the blocks' columns
         for cat, n in c.blocks:
-            row[4 + cats.index(cat)] += n
+            row[3 + cats.index(cat)] += n
     rows = [
         [cell(s), cell(k), *(cell(v) for v in vals)] for (s, k), vals in sorted(per_site.items())
     ]
     header = ["điểm / site", "loại / kind", "truy vấn / queries", "bị chặn / blocked",
-              "vượt lọc / bypass attempts", "mở tạm thời / temporary allows", *cats]  # fmt: skip
+              "vượt lọc / bypass attempts", *cats, "mở tạm thời / temporary allows"]  # fmt: skip
     return header, rows
 
 

@@ -28,6 +28,7 @@ HEADINGS = {
     "queries": "truy vấn / queries", "signature": "chữ ký / signature",
     "probe_reachable": "thăm dò tới được / probe reachable", "canary": "canary",
     "test_blocked": "tên thử bị chặn / test name blocked", "reasons": "lý do / reasons",
+    "temporary_allows": "mở tạm thời / temporary allows",
 }  # fmt: skip
 _YN_HTML = {"yes": "có / yes", "no": "không / no", "": ""}
 _YES_NO = ("covered", "probe_reachable", "test_blocked")

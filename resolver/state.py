@@ -19,7 +19,7 @@ from .allows import AllowStore
 from .allows import apply as apply_allows
 from .blocks import BlockAnswers, block_page_rdata
 from .config import Config
-from .console.settings import block_page_address, unaddressed_block_pages
+from .console.settings import block_page_address, never_categories, unaddressed_block_pages
 from .coverage.canary import CanaryStatus, format_canary
 from .errors import ConfigError, ListError
 from .fastpath import static_table
@@ -145,7 +145,7 @@ def with_temporary_allows(config: Config, profiles: dict[str, Profile]) -> dict[
     except ConfigError as exc:
         log.error("temporary allows not applied: %s", exc)
         return profiles
-    return apply_allows(profiles, allows, time.time())
+    return apply_allows(profiles, allows, time.time(), never_categories(config.console))
 
 
 def load_index(config: Config, compile_if_needed: bool = True) -> Index | EmptyIndex:

@@ -13,7 +13,6 @@ import click
 
 from .. import config
 from ..allows import (
-    NEVER_DEFAULT,
     AllowError,
     AllowStore,
     normalise_site,
@@ -21,6 +20,7 @@ from ..allows import (
     without_allows,
 )
 from ..config import Config
+from ..console.settings import never_categories
 from ..errors import LachanError
 from ..lists.catalogue import default_state_dir
 from ..policy.decide import decide
@@ -65,7 +65,7 @@ def _grant(cfg: Config, name: str, duration: str, profile_name: str, reason: str
     seconds = parse_duration(duration)
     site = normalise_site(name)
     category = blocking_category(profiles[profile_name], site, cfg)
-    why_not = refusal(category, site, NEVER_DEFAULT)
+    why_not = refusal(category, site, never_categories(cfg.console))
     if why_not:
         raise AllowError(why_not)
     allow = _store(cfg).add(site, profile_name, seconds, reason, getpass.getuser(), category)

@@ -28,6 +28,7 @@ from ..policy.decision import Block
 from ..policy.explain import explain
 from ..state import ServingState
 from .audit_log import AuditLog
+from .settings import never_categories
 
 _TYPE_A = 1
 
@@ -49,13 +50,14 @@ def category_of(state: ServingState, profile: str, name: str, now: float) -> str
     return decision.category if isinstance(decision, Block) else ""
 
 
-def _checked(state: ServingState, profile: str, name: str, now: float) -> tuple[str, str]:
+def _checked(state: ServingState, profile: str, name: str, now: float,
+             never: frozenset[str]) -> tuple[str, str]:  # fmt: skip
     if profile not in state.profiles:
         known = ", ".join(sorted(state.profiles))
         raise AllowError(f"unknown profile {profile!r} (known: {known})")
     site = normalise_site(name)
     category = category_of(state, profile, site, now)
-    if category in NEVER_DEFAULT:
+    if category in never:
         raise AllowError(
             f"{site} is blocked as {category}, which can never be opened (change the profile)"
         )
@@ -64,10 +66,10 @@ def _checked(state: ServingState, profile: str, name: str, now: float) -> tuple[
 
 def grant(
     store: AllowStore, audit: AuditLog, state: ServingState, form: dict[str, str], user: str,
-    now: float,
+    now: float, never: frozenset[str] = NEVER_DEFAULT,
 ) -> TemporaryAllow:  # fmt: skip
     """A temporary allow from the console's form (name, profile, duration, reason)."""
-    site, category = _checked(state, form.get("profile", ""), form.get("name", ""), now)
+    site, category = _checked(state, form.get("profile", ""), form.get("name", ""), now, never)
     seconds = parse_duration(form.get("duration", ""))
     allow = store.add(site, form["profile"], seconds, form.get("reason", ""), user, category)
     audit.write(user, "allow", name=site, profile=allow.profile, until=allow.until,
@@ -91,7 +93,7 @@ def allow_for_good(
     local = config.policies_local_dir
     if local is None:
         raise AllowError("permanent allows need policies.local_dir in the config")
-    site, category = _checked(state, profile, name, now)
+    site, category = _checked(state, profile, name, now, never_categories(config.console))
     path = Path(local) / f"{profile}.yaml"
     data = _read_local(path)
     allow = data.setdefault("allow", [])

@@ -13,6 +13,7 @@ from ..config import Config
 from . import actions, status
 from .i18n import translator
 from .sessions import same_token
+from .settings import never_categories
 from .web import (
     COOKIE,
     LANG,
@@ -154,7 +155,7 @@ async def allow_post(request: web.Request) -> web.Response:
     user = account_of(request).user
     try:
         actions.grant(console.store, console.audit, console.sources.state(), form, user,
-                      console.clock())  # fmt: skip
+                      console.clock(), never_categories(console.sources.config().console))  # fmt: skip
     except AllowError as exc:
         return await allows_page(request, refused(request, exc), 400)
     return await allows_page(request, translator(request[LANG])("done"))

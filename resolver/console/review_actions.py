@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from ..allows import AllowError
 from . import actions
 from .accounts import Account
+from .settings import never_categories
 
 if TYPE_CHECKING:
     from .web import Console
@@ -42,7 +43,8 @@ def _apply(
     elif choice == "temporary":
         fields = {"name": name, "profile": profile, "duration": form.get("duration", ""),
                   "reason": form.get("reason", "") or "review request"}  # fmt: skip
-        actions.grant(console.store, console.audit, state, fields, account.user, now)
+        never = never_categories(console.sources.config().console)
+        actions.grant(console.store, console.audit, state, fields, account.user, now, never)
     else:
         actions.allow_for_good(console.sources.config(), state, console.audit, name, profile,
                                account.user, now)  # fmt: skip

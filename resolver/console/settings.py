@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..allows import NEVER_DEFAULT
 from ..config_read import Reader, in_range, split_host_port
 from ..policy.decision import AnswerMode
 from ..policy.profile import Profile
 
 DEFAULT_NETWORKS = ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_CATEGORY = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,13 +30,14 @@ class ConsoleSettings:
     networks: tuple[Network, ...]
     users_file: Path | None  # None: console-users.json in the lists' state folder
     session_minutes: int = 480  # a school day
+    never_allow: frozenset[str] = NEVER_DEFAULT  # categories no allow opens (adult always)
 
 
 def console_settings(node: Reader, base: Path) -> ConsoleSettings | None:
     """The section read from the config (None when ``listen`` is not set: off by default)."""
     node.reject_unknown(
         {"listen", "blockpage_listen", "tls_refuse_port", "networks", "users_file",
-         "session_minutes"}
+         "session_minutes", "never_allow"}
     )  # fmt: skip
     listen = _address(node, "listen", None)
     if listen is None:
@@ -49,7 +53,25 @@ def console_settings(node: Reader, base: Path) -> ConsoleSettings | None:
         networks=_networks(node),
         users_file=(base / users) if users else None,
         session_minutes=node.get("session_minutes", 480, int, in_range(5, 7 * 24 * 60)),
+        never_allow=_never_allow(node),
     )
+
+
+def _never_allow(node: Reader) -> frozenset[str]:
+    """Categories never opened, by the console or ``lachan allow``: the listed ones and adult,
+    which a config can add to but never take away."""
+    found = set(NEVER_DEFAULT)
+    for item in node.items("never_allow") if node.has("never_allow") else []:
+        if isinstance(item.value, str) and _CATEGORY.fullmatch(item.value):
+            found.add(item.value)
+        else:
+            item.problem(f"not a category id (like adult or gambling): {item.value!r}")
+    return frozenset(found)
+
+
+def never_categories(settings: ConsoleSettings | None) -> frozenset[str]:
+    """The categories no temporary allow may open for this config (adult without a console)."""
+    return settings.never_allow if settings is not None else NEVER_DEFAULT
 
 
 def _address(node: Reader, key: str, default_port: int | None) -> tuple[str, int] | None:

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from resolver import config
+from resolver.allows import AllowStore
 from resolver.console.accounts import Account, AccountError, check_password, set_password
-from resolver.console.settings import allowed_network, block_page_address
+from resolver.console.settings import allowed_network, block_page_address, never_categories
 from resolver.errors import ConfigError
+from resolver.state import build_state
 
 
 def test_the_console_is_off_unless_listen_is_set() -> None:
@@ -84,3 +86,22 @@ def test_a_reload_names_a_console_change_as_needing_a_restart() -> None:
         "console (the console and block page sockets are bound once at start)"
     ]
     assert applied_config(old, new).console == old.console  # the bound one stays in force
+
+
+def test_never_allow_adds_categories_to_adult_and_refuses_what_is_not_one() -> None:
+    settings = config.parse('console: {listen: "127.0.0.1:80", never_allow: [gambling]}\n',
+                            "t").console  # fmt: skip
+    assert settings is not None and settings.never_allow == {"adult", "gambling"}
+    assert never_categories(None) == {"adult"}  # without a console, adult still
+    with pytest.raises(ConfigError) as caught:
+        config.parse('console: {listen: "127.0.0.1:80", never_allow: [adult, "x.com"]}\n', "f")
+    assert any("console.never_allow[1]" in p for p in caught.value.problems), caught.value
+
+
+def test_served_profiles_never_open_what_the_site_never_allows(tmp_path: Path) -> None:
+    cfg = config.parse(f'lists: {{enabled: false, state_dir: "{tmp_path}"}}\n'
+                       'console: {listen: "127.0.0.1:0", never_allow: [gambling]}\n', "t")  # fmt: skip
+    AllowStore(tmp_path).add("example.org", "school", 3600, "bài học", "co-lan")
+    school = build_state(cfg).profiles["school"]
+    assert school.temporary.exact == {"example.org"}
+    assert school.never_open == {"adult", "gambling"}  # a gambling name below it stays shut

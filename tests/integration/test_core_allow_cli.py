@@ -44,3 +44,12 @@ def test_a_never_allowed_category_and_bad_input_are_refused_in_one_line(tmp_path
         assert expected in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert "Traceback" not in done.stderr
     assert "no temporary allows" in run(config, "--list").stdout
+
+
+def test_a_category_the_site_lists_as_never_allowed_is_refused_too(tmp_path: Path) -> None:
+    config = tmp_path / "lachan.yaml"
+    config.write_text(f'lists: {{state_dir: "{tmp_path}"}}\n'
+                      'console: {listen: "127.0.0.1:0", never_allow: [gambling]}\n')  # fmt: skip
+    done = run(config, "188bet.vote", "--for", "1h", "--profile", "school", "--reason", "x")
+    assert done.returncode == 2 and "blocked as gambling, which can never be opened" in done.stderr
+    assert "no temporary allows" in run(config, "--list").stdout

@@ -51,6 +51,10 @@ def passwd(config: Path, user: str, role: str) -> None:
     assert done.returncode == 0, done.stderr
 
 
+class PortTaken(Exception):
+    """The HTTPS refuser's port, free when chosen, was taken before lachan bound it."""
+
+
 def bound_ports(log: Path, timeout: float = 30.0) -> tuple[int, int]:
     """The console's and block page's ports, from the server's log (they listen on port 0)."""
     deadline = time.monotonic() + timeout
@@ -60,6 +64,8 @@ def bound_ports(log: Path, timeout: float = 30.0) -> tuple[int, int]:
         page = re.search(r"block page on http://127.0.0.1:(\d+)/", text)
         if console and page and "HTTPS to the block page refused" in text:
             return int(console.group(1)), int(page.group(1))
+        if "HTTPS refuser not started" in text:
+            raise PortTaken(text)
         time.sleep(0.1)
     raise AssertionError(f"the console did not start:\n{log.read_text()}")
 
@@ -72,8 +78,32 @@ def console_server(base: Path, work: Path, workers: int = 2) -> Iterator[Env]:
     local = work / "local"
     local.mkdir()
     (local / "school.yaml").write_text("block_answer: {mode: blockpage, ttl: 1}\n")
-    tls = free_port(("127.0.0.1",))
-    config = f"""
+    path = work / "lachan.yaml"
+    path.write_text(_config(workers, state, local, 0))
+    passwd(path, "admin", "admin")
+    passwd(path, "teacher", "teacher")
+    with InternetStub() as stub:
+        # The refuser needs a fixed port (0 turns it off): one chosen free may be taken by a
+        # parallel test before lachan binds it, so a start that says so is tried again.
+        for _ in range(3):
+            tls = free_port(("127.0.0.1",))
+            config = _config(workers, state, local, tls)
+            process = start_lachan(work, stub.address, config, ipv6=False, timeout=60)
+            try:
+                console, blockpage = bound_ports(process.stderr_path)
+                break
+            except PortTaken:
+                process.stop()
+        else:
+            raise AssertionError("the HTTPS refuser found no free port in three tries")
+        try:
+            yield Env(process.port, f"http://127.0.0.1:{console}", blockpage, tls, state, local)
+        finally:
+            stop_checked(process)
+
+
+def _config(workers: int, state: Path, local: Path, tls: int) -> str:
+    return f"""
 site: {{id: e2e-console, kind: school}}
 workers: {workers}
 lists: {{state_dir: "{state}"}}
@@ -85,17 +115,6 @@ console:
   tls_refuse_port: {tls}
   networks: [127.0.0.1/32]
 """
-    path = work / "lachan.yaml"
-    path.write_text(config)
-    passwd(path, "admin", "admin")
-    passwd(path, "teacher", "teacher")
-    with InternetStub() as stub:
-        process = start_lachan(work, stub.address, config, ipv6=False, timeout=60)
-        try:
-            console, blockpage = bound_ports(process.stderr_path)
-            yield Env(process.port, f"http://127.0.0.1:{console}", blockpage, tls, state, local)
-        finally:
-            stop_checked(process)
 
 
 def login(env: Env, user: str) -> tuple[requests.Session, str]:

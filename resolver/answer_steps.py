@@ -8,6 +8,12 @@ a cache hit (``_allowed``, ``_rewrite``), an upstream answer handed to its waite
 profile, whether the sender's ECS is trusted and, if so, the listener) and the fast path for
 list blocks (resolver/fastpath.py, never used for a client whose ECS is trusted).
 
+A prefetch (``Resolver._prefetch``, ``cache.prefetch``) builds no answer: it refreshes a cached
+entry through the same upstream exchange, checks and ``_complete`` as a client's miss (a rewrite
+through the same ``rewritten``), and every answer later built from that entry passes the steps
+below like any other hit. The memo stops at an entry's prefetch window (``reuse_until``), so a
+hit there reaches the pipeline and starts the refresh.
+
 The steps, in order:
 
 1. Profile: the client's address, the listener the query reached (its destination address on

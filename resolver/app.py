@@ -171,6 +171,7 @@ class Server:
             return False
         warn_restart_needed(self.config, config)
         self.config = applied_config(self.config, config)
+        self.resolver.cache.policy = self.config.cache  # what changed in it: cache.prefetch
         for blind in blind_wildcards(self.udp, state.clients):
             log.warning(
                 "reload: clients.listeners on wildcard %s take effect after a restart", blind

@@ -24,12 +24,20 @@ class CachePolicy:
     negative_max_ttl: int = 3_600
     stale_window: int = 0  # how long past expiry an answer may still be served stale
     stale_answer_ttl: int = 30  # RFC 8767 4: TTL of a stale answer
+    # A hit in the last tenth of an entry's TTL refreshes it in the background (unbound's
+    # ``prefetch: yes``), so a popular name is never a client's miss. Reloadable.
+    prefetch: bool = True
+
+
+REFRESH_AT = 0.9  # the share of its TTL after which a hit on an entry starts its prefetch
 
 
 class CacheEntry:
     """One cached answer; renders its body with TTLs reduced by whole seconds of age."""
 
-    __slots__ = ("answer", "stored", "ttl", "expires", "stale_until", "size", "_age", "_body")
+    __slots__ = (
+        "answer", "stored", "ttl", "expires", "refresh_at", "stale_until", "size", "_age", "_body",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -43,6 +51,7 @@ class CacheEntry:
         self.stored = stored
         self.ttl = ttl
         self.expires = stored + ttl
+        self.refresh_at = stored + ttl * REFRESH_AT  # a hit from here on starts a prefetch
         self.stale_until = self.expires + stale_window
         # When no TTL needs clamping, the body at age 0 is the upstream's bytes as they are:
         # the first answer of every miss then skips a copy-and-patch of the whole body.
@@ -57,6 +66,14 @@ class CacheEntry:
             self._body = self._render(lambda ttl: max(0, self._clamp(ttl, policy) - age))
             self._age = age
         return self._body
+
+    def reuse_until(self, now: float) -> float:
+        """Until when an answer rendered from this entry at ``now`` may be resent as it is:
+        the next whole second of age (its TTLs count down), never past expiry, and never into
+        the prefetch window from before it, so that the first hit there reaches the pipeline
+        and starts the refresh."""
+        until = min(self.stored + int(now - self.stored) + 1, self.expires)
+        return self.refresh_at if now < self.refresh_at < until else until
 
     def stale_body(self, policy: CachePolicy) -> bytes:
         return self._render(lambda ttl: policy.stale_answer_ttl)

@@ -273,6 +273,7 @@ def _cache(node: Reader) -> CachePolicy:
             "stale_window",
             "stale_answer_ttl",
             "max_memory",
+            "prefetch",
         }
     )
     serve_stale = node.get("serve_stale", False, bool)
@@ -285,6 +286,7 @@ def _cache(node: Reader) -> CachePolicy:
         stale_window=window if serve_stale else 0,
         stale_answer_ttl=node.get("stale_answer_ttl", 30, int, in_range(1, 3_600)),
         max_memory=node.get("max_memory", 128, int, in_range(1, 1_048_576)) * 1024 * 1024,
+        prefetch=node.get("prefetch", True, bool),
     )
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from . import fastpath, synth
 from .acl import Acl, AclAction
 from .answer_steps import any_is_rewritten, cloaking_block, ede_options
-from .cache import Cache
+from .cache import Cache, CacheEntry
 from .forward import Deliver, Dispatcher, Exchange
 from .policy import (
     ALLOW,
@@ -106,6 +106,7 @@ class Resolver:
         # connections that keep their ClientState (TCP, DoT, DoH) choose again when it moves.
         self.clients_epoch = 0
         self._inflight: dict[bytes, Exchange] = {}
+        self._prefetching: set[bytes] = set()  # cache keys being refreshed (one each)
         self.dropped = 0
         self.querylog = querylog
         if querylog is not None:
@@ -382,13 +383,15 @@ class Resolver:
             miss.label = label
             return miss
         self.stats.cache_hits += 1
+        if now >= entry.refresh_at:
+            self._prefetch(query, profile, None)
         body = entry.body_at(now, self.cache.policy)
         response, action, category = self._serve(
             query, entry.answer, body, profile, transport, label
         )
         self.stats.record_answer(transport, action, category, profile.name, self.clock() - received)
         if response is not None and transport == UDP and action == label[0]:
-            until = min(entry.stored + int(now - entry.stored) + 1, entry.expires)
+            until = entry.reuse_until(now)
             answer_key = (action, category, profile.name)
             self._remember(query, client, profile, response, until, answer_key, self._cache_hit)
         return response
@@ -444,6 +447,8 @@ class Resolver:
         now = self.clock()
         entry = self.cache.get(rewrite_key(query.key, rewrite.target), now)
         if entry is not None:
+            if now >= entry.refresh_at:
+                self._prefetch(query, profile, rewrite)
             body = entry.body_at(now, self.cache.policy)
             response, _, _ = self._serve(
                 query, entry.answer, body, profile, transport, _REWRITTEN, rewrite
@@ -454,7 +459,7 @@ class Resolver:
             )
             self.stats.record_rewrite(rewrite.engine)
             if transport == UDP:
-                until = min(entry.stored + int(now - entry.stored) + 1, entry.expires)
+                until = entry.reuse_until(now)
                 answer_key = ("rewritten", "none", profile.name)
                 counter = partial(self.stats.record_rewrite, rewrite.engine)
                 self._remember(query, client, profile, response, until, answer_key, counter)
@@ -501,18 +506,25 @@ class Resolver:
 
         False when the miss was dropped (too many in flight): nothing will be delivered.
         """
-        query, rewrite = miss.query, miss.rewrite
-        key = query.key if rewrite is None else target_key(query.key, text_to_wire(rewrite.target))
-        waiter = Waiter(query, transport, deliver, miss.profile, miss.received, rewrite)
+        waiter = Waiter(miss.query, transport, deliver, miss.profile, miss.received, miss.rewrite)
         waiter.ip = miss.ip
         waiter.label = miss.label
+        if self._ask(waiter):
+            return True
+        self.dropped += 1  # bounded memory under a flood of unique names
+        self.stats.record_answer(transport, "dropped", "none", miss.profile.name, 0.0)
+        return False
+
+    def _ask(self, waiter: Waiter) -> bool:
+        """Join the exchange in flight for the waiter's upstream key, or start one; False
+        when too many are in flight."""
+        query, rewrite = waiter.query, waiter.rewrite
+        key = query.key if rewrite is None else target_key(query.key, text_to_wire(rewrite.target))
         exchange = self._inflight.get(key)
         if exchange is not None:
             exchange.waiters.append(waiter)
             return True
         if len(self._inflight) >= self.policy.max_inflight:
-            self.dropped += 1  # bounded memory under a flood of unique names
-            self.stats.record_answer(transport, "dropped", "none", miss.profile.name, 0.0)
             return False
         message = build_upstream_query(key, query.flags, query.do, self.policy.udp_size)
         exchange = Exchange(key, message)
@@ -520,6 +532,35 @@ class Resolver:
         exchange.waiters.append(waiter)
         self.dispatcher.start(exchange)
         return True
+
+    def _prefetch(self, query: Query, profile: Profile, rewrite: Rewrite | None) -> None:
+        """Refresh a cached answer a hit found in the last tenth of its TTL, in the
+        background: a waiter with no one to deliver to, so the refreshed answer comes through
+        the same exchange checks and the same ``_complete`` as a client's miss, and replaces
+        the entry there (rewrites through ``rewritten``, as for a client). One per entry."""
+        if not self.cache.policy.prefetch:
+            return
+        entry_key = query.key if rewrite is None else rewrite_key(query.key, rewrite.target)
+        if entry_key in self._prefetching:
+            return
+        self._prefetching.add(entry_key)  # before _ask: a start can fail synchronously
+        if self._ask(Waiter(query, UDP, None, profile, self.clock(), rewrite)):
+            self.stats.prefetches += 1  # lachan_prefetch_total
+        else:
+            self._prefetching.discard(entry_key)  # no room: the entry simply expires
+
+    def _prefetched(self, waiter: Waiter, key: bytes, answer: ScannedAnswer | None) -> None:
+        """A prefetch ended: its entry is free to be refreshed again; a rewrite's is stored."""
+        query, rewrite = waiter.query, waiter.rewrite
+        if rewrite is None:
+            self._prefetching.discard(query.key)  # stored by _complete with every waiter's
+            return
+        self._prefetching.discard(rewrite_key(query.key, rewrite.target))
+        if answer is not None:
+            try:
+                self._store_rewrite(query, rewrite, key, answer)
+            except Exception:  # as for a client: the old entry stays until it expires
+                log.exception("safe-search rewrite of %s failed", query.qname)
 
     @property
     def inflight(self) -> int:
@@ -540,11 +581,17 @@ class Resolver:
         del self._inflight[exchange.key]
         if answer is None:
             for waiter in exchange.waiters:
-                self._failure(waiter)
+                if waiter.deliver is None:
+                    self._prefetched(waiter, exchange.key, None)
+                else:
+                    self._failure(waiter)
             return
         entry = self.cache.put(exchange.key, answer)
         body = entry.body_at(self.clock(), self.cache.policy) if entry else answer.body
         for waiter in exchange.waiters:
+            if waiter.deliver is None:
+                self._prefetched(waiter, exchange.key, answer)
+                continue
             if waiter.rewrite is not None:
                 self._complete_rewrite(waiter, exchange.key, answer)
                 continue
@@ -557,7 +604,7 @@ class Resolver:
         query, rewrite = waiter.query, waiter.rewrite
         assert rewrite is not None
         try:
-            answer = rewritten(query.key, key[:-5], target, self.cache.policy.max_ttl)
+            answer, entry = self._store_rewrite(query, rewrite, key, target)
         except Exception:  # a target answer dnslib cannot re-encode: fail closed, not open
             log.exception("safe-search rewrite of %s failed", query.qname)
             self._deliver(
@@ -567,13 +614,19 @@ class Resolver:
                 "none",
             )
             return
-        entry = self.cache.put(rewrite_key(query.key, rewrite.target), answer)
         body = entry.body_at(self.clock(), self.cache.policy) if entry else answer.body
         self.stats.record_rewrite(rewrite.engine)
         response, action, category = self._serve(
             query, answer, body, waiter.profile, waiter.transport, _REWRITTEN, rewrite
         )
         self._deliver(waiter, response or b"", action, category)
+
+    def _store_rewrite(
+        self, query: Query, rewrite: Rewrite, key: bytes, target: ScannedAnswer
+    ) -> tuple[ScannedAnswer, CacheEntry | None]:
+        """The asked name's answer built from the target's (``key`` its upstream key), cached."""
+        answer = rewritten(query.key, key[:-5], target, self.cache.policy.max_ttl)
+        return answer, self.cache.put(rewrite_key(query.key, rewrite.target), answer)
 
     def _deliver(self, waiter: Waiter, response: bytes, action: str, category: str) -> None:
         if self.querylog is not None and len(response) >= 12:
@@ -590,7 +643,7 @@ class Resolver:
         self.stats.record_answer(
             waiter.transport, action, category, waiter.profile.name, self.clock() - waiter.received
         )
-        waiter.deliver(response)
+        waiter.deliver(response)  # type: ignore[misc]  # a prefetch never reaches here
 
     def _failure(self, waiter: Waiter) -> None:
         """No upstream answered: serve-stale through the same steps as a fresh answer (a

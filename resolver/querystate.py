@@ -77,14 +77,14 @@ class Waiter:
         self,
         query: Query,
         transport: int,
-        deliver: Deliver,
+        deliver: Deliver | None,
         profile: Profile,
         received: float,
         rewrite: Rewrite | None,
     ):
         self.query = query
         self.transport = transport
-        self.deliver = deliver
+        self.deliver = deliver  # None for a prefetch: the answer only refreshes the cache
         self.profile = profile
         self.received = received
         self.rewrite = rewrite

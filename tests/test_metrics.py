@@ -48,7 +48,7 @@ def populated() -> Stats:
     s.record_answer(TCP, "allowed", "none", "school", 0.012)
     s.record_rewrite("youtube")
     s.record_bypass("doh")
-    s.cache_hits, s.cache_misses, s.cache_evictions = 9, 3, 1
+    s.cache_hits, s.cache_misses, s.cache_evictions, s.prefetches = 9, 3, 1, 2
     s.cache_size = lambda: 1234
     s.record_upstream("1.1.1.1:53", 0.011)
     s.record_upstream_failure("1.1.1.1:53", "timeout")

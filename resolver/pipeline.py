@@ -16,6 +16,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from . import fastpath, synth
+from ._nametable import QEND_BITS
 from .acl import Acl, AclAction
 from .answer_steps import any_is_rewritten, cloaking_block, ede_options
 from .cache import Cache, CacheEntry
@@ -216,6 +217,54 @@ class Resolver:
             fast[key] = entry
         return entry
 
+    # -- prepared answers: the memo and the fast path's blocks --------------------------------
+    def respond(
+        self,
+        data: bytes,
+        client: ClientState,
+        ip: str,
+        transport: int,
+        verdict: Verdict | None = None,
+    ) -> bytes | Miss | None:
+        """The one entry for stream transports (TCP, DoT, DoH): a prepared answer when this
+        client may have one and the rate limiter let it through, else ``answer``. (UDP keeps
+        its memo lookup inline, then calls ``prepared_block`` and ``answer`` itself.)"""
+        if client.memo is not None and (verdict is None or verdict is Verdict.PASS):
+            response = self.prepared(data, client, transport)
+            if response is not None:
+                return response
+        return self.answer(data, client, ip, transport, verdict)
+
+    def prepared(self, data: bytes, client: ClientState, transport: int) -> bytes | None:
+        """An identical packet's answer from the memo, or a list block's from the fast path;
+        None when the pipeline must answer. Over a stream only a memo answer UDP did not
+        truncate: that is byte for byte what the stream gets (blocks always fit in 512)."""
+        prepared = client.memo.get(data[2:])  # type: ignore[union-attr]
+        if (
+            prepared is not None
+            and prepared[0] > self.clock()
+            and (transport == UDP or not prepared[1][0] & 0x02)  # TC
+        ):
+            self.count_prepared(prepared, transport)
+            return data[:2] + prepared[1]
+        return None if client.fast is None else self.prepared_block(data, client, transport)
+
+    def prepared_block(self, data: bytes, client: ClientState, transport: int) -> bytes | None:
+        """A list-blocked name's answer from a prepared block (resolver/fastpath.py), or None."""
+        code = client.classify(data, client.static)  # type: ignore[misc]
+        if code < 0:
+            return None
+        key = code >> QEND_BITS
+        entry = client.fast.get(key)  # type: ignore[union-attr]
+        if entry is None:
+            entry = self.fast_block(client, key)
+        if not entry:
+            return None
+        heads, body, prepared = entry  # type: ignore[misc]
+        self.count_prepared(prepared, transport)
+        head = heads[(data[2] & 1) | ((data[3] >> 3) & 2)]  # RD and CD echoed
+        return data[:2] + head + data[HEADER_LEN : code & fastpath.QEND_MASK] + body
+
     # -- synchronous stages -----------------------------------------------------------------
     def answer(
         self,
@@ -342,8 +391,9 @@ class Resolver:
         self.stats.record_answer(transport, *answer_key, self.clock() - received)
         if counter is not None:
             counter()
-        if response is not None and transport == UDP:
-            response = synth.fit_udp(response, query, self.policy.udp_size)
+        if response is not None:
+            if transport == UDP:
+                response = synth.fit_udp(response, query, self.policy.udp_size)
             until = self.clock() + _BLOCK_MEMO_SECONDS
             self._remember(query, client, profile, response, until, answer_key, counter)
         return response
@@ -390,7 +440,7 @@ class Resolver:
             query, entry.answer, body, profile, transport, label
         )
         self.stats.record_answer(transport, action, category, profile.name, self.clock() - received)
-        if response is not None and transport == UDP and action == label[0]:
+        if response is not None and action == label[0]:
             until = entry.reuse_until(now)
             answer_key = (action, category, profile.name)
             self._remember(query, client, profile, response, until, answer_key, self._cache_hit)
@@ -458,11 +508,10 @@ class Resolver:
                 transport, "rewritten", "none", profile.name, self.clock() - received
             )
             self.stats.record_rewrite(rewrite.engine)
-            if transport == UDP:
-                until = entry.reuse_until(now)
-                answer_key = ("rewritten", "none", profile.name)
-                counter = partial(self.stats.record_rewrite, rewrite.engine)
-                self._remember(query, client, profile, response, until, answer_key, counter)
+            until = entry.reuse_until(now)
+            answer_key = ("rewritten", "none", profile.name)
+            counter = partial(self.stats.record_rewrite, rewrite.engine)
+            self._remember(query, client, profile, response, until, answer_key, counter)
             return response
         return Miss(query, profile, received, rewrite)
 
@@ -477,23 +526,28 @@ class Resolver:
         counter: Callable[[], None] | None = None,
     ) -> None:
         """Keep the answer for identical packets within ``valid_until``; ``counter`` bumps the
-        extra statistic (cache hit, rewrite engine, bypass kind) each resend must count too."""
+        extra statistic (cache hit, rewrite engine, bypass kind) each resend must count too.
+
+        Any transport's answer may be kept, since the packet is the key whatever carried it,
+        except a stream's answer too big for UDP (over UDP it would have been truncated)."""
         memo = client.memo
         if memo is None or profile is not client.profile:
             return  # ECS chose another profile: the packet alone no longer decides the answer
+        if len(response) > (min(query.udp_size, self.policy.udp_size) if query.edns else 512):
+            return
         if len(memo) >= self.policy.memo_size:
             memo.clear()
         qidx = QTYPE_INDEX.get(query.qtype, QTYPE_OTHER)
         memo[query.data[2:]] = (valid_until, response[2:], answer_key, qidx, counter)
 
-    def count_prepared(self, prepared: tuple) -> None:
+    def count_prepared(self, prepared: tuple, transport: int = UDP) -> None:
         """Stats for an answer served from the memo (one query, one answer, ~0 latency)."""
         stats = self.stats
-        stats.queries[UDP][prepared[3]] += 1
+        stats.queries[transport][prepared[3]] += 1
         answers = stats.answers
         key = prepared[2]
         answers[key] = answers.get(key, 0) + 1
-        stats.durations[UDP][0] += 1
+        stats.durations[transport][0] += 1
         if prepared[4] is not None:
             prepared[4]()
 

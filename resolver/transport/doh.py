@@ -104,7 +104,7 @@ class DohConnection(asyncio.Protocol):
             return refused if refused is not None else _error(resolver, query, REFUSED)
         # A device's own buckets (devices.DeviceLimits); else the address's.
         verdict = client.limit(self.peer) if client.limit is not None else None
-        result = resolver.answer(query, client, self.peer, DOH, verdict)
+        result = resolver.respond(query, client, self.peer, DOH, verdict)
         # None (a dropped query: access list "drop", rate limit): HTTP must answer something.
         return _error(resolver, query, REFUSED) if result is None else result
 

@@ -54,7 +54,7 @@ class DotConnection(TcpConnection):
             assert client is not None
             # A device's own buckets (devices.DeviceLimits); else the address's, as for TCP.
             verdict = client.limit(self._peer) if client.limit is not None else None
-            result = resolver.answer(message, client, self._peer, DOT, verdict)
+            result = resolver.respond(message, client, self._peer, DOT, verdict)
         except Exception:
             log.exception("error answering a DoT query")
             self.close()

@@ -156,7 +156,7 @@ class TcpConnection(asyncio.Protocol):
                 # long-lived connection (dnsdist's pool to its backends) follows the new policy.
                 client = self._client = resolver.client({}, self._peer, self._listener)
                 self._client_epoch = resolver.clients_epoch
-            result = resolver.answer(message, client, self._peer, TCP)
+            result = resolver.respond(message, client, self._peer, TCP)
         except Exception:
             log.exception("error answering a TCP query")
             self.close()

@@ -387,7 +387,7 @@ def _close_quietly(closable: AuditFeed | QueryLog | None, what: str) -> None:
         log.error("could not write %s at shutdown: %s", what, exc)
 
 
-GC_THRESHOLDS = (10_000, 4, 500)
+GC_THRESHOLDS = (5_000, 4, 1_000)
 
 
 def settle_memory() -> None:
@@ -398,12 +398,13 @@ def settle_memory() -> None:
     in the middle of serving (seen as p99.9 spikes on the miss path). Young collections also
     run far less often: the hot path allocates few objects and creates no cycles.
 
-    The middle generation is collected every 4 young collections, not 20: while the cache
-    fills, every new entry survives, and a middle collection scans all that survived since
-    the last one: about 200,000 objects (28 ms of CPU) at 20, under 45,000 (5-7 ms) at 4, for
-    the same total work (benchmarks/README.md, the tail). A full collection still needs 500
-    of those, the same ~20 million net allocations as before: in steady state (each new
-    entry evicting an old one) that is never.
+    While the cache fills every new entry survives, and a middle-generation collection scans
+    all that survived since the last one: at (10,000, 20, 100) about 150,000-200,000 objects,
+    one stall of 28 ms of CPU (58 ms measured in a serving process on a loaded machine).
+    Young collections of 5,000 and a middle one every 4 do the same total work in pieces of
+    at most ~20,000 objects (gen 0 under 3 ms, gen 1 under 9 ms: benchmarks/README.md, the
+    tail). A full collection still needs the same ~20 million net allocations as before: in
+    steady state (each new entry evicting an old one) that is never.
     """
     gc.collect()
     gc.freeze()

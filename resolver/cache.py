@@ -108,11 +108,36 @@ def entry_size(key: bytes, answer: ScannedAnswer) -> int:
     return _ENTRY_OVERHEAD + len(key) + 2 * body + _PER_RECORD * records
 
 
+# Entries per shard at most. A dict under churn (an insert and an eviction per miss) rehashes
+# its whole table every few hundred thousand inserts: one OrderedDict of 1,000,000 entries
+# (the ISP guide's size) stalls serving 128 ms of CPU each time, one of 100,000 12 ms
+# (benchmarks/cache_churn.py). Shards of at most this many entries bound each rehash to a
+# few milliseconds; each shard keeps at least 1 MiB of ``max_memory`` so that the largest
+# answer (64 KB, held twice) always fits in one.
+SHARD_ENTRIES = 8_192
+_SHARD_MIN_MEMORY = 1024 * 1024
+
+
+def shard_count(policy: CachePolicy) -> int:
+    """A power of two, so that a key's shard is its hash masked; 1 (exact LRU) for a small
+    cache, at most 256."""
+    shards = 1
+    while (
+        shards < 256
+        and policy.capacity > shards * SHARD_ENTRIES
+        and policy.max_memory >= 2 * shards * _SHARD_MIN_MEMORY
+    ):
+        shards *= 2
+    return shards
+
+
 class Cache:
     """Keyed by lowercase qname + qtype + qclass + DO/CD flag byte (see wire.Query.key).
 
     Bounded twice, evicting the least recently used: by entries (``capacity``) and by the
-    bytes they hold (``max_memory``, as ``entry_size`` counts them).
+    bytes they hold (``max_memory``, as ``entry_size`` counts them). A large cache is split
+    into shards by the key's hash, each with its share of both bounds and its own LRU order
+    (as unbound's slabs): least recently used within a shard, near enough overall.
     """
 
     def __init__(
@@ -121,7 +146,12 @@ class Cache:
         self.policy = policy
         self._clock = clock
         self._counters = counters  # the process's Stats (has cache_evictions), if any
-        self._entries: OrderedDict[bytes, CacheEntry] = OrderedDict()
+        shards = shard_count(policy)
+        self._mask = shards - 1
+        self._shards: list[OrderedDict[bytes, CacheEntry]] = [OrderedDict() for _ in range(shards)]
+        self._held = [0] * shards  # bytes per shard
+        self._shard_capacity = -(-policy.capacity // shards)
+        self._shard_memory = policy.max_memory // shards
         self.hits = 0
         self.misses = 0
         self.evictions = 0
@@ -129,21 +159,22 @@ class Cache:
         self.bytes = 0  # sum of entry_size over the entries
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return sum(len(shard) for shard in self._shards)
 
     def get(self, key: bytes, now: float) -> CacheEntry | None:
         """A fresh entry, marked recently used; None when absent or expired."""
-        entry = self._entries.get(key)
+        shard = self._shards[hash(key) & self._mask]
+        entry = shard.get(key)
         if entry is None or now >= entry.expires:
             self.misses += 1
             return None
-        self._entries.move_to_end(key)
+        shard.move_to_end(key)
         self.hits += 1
         return entry
 
     def get_stale(self, key: bytes, now: float) -> CacheEntry | None:
         """An expired entry still inside the serve-stale window, if serve-stale is on."""
-        entry = self._entries.get(key)
+        entry = self._shards[hash(key) & self._mask].get(key)
         if entry is None or now >= entry.stale_until:
             return None
         self.stale_served += 1
@@ -163,23 +194,30 @@ class Cache:
             and answer.max_ttl <= policy.max_ttl
         )
         entry = CacheEntry(answer, self._clock(), ttl, policy.stale_window, unclamped)
-        entries = self._entries
-        entry.size = entry_size(key, answer)
+        index = hash(key) & self._mask
+        entries = self._shards[index]
+        entry.size = size = entry_size(key, answer)
         old = entries.get(key)
         if old is not None:
-            self.bytes -= old.size
+            size -= old.size
         entries[key] = entry
         entries.move_to_end(key)
-        self.bytes += entry.size
-        while len(entries) > policy.capacity or self.bytes > policy.max_memory:
-            self.bytes -= entries.popitem(last=False)[1].size
+        held = self._held[index] + size
+        self.bytes += size
+        while len(entries) > self._shard_capacity or held > self._shard_memory:
+            evicted = entries.popitem(last=False)[1].size
+            held -= evicted
+            self.bytes -= evicted
             self.evictions += 1
             if self._counters is not None:
                 self._counters.cache_evictions += 1  # lachan_cache_evictions_total
+        self._held[index] = held
         return entry
 
     def clear(self) -> None:
-        self._entries.clear()
+        for shard in self._shards:
+            shard.clear()
+        self._held = [0] * len(self._shards)
         self.bytes = 0
 
     def _effective_ttl(self, answer: ScannedAnswer) -> int:

@@ -46,7 +46,7 @@ from .querystate import (  # noqa: F401 - transports and config import these fro
 from .ratelimit import AnyMode, RateLimiter, Verdict, any_answer, truncated
 from .response import ScannedAnswer
 from .rewrite import rewrite_key, rewritten, target_key
-from .stats import QTYPE_INDEX, QTYPE_OTHER, Stats
+from .stats import DOH, QTYPE_INDEX, QTYPE_OTHER, Stats
 from .upstream import ForwardPolicy, UpstreamAddress, build_upstream_query
 from .wire import (
     FORMERR,
@@ -67,6 +67,8 @@ if TYPE_CHECKING:  # state.py builds on config.py, which imports ServePolicy fro
 log = logging.getLogger(__name__)
 
 _REWRITTEN = ("rewritten", "none")
+# Where prepared answers are kept (_remember) and resent from: UDP, and DoH by its stream memo
+_MEMO_TRANSPORTS = (UDP, DOH)
 _BLOCK_MEMO_SECONDS = 1.0  # a block may change with the clock (schedules): re-decide each second
 
 
@@ -170,6 +172,7 @@ class Resolver:
                 memo = self._memos[memo_key] = {}
         client = ClientState(profile, memo, allowed, trusted_ecs, proxy, listener)
         if memo is not None:
+            client.stream_memo = self._memos.setdefault(("doh", memo_key), {})
             if self.ratelimit is not None:
                 client.limit = self.ratelimit.check
             if not trusted_ecs:
@@ -341,10 +344,11 @@ class Resolver:
         self.stats.record_answer(transport, *answer_key, self.clock() - received)
         if counter is not None:
             counter()
-        if response is not None and transport == UDP:
-            response = synth.fit_udp(response, query, self.policy.udp_size)
+        if response is not None and transport in _MEMO_TRANSPORTS:
+            if transport == UDP:
+                response = synth.fit_udp(response, query, self.policy.udp_size)
             until = self.clock() + _BLOCK_MEMO_SECONDS
-            self._remember(query, client, profile, response, until, answer_key, counter)
+            self._remember(query, client, profile, response, until, answer_key, counter, transport)
         return response
 
     def _block_labels(self, block: Block) -> tuple[tuple[str, str, str], Callable[[], None] | None]:
@@ -387,10 +391,12 @@ class Resolver:
             query, entry.answer, body, profile, transport, label
         )
         self.stats.record_answer(transport, action, category, profile.name, self.clock() - received)
-        if response is not None and transport == UDP and action == label[0]:
+        if response is not None and transport in _MEMO_TRANSPORTS and action == label[0]:
             until = min(entry.stored + int(now - entry.stored) + 1, entry.expires)
             answer_key = (action, category, profile.name)
-            self._remember(query, client, profile, response, until, answer_key, self._cache_hit)
+            self._remember(
+                query, client, profile, response, until, answer_key, self._cache_hit, transport
+            )
         return response
 
     def _serve(
@@ -453,11 +459,13 @@ class Resolver:
                 transport, "rewritten", "none", profile.name, self.clock() - received
             )
             self.stats.record_rewrite(rewrite.engine)
-            if transport == UDP:
+            if transport in _MEMO_TRANSPORTS:
                 until = min(entry.stored + int(now - entry.stored) + 1, entry.expires)
                 answer_key = ("rewritten", "none", profile.name)
                 counter = partial(self.stats.record_rewrite, rewrite.engine)
-                self._remember(query, client, profile, response, until, answer_key, counter)
+                self._remember(
+                    query, client, profile, response, until, answer_key, counter, transport
+                )
             return response
         return Miss(query, profile, received, rewrite)
 
@@ -469,11 +477,13 @@ class Resolver:
         response: bytes,
         valid_until: float,
         answer_key: tuple[str, str, str],
-        counter: Callable[[], None] | None = None,
+        counter: Callable[[], None] | None,
+        transport: int,
     ) -> None:
         """Keep the answer for identical packets within ``valid_until``; ``counter`` bumps the
-        extra statistic (cache hit, rewrite engine, bypass kind) each resend must count too."""
-        memo = client.memo
+        extra statistic (cache hit, rewrite engine, bypass kind) each resend must count too.
+        UDP answers (fitted to the UDP size) and DoH's (whole) are kept apart."""
+        memo = client.memo if transport == UDP else client.stream_memo
         if memo is None or profile is not client.profile:
             return  # ECS chose another profile: the packet alone no longer decides the answer
         if len(memo) >= self.policy.memo_size:
@@ -481,14 +491,14 @@ class Resolver:
         qidx = QTYPE_INDEX.get(query.qtype, QTYPE_OTHER)
         memo[query.data[2:]] = (valid_until, response[2:], answer_key, qidx, counter)
 
-    def count_prepared(self, prepared: tuple) -> None:
+    def count_prepared(self, prepared: tuple, transport: int = UDP) -> None:
         """Stats for an answer served from the memo (one query, one answer, ~0 latency)."""
         stats = self.stats
-        stats.queries[UDP][prepared[3]] += 1
+        stats.queries[transport][prepared[3]] += 1
         answers = stats.answers
         key = prepared[2]
         answers[key] = answers.get(key, 0) + 1
-        stats.durations[UDP][0] += 1
+        stats.durations[transport][0] += 1
         if prepared[4] is not None:
             prepared[4]()
 

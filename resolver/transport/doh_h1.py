@@ -67,10 +67,10 @@ class H1Session:
             self._respond,
         )
 
-    def _respond(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+    def _respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         if self.owner.transport is None:
             return
-        fields = [("content-length", str(len(body)))] + headers
+        fields = [(b"content-length", b"%d" % len(body))] + headers
         try:
             data = self.conn.send(
                 h11.Response(status_code=status, headers=fields, reason=reason(status))

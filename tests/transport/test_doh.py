@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Iterator
 
 import dns.edns
+import dns.flags
 import dns.message
 import dns.query
 import dns.rcode
@@ -31,16 +32,22 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 
 @pytest.fixture(scope="module")
-def server(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def lachan(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int]]:
+    """(DoH port, plain DNS port) of one lachan."""
     port = ports()
     with StubUpstream() as stub:
         work = tmp_path_factory.mktemp("doh")
         process = LachanProcess(work, [stub.address], encrypted_config(pki, doh=port))
         with process:
             wait_for_port(port)
-            yield port
+            yield port, process.port
             assert process.alive(), process.stderr()
             process.assert_clean_log()
+
+
+@pytest.fixture(scope="module")
+def server(lachan: tuple[int, int]) -> int:
+    return lachan[0]
 
 
 def _https(
@@ -177,3 +184,20 @@ def test_kdig_queries_over_https(server, pki) -> None:
         check=True,
     ).stdout
     assert "NOERROR" in out and '"profile=under16"' in out, out
+
+
+def test_a_question_truncated_over_udp_is_answered_whole_over_https_every_time(
+    lachan: tuple[int, int], pki: Pki
+) -> None:
+    # Repeated questions are answered from prepared answers on both transports; UDP's are cut
+    # to the UDP size (TC=1), so DoH must never be handed those (resolver/pipeline.py).
+    doh, udp = lachan
+    query = dns.message.make_query("big.example.test", "TXT", use_edns=0, payload=1232)
+    for _ in range(3):
+        cut = dns.query.udp(query, "127.0.0.1", port=udp, timeout=5)
+        assert cut.flags & dns.flags.TC
+    encoded = base64.urlsafe_b64encode(query.to_wire()).rstrip(b"=").decode()
+    for _ in range(4):  # a miss, a cache hit, then prepared answers
+        whole = dns.message.from_wire(_raw_body(doh, pki, encoded))
+        assert not whole.flags & dns.flags.TC and whole.id == query.id
+        assert sum(len(s) for rrset in whole.answer for r in rrset for s in r.strings) > 2000

@@ -11,8 +11,10 @@ from ..pipeline import ClientState, Miss, Resolver
 from ..ratelimit import Verdict
 from ..stats import DOH
 from ..wire import REFUSED, SERVFAIL, parse_query
+from . import doh_ng
 from .doh_h1 import H1Session
 from .doh_h2 import H2Session
+from .doh_ng import NgSession
 from .doh_request import CONTENT_TYPE, Respond, extract, is_query, max_age
 from .tcp import TcpServerState
 
@@ -41,7 +43,7 @@ class DohConnection(asyncio.Protocol):
         self.settings = settings
         self.peer = ""
         self.transport: asyncio.Transport | None = None
-        self.session: H2Session | H1Session | None = None
+        self.session: NgSession | H2Session | H1Session | None = None
         self.inflight = 0
         self.last_activity = 0.0
         self._clients: dict[str | None, ClientState | devices.Refusal] = {}
@@ -60,7 +62,10 @@ class DohConnection(asyncio.Protocol):
         self.state.connections.add(self)  # anything with close()
         ssl_object = transport.get_extra_info("ssl_object")
         alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
-        self.session = H2Session(self) if alpn == "h2" else H1Session(self)
+        if alpn == "h2":
+            self.session = NgSession(self) if doh_ng.available() else H2Session(self)
+        else:
+            self.session = H1Session(self)
         self.last_activity = self.loop.time()
         self._idle = self.loop.call_later(self._timeout(), self._on_idle)
 
@@ -70,6 +75,8 @@ class DohConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)
+        if isinstance(self.session, NgSession):
+            self.session.close()  # nghttp2's memory is not the garbage collector's
         if self._idle is not None:
             self._idle.cancel()
         self.transport = None

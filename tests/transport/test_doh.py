@@ -23,6 +23,7 @@ from tls_helpers import (
     wait_for_port,
 )
 
+from resolver.transport import doh_ng
 from tests.stub_upstream import LachanProcess, StubUpstream
 
 
@@ -201,3 +202,9 @@ def test_a_question_truncated_over_udp_is_answered_whole_over_https_every_time(
         whole = dns.message.from_wire(_raw_body(doh, pki, encoded))
         assert not whole.flags & dns.flags.TC and whole.id == query.id
         assert sum(len(s) for rrset in whole.answer for r in rrset for s in r.strings) > 2000
+
+
+def test_http2_is_served_by_nghttp2_where_the_library_is_installed() -> None:
+    # scripts/test-packages.txt and debian/control install libnghttp2-14; without it DoH
+    # falls back to h2 (pure Python, about 3x the cost per request).
+    assert doh_ng.available(), "libnghttp2.so.14 did not load: apt-get install libnghttp2-14"

@@ -17,10 +17,10 @@ from .doh_h2 import H2Session
 from .doh_ng import NgSession
 from .doh_request import CONTENT_TYPE, Respond, extract, is_query, max_age
 from .tcp import TcpServerState
+from .tls import READ_BUFFER
 
 log = logging.getLogger(__name__)
 PASS = Verdict.PASS
-_READ_BUFFER = memoryview(bytearray(256 * 1024))  # one loop, read and consumed synchronously
 _CONTENT_TYPE = CONTENT_TYPE.encode()
 
 
@@ -28,9 +28,7 @@ class DohConnection(asyncio.BufferedProtocol):
     """One DoH client. Counts against the TCP connection limit; closes when idle.
 
     A buffered protocol, so that the SSL transport decrypts into one buffer shared by all
-    connections (each read is handed on at once). As a plain Protocol, uvloop allocated a
-    256 KiB bytes object per TLS read, which glibc maps and unmaps each time (a fifth of a
-    DoH request's CPU in a profile: tls.py keeps that threshold for idle memory's sake).
+    connections (tls.READ_BUFFER).
     """
 
     loop: asyncio.AbstractEventLoop  # from connection_made on
@@ -77,11 +75,11 @@ class DohConnection(asyncio.BufferedProtocol):
         self._idle = self.loop.call_later(self._timeout(), self._on_idle)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return _READ_BUFFER
+        return READ_BUFFER
 
     def buffer_updated(self, nbytes: int) -> None:
         if self.session is not None and self.transport is not None:
-            self.session.receive(bytes(_READ_BUFFER[:nbytes]))
+            self.session.receive(bytes(READ_BUFFER[:nbytes]))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)

@@ -10,13 +10,13 @@ from ..encrypted_config import EncryptedSettings
 from ..pipeline import ClientState, Miss, Resolver
 from ..stats import DOT
 from ..wire import SERVFAIL
-from .tcp import TcpConnection, TcpServerState
+from .tcp import TcpServerState, TcpStream
 from .tls import READ_BUFFER, device_from_sni, server_name_of
 
 log = logging.getLogger(__name__)
 
 
-class DotConnection(TcpConnection, asyncio.BufferedProtocol):
+class DotConnection(TcpStream, asyncio.BufferedProtocol):
     """One DoT client: framing, pipelining, limits and idle timeout are TCP's (shared state).
 
     Buffered, so that TLS reads decrypt into tls.READ_BUFFER rather than a new 256 KiB object.

@@ -99,7 +99,10 @@ def _load() -> ctypes.CDLL | None:
         _P, ctypes.c_int32, ctypes.POINTER(_Nv), ctypes.c_size_t, ctypes.c_void_p
     ]  # fmt: skip
     lib.nghttp2_submit_settings.argtypes = [_P, ctypes.c_uint8, _P, ctypes.c_size_t]
-    lib.nghttp2_session_server_new.argtypes = [ctypes.POINTER(_P), _P, _P]
+    lib.nghttp2_session_server_new2.argtypes = [ctypes.POINTER(_P), _P, _P, _P]
+    lib.nghttp2_session_consume.argtypes = [_P, ctypes.c_int32, ctypes.c_size_t]
+    lib.nghttp2_session_consume_connection.argtypes = [_P, ctypes.c_size_t]
+    lib.nghttp2_option_set_no_auto_window_update.argtypes = [_P, ctypes.c_int]
     lib.nghttp2_session_del.argtypes = [_P]
     lib.nghttp2_session_terminate_session.argtypes = [_P, ctypes.c_uint32]
     lib.nghttp2_session_want_read.argtypes = [_P]
@@ -127,7 +130,7 @@ def _on_header(_s, frame, name, namelen, value, valuelen, _flags, user_data):
     if frame[0].type == _HEADERS:
         stream = session.streams.get(frame[0].stream_id)
         if stream is None:
-            stream = session.streams[frame[0].stream_id] = ["", "", "", bytearray(), False]
+            stream = session.streams[frame[0].stream_id] = ["", "", "", bytearray(), False, 0]
         key = name[:namelen]
         if key == b":path":
             stream[1] = value[:valuelen].decode("latin-1")
@@ -143,13 +146,23 @@ def _on_chunk(_s, _flags, stream_id, data, length, user_data):
     if session is None:
         return _CALLBACK_FAILURE
     stream = session.streams.get(stream_id)
-    if stream is not None and not stream[4]:
-        body = stream[3]
-        body += data[:length]
-        if len(body) > MAX_MESSAGE:
-            stream[4] = True  # answered: what else arrives is dropped
-            session.respond(stream_id, 413, [], b"")
+    if stream is None or stream[4]:  # answered (413): what else arrives is dropped
+        _LIB.nghttp2_session_consume(session.handle, stream_id, length)
+        return 0
+    stream[5] += length  # the window is handed back once the request is complete
+    body = stream[3]
+    body += data[:length]
+    if len(body) > MAX_MESSAGE:
+        stream[4] = True
+        _consume(session, stream_id, stream)
+        session.respond(stream_id, 413, [], b"")
     return 0
+
+
+def _consume(session: NgSession, stream_id: int, stream: list) -> None:
+    if stream[5]:
+        _LIB.nghttp2_session_consume(session.handle, stream_id, stream[5])
+        stream[5] = 0
 
 
 def _on_frame(_s, frame, user_data):
@@ -162,6 +175,7 @@ def _on_frame(_s, frame, user_data):
         stream = session.streams.get(hd.stream_id)
         if stream is not None and not stream[4]:
             stream[4] = True
+            _consume(session, hd.stream_id, stream)
             try:
                 session.request(hd.stream_id, stream)
             except Exception:  # a bug must cost this request, never the process
@@ -179,8 +193,10 @@ def _on_frame(_s, frame, user_data):
 def _on_close(_s, stream_id, _error, user_data):
     session = _session(user_data)
     if session is not None:
-        session.streams.pop(stream_id, None)
+        stream = session.streams.pop(stream_id, None)
         session.bodies.pop(stream_id, None)
+        if stream is not None and stream[5]:  # reset before its end: free the connection's
+            _LIB.nghttp2_session_consume_connection(session.handle, stream[5])
     return 0
 
 
@@ -219,7 +235,17 @@ def _callbacks() -> ctypes.c_void_p:
     return handle
 
 
+def _options() -> ctypes.c_void_p:
+    """Windows handed back by us (``_consume``), only once a request is complete: a client's
+    unfinished bodies then hold at most one connection window (64 KiB), not one per stream."""
+    handle = ctypes.c_void_p()
+    _LIB.nghttp2_option_new(ctypes.byref(handle))
+    _LIB.nghttp2_option_set_no_auto_window_update(handle, 1)
+    return handle
+
+
 _CALLBACK_SET = _callbacks() if _LIB is not None else None
+_OPTIONS = _options() if _LIB is not None else None
 _SETTINGS = (_SettingsEntry * 2)(
     _SettingsEntry(_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS),
     _SettingsEntry(_SETTINGS_MAX_HEADER_LIST_SIZE, MAX_HEADER_LIST),
@@ -238,14 +264,14 @@ class NgSession:
         assert _LIB is not None
         self.owner = owner
         self.key = next(_KEYS)
-        # stream id -> [method, path, content type, body, answered]
+        # stream id -> [method, path, content type, body, answered, bytes not yet consumed]
         self.streams: dict[int, list] = {}
         self.bodies: dict[int, bytes] = {}  # answers nghttp2 has yet to read
         self.resets = 0
         self.peer_gone = False
         self.receiving = False
         handle = ctypes.c_void_p()
-        _LIB.nghttp2_session_server_new(ctypes.byref(handle), _CALLBACK_SET, self.key)
+        _LIB.nghttp2_session_server_new2(ctypes.byref(handle), _CALLBACK_SET, self.key, _OPTIONS)
         self.handle = handle
         _SESSIONS[self.key] = self
         _LIB.nghttp2_submit_settings(self.handle, 0, ctypes.byref(_SETTINGS), 2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import socket
 import subprocess
 from collections.abc import Iterator
 
@@ -12,6 +13,8 @@ import dns.flags
 import dns.message
 import dns.query
 import dns.rcode
+import h2.connection
+import h2.events
 import pytest
 from tls_helpers import (
     SERVER_NAME,
@@ -208,3 +211,35 @@ def test_http2_is_served_by_nghttp2_where_the_library_is_installed() -> None:
     # scripts/test-packages.txt and debian/control install libnghttp2-14; without it DoH
     # falls back to h2 (pure Python, about 3x the cost per request).
     assert doh_ng.available(), "libnghttp2.so.14 did not load: apt-get install libnghttp2-14"
+
+
+def test_one_connection_posts_more_than_a_flow_control_window_of_queries(server, pki) -> None:
+    # Request bodies' windows are handed back once each request is complete (doh_ng.py,
+    # doh_h2.py): 200 padded queries of ~470 bytes are ~94 KB, past the 64 KiB window.
+    raw = socket.create_connection(("127.0.0.1", server), timeout=5)
+    with client_context(pki, ("h2",)).wrap_socket(raw, server_hostname=SERVER_NAME) as tls:
+        conn = h2.connection.H2Connection()
+        conn.initiate_connection()
+        query = dns.message.make_query("www.example.test", "A", use_edns=0, pad=468)
+        wire = query.to_wire()
+        assert len(wire) >= 468
+        answered = 0
+        tls.settimeout(5)
+        for stream_id in range(1, 2 * 200, 2):
+            conn.send_headers(stream_id, [
+                (":method", "POST"), (":path", "/dns-query"), (":scheme", "https"),
+                (":authority", SERVER_NAME), ("content-type", "application/dns-message"),
+            ])  # fmt: skip
+            conn.send_data(stream_id, wire, end_stream=True)
+            tls.sendall(conn.data_to_send())
+            ended = False
+            while not ended:
+                data = tls.recv(65536)
+                assert data, "the server closed the connection"
+                for event in conn.receive_data(data):
+                    if isinstance(event, h2.events.DataReceived):
+                        conn.acknowledge_received_data(event.flow_controlled_length, stream_id)
+                    ended = ended or isinstance(event, h2.events.StreamEnded)
+                tls.sendall(conn.data_to_send())
+            answered += 1
+    assert answered == 200

@@ -46,7 +46,7 @@ from .querystate import (  # noqa: F401 - transports and config import these fro
 from .ratelimit import AnyMode, RateLimiter, Verdict, any_answer, truncated
 from .response import ScannedAnswer
 from .rewrite import rewrite_key, rewritten, target_key
-from .stats import DOH, QTYPE_INDEX, QTYPE_OTHER, Stats
+from .stats import DOH, DOT, QTYPE_INDEX, QTYPE_OTHER, Stats
 from .upstream import ForwardPolicy, UpstreamAddress, build_upstream_query
 from .wire import (
     FORMERR,
@@ -67,8 +67,9 @@ if TYPE_CHECKING:  # state.py builds on config.py, which imports ServePolicy fro
 log = logging.getLogger(__name__)
 
 _REWRITTEN = ("rewritten", "none")
-# Where prepared answers are kept (_remember) and resent from: UDP, and DoH by its stream memo
-_MEMO_TRANSPORTS = (UDP, DOH)
+# Where prepared answers are kept (_remember) and resent from: UDP; DoT and DoH share a
+# stream memo (their answers are never cut to the UDP size)
+_MEMO_TRANSPORTS = (UDP, DOT, DOH)
 _BLOCK_MEMO_SECONDS = 1.0  # a block may change with the clock (schedules): re-decide each second
 
 
@@ -172,7 +173,7 @@ class Resolver:
                 memo = self._memos[memo_key] = {}
         client = ClientState(profile, memo, allowed, trusted_ecs, proxy, listener)
         if memo is not None:
-            client.stream_memo = self._memos.setdefault(("doh", memo_key), {})
+            client.stream_memo = self._memos.setdefault(("stream", memo_key), {})
             if self.ratelimit is not None:
                 client.limit = self.ratelimit.check
             if not trusted_ecs:
@@ -482,7 +483,7 @@ class Resolver:
     ) -> None:
         """Keep the answer for identical packets within ``valid_until``; ``counter`` bumps the
         extra statistic (cache hit, rewrite engine, bypass kind) each resend must count too.
-        UDP answers (fitted to the UDP size) and DoH's (whole) are kept apart."""
+        UDP answers (fitted to the UDP size) and DoT's and DoH's (whole) are kept apart."""
         memo = client.memo if transport == UDP else client.stream_memo
         if memo is None or profile is not client.profile:
             return  # ECS chose another profile: the packet alone no longer decides the answer

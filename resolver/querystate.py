@@ -42,7 +42,7 @@ class ClientState:
         self.profile = profile
         self.listener = listener  # where the query arrived: trusted ECS keeps it in the choice
         self.memo = memo  # the profile's prepared answers; None when they may not be used
-        # The same for DoH, whose answers are never truncated to the UDP size (Resolver.client)
+        # The same for DoT and DoH, whose answers are never cut to the UDP size (Resolver.client)
         self.stream_memo: dict | None = None
         self.allowed = allowed
         self.trusted_ecs = trusted_ecs

@@ -8,12 +8,14 @@ import logging
 from .. import devices, synth
 from ..encrypted_config import EncryptedSettings
 from ..pipeline import ClientState, Miss, Resolver
+from ..ratelimit import Verdict
 from ..stats import DOT
 from ..wire import SERVFAIL
 from .tcp import TcpServerState, TcpStream
 from .tls import READ_BUFFER, device_from_sni, server_name_of
 
 log = logging.getLogger(__name__)
+PASS = Verdict.PASS
 
 
 class DotConnection(TcpStream, asyncio.BufferedProtocol):
@@ -63,6 +65,14 @@ class DotConnection(TcpStream, asyncio.BufferedProtocol):
             assert client is not None
             # A device's own buckets (devices.DeviceLimits); else the address's, as for TCP.
             verdict = client.limit(self._peer) if client.limit is not None else None
+            memo = client.stream_memo
+            if memo is not None and (verdict is None or verdict is PASS):
+                # The same bytes answered within the last second: resend under this ID.
+                prepared = memo.get(message[2:])
+                if prepared is not None and prepared[0] > resolver.clock():
+                    resolver.count_prepared(prepared, DOT)
+                    self._send(message[:2] + prepared[1])
+                    return
             result = resolver.answer(message, client, self._peer, DOT, verdict)
         except Exception:
             log.exception("error answering a DoT query")

@@ -172,6 +172,7 @@ class Resolver:
                 memo = self._memos[memo_key] = {}
         client = ClientState(profile, memo, allowed, trusted_ecs, proxy, listener)
         if memo is not None:
+            client.stream_memo = self._memos.setdefault(("stream", memo_key), {})
             if self.ratelimit is not None:
                 client.limit = self.ratelimit.check
             if not trusted_ecs:
@@ -237,14 +238,12 @@ class Resolver:
 
     def prepared(self, data: bytes, client: ClientState, transport: int) -> bytes | None:
         """An identical packet's answer from the memo, or a list block's from the fast path;
-        None when the pipeline must answer. Over a stream only a memo answer UDP did not
-        truncate: that is byte for byte what the stream gets (blocks always fit in 512)."""
-        prepared = client.memo.get(data[2:])  # type: ignore[union-attr]
-        if (
-            prepared is not None
-            and prepared[0] > self.clock()
-            and (transport == UDP or not prepared[1][0] & 0x02)  # TC
-        ):
+        None when the pipeline must answer. Streams read their own memo of whole answers
+        (``_remember``); the fast path's blocks always fit in 512 bytes, so every transport
+        shares them."""
+        memo = client.memo if transport == UDP else client.stream_memo
+        prepared = memo.get(data[2:])  # type: ignore[union-attr]
+        if prepared is not None and prepared[0] > self.clock():
             self.count_prepared(prepared, transport)
             return data[:2] + prepared[1]
         return None if client.fast is None else self.prepared_block(data, client, transport)
@@ -395,7 +394,7 @@ class Resolver:
             if transport == UDP:
                 response = synth.fit_udp(response, query, self.policy.udp_size)
             until = self.clock() + _BLOCK_MEMO_SECONDS
-            self._remember(query, client, profile, response, until, answer_key, counter)
+            self._remember(query, client, profile, response, until, answer_key, counter, transport)
         return response
 
     def _block_labels(self, block: Block) -> tuple[tuple[str, str, str], Callable[[], None] | None]:
@@ -443,7 +442,9 @@ class Resolver:
         if response is not None and action == label[0]:
             until = entry.reuse_until(now)
             answer_key = (action, category, profile.name)
-            self._remember(query, client, profile, response, until, answer_key, self._cache_hit)
+            self._remember(
+                query, client, profile, response, until, answer_key, self._cache_hit, transport
+            )
         return response
 
     def _serve(
@@ -511,7 +512,9 @@ class Resolver:
             until = entry.reuse_until(now)
             answer_key = ("rewritten", "none", profile.name)
             counter = partial(self.stats.record_rewrite, rewrite.engine)
-            self._remember(query, client, profile, response, until, answer_key, counter)
+            self._remember(
+                query, client, profile, response, until, answer_key, counter, transport
+            )
             return response
         return Miss(query, profile, received, rewrite)
 
@@ -523,18 +526,17 @@ class Resolver:
         response: bytes,
         valid_until: float,
         answer_key: tuple[str, str, str],
-        counter: Callable[[], None] | None = None,
+        counter: Callable[[], None] | None,
+        transport: int,
     ) -> None:
         """Keep the answer for identical packets within ``valid_until``; ``counter`` bumps the
         extra statistic (cache hit, rewrite engine, bypass kind) each resend must count too.
 
-        Any transport's answer may be kept, since the packet is the key whatever carried it,
-        except a stream's answer too big for UDP (over UDP it would have been truncated)."""
-        memo = client.memo
+        UDP answers (fitted to the UDP size) and the streams' (TCP, DoT, DoH: whole answers) are
+        kept apart, so a stream never gets an answer cut for UDP and UDP never one too big."""
+        memo = client.memo if transport == UDP else client.stream_memo
         if memo is None or profile is not client.profile:
             return  # ECS chose another profile: the packet alone no longer decides the answer
-        if len(response) > (min(query.udp_size, self.policy.udp_size) if query.edns else 512):
-            return
         if len(memo) >= self.policy.memo_size:
             memo.clear()
         qidx = QTYPE_INDEX.get(query.qtype, QTYPE_OTHER)

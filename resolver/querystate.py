@@ -26,8 +26,8 @@ class ClientState:
     """What a client address gets on one listener, until the next reload."""
 
     __slots__ = (
-        "profile", "memo", "allowed", "trusted_ecs", "proxy", "fast", "classify", "static", "limit",
-        "listener",
+        "profile", "memo", "stream_memo", "allowed", "trusted_ecs", "proxy", "fast", "classify",
+        "static", "limit", "listener",
     )  # fmt: skip
 
     def __init__(
@@ -42,6 +42,8 @@ class ClientState:
         self.profile = profile
         self.listener = listener  # where the query arrived: trusted ECS keeps it in the choice
         self.memo = memo  # the profile's prepared answers; None when they may not be used
+        # The same for DoT and DoH, whose answers are never cut to the UDP size (Resolver.client)
+        self.stream_memo: dict | None = None
         self.allowed = allowed
         self.trusted_ecs = trusted_ecs
         self.proxy = proxy  # a trusted front end: its packets start with a PROXY v2 header

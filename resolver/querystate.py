@@ -6,7 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .forward import Deliver
-from .policy import Block, Profile, Reason, Rewrite
+from .policy.decision import Block, Reason, Rewrite
+from .policy.profile import Profile
 from .ratelimit import Verdict
 from .response import ScannedAnswer, question_end, scan_answer
 from .stats import LabelSets, Stats

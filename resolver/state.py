@@ -27,8 +27,9 @@ from .lists.catalogue import default_state_dir, load_for
 from .lists.index import Index, open_index
 from .lists.match import ListMatch
 from .lists.snapshot import current_index, ensure_index
-from .policy import Profile, load_profiles
 from .policy.clients import ClientMap
+from .policy.loader import load_profiles
+from .policy.profile import Profile
 from .shipped import shipped_dir
 
 log = logging.getLogger(__name__)

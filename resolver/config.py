@@ -16,12 +16,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from . import encrypted_config
-from .acl import AclConfig, acl_config
 from .config_lists import extra_sources
 from .config_read import Reader, in_range, ip_address, one_of, split_host_port
 from .console.settings import ConsoleSettings, console_settings
 from .errors import ConfigError
-from .ratelimit import RateLimitConfig, ratelimit_config
 from .settings import (  # noqa: F401 - importers read these from config too
     AuditSettings,
     CachePolicy,
@@ -33,9 +31,15 @@ from .settings import (  # noqa: F401 - importers read these from config too
     TcpPolicy,
     UpstreamAddress,
 )
+from .settings_limits import (
+    AclConfig,
+    QueryLogConfig,
+    RateLimitConfig,
+    acl_config,
+    ratelimit_config,
+)
 
 if TYPE_CHECKING:  # imported where used: `lachan serve` need not load what it is not asked for
-    from .querylog import QueryLogConfig
     from .subscribers.settings import SubscriberSettings
 
 DEFAULT_CONFIG = Path(__file__).with_name("data") / "default.yaml"
@@ -349,8 +353,6 @@ def _querylog(node: Reader, base: Path, problems: list[str]) -> QueryLogConfig |
     path = _path(node, "path", base)
     if path is None:
         return None  # privacy by default: no per-query log unless an operator asks
-    from .querylog import QueryLogConfig
-
     values = {k: node.value[k] for k in known - {"path"} if k in node.value}
     try:
         return QueryLogConfig(path=path, **values)

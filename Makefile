@@ -33,6 +33,10 @@ tools:
 
 test: tools lint typecheck unit
 
+# ISP subscriber mode with 1,000,000 subscribers and bindings: 6 short rounds of each kind by
+# default (the machine may be shared); `make bench SUBSCRIBERS_LONG=1` for 12 rounds of 10 s.
+SUBSCRIBERS_ROUNDS := $(if $(SUBSCRIBERS_LONG),--rounds 12 --seconds 10,--rounds 6 --seconds 3)
+
 # The side-by-side dnsperf run, then the compiled index, the policy decision and the
 # pressure figures (each script prints its table and writes JSON to benchmarks/results/).
 bench: $(STAMP)
@@ -42,6 +46,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/pressure.py
 	$(BIN)/python benchmarks/encrypted_bench.py
 	$(BIN)/python benchmarks/collector_bench.py
+	$(BIN)/python benchmarks/subscribers_bench.py $(SUBSCRIBERS_ROUNDS) \
+		--json benchmarks/results/subscribers.json
 
 fuzz: $(STAMP)
 	$(BIN)/python -m tests.fuzz.run $(ARGS)

@@ -8,9 +8,12 @@ binding with tracemalloc, (2) the initial load a starting lachan process does (H
 both hashes, decoding, building the replica), (3) accounting: Accounting-Start packets
 paced at ``--acct-rate`` to a real ``lachan serve`` with RADIUS on, counting the answers, and
 the time from each binding's ``since`` (set when lachan received it) to its arrival in a second
-replica; (4) cache-hit QPS with dnsperf against ``lachan serve`` without a ``subscribers:``
-section and with one holding all N (the querying address bound to a subscriber), rounds
-alternated so machine noise hits both alike.
+replica; (4) in process, the time a cache hit from a known client takes with and without subscriber
+mode, and the time choosing a new client's profile takes (``subscribers_hitpath.py``);
+(5) cache-hit QPS with dnsperf against two ``lachan serve`` side by side, one without a
+``subscribers:`` section and one holding all N (the querying address bound to a subscriber),
+pinned CPUs, rounds alternated A B B A so machine noise hits both alike, reported as the
+median and range of the per-round ratio.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import socket
 import statistics
 import sys
@@ -31,8 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import dnsperf  # noqa: E402
-from benchmarks.procs import log  # noqa: E402
+from benchmarks import dnsperf, subscribers_hitpath  # noqa: E402
+from benchmarks.procs import cpu_seconds, log  # noqa: E402
 from resolver.policy.clients import address_key  # noqa: E402
 from resolver.subscribers.follow import Follower  # noqa: E402
 from resolver.subscribers.redis_store import (  # noqa: E402
@@ -94,40 +98,73 @@ def memory(store: RedisStore) -> dict[str, float]:
 
 
 def load_time(store: RedisStore) -> dict[str, float]:
-    started = time.perf_counter()
+    """Wall time of a start's load, and this process's CPU time in it (the part other jobs on
+    a shared host inflate least; redis-server's own work is in the wall time only)."""
+    started, cpu = time.perf_counter(), time.process_time()
     profiles, bindings = store.load()
     fetched = time.perf_counter()
     replica = Replica(details=False)
     replica.replace(profiles, bindings)
     done = time.perf_counter()
-    return {"fetch_s": fetched - started, "build_s": done - fetched, "load_s": done - started}
+    return {
+        "fetch_s": fetched - started, "build_s": done - fetched, "load_s": done - started,
+        "load_cpu_s": time.process_time() - cpu, "loadavg_1m": os.getloadavg()[0],
+    }  # fmt: skip
 
 
-def qps(work: Path, redis_url: str, seconds: float, rounds: int) -> dict[str, list[float]]:
+def qps(work: Path, redis_url: str, args: argparse.Namespace) -> dict[str, object]:
+    """Cache-hit QPS of two ``lachan serve`` running side by side, one without subscribers and
+    one with all N loaded, both pinned to ``--server-cpus`` and driven in turn by dnsperf on
+    ``--loadgen-cpus``: rounds A B B A A B …, so that whatever else the host does falls on
+    both alike; the ratio is taken per round (the two ran back to back), then its median.
+    lachan's own CPU time per answer is read from /proc for each round as well."""
     names = work / "names.txt"
     names.write_text("".join(f"n{i}.example.test A\n" for i in range(200)), encoding="utf-8")
-    configs = {
-        "without": "lists: {enabled: false}\n",
+    configs = {  # the same profile for the querying address in both
+        "without": "lists: {enabled: false}\nclients: {default: isp-default}\n",
         "with": f"lists: {{enabled: false}}\nsubscribers: {{store: '{redis_url}'}}\n",
     }
     results: dict[str, list[float]] = {k: [] for k in configs}
+    cpu: dict[str, list[float]] = {k: [] for k in configs}  # lachan's CPU s per answer
+    processes: dict[str, LachanProcess] = {}
     with StubUpstream() as stub:
-        for _ in range(rounds):
+        try:
             for kind, config in configs.items():
-                folder = work / kind
-                folder.mkdir(exist_ok=True)
-                process = LachanProcess(folder, [stub.address], config, ipv6=False)
-                process.start(timeout=120)
-                try:
-                    dnsperf.run("127.0.0.1", process.port, names, 2, dnsperf.Load(), work,
-                                passes=2)  # fmt: skip
-                    load = dnsperf.Load(latency=False)
-                    result = dnsperf.run("127.0.0.1", process.port, names, seconds, load, work)
+                (work / kind).mkdir(exist_ok=True)
+                process = LachanProcess(work / kind, [stub.address], config, ipv6=False)
+                if args.server_cpus:
+                    process.args = ["taskset", "-c", args.server_cpus, *process.args]
+                processes[kind] = process.start(timeout=120)
+                dnsperf.run("127.0.0.1", process.port, names, 2, dnsperf.Load(), work,
+                            args.loadgen_cpus, passes=2)  # fmt: skip
+            kinds = list(configs)
+            for index in range(args.rounds):
+                for kind in kinds if index % 2 == 0 else kinds[::-1]:
+                    pid = processes[kind].process.pid  # type: ignore[union-attr]
+                    before = cpu_seconds([pid])
+                    result = dnsperf.run("127.0.0.1", processes[kind].port, names, args.seconds,
+                                         dnsperf.Load(latency=False), work, args.loadgen_cpus)  # fmt: skip
                     results[kind].append(float(result["qps"]))
-                    log(f"{kind}: {result['qps']} QPS")
-                finally:
-                    process.stop()
-    return results
+                    cpu[kind].append((cpu_seconds([pid]) - before) / max(1, result["completed"]))
+                    log(f"round {index + 1} {kind}: {result['qps']} QPS, "
+                        f"{cpu[kind][-1] * 1e6:.2f} µs CPU per answer")  # fmt: skip
+        finally:
+            for process in processes.values():
+                process.stop()
+    return {
+        "qps": results,
+        "qps_median": {k: statistics.median(v) for k, v in results.items()},
+        "qps_spread": {
+            k: round((max(v) - min(v)) / statistics.median(v), 3) for k, v in results.items()
+        },  # fmt: skip
+        "qps_with_over_without": subscribers_hitpath.ratios(results),
+        # CPU per answer is what bounds QPS on a saturated core, and other jobs on the host
+        # change it far less than they change the QPS dnsperf sees.
+        "cpu_us_per_answer_median": {
+            k: round(statistics.median(v) * 1e6, 3) for k, v in cpu.items()
+        },  # fmt: skip
+        "cpu_per_answer_with_over_without": subscribers_hitpath.ratios(cpu),
+    }
 
 
 def accounting(work: Path, redis_url: str, rate: int, seconds: float) -> dict[str, float]:
@@ -218,8 +255,10 @@ def _drain(sock: socket.socket) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=1_000_000)
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=3.0, help="per dnsperf round")
+    parser.add_argument("--rounds", type=int, default=6, help="dnsperf rounds of each kind")
+    parser.add_argument("--server-cpus", default="0", help="taskset -c for lachan ('' for any)")
+    parser.add_argument("--loadgen-cpus", default="1", help="taskset -c for dnsperf")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--no-qps", action="store_true", help="skip the dnsperf rounds")
     parser.add_argument("--acct-rate", type=int, default=5000, help="accounting packets/s")
@@ -242,9 +281,10 @@ def main() -> None:
             report.update(accounting(work, redis.url, args.acct_rate, args.acct_seconds))
             log(json.dumps(report))
             if not args.no_qps:
-                rounds = qps(work, redis.url, args.seconds, args.rounds)
-                report["qps"] = rounds
-                report["qps_median"] = {k: statistics.median(v) for k, v in rounds.items()}
+                log("in-process: what subscriber mode adds per hit and per new client")
+                report["hit_path"] = subscribers_hitpath.run(redis.url, args.rounds * 2)
+                log(json.dumps(report["hit_path"]))
+                report.update(qps(work, redis.url, args))
         finally:
             redis.kill()
     text = json.dumps(report, indent=1)

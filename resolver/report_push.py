@@ -21,6 +21,7 @@ from resolver.errors import LachanError
 
 BATCH = 1000  # lines per request: well below the collector's limit
 TIMEOUT = (10, 60)  # connect, read (s)
+MAX_WAIT = 120  # s: five such waits stay inside the timer unit's TimeoutStartSec=15min
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,15 +33,24 @@ class PushOutcome:
     rejected: tuple[str, ...]
 
 
+class _Retry(Retry):
+    """urllib3's retries, with the collector's Retry-After obeyed but never beyond MAX_WAIT."""
+
+    def get_retry_after(self, response: Any) -> float | None:
+        after = super().get_retry_after(response)
+        return None if after is None else min(after, MAX_WAIT)
+
+
 def session(retries: int = 5, backoff: float = 1.0) -> requests.Session:
     """A session retrying connection errors and 429/5xx with exponential back-off.
 
     POST is retried too: the collector treats a line it already holds as a duplicate, so a
-    retried request never stores anything twice. Proxies come from the environment
-    (HTTPS_PROXY, NO_PROXY), as requests does by default.
+    retried request never stores anything twice. A 429 or 503 with Retry-After waits as long
+    as the collector asks (up to MAX_WAIT) instead of the back-off. Proxies come from the
+    environment (HTTPS_PROXY, NO_PROXY), as requests does by default.
     """
     # other=0: a certificate the collector cannot prove is not retried, it fails at once.
-    retry = Retry(total=retries, other=0, backoff_factor=backoff,
+    retry = _Retry(total=retries, other=0, backoff_factor=backoff,
                   status_forcelist=(429, 500, 502, 503, 504),
                   allowed_methods=frozenset({"GET", "POST"}), raise_on_status=False)  # fmt: skip
     http = requests.Session()
@@ -117,6 +127,10 @@ def shortened(lines: list[tuple[str, int, bytes]], acks: dict[str, int]) -> tupl
 
 
 def _json(reply: requests.Response, api: str, ok: tuple[int, ...] = (200,)) -> dict[str, Any]:
+    if reply.status_code == 429:
+        raise LachanError(f"{api}: the collector still refuses after retries (429, too many failed"
+                          f" pushes from this address); it asks to wait"
+                          f" {reply.headers.get('Retry-After', '?')} s: the next run will push")  # fmt: skip
     if reply.status_code not in ok:
         raise LachanError(f"{api}: the collector answered {reply.status_code}: "
                           f"{reply.text.strip()[:200]}")  # fmt: skip

@@ -17,11 +17,13 @@ PACKAGES = {
     "dnsperf": "dnsperf",
     "dpkg-buildpackage": "dpkg-dev",
     "kdig": "knot-dnsutils",
+    "lintian": "lintian",
     "mount": "mount",
     "nft": "nftables",
     "nsd": "nsd",
     "openssl": "openssl",
     "pdftotext": "poppler-utils",
+    "pdftoppm": "poppler-utils",
     "prometheus": "prometheus",
     "promtool": "prometheus",
     "radclient": "freeradius-utils",
@@ -30,6 +32,7 @@ PACKAGES = {
     "systemd-analyze": "systemd",
     "systemd-sysusers": "systemd",
     "systemd-tmpfiles": "systemd",
+    "tesseract": "tesseract-ocr",
     "unbound": "unbound",
 }
 

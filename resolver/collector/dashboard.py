@@ -95,3 +95,19 @@ def month_tables(rows: Iterable[tuple[str, str, int]]) -> tuple[MonthTable, Mont
         MonthTable(months, tuple(sorted({c for _, c in content})), content, queries),
         MonthTable(months, tuple(sorted({c for _, c in bypass})), bypass, queries),
     )
+
+
+def within(rows: Iterable[tuple[str, str, int]], first: str | None,
+           last: str | None) -> list[tuple[str, str, int]]:  # fmt: skip
+    """The ``(month, category, n)`` sums of months from ``first`` to ``last`` (YYYY-MM, both
+    included; None = open): the months of a periodic or annual report."""
+    return [r for r in rows if (first is None or r[0] >= first) and (last is None or r[0] <= last)]
+
+
+def _month(month: str | None) -> str:
+    return f"{month[5:]}/{month[:4]}" if month else "…"
+
+
+def period_label(first: str | None, last: str | None) -> str:
+    """``01/2025 – 12/2025``; an open side shows as ``…``."""
+    return f"{_month(first)} – {_month(last)}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -15,10 +16,19 @@ from aiohttp import web
 
 from resolver.collector import auth, views
 from resolver.collector.api import CLOCK_KEY, DB_KEY, TZ_KEY, make_app
-from resolver.collector.dashboard import by_area, month_tables, not_covered, share
+from resolver.collector.dashboard import (
+    by_area,
+    month_tables,
+    not_covered,
+    period_label,
+    share,
+    within,
+)
 from resolver.collector.db import Database
 from resolver.collector.exports import coverage_csv, coverage_pdf
 from resolver.collector.i18n import TEXT, pick
+from resolver.collector.limits import PushGuard
+from resolver.collector.proxy import Network
 from resolver.coverage.registry import Site
 
 SITES_KEY: web.AppKey[Sequence[Site]] = web.AppKey("sites")
@@ -26,7 +36,8 @@ TITLE_KEY: web.AppKey[str] = web.AppKey("title", str)
 USER_KEY: web.RequestKey[auth.Session] = web.RequestKey("user", auth.Session)
 COOKIE, PRE_COOKIE, LANG_COOKIE = "lachan_session", "lachan_login", "lang"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_PUBLIC = ("/login", "/api/")
+_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+_PUBLIC = ("/login", "/api/", "/metrics")  # the push API is signed; metrics are loopback-only
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).resolve().parents[1] / "data"),
     autoescape=True,
@@ -57,7 +68,8 @@ def _page(request: web.Request, template: str, **context: Any) -> web.Response:
     )  # fmt: skip
     response = web.Response(text=html, content_type="text/html")
     if "lang" in request.query:
-        response.set_cookie(LANG_COOKIE, lang, httponly=True, samesite="Strict")
+        response.set_cookie(LANG_COOKIE, lang, httponly=True, samesite="Strict",
+                            secure=request.secure)  # fmt: skip
     return response
 
 
@@ -160,17 +172,35 @@ async def export_csv(request: web.Request) -> web.Response:
                         headers={"Content-Disposition": "attachment; filename=coverage.csv"})  # fmt: skip
 
 
+def _period(request: web.Request) -> tuple[str | None, str | None]:
+    """``?from=YYYY-MM&to=YYYY-MM`` (either may be left out): the months a report covers."""
+    months = (request.query.get("from") or None, request.query.get("to") or None)
+    for name, month in zip(("from", "to"), months, strict=True):
+        if month is not None and not _MONTH.fullmatch(month):
+            raise web.HTTPBadRequest(text=f"{name}={month!r}: expected YYYY-MM\n")
+    return months
+
+
 async def export_pdf(request: web.Request) -> web.Response:
+    """The printable report; ``?from=2025-01&to=2025-12`` makes it the annual one."""
+    first, last = _period(request)
     statuses, months = await _export(request, "pdf")
-    data = await asyncio.to_thread(coverage_pdf, statuses, months, request.app[TITLE_KEY],
-                                   request.app[TZ_KEY], _now(request), TEXT[_lang(request)])  # fmt: skip
+    period = period_label(first, last) if first or last else None
+    data = await asyncio.to_thread(coverage_pdf, statuses, within(months, first, last),
+                                   request.app[TITLE_KEY], request.app[TZ_KEY], _now(request),
+                                   TEXT[_lang(request)], period)  # fmt: skip
     return web.Response(body=data, content_type="application/pdf")
 
 
 def make_web_app(db: Database, sites: Sequence[Site], tz: tzinfo, title: str,
-                 clock: Callable[[], float] = time.time) -> web.Application:  # fmt: skip
-    """The whole collector application."""
-    app = make_app(db, clock, tz)
+                 clock: Callable[[], float] = time.time, trusted: Sequence[Network] = (),
+                 guard: PushGuard | None = None) -> web.Application:  # fmt: skip
+    """The whole collector application.
+
+    Cookies are ``Secure`` whenever the request is: over the collector's own TLS, or forwarded
+    as https by a ``trusted`` proxy (``proxy.py``); an untrusted client's headers count for none.
+    """
+    app = make_app(db, clock, tz, trusted, guard)
     app.middlewares.append(require_login)
     app[SITES_KEY] = tuple(sites)
     app[TITLE_KEY] = title

@@ -59,24 +59,38 @@ def collector() -> None:
               help="The province's time zone for pages and exports.")  # fmt: skip
 @click.option("--title", default="CÔNG AN TỈNH", show_default=True,
               help="The province's title block on pages and the PDF.")  # fmt: skip
+@click.option("--trusted-proxy", "trusted_proxies", multiple=True, metavar="CIDR",
+              help="A TLS reverse proxy's address or network (repeatable): only from these is"
+                   " X-Forwarded-Proto: https believed (cookies then Secure) and"
+                   " X-Forwarded-For taken as the client for the push limits.")  # fmt: skip
+@click.option("--failed-pushes", default="20/30", show_default=True, metavar="N/SECONDS",
+              help="Failed push requests allowed per source address: N at once, then one"
+                   " every SECONDS; past that the API answers 429 with Retry-After (a site"
+                   " may fail six times as often, from all addresses together).")  # fmt: skip
 def serve(db: str, listen: str, registry: str, tls_cert: str | None, tls_key: str | None,
-          timezone: str, title: str) -> None:  # fmt: skip
+          timezone: str, title: str, trusted_proxies: tuple[str, ...],
+          failed_pushes: str) -> None:  # fmt: skip
     """Serve the push API and the dashboard; registry keys are enrolled at start."""
     from aiohttp import web
 
     from ..collector.ingest import enroll
+    from ..collector.limits import PushGuard, parse_rate
+    from ..collector.proxy import parse_networks
     from ..collector.web import make_web_app
     from ..coverage.registry import load_registry
 
     try:
         host, port = _listen(listen)
+        trusted = parse_networks(trusted_proxies)
+        guard = PushGuard(parse_rate(failed_pushes))
         sites = load_registry(Path(registry))
         database = _open(db)
         for site in sites:
             if site.public_key is not None:
                 enroll(database, site.id, site.public_key, int(time.time()))
         context = _tls(tls_cert, tls_key)
-        app = make_web_app(database, sites, _zone(timezone), title)
+        app = make_web_app(database, sites, _zone(timezone), title, trusted=trusted,
+                           guard=guard)  # fmt: skip
     except LachanError as exc:
         _fail(exc)
     web.run_app(app, host=host, port=port, ssl_context=context, print=None)

@@ -18,6 +18,76 @@ COLUMNS = (
 )  # fmt: skip
 
 
+# The HTML page's column headings and yes/no, Vietnamese first (CSV keeps the codes for scripts).
+HEADINGS = {
+    "site": "điểm / site", "name": "tên / name", "kind": "loại / kind",
+    "commune": "phường/xã / commune", "covered": "được bảo vệ / covered",
+    "live": "hoạt động / live", "last_report": "báo cáo gần nhất / last report",
+    "index_age_h": "tuổi danh sách (giờ) / index age (h)", "blocked": "bị chặn / blocked",
+    "queries": "truy vấn / queries", "signature": "chữ ký / signature",
+    "probe_reachable": "thăm dò tới được / probe reachable", "canary": "canary",
+    "test_blocked": "tên thử bị chặn / test name blocked", "reasons": "lý do / reasons",
+}  # fmt: skip
+_YN_HTML = {"yes": "có / yes", "no": "không / no", "": ""}
+_YES_NO = ("covered", "probe_reachable", "test_blocked")
+_KINDS = {"school": "trường học / school", "isp": "nhà mạng / ISP"}
+
+# Each reason judge() can give, by its fixed English start, and what a Vietnamese reader sees
+# in front of it; the variable part (counts, an answer, an error) follows unchanged. CSV and JSON
+# keep the English codes for scripts.
+_REASONS_VI = (
+    ("live instances ", "số máy đang chạy"),
+    ("index not current", "danh sách chặn đã cũ"),
+    ("no queries in window", "không có truy vấn trong khoảng thời gian"),
+    ("resolver unreachable", "không tới được máy chủ DNS"),
+    ("no canary", "không có bản ghi canary"),
+    ("canary names site ", "canary ghi mã điểm khác"),
+    ("canary: no blocklist index", "canary: không có danh sách chặn"),
+    ("canary index not current", "canary: danh sách chặn đã cũ"),
+    ("test name not blocked", "tên thử không bị chặn"),
+    ("probe: test name not blocked", "thăm dò: tên thử không bị chặn"),
+    ("no evidence", "không có bằng chứng"),
+)
+
+
+# The ledger's state (resolver/coverage/ledgers.py), by its fixed English start.
+_SIGNATURES_VI = (
+    ("valid", "hợp lệ"),
+    ("missing", "không có nhật ký"),
+    ("no public key in registry", "sổ đăng ký không có khóa công khai"),
+    ("BROKEN ", "chuỗi bị hỏng"),
+    ("TRUNCATED: ", "bị cắt mất phần cuối"),
+    ("n/a", "không áp dụng"),
+)
+
+
+def _vietnamese(text: str, table: tuple[tuple[str, str], ...]) -> str | None:
+    for start, vietnamese in sorted(table, key=lambda pair: -len(pair[0])):
+        if text.startswith(start):
+            detail = text[len(start):].strip() if start.endswith(" ") else ""
+            return vietnamese + (" " + detail if detail else "")
+    return None
+
+
+def signature_text(signature: str) -> str:
+    """The ledger's state in Vietnamese then English: "hợp lệ / valid"."""
+    vietnamese = _vietnamese(signature, _SIGNATURES_VI)
+    return f"{vietnamese} / {signature}" if vietnamese else signature
+
+
+def reason_text(reason: str) -> str:
+    """One reason in Vietnamese then English: "danh sách chặn đã cũ / index not current"."""
+    if reason.startswith("ledger "):
+        state = _vietnamese(reason.removeprefix("ledger "), _SIGNATURES_VI)
+        return f"nhật ký: {state} / {reason}" if state else reason
+    vietnamese = _vietnamese(reason, _REASONS_VI)
+    return f"{vietnamese} / {reason}" if vietnamese else reason
+
+
+def _reasons(s: SiteStatus) -> str:
+    return "; ".join(reason_text(r) for r in s.reasons)
+
+
 def _yn(value: bool | None) -> str:
     return "" if value is None else ("yes" if value else "no")
 
@@ -42,8 +112,9 @@ def row(s: SiteStatus, tz: tzinfo = UTC) -> tuple[str, ...]:
 
 
 def headline_text(h: Headline) -> str:
-    """The headline line."""
-    return f"covered: schools {share(h.schools)}, ISPs {share(h.isps)}"
+    """The headline line, Vietnamese then English."""
+    return (f"được bảo vệ: trường học {share(h.schools)}, nhà mạng {share(h.isps)} / "
+            f"covered: schools {share(h.schools)}, ISPs {share(h.isps)}")  # fmt: skip
 
 
 def render_csv(statuses: Sequence[SiteStatus], tz: tzinfo = UTC) -> str:
@@ -62,7 +133,8 @@ _TABLE_COLUMNS = ("site", "kind", "covered", "live", "last_report", "index_age_h
 def render_table(statuses: Sequence[SiteStatus], tz: tzinfo = UTC) -> str:
     """Aligned text for a terminal, headline last."""
     picks = [COLUMNS.index(c) for c in _TABLE_COLUMNS]
-    rows = [_TABLE_COLUMNS, *([r[i] for i in picks] for r in (row(s, tz) for s in statuses))]
+    body = ([*(row(s, tz)[i] for i in picks[:-1]), _reasons(s)] for s in statuses)
+    rows = [_TABLE_COLUMNS, *body]
     widths = [max(len(r[i]) for r in rows) for i in range(len(picks) - 1)]
     lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)) + "  " + r[-1]
              for r in rows]  # fmt: skip
@@ -95,14 +167,19 @@ def render_html(statuses: Sequence[SiteStatus], policy: CoveragePolicy) -> str:
     rows = []
     for s in statuses:
         values = dict(zip(COLUMNS, row(s, policy.tz), strict=True))
+        values["kind"] = _KINDS.get(values["kind"], values["kind"])
+        values["reasons"] = _reasons(s)
+        values["signature"] = signature_text(values["signature"]) if values["signature"] else ""
         rows.append([
-            cell(v, ("ok" if s.covered else "bad") if c == "covered" else "")
+            cell(_YN_HTML.get(v, v) if c in _YES_NO else v,
+                 ("ok" if s.covered else "bad") if c == "covered" else "")
             for c, v in values.items() if c in header
         ])  # fmt: skip
     body = "\n".join([
         kpis([("trường được bảo vệ / schools covered", share(h.schools)),
               ("nhà mạng được bảo vệ / ISPs covered", share(h.isps))]),
-        _charts(statuses, h), "<h2>Các điểm / Sites</h2>", table(header, rows),
+        _charts(statuses, h), "<h2>Các điểm / Sites</h2>",
+        table([HEADINGS[c] for c in header], rows),
     ])  # fmt: skip
     live, age, window = (
         policy.live_within // 3600,

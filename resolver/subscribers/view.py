@@ -34,10 +34,10 @@ class SubscriberView:
 
     def profile_for(self, bits: int, value: int) -> Profile | None:
         """The profile of an address bound to a subscriber; None when it is bound to none."""
-        binding = self.replica.binding(bits, value)
-        if binding is None:
+        subscriber = self.replica.subscriber(bits, value)
+        if subscriber is None:
             return None
-        name = self.replica.profiles.get(binding.subscriber)
+        name = self.replica.profiles.get(subscriber)
         return self.profiles.get(name, self.default) if name else self.default
 
     def explain(self, bits: int, value: int) -> tuple[Profile, str] | None:

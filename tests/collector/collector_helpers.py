@@ -94,3 +94,28 @@ def wait_http(url: str, seconds: float = 20.0, verify: bool | str = True) -> Non
             if time.monotonic() > deadline:
                 raise AssertionError(f"{url} did not answer within {seconds} s") from None
             time.sleep(0.1)
+
+
+def certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1: (cert.pem, key.pem)."""
+    import subprocess
+
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)  # fmt: skip
+    return cert, key
+
+
+def registry_of(path: Path, sites: dict[str, Path]) -> Path:
+    """A registry YAML enrolling each site id with the public key at its path."""
+    import yaml
+
+    from resolver.audit.keys import inline_public, load_public_key
+
+    entries = [{"id": site, "kind": "school", "district": "Quận 1",
+                "public_key": inline_public(load_public_key(pub))} for site, pub in sites.items()]  # fmt: skip
+    path.write_text(yaml.safe_dump({"sites": entries}, allow_unicode=True), encoding="utf-8")
+    return path

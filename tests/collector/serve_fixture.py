@@ -24,7 +24,7 @@ def collector_serve(
     )  # fmt: skip
     base = f"{'https' if ca else 'http'}://127.0.0.1:{port}"
     try:
-        wait_http(base + "/api/v1/sites/x/acks", verify=ca or True)
+        wait_http(base + "/login", verify=ca or True)  # not the API: a 404 there is a failure
         yield base
     finally:
         proc.terminate()

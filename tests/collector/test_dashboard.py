@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from resolver.collector.dashboard import Share, by_area, month_tables
 from resolver.collector.status import judge_site
 from resolver.coverage.registry import Site
@@ -31,3 +33,11 @@ def test_anti_bypass_categories_go_to_their_own_table() -> None:
     assert content.month_total("2026-02") == 60 and bypass.month_total("2026-02") == 2
     assert (content.bar("2026-01"), content.bar("2026-02")) == (100, 200)
     assert content.queries == {"2026-01": 1000, "2026-02": 900}
+
+
+def test_pdf_bars_are_in_proportion_inside_a_box_for_the_100_percent_target() -> None:
+    from resolver.collector.exports import BAR, bar
+
+    boxed, plain = bar(BAR * 0.333, True), bar(BAR * 2, False)
+    assert [r.width for r in boxed.contents] == [BAR, pytest.approx(BAR * 0.333)]
+    assert [r.width for r in plain.contents] == [BAR]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ import dns.query
 import pytest
 import yaml
 from aiohttp import web
-from collector_helpers import T0, FakeClock, keys, running, write_ledger
+from collector_helpers import T0, FakeClock, certificate, keys, running, write_ledger
 from serve_fixture import collector_serve
 
 from resolver.audit.keys import inline_public, load_public_key
@@ -152,16 +153,6 @@ def test_check_config_takes_a_one_second_period_with_a_warning(tmp_path: Path) -
                            "demonstrations only\n")  # fmt: skip
 
 
-def _certificate(folder: Path) -> tuple[Path, Path]:
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
-                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=60)  # fmt: skip
-    return cert, key
-
-
 def test_push_over_tls_checks_the_collectors_certificate(tmp_path: Path) -> None:
     import os
 
@@ -175,7 +166,7 @@ def test_push_over_tls_checks_the_collectors_certificate(tmp_path: Path) -> None
     cfg.write_text(
         f"site: {{id: thpt-a, kind: school}}\naudit: {{ledger: {ledger}, key: {private}}}\n"
     )
-    cert, key = _certificate(tmp_path)
+    cert, key = certificate(tmp_path)
     db = f"sqlite:///{tmp_path / 'c.db'}"
     with collector_serve(db, registry, "--tls-cert", str(cert), "--tls-key", str(key),
                          ca=str(cert)) as base:  # fmt: skip
@@ -240,3 +231,16 @@ def test_a_ledger_cut_after_its_push_is_reported_at_the_site_and_refused(db, sit
         "seq 2: replay: seq 2 was acknowledged already",
     )  # fmt: skip
     assert outcome.acks == {"gw1": 4}
+
+
+def test_a_retry_after_longer_than_the_timer_allows_is_cut_to_max_wait() -> None:
+    from urllib3.response import HTTPResponse
+
+    from resolver.report_push import MAX_WAIT
+
+    retry = session().get_adapter("https://x").max_retries
+    assert retry.get_retry_after(HTTPResponse(headers={"Retry-After": "3600"})) == MAX_WAIT
+    assert retry.get_retry_after(HTTPResponse(headers={"Retry-After": "3"})) == 3
+    unit = Path(__file__).parents[2] / "systemd" / "lachan-report-push.service"
+    limit = re.search(r"^TimeoutStartSec=(\d+)min$", unit.read_text(), re.M)
+    assert limit and 5 * MAX_WAIT < int(limit.group(1)) * 60  # five waits, then the unit's end

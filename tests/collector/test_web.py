@@ -81,7 +81,9 @@ def test_english_is_one_click_away_and_stays_chosen(base: str) -> None:
 def test_a_site_page_shows_its_chain_state_incidents_and_local_times(base: str) -> None:
     page = text_of(login(base).get(base + "/site/thpt-b", timeout=10).text)
     assert "Chuỗi nhật ký Bị viết lại" in page and "Số thứ tự cuối 4" in page
-    assert "rewritten seq 0 differs from the record acknowledged before" in page
+    assert (
+        "Nhật ký bị viết lại (rewritten) seq 0 differs from the record acknowledged before" in page
+    )  # the kind in Vietnamese, its code and the collector's detail
     # Last period ended 2025-11-28T05:00Z = 12:00 in Hanoi.
     assert "Báo cáo gần nhất 28/11/2025 12:00" in page
 
@@ -135,3 +137,22 @@ def test_a_favicon_fetched_after_the_login_page_does_not_void_its_form(base: str
     reply = http.post(base + "/login", timeout=10, allow_redirects=False,
                       data={"csrf": csrf.group(1), "name": "xem", "password": PASSWORD})  # fmt: skip
     assert (reply.status_code, reply.headers["Location"]) == (302, "/")
+
+
+def test_a_pdf_for_a_period_holds_only_its_months_and_says_which(base: str, tmp_path) -> None:
+    http = login(base)
+    assert 'action="/export.pdf" id="period"' in http.get(base + "/", timeout=10).text
+    texts = {}
+    for query in ("from=2025-01&to=2025-12", "from=2025-12"):
+        reply = http.get(f"{base}/export.pdf?{query}", timeout=30)
+        assert reply.status_code == 200
+        pdf = tmp_path / "period.pdf"
+        pdf.write_bytes(reply.content)
+        texts[query] = re.sub(r"\s+", " ", subprocess.run(
+            ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True,
+            timeout=60).stdout)  # fmt: skip
+    annual, december = texts["from=2025-01&to=2025-12"], texts["from=2025-12"]
+    assert "Kỳ báo cáo: 01/2025 – 12/2025" in annual and "2025-11 1390 80 20 100" in annual
+    assert "Kỳ báo cáo: 12/2025 – …" in december and "2025-11" not in december
+    bad = http.get(base + "/export.pdf?from=2025-13", timeout=10)
+    assert (bad.status_code, bad.text) == (400, "from='2025-13': expected YYYY-MM\n")

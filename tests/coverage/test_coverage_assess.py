@@ -66,6 +66,7 @@ def test_coverage_numbers_are_exact(province: Path) -> None:
     assert {i for i, s in by_id.items() if s.covered} == {"thpt-ok", "isp-ok", "isp-inline"}
     assert Headline.of(statuses) == Headline(schools=(1, 5), isps=(2, 3))
     assert headline_text(Headline.of(statuses)) == (
+        "được bảo vệ: trường học 1/5 (20.0%), nhà mạng 2/3 (66.7%) / "
         "covered: schools 1/5 (20.0%), ISPs 2/3 (66.7%)"
     )
     # stale: no live instance, so no index in force to vouch for; it did answer queries

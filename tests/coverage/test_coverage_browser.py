@@ -20,9 +20,28 @@ from resolver.coverage.assess import assess
 from resolver.coverage.registry import load_registry
 from resolver.coverage.render import render_html as coverage_html
 from resolver.coverage.status import CoveragePolicy
+from tests.ocr import assert_table_shows
 from tests.tools import require
 
 CHROMIUM = shutil.which("chromium") or "chromium"
+# What the screenshots must show (OCR, digits exactly): headings in both languages, the numbers.
+AUDIT_SHOWS = [
+    "Báo cáo kiểm toán lachan / lachan audit report",
+    "1 1,260 60 4.76% 0",
+    "Chặn theo thời gian / Blocks over time",
+    "Theo điểm / Per site",
+    "thpt-a school 1,260 60 0 60",
+    "chữ ký và chuỗi hợp lệ / signature and chain valid",
+]
+COVERAGE_SHOWS = [
+    "Mức độ bảo vệ trường học và nhà mạng",
+    "1/2 (50.0%) 1/1 (100.0%)",
+    "trường được bảo vệ / schools covered",
+    "45.3% (120)",
+    "được bảo vệ / covered",
+    "thpt-a school có / yes 1/1 2025-11-29T00:00:00Z 24.0",
+    "thpt-b school không / no 0/1 2025-11-28T05:00:00Z",
+]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -43,10 +62,10 @@ pre.textContent = JSON.stringify(out); document.body.appendChild(pre);
 </script></body>"""
 
 
-def _chromium(tmp: Path, url: str, *extra: str) -> str:
+def _chromium(tmp: Path, url: str, *extra: str, size: str = "1200,900") -> str:
     args = [CHROMIUM or "chromium", "--headless", "--no-sandbox", "--disable-gpu",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--no-first-run", f"--user-data-dir={tmp / 'profile'}", "--window-size=1200,900",
+            "--no-first-run", f"--user-data-dir={tmp / 'profile'}", f"--window-size={size}",
             *extra, url]  # fmt: skip
     done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -90,7 +109,7 @@ def _pixels(png: bytes) -> tuple[int, int, bytes]:
     return width, height, b"".join(rows)
 
 
-def _check_page(tmp: Path, html: str, svgs: int) -> None:
+def _check_page(tmp: Path, html: str, svgs: int, shows: list[str]) -> None:
     page = tmp / "page.html"
     page.write_text(html, encoding="utf-8")
     assert not re.search(r"<script|<link|src=", html), "the page must work offline"
@@ -111,6 +130,11 @@ def _check_page(tmp: Path, html: str, svgs: int) -> None:
     colours = {rgb[i : i + 3] for i in range(0, len(rgb), 3 * 7)}
     assert len(colours) > 20, "screenshot is blank"
     assert bytes.fromhex("0072B2") in colours, "the first chart colour is nowhere on screen"
+    # The whole page, tall enough for every table, read back as a person would read it.
+    whole = tmp / "whole.png"
+    _chromium(tmp, page.as_uri(), f"--screenshot={whole}", "--force-device-scale-factor=1.5",
+              size="1200,2400")  # fmt: skip
+    assert_table_shows(whole, shows)
 
 
 def test_audit_report_in_a_browser(tmp_path: Path) -> None:
@@ -119,7 +143,7 @@ def test_audit_report_in_a_browser(tmp_path: Path) -> None:
     write_ledger(ledger, keys, "thpt-a", "school", "gw1", range(12))
     report = build_report(load_ledgers([ledger], {"thpt-a": load_public_key(keys / "audit.pub")}),
                           T0, T0 + 12 * HOUR)  # fmt: skip
-    _check_page(tmp_path, audit_html(report, T0), svgs=2)
+    _check_page(tmp_path, audit_html(report, T0), svgs=2, shows=AUDIT_SHOWS)
 
 
 def test_coverage_page_in_a_browser(tmp_path: Path) -> None:
@@ -132,4 +156,4 @@ def test_coverage_page_in_a_browser(tmp_path: Path) -> None:
     (tmp_path / "sites.yaml").write_text(json.dumps({"sites": entries}))
     policy = CoveragePolicy(now=T0 + 24 * HOUR + 600)
     statuses = assess(load_registry(tmp_path / "sites.yaml"), policy, ledgers=tmp_path / "l")
-    _check_page(tmp_path, coverage_html(statuses, policy), svgs=2)
+    _check_page(tmp_path, coverage_html(statuses, policy), svgs=2, shows=COVERAGE_SHOWS)

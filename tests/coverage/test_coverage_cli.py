@@ -39,7 +39,8 @@ def test_ledgers_and_probe(tmp_path: Path, dns_sites) -> None:
                                            "--timeout", "0.3"])  # fmt: skip
     assert probed.exit_code == 0, probed.output
     lines = probed.output.splitlines()
-    assert lines[-1] == "covered: schools 1/2 (50.0%), ISPs 1/1 (100.0%)"
+    assert lines[-1] == ("được bảo vệ: trường học 1/2 (50.0%), nhà mạng 1/1 (100.0%) / "
+                         "covered: schools 1/2 (50.0%), ISPs 1/1 (100.0%)")  # fmt: skip
     open_row = next(line for line in lines if line.startswith("thpt-open"))
     assert "probe: test name not blocked (104.16.0.1)" in open_row
     out = tmp_path / "c.html"
@@ -65,7 +66,7 @@ def test_stale_site_after_hours(tmp_path: Path) -> None:
     res = CliRunner().invoke(coverage, ["--registry", str(reg), "--ledgers", str(tmp_path / "l"),
                                         "--now", NOW])  # fmt: skip
     assert res.exit_code == 0
-    assert "live instances 0/1" in res.output and res.output.endswith("ISPs 0/0 (-)\n")
+    assert "số máy đang chạy 0/1 / live instances 0/1" in res.output and res.output.endswith("ISPs 0/0 (-)\n")
     # The last report, on the province's clock (Asia/Ho_Chi_Minh by default), or on --timezone's.
     assert "2025-11-28T10:00:00+07:00" in res.output
     utc = CliRunner().invoke(coverage, ["--registry", str(reg), "--ledgers", str(tmp_path / "l"),

@@ -9,7 +9,8 @@ say are these substitutions, applied to every block before it runs:
 
 - ``/etc/lachan`` and ``/var/lib/lachan`` → the same paths under the temporary root, which
   ``systemd-sysusers --root`` and ``systemd-tmpfiles --root --create`` prepare from
-  ``systemd/`` as the package's install does;
+  ``systemd/`` as the package's install does (and, for a guide that installs the ``.deb``,
+  ``lachan audit keygen`` makes the site's key there, as its postinst does);
 - the listen addresses ``0.0.0.0:53``, ``[::]:53``, ``127.0.0.1:1053``, ``[::1]:1053`` (and
   ``-p 1053``) → a free loopback port; the metrics port ``9153`` → another free one; the
   console's ``192.168.10.53:8080``, its block page's ``:80`` and ``tls_refuse_port: 443`` →
@@ -22,7 +23,8 @@ say are these substitutions, applied to every block before it runs:
 - certbot's certificate and key in a ``tls:`` section → a test certificate for the same names;
 - ``systemctl enable --now|start|restart lachan.service`` → run the unit's ``ExecStart=`` with
   its ``Environment=`` (stopped with SIGTERM, as systemd does); ``systemctl status`` → the
-  process must be running; ``lachan-lists.timer`` is not started (it would download lists).
+  process must be running; ``systemctl enable`` alone (at boot) does nothing now;
+  ``lachan-lists.timer`` is not started (it would download lists).
 """
 
 from __future__ import annotations
@@ -108,6 +110,7 @@ class GuideRun:
     )
     output: list[str] = field(default_factory=list)
     server: subprocess.Popen[bytes] | None = None
+    from_deb: bool = False  # the guide installs the .deb, whose postinst makes the audit key
 
     def __post_init__(self) -> None:
         (self.root / "etc").mkdir(exist_ok=True)  # sysusers writes etc/passwd and etc/group
@@ -117,6 +120,9 @@ class GuideRun:
             if tool == "systemd-tmpfiles":
                 args.insert(2, "--create")
             subprocess.run(args, check=True, capture_output=True, timeout=60)
+        if self.from_deb:  # as debian/lachan.postinst does on a first install
+            keygen = ["lachan", "audit", "keygen", "--out", f"{self.root}/etc/lachan"]
+            subprocess.run(keygen, check=True, capture_output=True, timeout=60, env=self.env())
 
     def substitute(self, text: str) -> str:
         host, port = self.stub.rsplit(":", 1)
@@ -195,6 +201,8 @@ class GuideRun:
         assert set(units) <= {"lachan.service", "lachan-lists.timer"}, (block.line, args)
         if "lachan.service" not in units:
             return
+        if verb == "enable" and "--now" not in args:
+            return  # what starts at boot: nothing to run now
         if verb == "status":
             assert self.server is not None and self.server.poll() is None, "lachan is not running"
             self.output.append("active (running)\n")

@@ -120,7 +120,7 @@ def test_probe_headline(sites: tuple[Path, dict[str, int]]) -> None:
     done = coverage(registry, "table")
     assert done.returncode == 0, done.stderr
     last = done.stdout.strip().splitlines()[-1]
-    assert last.startswith("covered: schools ")
+    assert last.startswith("được bảo vệ: trường học ") and " / covered: schools " in last
     assert last.endswith("ISPs 0/1 (0.0%)")
 
 

@@ -24,8 +24,10 @@ from tests.integration.guide_runner import Block, GuideRun, blocks, is_lachan_ya
 from tests.stub_upstream import ROOT, StubUpstream, lachan_command
 
 DOCS = ("README.md", "docs/school-guide.md", "docs/isp-guide.md", "docs/vi/README.md",
-        "docs/vi/huong-dan-truong-hoc.md")  # fmt: skip
+        "docs/vi/huong-dan-truong-hoc.md", "docs/vi/huong-dan-nha-mang.md")  # fmt: skip
 TRANSLATIONS = {"docs/vi/huong-dan-truong-hoc.md": "docs/school-guide.md"}
+# Translated one section at a time: the Vietnamese file holds the section under this heading.
+SECTIONS = {"docs/vi/huong-dan-nha-mang.md": ("docs/isp-guide.md", "## Subscriber mode")}
 
 
 @pytest.fixture
@@ -51,12 +53,29 @@ def follow(run: GuideRun, doc: str) -> str:
 def test_a_school_following_the_guide_gets_the_school_profile_and_a_ledger(
     tmp_path: Path, stub: str
 ) -> None:
-    out = follow(GuideRun(tmp_path, stub), "docs/school-guide.md")
+    out = follow(GuideRun(tmp_path, stub, from_deb=True), "docs/school-guide.md")
     assert f"{tmp_path}/etc/lachan/lachan.yaml: ok" in out
     assert "profile:  school (" in out and "decision: block" in out  # explain
     assert '"site=thcs-le-loi"' in out and '"profile=school"' in out  # dig TXT status
     ledger = f"{tmp_path}/var/lib/lachan/ledger/ledger.jsonl"
     assert re.search(rf"{re.escape(ledger)}: OK, [1-9]\d* records, site thcs-le-loi", out), out
+
+
+INSTALLING = ("README.md", "docs/school-guide.md", "docs/vi/huong-dan-truong-hoc.md",
+              "docs/auditor-guide.md", "docs/vi/huong-dan-kiem-tra.md")  # fmt: skip
+
+
+@pytest.mark.parametrize("doc", INSTALLING)
+def test_installing_starts_with_the_debian_package(doc: str) -> None:
+    """The first install shown is the .deb that tests/packaging/test_deb.py builds and installs,
+    named with the version `make deb` gives it; pip comes after, as the alternative."""
+    version = re.search(r"^version = (\S+)$", (ROOT / "setup.cfg").read_text(), re.M)
+    assert version is not None
+    installs = [b.text for b in blocks(ROOT / doc) if b.lang == "sh"
+                and ("apt install ./dist/" in b.text or "pip install" in b.text)]  # fmt: skip
+    assert installs and "make deb" in installs[0], installs
+    assert f"apt install ./dist/lachan_{version.group(1)}_amd64.deb" in installs[0]
+    assert all("apt install ./dist/" not in text for text in installs[1:])
 
 
 def test_the_readme_quick_check_answers_as_it_says(tmp_path: Path, stub: str) -> None:
@@ -73,9 +92,10 @@ def test_every_block_is_run_or_says_why_not(doc: str) -> None:
     found = [b for b in blocks(ROOT / doc) if b.lang in ("sh", "yaml")]
     assert found, doc
     skipped = [b for b in found if b.not_run is not None]
-    # Four for installing and the router; in the school guide two more in the encrypted-DNS
-    # section, which need a public name (tests/transport runs them on loopback), and the
-    # push to the province's collector (tests/collector runs it against a real one).
+    # Installing (the .deb, which tests/packaging runs, or pip without it) and the router; in
+    # the school guide the encrypted-DNS section's two, which need a public name (tests/transport
+    # runs them on loopback), and the push to the province's collector (tests/collector runs it
+    # against a real one).
     assert len(skipped) <= 7, [(b.line, b.not_run) for b in skipped]
     for block in found:
         if block.lang == "yaml" and block.not_run is None:
@@ -90,18 +110,48 @@ def test_the_vietnamese_guide_has_the_same_commands_and_configs(
     assert _steps(ROOT / translated) == _steps(ROOT / original)
 
 
+@pytest.mark.parametrize(("translated", "original"), sorted(SECTIONS.items()))
+def test_a_vietnamese_section_has_the_same_commands_configs_and_snippets(
+    translated: str, original: tuple[str, str]
+) -> None:
+    """Untagged blocks count too (FreeRADIUS config, the portal's commands): only their
+    comments may differ."""
+    path, heading = original
+    ours = _steps(ROOT / translated, untagged=True)
+    theirs = _steps(ROOT / path, untagged=True, lines=_section(ROOT / path, heading))
+    assert len(ours) >= 4 and ours == theirs
+
+
+def _section(path: Path, heading: str) -> range:
+    """The line numbers (1-based) from ``heading`` to the next heading of its level."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    level = heading.split(" ")[0] + " "
+    start = next(i for i, line in enumerate(lines, 1) if line.startswith(heading))
+    end = next((i for i, line in enumerate(lines, 1) if i > start and line.startswith(level)),
+               len(lines) + 1)  # fmt: skip
+    return range(start, end)
+
+
 def test_the_vietnamese_readme_has_the_quick_start_of_the_readme() -> None:
     ours = _steps(ROOT / "docs/vi/README.md")
     assert ours and ours == _steps(ROOT / "README.md")[: len(ours)]
     assert len(ours) >= 2  # the two commands and the quick check
 
 
-def _steps(path: Path) -> list[tuple[str, object, str | None]]:
+def _steps(
+    path: Path, untagged: bool = False, lines: range | None = None
+) -> list[tuple[str, object, str | None]]:
     """Each sh/yaml block's commands (comments dropped: they are translated) or parsed config,
-    and whether it is run."""
+    and whether it is run; with ``untagged``, untagged blocks' lines without comments too
+    (``text`` blocks, diagrams in words, are translated whole)."""
     steps: list[tuple[str, object, str | None]] = []
     for block in blocks(path):
-        if block.lang == "yaml":
+        if lines is not None and block.line not in lines:
+            continue
+        if untagged and block.lang == "":
+            code = [re.sub(r"(^|\s)#.*", "", line).strip() for line in block.text.splitlines()]
+            steps.append(("code", [line for line in code if line], _run_flag(block)))
+        elif block.lang == "yaml":
             steps.append(("yaml", yaml.safe_load(block.text), _run_flag(block)))
         elif block.lang == "sh":
             commands = [shlex.join(shlex.split(line, comments=True)) for line in

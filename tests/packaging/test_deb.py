@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ APT_ENV["DEBIAN_FRONTEND"] = "noninteractive"
 INSTALLED = [
     "/usr/bin/lachan", "/usr/lib/lachan", "/etc/lachan", "/var/lib/lachan",
     "/lib/systemd/system/lachan.service", "/lib/systemd/system/lachan-lists.timer",
+    "/lib/systemd/system/lachan-report-push.timer", "/usr/share/man/man1/lachan.1.gz",
     "/usr/lib/sysusers.d/lachan.conf", "/usr/lib/tmpfiles.d/lachan.conf",
     "/usr/share/doc/lachan",
 ]  # fmt: skip
@@ -122,7 +124,8 @@ def _check_install() -> None:
     # The key signs as the site: its own user only (lachan refuses a key open to group or others).
     assert KEY.stat().st_mode & 0o777 == 0o600 and KEY.owner() == "lachan"
     assert CONFIG.group() == "lachan" and Path("/etc/lachan/audit.pub").exists()
-    for unit in ("lachan.service", "lachan-lists.service", "lachan-lists.timer"):
+    for unit in ("lachan.service", "lachan-lists.service", "lachan-lists.timer",
+                 "lachan-report-push.service", "lachan-report-push.timer"):  # fmt: skip
         text = Path("/lib/systemd/system", unit).read_text()
         docs = [w for line in text.splitlines() if line.startswith("Documentation=")
                 for w in line.removeprefix("Documentation=").split()]  # fmt: skip
@@ -134,6 +137,51 @@ def _check_install() -> None:
     where = _run(["/usr/lib/lachan/bin/python3", "-c", code]).split()
     assert where[0].startswith("/usr/lib/lachan/lib/python3.11/site-packages/resolver/")
     assert where[1].startswith("/usr/lib/python3/dist-packages/")  # Debian's python3-yaml
+    assert _vendored() == _locked()
+    # The vendored extensions still load once stripped, and the PDF export works with Debian's
+    # python3-pil and fonts; postinst compiled the byte code (prerm removes it).
+    out = _run(["/usr/lib/lachan/bin/python3", "-c", _EXTENSIONS])
+    assert out.split() == ["binary", "%PDF"], out
+    assert list(Path("/usr/lib/lachan/lib/python3.11/site-packages/resolver").glob("__pycache__"))
+
+
+_EXTENSIONS = """
+import io, ahocorasick, aiohttp, argon2, hiredis, psycopg, pycares, uvloop, yarl
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.platypus import Image, Paragraph, SimpleDocTemplate
+from PIL import Image as PILImage
+from resolver.collector.exports import _fonts
+Ed25519PrivateKey.generate().sign(b"x")
+font, bold = _fonts()
+picture = io.BytesIO()
+PILImage.new("RGB", (4, 4)).save(picture, "PNG")
+pdf = io.BytesIO()
+SimpleDocTemplate(pdf).build([Paragraph("Sở Giáo dục", ParagraphStyle("p", fontName=font)),
+                              Image(io.BytesIO(picture.getvalue()), 4, 4)])
+print(psycopg.pq.__impl__, pdf.getvalue()[:4].decode())
+"""
+
+
+def _vendored() -> dict[str, str]:
+    """Name and version of every package pip put in the private venv."""
+    code = ("from importlib.metadata import distributions as d\n"
+            "for x in d(path=[__import__('sysconfig').get_paths()['purelib']]):"
+            " print(x.metadata['Name'], x.version)")  # fmt: skip
+    lines = _run(["/usr/lib/lachan/bin/python3", "-c", code]).splitlines()
+    return {_norm(name): version for name, version in (line.split() for line in lines)}
+
+
+def _locked() -> dict[str, str]:
+    """debian/requirements.txt (build-only pins removed from the package left out), and lachan."""
+    text = (ROOT / "debian" / "requirements.txt").read_text()
+    pins = re.findall(r"^([A-Za-z0-9_.-]+)==(\S+) \\\n.*?(#.*)?$", text, flags=re.M)
+    locked = {_norm(name): version for name, version, note in pins if "build only" not in note}
+    return locked | {"lachan": "0.1.0"}
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _serve_and_query(port: int) -> None:
@@ -202,3 +250,43 @@ def test_the_deb_installs_serves_upgrades_in_place_and_purges_cleanly(deb: Path)
     assert KEY.group() == "lachan" and LEDGER.owner() == "lachan"
     _run(["apt-get", "purge", "-y", "-q", "lachan"])
     assert [path for path in INSTALLED if os.path.lexists(path)] == []
+
+
+def test_lintian_finds_no_error_or_warning_in_the_deb(deb: Path) -> None:
+    """What cannot be fixed is overridden in debian/lachan.lintian-overrides, each with its reason;
+    an override that no longer matches anything fails too, so the list stays true."""
+    require("lintian")
+    done = subprocess.run(
+        ["lintian", "--info", "--fail-on", "error,warning", str(deb)],
+        capture_output=True, text=True, timeout=600, cwd="/",
+    )  # fmt: skip
+    tags = [line for line in done.stdout.splitlines()
+            if line[:2] in ("E:", "W:") or "unused-override" in line
+            or "mismatched-override" in line]  # fmt: skip
+    assert done.returncode == 0 and tags == [], done.stdout + done.stderr
+
+
+# setup.cfg's requirements that Debian 12 provides, and the package each comes from.
+FROM_DEBIAN = {"pyyaml": "python3-yaml", "click": "python3-click"}
+
+
+def test_the_lock_pins_every_requirement_that_debian_does_not_provide() -> None:
+    """Checked without building: a requirement added to setup.cfg without running
+    scripts/lock-deb-requirements fails here (the build itself would fail at pip install)."""
+    from configparser import ConfigParser
+
+    from packaging.requirements import Requirement
+
+    setup = ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    wanted = [Requirement(line) for line in setup["options"]["install_requires"].split("\n")
+              if line.strip()]  # fmt: skip
+    locked, control = _locked(), (ROOT / "debian" / "control").read_text()
+    for req in wanted:
+        if req.marker is not None and not req.marker.evaluate():
+            continue
+        name = _norm(req.name)
+        if name in FROM_DEBIAN:
+            assert f"         {FROM_DEBIAN[name]},\n" in control, name
+            continue
+        assert name in locked and req.specifier.contains(locked[name]), (str(req), locked.get(name))

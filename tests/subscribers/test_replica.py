@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
+import sys
 
 import pytest
 
@@ -83,3 +85,38 @@ def test_a_serving_replica_keeps_only_the_id_and_ignores_a_new_since() -> None:
     assert not replica.apply([("binding", "192.0.2.7", later)])
     moved = replica.apply([("binding", "192.0.2.7", B2)])
     assert moved.addresses == {"192.0.2.7"} and lookup(replica, "192.0.2.7").subscriber == "line-2"
+
+
+def test_a_loaded_replica_holds_each_bound_id_once_and_outside_the_intern_table() -> None:
+    # Built at run time, so no other test or constant shares the objects compared here.
+    line, profile = "-".join(["line", "shared", "7"]), "-".join(["under", "16"])
+    replica = Replica(details=False)
+    replica.replace({line: profile}, {"192.0.2.7/32": Binding("".join(line), 1.0, "x")})
+    bits, value = address_key("192.0.2.7")
+    held = replica.subscriber(bits, value)
+    assert held == line and held is next(iter(replica.profiles))  # one object, two tables
+    equal = "".join(["line-", "shared-7"])  # an equal string: interning it finds ``held``
+    assert sys.intern(equal) is not held  # only if held were in the interpreter's table
+    assert replica.subscriber(*address_key("192.0.2.8")) is None
+
+
+@pytest.mark.parametrize("details", [True, False])
+def test_the_hot_path_lookup_names_the_subscriber_of_v4_and_v6_clients(details: bool) -> None:
+    replica = Replica(details=details)
+    replica.apply([("binding", "192.0.2.7", B1), ("binding", "2001:db8:1::/56", B2)])
+    assert replica.subscriber(*address_key("192.0.2.7")) == "line-1"
+    assert replica.subscriber(*address_key("2001:db8:1:5::1")) == "line-2"
+    assert replica.subscriber(*address_key("2001:db8:2::1")) is None
+
+
+def test_a_serving_replicas_tables_are_invisible_to_the_garbage_collector() -> None:
+    # A million bindings in tracked containers would make every full collection walk them,
+    # in the middle of answering; ints and strings only keep the tables untracked.
+    replica = Replica(details=False)
+    replica.replace(
+        {"line-1": "under16"},
+        {"192.0.2.7/32": B1, "2001:db8:1::/56": B2},
+    )
+    replica.apply([("binding", "192.0.2.8", B2), ("profile", "line-2", "under16")])
+    tables = [replica.v4, replica.profiles, *replica.v6.values()]
+    assert not any(gc.is_tracked(table) for table in tables)

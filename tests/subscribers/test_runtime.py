@@ -10,7 +10,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from resolver.subscribers.follow import Follower
 from resolver.subscribers.replica import Binding, Replica
-from resolver.subscribers.runtime import SubscriberCollector, SubscriberService
+from resolver.subscribers.runtime import METRIC_NAMES, SubscriberCollector, SubscriberService
 from resolver.subscribers.store import FileStore
 
 
@@ -33,3 +33,7 @@ def test_profiles_outside_the_served_ones_count_as_other(tmp_path: Path) -> None
     assert 'lachan_subscribers{profile="other",site="isp-a",site_kind="isp"} 1.0' in text
     assert 'lachan_subscriber_bindings{site="isp-a",site_kind="isp"} 1.0' in text
     assert "typo-profile" not in text and "line-1" not in text and "192.0.2.7" not in text
+    # The names the alert rules and dashboard are checked against (tests/test_metrics.py);
+    # the RADIUS counter is there only with a RADIUS listener.
+    names = {line.split("{")[0] for line in text.splitlines() if not line.startswith("#")}
+    assert names == set(METRIC_NAMES) - {"lachan_radius_requests_total"}

@@ -30,6 +30,7 @@ from .settings import (  # noqa: F401 - importers read these from config too
     Site,
     TcpPolicy,
     UpstreamAddress,
+    parse_address,
 )
 from .settings_limits import (
     AclConfig,
@@ -329,8 +330,6 @@ def _metrics(node: Reader) -> str | None:
     node.reject_unknown({"listen"})
     listen = node.get("listen", "", str)
     if listen:
-        from .metrics_http import parse_address  # prometheus_client only when metrics are on
-
         try:
             parse_address(listen)
         except (ConfigError, ValueError) as exc:

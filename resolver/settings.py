@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import ConfigError
+
 
 def default_state_dir() -> Path:
     """$LACHAN_STATE_DIR, else ~/.cache/lachan (system installs pass /var/lib/lachan)."""
@@ -103,6 +105,29 @@ class CachePolicy:
     negative_max_ttl: int = 3_600
     stale_window: int = 0  # how long past expiry an answer may still be served stale
     stale_answer_ttl: int = 30  # RFC 8767 4: TTL of a stale answer
+
+
+# -- metrics --------------------------------------------------------------------------------
+DEFAULT_METRICS_HOST = "127.0.0.1"
+DEFAULT_METRICS_PORT = 9153
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsAddress:
+    """Where /metrics listens; port 0 picks a free port (tests)."""
+
+    host: str = DEFAULT_METRICS_HOST
+    port: int = DEFAULT_METRICS_PORT
+
+
+def parse_address(text: str) -> MetricsAddress:
+    """``"127.0.0.1:9153"``, ``"[::1]:9153"`` or ``":9153"`` (all IPv4) to an address."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"metrics.listen: {text!r} is not HOST:PORT")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return MetricsAddress(host or "0.0.0.0", int(port))
 
 
 # -- forwarding -----------------------------------------------------------------------------

@@ -35,8 +35,9 @@ The steps, in order:
 
 from __future__ import annotations
 
-from .policy import Block, Profile, Rewrite, decide, decide_cname_chain
-from .policy.decide import Lookup
+from .policy.decide import Lookup, decide, decide_cname_chain
+from .policy.decision import Block, Rewrite
+from .policy.profile import Profile
 from .response import ScannedAnswer
 from .synth import ede_option
 from .wire import TYPE_ANY, wire_to_text

@@ -5,29 +5,10 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from .response import ScannedAnswer
-
-
-@dataclass(frozen=True, slots=True)
-class CachePolicy:
-    """TTL bounds and size; ``stale_window`` 0 disables serve-stale."""
-
-    capacity: int = 100_000
-    # Bytes the entries may hold in all (``cache.max_memory`` MiB): answers range from 50 B
-    # to 64 KB, so a count alone bounds nothing (100,000 large TXT answers are ~13 GB).
-    max_memory: int = 128 * 1024 * 1024
-    min_ttl: int = 0
-    max_ttl: int = 86_400
-    negative_max_ttl: int = 3_600
-    stale_window: int = 0  # how long past expiry an answer may still be served stale
-    stale_answer_ttl: int = 30  # RFC 8767 4: TTL of a stale answer
-    # A hit in the last tenth of an entry's TTL refreshes it in the background (unbound's
-    # ``prefetch: yes``), so a popular name is never a client's miss. Reloadable.
-    prefetch: bool = True
-
+from .settings import CachePolicy
 
 REFRESH_AT = 0.9  # the share of its TTL after which a hit on an entry starts its prefetch
 

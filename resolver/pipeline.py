@@ -21,17 +21,10 @@ from .acl import Acl, AclAction
 from .answer_steps import any_is_rewritten, cloaking_block, ede_options
 from .cache import Cache, CacheEntry
 from .forward import Deliver, Dispatcher, Exchange
-from .policy import (
-    ALLOW,
-    AnswerMode,
-    Block,
-    Canary,
-    Profile,
-    Rewrite,
-    decide,
-)
 from .policy.clients import EcsError, parse_ecs
-from .policy.decide import clockless_list_decision
+from .policy.decide import clockless_list_decision, decide
+from .policy.decision import ALLOW, AnswerMode, Block, Canary, Rewrite
+from .policy.profile import Profile
 from .querystate import (  # noqa: F401 - transports and config import these from here
     TCP,
     UDP,

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from .forward import Deliver
-from .policy import Block, Profile, Reason, Rewrite
+from .policy.decision import Block, Reason, Rewrite
+from .policy.profile import Profile
 from .ratelimit import Verdict
 from .response import ScannedAnswer, question_end, scan_answer
+from .settings import ServePolicy  # noqa: F401 - the pipeline imports it from here
 from .stats import LabelSets, Stats
 from .wire import Query, WireError, wire_to_text
 
 UDP, TCP = 0, 1
-
-
-@dataclass(frozen=True, slots=True)
-class ServePolicy:
-    udp_size: int = 1232  # our EDNS buffer size (DNS flag day 2020)
-    max_inflight: int = 20_000  # concurrent cache misses before new ones are dropped
-    memo_size: int = 50_000  # prepared UDP answers kept for repeated identical packets
 
 
 class ClientState:

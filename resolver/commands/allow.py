@@ -15,10 +15,10 @@ from .. import config
 from ..allows import NEVER_DEFAULT, AllowError, AllowStore, normalise_site, parse_duration
 from ..config import Config
 from ..errors import LachanError
-from ..lists.catalogue import default_state_dir
 from ..policy.decide import decide
 from ..policy.decision import Block
 from ..policy.profile import Profile
+from ..settings import default_state_dir
 from ..state import load_index, load_policies
 
 _TYPE_A = 1

@@ -1,8 +1,9 @@
 """DoT and DoH: lachan beside unbound and dnsdist, in the same run, on loopback.
 
-Per server and transport: cache-hit QPS on persistent connections (dnsperf -m dot / -m doh),
-a blocked name's QPS (lachan only: the others do not filter), new TLS connections per second
-(``openssl s_time -new``), and memory per idle TLS connection (N held open, RSS difference).
+Per server and transport: cache-hit QPS on persistent connections (dnsperf -m dot / -m doh)
+and the server's CPU microseconds per query, a blocked name's (lachan only: the others do not
+filter), new TLS connections per second (``openssl s_time -new``), and memory per idle TLS
+connection (N held open, RSS difference).
 Every server forwards to the same stub upstream and is pinned to one CPU; prints a table and
 writes JSON to benchmarks/results/.
 
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import dnsperf
 from lachan_peer import lachan_command
-from procs import Proc, rss_kib
+from procs import Proc, cpu_seconds, rss_kib
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -123,6 +124,17 @@ def _dnsperf(mode: str, port: int, data: Path, seconds: float, scratch: Path) ->
         return dnsperf.parse(f)
 
 
+def _costed(proc: Proc, mode: str, port: int, data: Path, seconds: float, scratch: Path) -> dict:
+    """dnsperf's figures plus the server's CPU per answered query (``server_us_per_query``):
+    on a shared machine the server's share of its core swings, its cost per query less so."""
+    before = cpu_seconds(proc.tree())
+    result = _dnsperf(mode, port, data, seconds, scratch)
+    spent = cpu_seconds(proc.tree()) - before
+    if result.get("completed"):
+        result["server_us_per_query"] = round(1e6 * spent / result["completed"], 1)
+    return result
+
+
 def _new_connections(port: int, seconds: int) -> float:
     run = subprocess.run(
         ["taskset", "-c", "0", "openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-new",
@@ -168,9 +180,9 @@ def measure(name: str, a: argparse.Namespace, up: str, pki, work: Path, index: i
         out["idle_kib_per_conn"], out["idle_held"] = _idle_memory(proc, ports[0], a.idle, pki.ca)
         for mode, port in (("dot", ports[0]), ("doh", ports[1])):
             _dnsperf(mode, port, hit, 1, work)  # warm the cache
-            out[f"{mode}_hit"] = _dnsperf(mode, port, hit, a.seconds, work)
+            out[f"{mode}_hit"] = _costed(proc, mode, port, hit, a.seconds, work)
             if name == "lachan":
-                out[f"{mode}_blocked"] = _dnsperf(mode, port, blocked, a.seconds, work)
+                out[f"{mode}_blocked"] = _costed(proc, mode, port, blocked, a.seconds, work)
         out["dot_new_conn_per_s"] = _new_connections(ports[0], max(3, int(a.seconds)))
         return out
     finally:
@@ -202,7 +214,8 @@ def _row(r: dict) -> str:
     if "error" in r:
         return r["error"]
     qps = {k: round(v.get("qps", 0)) for k, v in r.items() if isinstance(v, dict)}
-    return (f"QPS {qps}  new TLS conn/s {r['dot_new_conn_per_s']}  "
+    cost = {k: v.get("server_us_per_query") for k, v in r.items() if isinstance(v, dict)}
+    return (f"QPS {qps}  server us/query {cost}  new TLS conn/s {r['dot_new_conn_per_s']}  "
             f"idle {r['idle_kib_per_conn']} KiB/conn over {r['idle_held']}")  # fmt: skip
 
 

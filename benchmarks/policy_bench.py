@@ -23,7 +23,9 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from resolver.lists.match import ListAction, ListMatch  # noqa: E402
-from resolver.policy import ALLOW, decide, load_profiles  # noqa: E402
+from resolver.policy.decide import decide  # noqa: E402
+from resolver.policy.decision import ALLOW  # noqa: E402
+from resolver.policy.loader import load_profiles  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TOPLIST = ROOT.parent / "shared" / "data" / "toplists" / "umbrella-top-100k.txt"

@@ -3,41 +3,18 @@ wire helpers the rate limiter uses for its minimal answers."""
 
 from __future__ import annotations
 
-import enum
 import ipaddress
 import socket
 import struct
 from bisect import bisect_right
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from resolver.errors import ConfigError
-
-# Served unless the operator says otherwise: networks that cannot be spoofed from the open
-# Internet at scale, i.e. the ones an open resolver would be abused from are all excluded.
-DEFAULT_ALLOW: tuple[str, ...] = (
-    "127.0.0.0/8",  # loopback
-    "::1/128",
-    "10.0.0.0/8",  # RFC 1918
-    "172.16.0.0/12",
-    "192.168.0.0/16",
-    "100.64.0.0/10",  # RFC 6598 shared address space: ISP subscribers behind CGNAT
-    "169.254.0.0/16",  # link-local
-    "fe80::/10",
-    "fc00::/7",  # RFC 4193 unique local
-)
+from resolver.settings_limits import AclAction, AclConfig
 
 _MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 _V4_BIAS = 1 << 128  # IPv4 and IPv6 share one integer line, IPv4 above all of IPv6
 EDE_PROHIBITED = 18  # RFC 8914 Extended DNS Error "Prohibited"
-
-
-class AclAction(enum.Enum):
-    """What a client outside the access list gets."""
-
-    REFUSE = "refuse"  # REFUSED + EDE 18 and its text: honest, at most 36 bytes over the query
-    DROP = "drop"  # silence: nothing at all for scanners and spoofed floods
 
 
 def address_key(ip: str) -> int | None:
@@ -104,15 +81,6 @@ def compile_ranges(allow: Iterable[str], deny: Iterable[str]) -> tuple[list[int]
     return starts, verdicts
 
 
-@dataclass(frozen=True, slots=True)
-class AclConfig:
-    """The ``acl:`` section: networks served, networks refused, and how to refuse."""
-
-    allow: tuple[str, ...] = DEFAULT_ALLOW
-    deny: tuple[str, ...] = ()
-    action: AclAction = AclAction.REFUSE
-
-
 class Acl:
     """Answers "may this address query us?" in one dict lookup for a repeat client.
 
@@ -148,35 +116,6 @@ class Acl:
             self._memo.clear()
         self._memo[ip] = verdict
         return verdict
-
-
-def acl_config(section: Mapping[str, Any] | None, source: str = "lachan.yaml") -> AclConfig:
-    """Validate the ``acl:`` mapping of a config file; errors name the file and key."""
-    section = section or {}
-    problems = [f"{source}: acl.{key}: unknown key" for key in section if key not in _KEYS]
-    lists: dict[str, tuple[str, ...]] = {}
-    for key, default in (("allow", DEFAULT_ALLOW), ("deny", ())):
-        value = section.get(key, default)
-        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-            problems.append(f"{source}: acl.{key}: expected a list of networks like 10.0.0.0/8")
-            continue
-        for index, cidr in enumerate(value):
-            try:
-                network_range(cidr)
-            except ValueError:
-                problems.append(f"{source}: acl.{key}[{index}]: {cidr!r} is not a network")
-        lists[key] = tuple(value)
-    try:
-        action = AclAction(section.get("action", "refuse"))
-    except ValueError:
-        problems.append(f"{source}: acl.action: expected 'refuse' or 'drop'")
-        action = AclAction.REFUSE
-    if problems:
-        raise ConfigError(problems)
-    return AclConfig(allow=lists["allow"], deny=lists["deny"], action=action)
-
-
-_KEYS = frozenset({"allow", "deny", "action"})
 
 
 # --- the refusal on the wire -------------------------------------------------------------

@@ -6,7 +6,16 @@ a cache hit (``_allowed``, ``_rewrite``), an upstream answer handed to its waite
 (``_failure``). Two shortcuts only resend bytes these steps already produced: the memo
 (prepared answers, keyed by the packet and by everything that selects the profile: the
 profile, whether the sender's ECS is trusted and, if so, the listener) and the fast path for
-list blocks (resolver/fastpath.py, never used for a client whose ECS is trusted).
+list blocks (resolver/fastpath.py, never used for a client whose ECS is trusted). Both serve
+every transport: UDP looks them up inline, the streams (TCP, DoT, DoH) through
+``Resolver.respond``; a stream never gets a memo answer UDP truncated, and a stream's answer
+too big for UDP is never kept.
+
+A prefetch (``Resolver._prefetch``, ``cache.prefetch``) builds no answer: it refreshes a cached
+entry through the same upstream exchange, checks and ``_complete`` as a client's miss (a rewrite
+through the same ``rewritten``), and every answer later built from that entry passes the steps
+below like any other hit. The memo stops at an entry's prefetch window (``reuse_until``), so a
+hit there reaches the pipeline and starts the refresh.
 
 The steps, in order:
 
@@ -26,8 +35,9 @@ The steps, in order:
 
 from __future__ import annotations
 
-from .policy import Block, Profile, Rewrite, decide, decide_cname_chain
-from .policy.decide import Lookup
+from .policy.decide import Lookup, decide, decide_cname_chain
+from .policy.decision import Block, Rewrite
+from .policy.profile import Profile
 from .response import ScannedAnswer
 from .synth import ede_option
 from .wire import TYPE_ANY, wire_to_text

@@ -5,31 +5,20 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from .response import ScannedAnswer
+from .settings import CachePolicy
 
-
-@dataclass(frozen=True, slots=True)
-class CachePolicy:
-    """TTL bounds and size; ``stale_window`` 0 disables serve-stale."""
-
-    capacity: int = 100_000
-    # Bytes the entries may hold in all (``cache.max_memory`` MiB): answers range from 50 B
-    # to 64 KB, so a count alone bounds nothing (100,000 large TXT answers are ~13 GB).
-    max_memory: int = 128 * 1024 * 1024
-    min_ttl: int = 0
-    max_ttl: int = 86_400
-    negative_max_ttl: int = 3_600
-    stale_window: int = 0  # how long past expiry an answer may still be served stale
-    stale_answer_ttl: int = 30  # RFC 8767 4: TTL of a stale answer
+REFRESH_AT = 0.9  # the share of its TTL after which a hit on an entry starts its prefetch
 
 
 class CacheEntry:
     """One cached answer; renders its body with TTLs reduced by whole seconds of age."""
 
-    __slots__ = ("answer", "stored", "ttl", "expires", "stale_until", "size", "_age", "_body")
+    __slots__ = (
+        "answer", "stored", "ttl", "expires", "refresh_at", "stale_until", "size", "_age", "_body",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -43,6 +32,7 @@ class CacheEntry:
         self.stored = stored
         self.ttl = ttl
         self.expires = stored + ttl
+        self.refresh_at = stored + ttl * REFRESH_AT  # a hit from here on starts a prefetch
         self.stale_until = self.expires + stale_window
         # When no TTL needs clamping, the body at age 0 is the upstream's bytes as they are:
         # the first answer of every miss then skips a copy-and-patch of the whole body.
@@ -57,6 +47,14 @@ class CacheEntry:
             self._body = self._render(lambda ttl: max(0, self._clamp(ttl, policy) - age))
             self._age = age
         return self._body
+
+    def reuse_until(self, now: float) -> float:
+        """Until when an answer rendered from this entry at ``now`` may be resent as it is:
+        the next whole second of age (its TTLs count down), never past expiry, and never into
+        the prefetch window from before it, so that the first hit there reaches the pipeline
+        and starts the refresh."""
+        until = min(self.stored + int(now - self.stored) + 1, self.expires)
+        return self.refresh_at if now < self.refresh_at < until else until
 
     def stale_body(self, policy: CachePolicy) -> bytes:
         return self._render(lambda ttl: policy.stale_answer_ttl)
@@ -91,11 +89,36 @@ def entry_size(key: bytes, answer: ScannedAnswer) -> int:
     return _ENTRY_OVERHEAD + len(key) + 2 * body + _PER_RECORD * records
 
 
+# Entries per shard at most. A dict under churn (an insert and an eviction per miss) rehashes
+# its whole table every few hundred thousand inserts: one OrderedDict of 1,000,000 entries
+# (the ISP guide's size) stalls serving 128 ms of CPU each time, one of 100,000 12 ms
+# (benchmarks/cache_churn.py). Shards of at most this many entries bound each rehash to a
+# few milliseconds; each shard keeps at least 1 MiB of ``max_memory`` so that the largest
+# answer (64 KB, held twice) always fits in one.
+SHARD_ENTRIES = 8_192
+_SHARD_MIN_MEMORY = 1024 * 1024
+
+
+def shard_count(policy: CachePolicy) -> int:
+    """A power of two, so that a key's shard is its hash masked; 1 (exact LRU) for a small
+    cache, at most 256."""
+    shards = 1
+    while (
+        shards < 256
+        and policy.capacity > shards * SHARD_ENTRIES
+        and policy.max_memory >= 2 * shards * _SHARD_MIN_MEMORY
+    ):
+        shards *= 2
+    return shards
+
+
 class Cache:
     """Keyed by lowercase qname + qtype + qclass + DO/CD flag byte (see wire.Query.key).
 
     Bounded twice, evicting the least recently used: by entries (``capacity``) and by the
-    bytes they hold (``max_memory``, as ``entry_size`` counts them).
+    bytes they hold (``max_memory``, as ``entry_size`` counts them). A large cache is split
+    into shards by the key's hash, each with its share of both bounds and its own LRU order
+    (as unbound's slabs): least recently used within a shard, near enough overall.
     """
 
     def __init__(
@@ -104,7 +127,12 @@ class Cache:
         self.policy = policy
         self._clock = clock
         self._counters = counters  # the process's Stats (has cache_evictions), if any
-        self._entries: OrderedDict[bytes, CacheEntry] = OrderedDict()
+        shards = shard_count(policy)
+        self._mask = shards - 1
+        self._shards: list[OrderedDict[bytes, CacheEntry]] = [OrderedDict() for _ in range(shards)]
+        self._held = [0] * shards  # bytes per shard
+        self._shard_capacity = -(-policy.capacity // shards)
+        self._shard_memory = policy.max_memory // shards
         self.hits = 0
         self.misses = 0
         self.evictions = 0
@@ -112,21 +140,22 @@ class Cache:
         self.bytes = 0  # sum of entry_size over the entries
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return sum(len(shard) for shard in self._shards)
 
     def get(self, key: bytes, now: float) -> CacheEntry | None:
         """A fresh entry, marked recently used; None when absent or expired."""
-        entry = self._entries.get(key)
+        shard = self._shards[hash(key) & self._mask]
+        entry = shard.get(key)
         if entry is None or now >= entry.expires:
             self.misses += 1
             return None
-        self._entries.move_to_end(key)
+        shard.move_to_end(key)
         self.hits += 1
         return entry
 
     def get_stale(self, key: bytes, now: float) -> CacheEntry | None:
         """An expired entry still inside the serve-stale window, if serve-stale is on."""
-        entry = self._entries.get(key)
+        entry = self._shards[hash(key) & self._mask].get(key)
         if entry is None or now >= entry.stale_until:
             return None
         self.stale_served += 1
@@ -146,23 +175,30 @@ class Cache:
             and answer.max_ttl <= policy.max_ttl
         )
         entry = CacheEntry(answer, self._clock(), ttl, policy.stale_window, unclamped)
-        entries = self._entries
-        entry.size = entry_size(key, answer)
+        index = hash(key) & self._mask
+        entries = self._shards[index]
+        entry.size = size = entry_size(key, answer)
         old = entries.get(key)
         if old is not None:
-            self.bytes -= old.size
+            size -= old.size
         entries[key] = entry
         entries.move_to_end(key)
-        self.bytes += entry.size
-        while len(entries) > policy.capacity or self.bytes > policy.max_memory:
-            self.bytes -= entries.popitem(last=False)[1].size
+        held = self._held[index] + size
+        self.bytes += size
+        while len(entries) > self._shard_capacity or held > self._shard_memory:
+            evicted = entries.popitem(last=False)[1].size
+            held -= evicted
+            self.bytes -= evicted
             self.evictions += 1
             if self._counters is not None:
                 self._counters.cache_evictions += 1  # lachan_cache_evictions_total
+        self._held[index] = held
         return entry
 
     def clear(self) -> None:
-        self._entries.clear()
+        for shard in self._shards:
+            shard.clear()
+        self._held = [0] * len(self._shards)
         self.bytes = 0
 
     def _effective_ttl(self, answer: ScannedAnswer) -> int:

@@ -7,7 +7,6 @@ each (``lachan.yaml: upstreams[1].address: not an IP address: 'x'``).
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,62 +16,34 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from . import encrypted_config
-from .acl import AclConfig, acl_config
-from .cache import CachePolicy
 from .config_lists import extra_sources
 from .config_read import Reader, in_range, ip_address, one_of, split_host_port
 from .console.settings import ConsoleSettings, console_settings
 from .errors import ConfigError
-from .pipeline import ServePolicy
-from .ratelimit import RateLimitConfig, ratelimit_config
-from .transport.tcp import TcpPolicy
-from .upstream import ForwardPolicy, UpstreamAddress
+from .settings import (  # noqa: F401 - importers read these from config too
+    AuditSettings,
+    CachePolicy,
+    ForwardPolicy,
+    Listener,
+    ListsSettings,
+    ServePolicy,
+    Site,
+    TcpPolicy,
+    UpstreamAddress,
+    parse_address,
+)
+from .settings_limits import (
+    AclConfig,
+    QueryLogConfig,
+    RateLimitConfig,
+    acl_config,
+    ratelimit_config,
+)
 
 if TYPE_CHECKING:  # imported where used: `lachan serve` need not load what it is not asked for
-    from .lists.catalogue import ExtraSource
-    from .querylog import QueryLogConfig
     from .subscribers.settings import SubscriberSettings
 
 DEFAULT_CONFIG = Path(__file__).with_name("data") / "default.yaml"
-RESOLV_CONF = Path("/etc/resolv.conf")
-
-
-@dataclass(frozen=True, slots=True)
-class Listener:
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-@dataclass(frozen=True, slots=True)
-class Site:
-    id: str = "lachan"
-    kind: str = "other"  # school | isp | other
-    timezone: str = "Asia/Ho_Chi_Minh"
-
-
-@dataclass(frozen=True, slots=True)
-class ListsSettings:
-    """Where the catalogue and compiled lists live; None means the bundled default."""
-
-    enabled: bool = True
-    catalogue: Path | None = None
-    state_dir: Path | None = None
-    refresh_interval: int = 0  # seconds between in-process refreshes; 0 = only on SIGHUP
-    extra_sources: tuple[ExtraSource, ...] = ()  # the site's own lists
-
-
-@dataclass(frozen=True, slots=True)
-class AuditSettings:
-    """The signed hourly ledger (off unless ``ledger`` and ``key`` are set)."""
-
-    ledger: Path | None = None
-    key: Path | None = None
-    period: int = 3600
-    instance: str = ""  # default: the host name
-    collector: str = ""  # the province's collector URL for `lachan report push`
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +244,7 @@ def _cache(node: Reader) -> CachePolicy:
             "stale_window",
             "stale_answer_ttl",
             "max_memory",
+            "prefetch",
         }
     )
     serve_stale = node.get("serve_stale", False, bool)
@@ -285,6 +257,7 @@ def _cache(node: Reader) -> CachePolicy:
         stale_window=window if serve_stale else 0,
         stale_answer_ttl=node.get("stale_answer_ttl", 30, int, in_range(1, 3_600)),
         max_memory=node.get("max_memory", 128, int, in_range(1, 1_048_576)) * 1024 * 1024,
+        prefetch=node.get("prefetch", True, bool),
     )
 
 
@@ -359,8 +332,6 @@ def _metrics(node: Reader) -> str | None:
     node.reject_unknown({"listen"})
     listen = node.get("listen", "", str)
     if listen:
-        from .metrics_http import parse_address  # prometheus_client only when metrics are on
-
         try:
             parse_address(listen)
         except (ConfigError, ValueError) as exc:
@@ -383,8 +354,6 @@ def _querylog(node: Reader, base: Path, problems: list[str]) -> QueryLogConfig |
     path = _path(node, "path", base)
     if path is None:
         return None  # privacy by default: no per-query log unless an operator asks
-    from .querylog import QueryLogConfig
-
     values = {k: node.value[k] for k in known - {"path"} if k in node.value}
     try:
         return QueryLogConfig(path=path, **values)
@@ -406,105 +375,3 @@ def _audit(node: Reader, base: Path) -> AuditSettings:
     if (settings.ledger is None) != (settings.key is None):
         node.problem("ledger and key must be given together")
     return settings
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigSource:
-    """How to (re)load the running config: the file plus command-line overrides.
-
-    Picklable, so worker processes and reloads read the config exactly as the CLI did.
-    """
-
-    path: str | None = None
-    listen: tuple[str, ...] = ()
-    upstream: tuple[str, ...] = ()
-    workers: int | None = None
-    tls_flags: tuple[tuple[str, ...], tuple[str, ...], str | None, str | None] = (
-        (),
-        (),
-        None,
-        None,
-    )
-
-    def __call__(self) -> Config:
-        config = with_overrides(load(self.path), self.listen, self.upstream)
-        if self.tls_flags != ((), (), None, None):  # --listen-tls, --listen-https, --tls-*
-            encrypted = encrypted_config.with_flags(config.encrypted, *self.tls_flags)
-            config = dataclasses.replace(config, encrypted=encrypted)
-        if self.workers is not None:
-            config = dataclasses.replace(config, workers=self.workers or (os.cpu_count() or 1))
-        return resolve_upstreams(config)
-
-
-# -- command-line overrides and resolv.conf ----------------------------------------------
-def with_overrides(config: Config, listen: tuple[str, ...], upstream: tuple[str, ...]) -> Config:
-    """Apply ``--listen``/``--upstream`` flags; bad values raise ConfigError naming the flag."""
-    problems: list[str] = []
-    listeners = _parse_flag_values(listen, None, "--listen", problems)
-    upstreams = _parse_flag_values(upstream, 53, "--upstream", problems)
-    if problems:
-        raise ConfigError(problems)
-    if listeners:
-        config = dataclasses.replace(config, listeners=tuple(Listener(h, p) for h, p in listeners))
-    if upstreams:
-        config = dataclasses.replace(
-            config,
-            upstreams=tuple(UpstreamAddress(h, p) for h, p in upstreams),
-            upstreams_from_resolv_conf=False,
-        )
-    return config
-
-
-def _parse_flag_values(
-    values: tuple[str, ...], default_port: int | None, flag: str, problems: list[str]
-) -> list[tuple[str, int]]:
-    parsed = []
-    for value in values:
-        try:
-            parsed.append(split_host_port(value, default_port))
-        except ValueError as exc:
-            problems.append(f"{flag} {value}: {exc}")
-    return parsed
-
-
-def resolve_upstreams(config: Config, resolv_conf: Path = RESOLV_CONF) -> Config:
-    """Fill upstreams from resolv.conf when the config asks for it, skipping our own ears."""
-    if not config.upstreams_from_resolv_conf:
-        return config
-    try:
-        text = resolv_conf.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise ConfigError(f"{resolv_conf}: cannot read: {exc.strerror or exc}") from None
-    found = tuple(
-        UpstreamAddress(host, 53)
-        for host in nameservers(text)
-        if not _is_own_listener(host, 53, config.listeners)
-    )
-    if not found:
-        raise ConfigError(
-            f"{resolv_conf}: no usable nameserver (none listed, or all are lachan's own "
-            "listeners); give upstreams in the config or --upstream HOST[:PORT]"
-        )
-    return dataclasses.replace(config, upstreams=found)
-
-
-def nameservers(resolv_conf_text: str) -> list[str]:
-    servers = []
-    for line in resolv_conf_text.splitlines():
-        fields = line.split("#", 1)[0].split(";", 1)[0].split()
-        if len(fields) >= 2 and fields[0] == "nameserver" and not ip_address(fields[1]):
-            servers.append(fields[1].split("%", 1)[0])
-    return servers
-
-
-def _is_own_listener(host: str, port: int, listeners: tuple[Listener, ...]) -> bool:
-    address = ipaddress.ip_address(host)
-    for listener in listeners:
-        if listener.port != port:
-            continue
-        ours = ipaddress.ip_address(listener.host)
-        if ours == address or (
-            ours.is_unspecified and (address.is_loopback or address.is_unspecified)
-        ):
-            return True
-    return False

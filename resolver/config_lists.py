@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .config_read import Reader, one_of
-
-if TYPE_CHECKING:
-    from .lists.catalogue import ExtraSource
+from .settings import ExtraSource
 
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _FORMATS = ("auto", "hosts", "domains", "wildcard", "allow", "adblock", "rpz")
@@ -18,7 +15,7 @@ _FORMATS = ("auto", "hosts", "domains", "wildcard", "allow", "adblock", "rpz")
 def extra_sources(node: Reader, base: Path) -> tuple[ExtraSource, ...]:
     """Each ``{id, category, url | file, format?, refresh?, licence?}``; problems recorded."""
     from .errors import ListError
-    from .lists.catalogue import ExtraSource, parse_interval
+    from .lists.catalogue import parse_interval
 
     out = []
     for item in node.items("extra_sources"):

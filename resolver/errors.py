@@ -25,5 +25,9 @@ class UpstreamError(LachanError):
     """No upstream gave a usable answer."""
 
 
+class StoreUnavailable(LachanError):
+    """The subscriber store cannot be reached or read; the replica keeps serving what it had."""
+
+
 class AuditError(LachanError):
     """An audit ledger, key or report input is invalid."""

@@ -1,11 +1,12 @@
-"""The fast path for blocked names: one C call decides whether a UDP packet may skip the pipeline.
+"""The fast path for blocked names: one C call decides whether a query may skip the pipeline.
 
 ``Index.classify`` (resolver/_nametable.c) reads a plain query, checks the profile's static
 names, and walks the index: for a listed name it returns the winning template, the qtype, the
 EDNS and DO bits and the end of the question, packed into one int. When that template's
 decision under the profile is a block that does not depend on the clock, the answer is the
 query's ID, a prepared header, the query's own question and a prepared body, exactly what the
-pipeline would have built, so the transport sends it at the cost of a cache hit.
+pipeline would have built (over UDP and over streams alike: a prepared block fits in 512
+bytes, so UDP never truncates it), so the transport sends it at the cost of a cache hit.
 
 What keeps it exact: anything unusual (malformed, options in the OPT record such as ECS or a
 cookie, meta types, another class) is left to the pipeline; so is any name that has a static

@@ -46,6 +46,7 @@ class Exchange:
         "qid",
         "sent",
         "ends",
+        "serial",
     )
 
     def __init__(self, key: bytes, message: bytes) -> None:
@@ -61,6 +62,7 @@ class Exchange:
         self.qid = 0
         self.sent = 0.0
         self.ends = 0.0  # the exchange's overall deadline
+        self.serial = 0  # its key in Dispatcher._live while unfinished
 
 
 class _Channel:
@@ -120,8 +122,15 @@ class Dispatcher:
         self.stats = stats
         self.targets = [_Target(Upstream(a, policy, clock), self) for a in addresses]
         self.ports = SourcePorts()
-        # (deadline, exchange, token): attempts share one timeout, so this stays sorted.
-        self._deadlines: deque[tuple[float, Exchange, int]] = deque()
+        # (deadline, serial, token): attempts share one timeout, so this stays sorted. The
+        # entry names the exchange by number, not by reference: an answered exchange (its
+        # waiters, queries and callbacks) is freed at once instead of living on here until
+        # its timeout, and the entry, a tuple of numbers, is left alone by the collector.
+        # Holding them for the attempt timeout kept ~8 objects per miss alive for a second,
+        # which made the young collections scan tens of thousands of them (benchmarks/README.md).
+        self._deadlines: deque[tuple[float, int, int]] = deque()
+        self._live: dict[int, Exchange] = {}  # unfinished exchanges by serial
+        self._serial = 0
         self._sweeper: asyncio.TimerHandle | None = None
         self._attempts = policy.attempts or max(2, len(self.targets))
         self._budget = policy.deadline or 2 * policy.attempt_timeout
@@ -138,6 +147,9 @@ class Dispatcher:
         down = sorted((t for t in self.targets if not t.upstream.is_up(now)), key=_down_until)
         exchange.order = up + tuple(down)
         exchange.ends = now + self._budget
+        self._serial += 1
+        exchange.serial = self._serial
+        self._live[self._serial] = exchange
         self._next_attempt(exchange)
 
     def _next_attempt(self, exchange: Exchange) -> None:
@@ -148,7 +160,7 @@ class Dispatcher:
             or not exchange.order
             or (exchange.attempt and self.clock() >= exchange.ends - _SWEEP_INTERVAL)
         ):
-            self.complete(exchange, None)
+            self._finish(exchange, None)
             return
         self._send(exchange, exchange.order[exchange.attempt % len(exchange.order)])
 
@@ -180,7 +192,7 @@ class Dispatcher:
         except OSError:
             pass  # a full buffer or an ICMP error: the sweep times this attempt out
         deadline = min(exchange.sent + self.policy.attempt_timeout, exchange.ends)
-        self._deadlines.append((deadline, exchange, exchange.token))
+        self._deadlines.append((deadline, exchange.serial, exchange.token))
         if self._sweeper is None:
             self._sweeper = loop.call_later(_SWEEP_INTERVAL, self._sweep)
 
@@ -242,6 +254,10 @@ class Dispatcher:
         if self.stats is not None:
             self.stats.record_upstream(target.label, now - exchange.sent)
         exchange.token += 1  # finished: a late timeout entry is ignored
+        self._finish(exchange, answer)
+
+    def _finish(self, exchange: Exchange, answer: ScannedAnswer | None) -> None:
+        self._live.pop(exchange.serial, None)
         self.complete(exchange, answer)
 
     def _failed(self, target: _Target, reason: str) -> None:
@@ -270,10 +286,11 @@ class Dispatcher:
     def _sweep(self) -> None:
         self._sweeper = None
         now = self.clock()
-        deadlines = self._deadlines
+        deadlines, live = self._deadlines, self._live
         while deadlines and deadlines[0][0] <= now:
-            _, exchange, token = deadlines.popleft()
-            if exchange.token != token:
+            _, serial, token = deadlines.popleft()
+            exchange = live.get(serial)
+            if exchange is None or exchange.token != token:
                 continue  # answered, or already moved on
             channel = exchange.channel
             if channel is not None:
@@ -326,6 +343,8 @@ class Dispatcher:
         for channel in list(self._channels):
             channel.close()
         self._channels.clear()
+        self._live.clear()
+        self._deadlines.clear()
         for task in self._tcp_tasks:
             task.cancel()
 

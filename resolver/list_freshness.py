@@ -66,7 +66,7 @@ def recorded_sources(config: Config) -> frozenset[str]:
     still need their own label, not ``other``)."""
     if not config.lists.enabled:
         return frozenset()
-    from .lists.catalogue import default_state_dir
+    from .settings import default_state_dir
 
     return frozenset(FreshnessReader(Path(config.lists.state_dir or default_state_dir())).sources())
 
@@ -93,8 +93,9 @@ async def refresh_lists(
 async def _refresh_lists_once(
     config: Config, stats: Stats, reload: Callable[[], Awaitable[object]]
 ) -> None:
-    from .lists.catalogue import default_state_dir, load_for
+    from .lists.catalogue import load_for
     from .lists.fetch import refresh
+    from .settings import default_state_dir
 
     loop = asyncio.get_running_loop()
     state_dir = config.lists.state_dir or default_state_dir()
@@ -113,7 +114,7 @@ def watch_list_freshness(config: Config, stats: Stats, every_seconds: float = 30
     """
     if not config.lists.enabled:
         return
-    from .lists.catalogue import default_state_dir
+    from .settings import default_state_dir
 
     reader = FreshnessReader(Path(config.lists.state_dir or default_state_dir()))
     loop = asyncio.get_running_loop()

@@ -56,6 +56,9 @@ METRICS: tuple[MetricDef, ...] = (
               "Cache lookups that had to go upstream."),
     MetricDef("cache_evictions", "lachan_cache_evictions_total", "counter",
               "Cache entries evicted before expiry to stay within the size limit."),
+    MetricDef("prefetches", "lachan_prefetch_total", "counter",
+              "Cached answers refreshed from upstream in the background after a hit in the "
+              "last tenth of their TTL (cache.prefetch)."),
     MetricDef("cache_entries", "lachan_cache_entries", "gauge",
               "Entries currently held in the answer caches of all workers."),
     MetricDef("upstream_queries", "lachan_upstream_queries_total", "counter",

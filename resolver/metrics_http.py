@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import socket
 import threading
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -20,29 +19,10 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from resolver.errors import ConfigError
+from resolver.settings import MetricsAddress, parse_address  # noqa: F401 - importers read them here
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 9153
 REQUEST_TIMEOUT = 5.0  # seconds a client may take to send its request
 MAX_CLIENTS = 16  # connections served at once; Prometheus needs one per scraper
-
-
-@dataclass(frozen=True, slots=True)
-class MetricsAddress:
-    """Where /metrics listens; port 0 picks a free port (tests)."""
-
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
-
-
-def parse_address(text: str) -> MetricsAddress:
-    """``"127.0.0.1:9153"``, ``"[::1]:9153"`` or ``":9153"`` (all IPv4) to an address."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"metrics.listen: {text!r} is not HOST:PORT")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return MetricsAddress(host or "0.0.0.0", int(port))
 
 
 class _Server(ThreadingMixIn, HTTPServer):

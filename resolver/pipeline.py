@@ -16,21 +16,15 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from . import fastpath, synth
+from ._nametable import QEND_BITS
 from .acl import Acl, AclAction
 from .answer_steps import any_is_rewritten, cloaking_block, ede_options
-from .cache import Cache
+from .cache import Cache, CacheEntry
 from .forward import Deliver, Dispatcher, Exchange
-from .policy import (
-    ALLOW,
-    AnswerMode,
-    Block,
-    Canary,
-    Profile,
-    Rewrite,
-    decide,
-)
 from .policy.clients import EcsError, parse_ecs
-from .policy.decide import clockless_list_decision
+from .policy.decide import clockless_list_decision, decide
+from .policy.decision import ALLOW, AnswerMode, Block, Canary, Rewrite
+from .policy.profile import Profile
 from .querystate import (  # noqa: F401 - transports and config import these from here
     TCP,
     UDP,
@@ -106,6 +100,7 @@ class Resolver:
         # connections that keep their ClientState (TCP, DoT, DoH) choose again when it moves.
         self.clients_epoch = 0
         self._inflight: dict[bytes, Exchange] = {}
+        self._prefetching: set[bytes] = set()  # cache keys being refreshed (one each)
         self.dropped = 0
         self.querylog = querylog
         if querylog is not None:
@@ -170,6 +165,7 @@ class Resolver:
                 memo = self._memos[memo_key] = {}
         client = ClientState(profile, memo, allowed, trusted_ecs, proxy, listener)
         if memo is not None:
+            client.stream_memo = self._memos.setdefault(("stream", memo_key), {})
             if self.ratelimit is not None:
                 client.limit = self.ratelimit.check
             if not trusted_ecs:
@@ -214,6 +210,52 @@ class Resolver:
                 fast.clear()
             fast[key] = entry
         return entry
+
+    # -- prepared answers: the memo and the fast path's blocks --------------------------------
+    def respond(
+        self,
+        data: bytes,
+        client: ClientState,
+        ip: str,
+        transport: int,
+        verdict: Verdict | None = None,
+    ) -> bytes | Miss | None:
+        """The one entry for stream transports (TCP, DoT, DoH): a prepared answer when this
+        client may have one and the rate limiter let it through, else ``answer``. (UDP keeps
+        its memo lookup inline, then calls ``prepared_block`` and ``answer`` itself.)"""
+        if client.memo is not None and (verdict is None or verdict is Verdict.PASS):
+            response = self.prepared(data, client, transport)
+            if response is not None:
+                return response
+        return self.answer(data, client, ip, transport, verdict)
+
+    def prepared(self, data: bytes, client: ClientState, transport: int) -> bytes | None:
+        """An identical packet's answer from the memo, or a list block's from the fast path;
+        None when the pipeline must answer. Streams read their own memo of whole answers
+        (``_remember``); the fast path's blocks always fit in 512 bytes, so every transport
+        shares them."""
+        memo = client.memo if transport == UDP else client.stream_memo
+        prepared = memo.get(data[2:])  # type: ignore[union-attr]
+        if prepared is not None and prepared[0] > self.clock():
+            self.count_prepared(prepared, transport)
+            return data[:2] + prepared[1]
+        return None if client.fast is None else self.prepared_block(data, client, transport)
+
+    def prepared_block(self, data: bytes, client: ClientState, transport: int) -> bytes | None:
+        """A list-blocked name's answer from a prepared block (resolver/fastpath.py), or None."""
+        code = client.classify(data, client.static)  # type: ignore[misc]
+        if code < 0:
+            return None
+        key = code >> QEND_BITS
+        entry = client.fast.get(key)  # type: ignore[union-attr]
+        if entry is None:
+            entry = self.fast_block(client, key)
+        if not entry:
+            return None
+        heads, body, prepared = entry  # type: ignore[misc]
+        self.count_prepared(prepared, transport)
+        head = heads[(data[2] & 1) | ((data[3] >> 3) & 2)]  # RD and CD echoed
+        return data[:2] + head + data[HEADER_LEN : code & fastpath.QEND_MASK] + body
 
     # -- synchronous stages -----------------------------------------------------------------
     def answer(
@@ -341,10 +383,11 @@ class Resolver:
         self.stats.record_answer(transport, *answer_key, self.clock() - received)
         if counter is not None:
             counter()
-        if response is not None and transport == UDP:
-            response = synth.fit_udp(response, query, self.policy.udp_size)
+        if response is not None:
+            if transport == UDP:
+                response = synth.fit_udp(response, query, self.policy.udp_size)
             until = self.clock() + _BLOCK_MEMO_SECONDS
-            self._remember(query, client, profile, response, until, answer_key, counter)
+            self._remember(query, client, profile, response, until, answer_key, counter, transport)
         return response
 
     def _block_labels(self, block: Block) -> tuple[tuple[str, str, str], Callable[[], None] | None]:
@@ -382,15 +425,19 @@ class Resolver:
             miss.label = label
             return miss
         self.stats.cache_hits += 1
+        if now >= entry.refresh_at:
+            self._prefetch(query, profile, None)
         body = entry.body_at(now, self.cache.policy)
         response, action, category = self._serve(
             query, entry.answer, body, profile, transport, label
         )
         self.stats.record_answer(transport, action, category, profile.name, self.clock() - received)
-        if response is not None and transport == UDP and action == label[0]:
-            until = min(entry.stored + int(now - entry.stored) + 1, entry.expires)
+        if response is not None and action == label[0]:
+            until = entry.reuse_until(now)
             answer_key = (action, category, profile.name)
-            self._remember(query, client, profile, response, until, answer_key, self._cache_hit)
+            self._remember(
+                query, client, profile, response, until, answer_key, self._cache_hit, transport
+            )
         return response
 
     def _serve(
@@ -444,6 +491,8 @@ class Resolver:
         now = self.clock()
         entry = self.cache.get(rewrite_key(query.key, rewrite.target), now)
         if entry is not None:
+            if now >= entry.refresh_at:
+                self._prefetch(query, profile, rewrite)
             body = entry.body_at(now, self.cache.policy)
             response, _, _ = self._serve(
                 query, entry.answer, body, profile, transport, _REWRITTEN, rewrite
@@ -453,11 +502,12 @@ class Resolver:
                 transport, "rewritten", "none", profile.name, self.clock() - received
             )
             self.stats.record_rewrite(rewrite.engine)
-            if transport == UDP:
-                until = min(entry.stored + int(now - entry.stored) + 1, entry.expires)
-                answer_key = ("rewritten", "none", profile.name)
-                counter = partial(self.stats.record_rewrite, rewrite.engine)
-                self._remember(query, client, profile, response, until, answer_key, counter)
+            until = entry.reuse_until(now)
+            answer_key = ("rewritten", "none", profile.name)
+            counter = partial(self.stats.record_rewrite, rewrite.engine)
+            self._remember(
+                query, client, profile, response, until, answer_key, counter, transport
+            )
             return response
         return Miss(query, profile, received, rewrite)
 
@@ -469,11 +519,15 @@ class Resolver:
         response: bytes,
         valid_until: float,
         answer_key: tuple[str, str, str],
-        counter: Callable[[], None] | None = None,
+        counter: Callable[[], None] | None,
+        transport: int,
     ) -> None:
         """Keep the answer for identical packets within ``valid_until``; ``counter`` bumps the
-        extra statistic (cache hit, rewrite engine, bypass kind) each resend must count too."""
-        memo = client.memo
+        extra statistic (cache hit, rewrite engine, bypass kind) each resend must count too.
+
+        UDP answers (fitted to the UDP size) and the streams' (TCP, DoT, DoH: whole answers) are
+        kept apart, so a stream never gets an answer cut for UDP and UDP never one too big."""
+        memo = client.memo if transport == UDP else client.stream_memo
         if memo is None or profile is not client.profile:
             return  # ECS chose another profile: the packet alone no longer decides the answer
         if len(memo) >= self.policy.memo_size:
@@ -481,14 +535,14 @@ class Resolver:
         qidx = QTYPE_INDEX.get(query.qtype, QTYPE_OTHER)
         memo[query.data[2:]] = (valid_until, response[2:], answer_key, qidx, counter)
 
-    def count_prepared(self, prepared: tuple) -> None:
+    def count_prepared(self, prepared: tuple, transport: int = UDP) -> None:
         """Stats for an answer served from the memo (one query, one answer, ~0 latency)."""
         stats = self.stats
-        stats.queries[UDP][prepared[3]] += 1
+        stats.queries[transport][prepared[3]] += 1
         answers = stats.answers
         key = prepared[2]
         answers[key] = answers.get(key, 0) + 1
-        stats.durations[UDP][0] += 1
+        stats.durations[transport][0] += 1
         if prepared[4] is not None:
             prepared[4]()
 
@@ -501,18 +555,25 @@ class Resolver:
 
         False when the miss was dropped (too many in flight): nothing will be delivered.
         """
-        query, rewrite = miss.query, miss.rewrite
-        key = query.key if rewrite is None else target_key(query.key, text_to_wire(rewrite.target))
-        waiter = Waiter(query, transport, deliver, miss.profile, miss.received, rewrite)
+        waiter = Waiter(miss.query, transport, deliver, miss.profile, miss.received, miss.rewrite)
         waiter.ip = miss.ip
         waiter.label = miss.label
+        if self._ask(waiter):
+            return True
+        self.dropped += 1  # bounded memory under a flood of unique names
+        self.stats.record_answer(transport, "dropped", "none", miss.profile.name, 0.0)
+        return False
+
+    def _ask(self, waiter: Waiter) -> bool:
+        """Join the exchange in flight for the waiter's upstream key, or start one; False
+        when too many are in flight."""
+        query, rewrite = waiter.query, waiter.rewrite
+        key = query.key if rewrite is None else target_key(query.key, text_to_wire(rewrite.target))
         exchange = self._inflight.get(key)
         if exchange is not None:
             exchange.waiters.append(waiter)
             return True
         if len(self._inflight) >= self.policy.max_inflight:
-            self.dropped += 1  # bounded memory under a flood of unique names
-            self.stats.record_answer(transport, "dropped", "none", miss.profile.name, 0.0)
             return False
         message = build_upstream_query(key, query.flags, query.do, self.policy.udp_size)
         exchange = Exchange(key, message)
@@ -520,6 +581,35 @@ class Resolver:
         exchange.waiters.append(waiter)
         self.dispatcher.start(exchange)
         return True
+
+    def _prefetch(self, query: Query, profile: Profile, rewrite: Rewrite | None) -> None:
+        """Refresh a cached answer a hit found in the last tenth of its TTL, in the
+        background: a waiter with no one to deliver to, so the refreshed answer comes through
+        the same exchange checks and the same ``_complete`` as a client's miss, and replaces
+        the entry there (rewrites through ``rewritten``, as for a client). One per entry."""
+        if not self.cache.policy.prefetch:
+            return
+        entry_key = query.key if rewrite is None else rewrite_key(query.key, rewrite.target)
+        if entry_key in self._prefetching:
+            return
+        self._prefetching.add(entry_key)  # before _ask: a start can fail synchronously
+        if self._ask(Waiter(query, UDP, None, profile, self.clock(), rewrite)):
+            self.stats.prefetches += 1  # lachan_prefetch_total
+        else:
+            self._prefetching.discard(entry_key)  # no room: the entry simply expires
+
+    def _prefetched(self, waiter: Waiter, key: bytes, answer: ScannedAnswer | None) -> None:
+        """A prefetch ended: its entry is free to be refreshed again; a rewrite's is stored."""
+        query, rewrite = waiter.query, waiter.rewrite
+        if rewrite is None:
+            self._prefetching.discard(query.key)  # stored by _complete with every waiter's
+            return
+        self._prefetching.discard(rewrite_key(query.key, rewrite.target))
+        if answer is not None:
+            try:
+                self._store_rewrite(query, rewrite, key, answer)
+            except Exception:  # as for a client: the old entry stays until it expires
+                log.exception("safe-search rewrite of %s failed", query.qname)
 
     @property
     def inflight(self) -> int:
@@ -540,11 +630,17 @@ class Resolver:
         del self._inflight[exchange.key]
         if answer is None:
             for waiter in exchange.waiters:
-                self._failure(waiter)
+                if waiter.deliver is None:
+                    self._prefetched(waiter, exchange.key, None)
+                else:
+                    self._failure(waiter)
             return
         entry = self.cache.put(exchange.key, answer)
         body = entry.body_at(self.clock(), self.cache.policy) if entry else answer.body
         for waiter in exchange.waiters:
+            if waiter.deliver is None:
+                self._prefetched(waiter, exchange.key, answer)
+                continue
             if waiter.rewrite is not None:
                 self._complete_rewrite(waiter, exchange.key, answer)
                 continue
@@ -557,7 +653,7 @@ class Resolver:
         query, rewrite = waiter.query, waiter.rewrite
         assert rewrite is not None
         try:
-            answer = rewritten(query.key, key[:-5], target, self.cache.policy.max_ttl)
+            answer, entry = self._store_rewrite(query, rewrite, key, target)
         except Exception:  # a target answer dnslib cannot re-encode: fail closed, not open
             log.exception("safe-search rewrite of %s failed", query.qname)
             self._deliver(
@@ -567,13 +663,19 @@ class Resolver:
                 "none",
             )
             return
-        entry = self.cache.put(rewrite_key(query.key, rewrite.target), answer)
         body = entry.body_at(self.clock(), self.cache.policy) if entry else answer.body
         self.stats.record_rewrite(rewrite.engine)
         response, action, category = self._serve(
             query, answer, body, waiter.profile, waiter.transport, _REWRITTEN, rewrite
         )
         self._deliver(waiter, response or b"", action, category)
+
+    def _store_rewrite(
+        self, query: Query, rewrite: Rewrite, key: bytes, target: ScannedAnswer
+    ) -> tuple[ScannedAnswer, CacheEntry | None]:
+        """The asked name's answer built from the target's (``key`` its upstream key), cached."""
+        answer = rewritten(query.key, key[:-5], target, self.cache.policy.max_ttl)
+        return answer, self.cache.put(rewrite_key(query.key, rewrite.target), answer)
 
     def _deliver(self, waiter: Waiter, response: bytes, action: str, category: str) -> None:
         if self.querylog is not None and len(response) >= 12:
@@ -590,7 +692,7 @@ class Resolver:
         self.stats.record_answer(
             waiter.transport, action, category, waiter.profile.name, self.clock() - waiter.received
         )
-        waiter.deliver(response)
+        waiter.deliver(response)  # type: ignore[misc]  # a prefetch never reaches here
 
     def _failure(self, waiter: Waiter) -> None:
         """No upstream answered: serve-stale through the same steps as a fresh answer (a

@@ -57,7 +57,8 @@ def check(
 
 
 def _check_lists(config: Config, found: Findings, catalogue: bool) -> None:
-    from .lists.catalogue import default_state_dir, load_for
+    from .lists.catalogue import load_for
+    from .settings import default_state_dir
 
     if catalogue:
         try:

@@ -26,8 +26,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from functools import lru_cache
 from pathlib import Path
@@ -35,43 +34,12 @@ from pathlib import Path
 import dnslib
 
 from resolver.errors import ConfigError
+from resolver.settings_limits import QueryLogConfig
 
-ROTATE_MODES = ("daily", "size")
-CLIENT_MODES = ("truncate", "hash")
 _STAMP = "%Y%m%dT%H%M%SZ"
 _ROTATED = re.compile(r"\.(\d{8}T\d{6}Z)(?:-\d+)?$")
 RETENTION_CHECK_EVERY = 3600.0  # seconds between sweeps when no rotation happens
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # one, not one per line
-
-
-@dataclass(frozen=True, slots=True)
-class QueryLogConfig:
-    """Where and how to log; validated on construction (a user mistake is a ConfigError)."""
-
-    path: Path
-    rotate: str = "daily"
-    max_bytes: int = 64 * 1024 * 1024
-    retention_days: int = 7
-    client: str = "truncate"
-    ipv4_prefix: int = 24
-    ipv6_prefix: int = 48
-    tz: tzinfo = UTC
-    max_buffer: int = 65536  # records awaiting a flush; more are dropped and counted
-
-    def __post_init__(self) -> None:
-        problems = []
-        if self.rotate not in ROTATE_MODES:
-            problems.append(f"querylog.rotate: {self.rotate!r} is not one of daily, size")
-        if self.client not in CLIENT_MODES:
-            problems.append(f"querylog.client: {self.client!r} is not one of truncate, hash")
-        if not 1 <= self.retention_days <= 3650:
-            problems.append(f"querylog.retention_days: {self.retention_days} is not 1..3650")
-        if not 0 <= self.ipv4_prefix <= 32 or not 0 <= self.ipv6_prefix <= 128:
-            problems.append("querylog.ipv4_prefix/ipv6_prefix: out of range (0..32, 0..128)")
-        if self.max_bytes < 4096 or self.max_buffer < 1:
-            problems.append("querylog.max_bytes must be >= 4096 and max_buffer >= 1")
-        if problems:
-            raise ConfigError(problems)
 
 
 def truncate_address(address: str, ipv4_prefix: int = 24, ipv6_prefix: int = 48) -> str:

@@ -3,31 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from .forward import Deliver
-from .policy import Block, Profile, Reason, Rewrite
+from .policy.decision import Block, Reason, Rewrite
+from .policy.profile import Profile
 from .ratelimit import Verdict
 from .response import ScannedAnswer, question_end, scan_answer
+from .settings import ServePolicy  # noqa: F401 - the pipeline imports it from here
 from .stats import LabelSets, Stats
 from .wire import Query, WireError, wire_to_text
 
 UDP, TCP = 0, 1
 
 
-@dataclass(frozen=True, slots=True)
-class ServePolicy:
-    udp_size: int = 1232  # our EDNS buffer size (DNS flag day 2020)
-    max_inflight: int = 20_000  # concurrent cache misses before new ones are dropped
-    memo_size: int = 50_000  # prepared UDP answers kept for repeated identical packets
-
-
 class ClientState:
     """What a client address gets on one listener, until the next reload."""
 
     __slots__ = (
-        "profile", "memo", "allowed", "trusted_ecs", "proxy", "fast", "classify", "static", "limit",
-        "listener",
+        "profile", "memo", "stream_memo", "allowed", "trusted_ecs", "proxy", "fast", "classify",
+        "static", "limit", "listener",
     )  # fmt: skip
 
     def __init__(
@@ -42,6 +36,8 @@ class ClientState:
         self.profile = profile
         self.listener = listener  # where the query arrived: trusted ECS keeps it in the choice
         self.memo = memo  # the profile's prepared answers; None when they may not be used
+        # The same for DoT and DoH, whose answers are never cut to the UDP size (Resolver.client)
+        self.stream_memo: dict | None = None
         self.allowed = allowed
         self.trusted_ecs = trusted_ecs
         self.proxy = proxy  # a trusted front end: its packets start with a PROXY v2 header
@@ -77,14 +73,14 @@ class Waiter:
         self,
         query: Query,
         transport: int,
-        deliver: Deliver,
+        deliver: Deliver | None,
         profile: Profile,
         received: float,
         rewrite: Rewrite | None,
     ):
         self.query = query
         self.transport = transport
-        self.deliver = deliver
+        self.deliver = deliver  # None for a prefetch: the answer only refreshes the cache
         self.profile = profile
         self.received = received
         self.rewrite = rewrite

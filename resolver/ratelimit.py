@@ -6,28 +6,12 @@ import enum
 import socket
 import struct
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from resolver.acl import opt_record as _opt
 from resolver.acl import query_shape, response_header
-from resolver.errors import ConfigError
-
-
-class LimitAction(enum.Enum):
-    """What a client over its rate gets."""
-
-    TRUNCATE = "truncate"  # TC=1 (slipped, see RateLimitConfig.slip): a real client retries on TCP
-    DROP = "drop"
-
-
-class AnyMode(enum.Enum):
-    """How UDP queries of type ANY (255) are answered."""
-
-    HINFO = "hinfo"  # RFC 8482 section 4.2: one synthesised HINFO, no upstream query
-    REFUSE = "refuse"
-    FORWARD = "forward"  # no cap beyond the rate limit
+from resolver.settings_limits import AnyMode, LimitAction, RateLimitConfig
 
 
 class Verdict(enum.Enum):
@@ -36,37 +20,6 @@ class Verdict(enum.Enum):
     PASS = "pass"
     DROP = "drop"
     TRUNCATE = "truncate"
-
-
-@dataclass(frozen=True, slots=True)
-class Limit:
-    """A token bucket for every prefix of this length: ``rate`` queries/s, ``burst`` at once."""
-
-    prefix: int
-    rate: float
-    burst: float
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimitConfig:
-    """The ``ratelimit:`` section.
-
-    Defaults suit a school LAN or an ISP's subscriber pool where one address is one home:
-    a /32 (or /64) may average 200 q/s, its /24 (or /56) 2000 q/s, so one flooding host
-    takes at most a tenth of its neighbours' share. Raise them for clients behind NAT.
-    """
-
-    ipv4: tuple[Limit, ...] = (Limit(32, 200, 1000), Limit(24, 2000, 5000))
-    ipv6: tuple[Limit, ...] = (Limit(64, 200, 1000), Limit(56, 2000, 5000))
-    action: LimitAction = LimitAction.TRUNCATE
-    # As BIND's RRL "slip": with TRUNCATE, one limited query in ``slip`` gets TC=1 and the
-    # rest are dropped, so a spoofed flood reflects at most 1/slip of itself at its victim.
-    slip: int = 2
-    any_mode: AnyMode = AnyMode.HINFO
-    max_buckets: int = 200_000
-    sweep_interval: float = 60.0
-    tcp_per_client: int = 20
-    tcp_total: int = 2000
 
 
 @dataclass(slots=True)
@@ -283,62 +236,3 @@ def _reply(query: bytes, rcode: int, *, tc: bool = False, answer: bytes = b"") -
 
 
 # --- configuration -----------------------------------------------------------------------
-
-_KEYS = frozenset({"ipv4", "ipv6", "action", "slip", "any", "max_buckets", "sweep_interval", "tcp"})
-
-
-def _limits(value: Any, key: str, bits: int, source: str, problems: list[str]) -> tuple[Limit, ...]:
-    if not isinstance(value, list) or not value:
-        problems.append(f"{source}: ratelimit.{key}: expected a list of {{prefix, rate, burst}}")
-        return ()
-    found = []
-    for index, item in enumerate(value):
-        where = f"{source}: ratelimit.{key}[{index}]"
-        try:
-            lim = Limit(int(item["prefix"]), float(item["rate"]), float(item["burst"]))
-        except (KeyError, TypeError, ValueError):
-            problems.append(f"{where}: expected prefix, rate and burst numbers")
-            continue
-        if not 0 < lim.prefix <= bits or lim.rate <= 0 or lim.burst < 1:
-            problems.append(f"{where}: prefix must be 1..{bits}, rate > 0, burst >= 1")
-            continue
-        found.append(lim)
-    return tuple(found)
-
-
-def ratelimit_config(
-    section: Mapping[str, Any] | None, source: str = "lachan.yaml"
-) -> RateLimitConfig:
-    """Validate the ``ratelimit:`` mapping; errors name the file and key."""
-    section, base = section or {}, RateLimitConfig()
-    problems = [f"{source}: ratelimit.{key}: unknown key" for key in section if key not in _KEYS]
-    values: dict[str, Any] = {}
-    for key, bits in (("ipv4", 32), ("ipv6", 128)):
-        if key in section:
-            values[key] = _limits(section[key], key, bits, source, problems)
-    for key, enum_type, attr in (("action", LimitAction, "action"), ("any", AnyMode, "any_mode")):
-        if key in section:
-            try:
-                values[attr] = enum_type(section[key])
-            except ValueError:
-                names = " or ".join(repr(m.value) for m in enum_type)
-                problems.append(f"{source}: ratelimit.{key}: expected {names}")
-    numbers = {"slip": ("slip", 0), "max_buckets": ("max_buckets", 16)}
-    numbers["sweep_interval"] = ("sweep_interval", 1)
-    for key, (attr, low) in numbers.items():
-        if key in section:
-            value = section[key]
-            if not isinstance(value, int | float) or isinstance(value, bool) or value < low:
-                problems.append(f"{source}: ratelimit.{key}: expected a number >= {low}")
-            else:
-                values[attr] = type(getattr(base, attr))(value)
-    tcp = section.get("tcp", {})
-    for key in ("per_client", "total"):
-        value = tcp.get(key, getattr(base, f"tcp_{key}")) if isinstance(tcp, dict) else None
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            problems.append(f"{source}: ratelimit.tcp.{key}: expected an integer >= 1")
-        else:
-            values[f"tcp_{key}"] = value
-    if problems:
-        raise ConfigError(problems)
-    return RateLimitConfig(**values)

@@ -26,11 +26,18 @@ _NEEDS_RESTART: tuple[tuple[str, str, str], ...] = (
 
 def restart_needed(old: Config, new: Config) -> list[str]:
     """``"key (reason)"`` for each changed setting that only a restart applies."""
+    kept = _kept(old, new)
     return [
-        f"{key} ({why})"
-        for field, key, why in _NEEDS_RESTART
-        if getattr(old, field) != getattr(new, field)
+        f"{key} ({why})" for field, key, why in _NEEDS_RESTART if kept[field] != getattr(new, field)
     ]
+
+
+def _kept(old: Config, new: Config) -> dict[str, object]:
+    """What a reload keeps of ``old``: each setting of the list above, except
+    ``cache.prefetch`` (a flag the pipeline reads on each hit near expiry) taken from ``new``."""
+    kept = {field: getattr(old, field) for field, _, _ in _NEEDS_RESTART}
+    kept["cache"] = dataclasses.replace(old.cache, prefetch=new.cache.prefetch)
+    return kept
 
 
 def applied_config(old: Config, new: Config) -> Config:
@@ -39,5 +46,4 @@ def applied_config(old: Config, new: Config) -> Config:
     Everything else (site labels, lists, profiles, clients, ACL) comes from ``new``, so
     metrics and the canary agree on the site after a reload that changes ``site.id``.
     """
-    kept = {field: getattr(old, field) for field, _, _ in _NEEDS_RESTART}
-    return dataclasses.replace(new, **kept)
+    return dataclasses.replace(new, **_kept(old, new))  # type: ignore[arg-type]

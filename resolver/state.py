@@ -23,12 +23,14 @@ from .console.settings import block_page_address, never_categories, unaddressed_
 from .coverage.canary import CanaryStatus, format_canary
 from .errors import ConfigError, ListError
 from .fastpath import static_table
-from .lists.catalogue import default_state_dir, load_for
+from .lists.catalogue import load_for
 from .lists.index import Index, open_index
 from .lists.match import ListMatch
 from .lists.snapshot import current_index, ensure_index
-from .policy import Profile, load_profiles
 from .policy.clients import ClientMap
+from .policy.loader import load_profiles
+from .policy.profile import Profile
+from .settings import default_state_dir
 from .shipped import shipped_dir
 
 log = logging.getLogger(__name__)

@@ -85,6 +85,7 @@ FAMILIES: dict[str, Family] = {
     "cache_hits": Family((), COUNTER),
     "cache_misses": Family((), COUNTER),
     "cache_evictions": Family((), COUNTER),
+    "prefetches": Family((), COUNTER),
     "cache_entries": Family((), GAUGE),
     "upstream_queries": Family(("upstream",), COUNTER),
     "upstream_failures": Family(("upstream", "reason"), COUNTER),
@@ -165,6 +166,7 @@ class Stats:
         "cache_hits",
         "cache_misses",
         "cache_evictions",
+        "prefetches",
         "cache_size",
         "upstream_queries",
         "upstream_failures",
@@ -194,6 +196,7 @@ class Stats:
         self.safesearch_rewrites: dict[str, int] = {}
         self.bypass_attempts: dict[str, int] = {}
         self.cache_hits = self.cache_misses = self.cache_evictions = 0
+        self.prefetches = 0  # background refreshes of entries near expiry (cache.prefetch)
         self.cache_size: Callable[[], int] | None = None  # set by the cache's owner
         self.upstream_queries: dict[str, int] = {}
         self.upstream_failures: dict[tuple[str, str], int] = {}
@@ -299,6 +302,7 @@ def _raw_rows(s: Stats) -> dict[str, list[list[Any]]]:
         "cache_hits": [[[], s.cache_hits]],
         "cache_misses": [[[], s.cache_misses]],
         "cache_evictions": [[[], s.cache_evictions]],
+        "prefetches": [[[], s.prefetches]],
         "cache_entries": [[[], s.cache_size() if s.cache_size else 0]],
         "upstream_queries": keyed(s.upstream_queries),
         "upstream_failures": keyed(s.upstream_failures),

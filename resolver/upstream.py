@@ -6,37 +6,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from .settings import ForwardPolicy, UpstreamAddress
 from .synth import opt_record
 from .wire import CD, HEADER_LEN
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamAddress:
-    host: str
-    port: int = 53
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-@dataclass(frozen=True, slots=True)
-class ForwardPolicy:
-    attempt_timeout: float = 1.0  # per upstream attempt
-    tcp_timeout: float = 3.0
-    attempts: int = 0  # 0: max(2, number of upstreams)
-    # Whole-exchange budget (0: two attempt timeouts): with several dead upstreams a client
-    # gets SERVFAIL (or a stale answer) after this, not after every upstream timed out.
-    deadline: float = 0.0
-    down_after: int = 3  # consecutive failures that mark an upstream down
-    down_for: float = 5.0  # first back-off; doubles per further failure up to ``down_max``
-    down_max: float = 60.0
-    udp_size: int = 1232
-    case_randomization: bool = True  # 0x20; off per upstream by itself where case is not kept
-    report_every: float = 60.0  # at most one "upstream failing" log line per upstream this often
 
 
 class Upstream:

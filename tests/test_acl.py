@@ -12,18 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resolver.acl import (
-    DEFAULT_ALLOW,
-    Acl,
-    AclAction,
-    AclConfig,
-    acl_config,
-    address_key,
-    compile_ranges,
-    query_shape,
-)
+from resolver.acl import Acl, address_key, compile_ranges, query_shape
 from resolver.blocks import REFUSED_TEXT, BlockAnswers
 from resolver.errors import ConfigError
+from resolver.settings_limits import DEFAULT_ALLOW, AclAction, AclConfig, acl_config
 from resolver.wire import parse_query
 
 DEFAULT = Acl()

@@ -207,3 +207,51 @@ def test_metrics_and_the_ledger_see_a_stale_answer_as_stale_not_other() -> None:
     stats = Stats(LabelSets(profiles=frozenset({"kid"})))
     stats.record_answer(UDP, "stale", "none", "kid", 0.0)
     assert stats.snapshot()["answers"] == [[["stale", "none", "kid"], 1]]
+
+
+def ask_and_settle(resolver: Resolver, ip: str, name: str, rdtype: str = "A"):
+    """``ask`` from inside the loop, then wait for what it left in flight (a prefetch)."""
+
+    async def main() -> bytes:
+        data = dns.message.make_query(name, rdtype, use_edns=0).to_wire()
+        client = resolver.client(resolver.client_table(), ip, LISTENER)
+        result = resolver.answer(data, client, ip, UDP)
+        if isinstance(result, Miss):
+            result = await resolver.resolve(result, UDP)
+        while resolver.inflight:
+            await asyncio.sleep(0.01)
+        assert isinstance(result, bytes) and result
+        return result
+
+    return dns.message.from_wire(resolver.loop.run_until_complete(main()))  # type: ignore[attr-defined]
+
+
+def test_a_prefetched_safe_search_answer_is_rewritten_like_a_clients(
+    setup: tuple[Resolver, Clock], upstream: ScriptedUpstream
+) -> None:
+    resolver, clock = setup
+    assert addresses(ask_and_settle(resolver, KID, "www.google.com")) == {SAFE_V4}
+    clock.now += 55  # the target's TTL is 60: the last tenth
+    ask_and_settle(resolver, KID, "www.google.com")
+    assert upstream.count("forcesafesearch.google.com") == 2 and resolver.stats.prefetches == 1
+    clock.now += 10  # past the first answer's expiry: the refreshed rewrite answers
+    refreshed = ask_and_settle(resolver, KID, "www.google.com")
+    assert upstream.count("forcesafesearch.google.com") == 2
+    assert addresses(refreshed) == {SAFE_V4} and ede_codes(refreshed) == [4]
+    assert refreshed.answer[0].rdtype == dns.rdatatype.CNAME
+    assert upstream.count("www.google.com") == 0  # never the asked name's own addresses
+
+
+def test_a_prefetched_answer_is_still_checked_for_cname_cloaking(
+    setup: tuple[Resolver, Clock], upstream: ScriptedUpstream
+) -> None:
+    resolver, clock = setup
+    assert addresses(ask_and_settle(resolver, ADULT, "cloak.test")) == {CLOAK_V4}
+    clock.now += 55
+    ask_and_settle(resolver, ADULT, "cloak.test")  # refreshes it for every profile
+    assert resolver.stats.prefetches == 1 and upstream.count("cloak.test") == 2
+    clock.now += 10
+    kid = ask_and_settle(resolver, KID, "cloak.test")
+    assert kid.rcode() == dns.rcode.NXDOMAIN and not addresses(kid)
+    assert addresses(ask_and_settle(resolver, ADULT, "cloak.test")) == {CLOAK_V4}
+    assert upstream.count("cloak.test") == 2

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resolver.cache import Cache, CachePolicy
+from resolver.cache import SHARD_ENTRIES, Cache, CachePolicy, entry_size, shard_count
 from resolver.response import ScannedAnswer, question_end, scan_answer
 from tests.stub_upstream import answer
 
@@ -221,3 +221,37 @@ def test_accounted_bytes_follow_replacements_and_clear() -> None:
     assert cache.bytes > 120_000
     cache.clear()
     assert cache.bytes == 0 and len(cache) == 0
+
+
+MiB = 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("capacity", "max_memory", "shards"),
+    [
+        (3, 128 * MiB, 1),  # small caches keep one exact LRU order
+        (8_192, 128 * MiB, 1),
+        (100_000, 128 * MiB, 16),
+        (1_000_000, 128 * MiB, 128),  # each shard keeps >= 1 MiB: the largest answer fits
+        (1_000_000, 8 * MiB, 8),
+        (1_000_000, 1 * MiB, 1),
+        (100_000_000, 1_048_576 * MiB, 256),
+    ],
+)
+def test_shard_count(capacity: int, max_memory: int, shards: int) -> None:
+    assert shard_count(CachePolicy(capacity=capacity, max_memory=max_memory)) == shards
+
+
+def test_a_sharded_cache_keeps_its_bounds_and_evicts_the_oldest() -> None:
+    """Shards bound the table a churning insert may have to rehash (SHARD_ENTRIES); the
+    cache as a whole still holds ``capacity`` entries, evicting the least recently used."""
+    cache = make(FakeClock(), capacity=100_000)
+    answer = scanned("x.example.test")
+    keys = [b"k%d" % i for i in range(150_000)]
+    for key in keys:
+        cache.put(key, answer)
+    assert 99_000 <= len(cache) <= 100_000 + 16
+    assert max(len(shard) for shard in cache._shards) <= SHARD_ENTRIES
+    assert cache.bytes == sum(entry_size(key, answer) for key in keys if cache.get(key, 1000.0))
+    assert all(cache.get(key, 1000.0) is not None for key in keys[-1000:])
+    assert all(cache.get(key, 1000.0) is None for key in keys[:1000])

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from resolver import config
-from resolver.config import Listener, load, nameservers, parse, resolve_upstreams, with_overrides
+from resolver.config import Listener, load, parse
 from resolver.config_read import split_host_port
+from resolver.config_source import nameservers, resolve_upstreams, with_overrides
 from resolver.errors import ConfigError
 from resolver.upstream import UpstreamAddress
 

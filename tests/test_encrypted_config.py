@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from resolver import config
+from resolver import config, config_source
 from resolver.encrypted_config import EncryptedSettings, TlsFiles, check_profiles, with_flags
 from resolver.errors import ConfigError
 
@@ -74,6 +74,6 @@ def test_the_config_source_applies_the_tls_flags(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text(BASE, encoding="utf-8")
     flags = (("127.0.0.1:8853",), ("127.0.0.1:8443",), "c.pem", "k.pem")
-    cfg = config.ConfigSource(str(path), tls_flags=flags)()
+    cfg = config_source.ConfigSource(str(path), tls_flags=flags)()
     assert cfg.encrypted.listen_tls == (("127.0.0.1", 8853),)
     assert cfg.encrypted.listen_https == (("127.0.0.1", 8443),)

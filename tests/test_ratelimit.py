@@ -9,19 +9,15 @@ import pytest
 
 from resolver.errors import ConfigError
 from resolver.ratelimit import (
-    AnyMode,
-    Limit,
-    LimitAction,
-    RateLimitConfig,
     RateLimiter,
     TcpLimiter,
     Verdict,
     any_answer,
     prefix_keys,
-    ratelimit_config,
     refused,
     truncated,
 )
+from resolver.settings_limits import AnyMode, Limit, LimitAction, RateLimitConfig, ratelimit_config
 
 
 class FakeClock:

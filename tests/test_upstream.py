@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Iterator
 
 import dns.flags
@@ -287,3 +288,36 @@ def test_a_lost_letter_case_turns_0x20_off_once() -> None:
         UpstreamAddress("127.0.0.1", 1), ForwardPolicy(case_randomization=False), FakeClock()
     )
     assert not off.caps and off.case_lost() is False
+
+
+def test_an_answered_exchange_is_freed_at_once_not_at_its_timeout(
+    stubs: tuple[StubUpstream, StubUpstream],
+) -> None:
+    """The timeout queue names exchanges by number: what waited for an answer (queries,
+    callbacks) must not stay alive for the attempt timeout, a second of every miss kept
+    for the collector to scan (benchmarks/README.md, the tail)."""
+
+    class Waiting:
+        pass
+
+    policy = ForwardPolicy(attempt_timeout=5.0)
+    forwarder = Forwarder((address(stubs[0]),), policy, time.monotonic)
+
+    async def run() -> weakref.ref[Waiting]:
+        waiting = Waiting()
+        probe = weakref.ref(waiting)
+        forwarder._done = asyncio.get_running_loop().create_future()
+        exchange = Exchange(
+            message("www.example.test")[1] + b"\x00", message("www.example.test")[0]
+        )
+        exchange.waiters.append(waiting)
+        forwarder.dispatcher.start(exchange)
+        del exchange, waiting
+        assert await forwarder._done is not None
+        return probe
+
+    try:
+        probe = asyncio.run(run())
+        assert probe() is None and len(forwarder.dispatcher._deadlines) == 1
+    finally:
+        forwarder.close()

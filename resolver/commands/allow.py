@@ -22,10 +22,10 @@ from ..allows import (
 from ..config import Config
 from ..console.settings import never_categories
 from ..errors import LachanError
-from ..lists.catalogue import default_state_dir
 from ..policy.decide import decide
 from ..policy.decision import Block
 from ..policy.profile import Profile
+from ..settings import default_state_dir
 from ..state import load_index, load_policies
 
 _TYPE_A = 1

@@ -12,7 +12,7 @@ import click
 
 from resolver import config
 from resolver.errors import LachanError
-from resolver.lists.catalogue import Catalogue, default_state_dir, load_catalogue, with_extra
+from resolver.lists.catalogue import Catalogue, load_catalogue, with_extra
 from resolver.lists.coverage_report import measure, to_json
 from resolver.lists.coverage_text import markdown, render
 from resolver.lists.fetch import FetchPolicy, read_meta, refresh
@@ -20,6 +20,7 @@ from resolver.lists.index import open_index
 from resolver.lists.match import ListAction
 from resolver.lists.parsers import FORMATS, detect_format, parse
 from resolver.lists.snapshot import compile_index, ensure_index, read_text
+from resolver.settings import default_state_dir
 
 _catalogue_option = click.option(
     "--catalogue",

@@ -8,7 +8,7 @@ from typing import NoReturn
 
 import click
 
-from .. import app, config, preflight
+from .. import app, config, config_source, preflight
 from ..errors import ConfigError, LachanError
 from ..state import load_policies
 from ..transport.pktinfo import mapping_problems
@@ -96,7 +96,7 @@ def serve(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     tls_flags = (listen_tls, listen_https, tls_cert, tls_key)
-    load = config.ConfigSource(config_path, listen, upstream, workers, tls_flags)
+    load = config_source.ConfigSource(config_path, listen, upstream, workers, tls_flags)
     try:
         cfg = load()
         profiles, clients, _ = load_policies(cfg)  # fail fast on a bad profile, before binding

@@ -10,7 +10,7 @@ import click
 from .. import config
 from ..config import Config
 from ..errors import LachanError
-from ..policy import load_profiles
+from ..policy.loader import load_profiles
 from ..state import BUNDLED_POLICIES
 from ..subscribers.manage import bindings_of, check_id, check_profile, read_csv, where
 from ..subscribers.store import SubscriberStore, open_store

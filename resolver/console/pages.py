@@ -1,4 +1,5 @@
-"""The console's pages: each handler reads its form, calls actions/status, renders."""
+"""The console's aiohttp application and its pages: each handler reads its form, calls
+actions/status, renders."""
 
 from __future__ import annotations
 
@@ -12,21 +13,35 @@ from ..allows import AllowError
 from ..config import Config
 from . import actions, status
 from .i18n import translator
+from .limits import CONSOLE_PER_ADDRESS, CONSOLE_TOTAL, RequestLimiter, limit_requests
 from .sessions import same_token
 from .settings import never_categories
 from .web import (
+    CONSOLE,
     COOKIE,
     LANG,
     LOGIN_CSRF,
+    MAX_BODY,
+    Console,
     account_of,
     console_of,
     form_of,
+    guard,
     login_check,
     refused,
     render,
 )
 
 LOGIN_COOKIE = "lachan_login"  # double-submit CSRF token of the login form (no session yet)
+
+
+def make_app(console: Console) -> web.Application:
+    # The rate limit first: it is the cheapest check and it bounds the work of all the others.
+    limiter = RequestLimiter(CONSOLE_PER_ADDRESS, CONSOLE_TOTAL, console.clock)
+    app = web.Application(middlewares=[limit_requests(limiter), guard], client_max_size=MAX_BODY)
+    app[CONSOLE] = console
+    add_routes(app)
+    return app
 
 
 def add_routes(app: web.Application) -> None:

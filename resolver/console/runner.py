@@ -51,7 +51,8 @@ class ConsoleRunner:
     def __init__(self, settings: ConsoleSettings, sources: Sources, state_dir: Path,
                  clock: Callable[[], float] = time.time) -> None:  # fmt: skip
         from .blockpage import make_blockpage_app
-        from .web import Console, make_app
+        from .pages import make_app
+        from .web import Console
 
         self.console = Console(settings, sources, Path(state_dir), clock)
         self._apps = [

@@ -12,6 +12,7 @@ from ..allows import NEVER_DEFAULT
 from ..config_read import Reader, in_range, split_host_port
 from ..policy.decision import AnswerMode
 from ..policy.profile import Profile
+from ..settings import default_state_dir
 
 DEFAULT_NETWORKS = ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -120,8 +121,6 @@ def allowed_network(settings: ConsoleSettings, peer: str | None) -> bool:
 
 def state_dir_of(lists_state_dir: Path | None) -> Path:
     """The folder of temporary allows, reviews and the console's logs (the lists' one)."""
-    from ..lists.catalogue import default_state_dir
-
     return Path(lists_state_dir or default_state_dir())
 
 

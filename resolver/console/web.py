@@ -1,6 +1,7 @@
-"""The console's aiohttp application: login, status, activity, explain, allows, reviews.
+"""The console's frame: shared state, rendering and the guard every page passes through.
 
-Handlers only read the form and render; decisions live in actions.py, sessions.py and
+The pages (login, status, activity, explain, allows, reviews) and ``make_app`` are in
+pages.py, which builds on this module. Handlers only read the form and render; decisions live in actions.py, sessions.py and
 status.py. Every POST carries the session's CSRF token; every page needs a session, and
 the whole console answers only addresses in ``console.networks``.
 """
@@ -26,7 +27,6 @@ from ..errors import ConfigError
 from .accounts import Account, check_password
 from .audit_log import AuditLog
 from .i18n import lang_of, translator
-from .limits import CONSOLE_PER_ADDRESS, CONSOLE_TOTAL, RequestLimiter, limit_requests
 from .reviews import ReviewQueue
 from .sessions import LoginLimiter, Session, Sessions, csrf_ok
 from .settings import ConsoleSettings, allowed_network, users_path
@@ -99,17 +99,6 @@ def render(request: web.Request, template: str, status: int = 200, **values: Any
     if request.query.get("lang") in ("vi", "en"):
         response.set_cookie("lang", request[LANG], samesite="Strict", httponly=True)
     return response
-
-
-def make_app(console: Console) -> web.Application:
-    from . import pages  # the handlers, kept apart so this module stays the frame
-
-    # The rate limit first: it is the cheapest check and it bounds the work of all the others.
-    limiter = RequestLimiter(CONSOLE_PER_ADDRESS, CONSOLE_TOTAL, console.clock)
-    app = web.Application(middlewares=[limit_requests(limiter), guard], client_max_size=MAX_BODY)
-    app[CONSOLE] = console
-    pages.add_routes(app)
-    return app
 
 
 @web.middleware

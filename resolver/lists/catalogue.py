@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,10 +13,11 @@ import yaml
 
 from resolver.errors import ListError
 from resolver.lists.rules import FORMATS
+from resolver.settings import ExtraSource
 from resolver.shipped import shipped_dir
 
 if TYPE_CHECKING:
-    from resolver.config import ListsSettings
+    from resolver.settings import ListsSettings
 
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -91,12 +91,6 @@ class Catalogue:
 def default_catalogue_path() -> Path:
     """The catalogue shipped with lachan (installed package data, else the checkout's)."""
     return shipped_dir("blocklists") / "catalogue.yaml"
-
-
-def default_state_dir() -> Path:
-    """$LACHAN_STATE_DIR, else ~/.cache/lachan (system installs pass /var/lib/lachan)."""
-    env = os.environ.get("LACHAN_STATE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "lachan"
 
 
 def load_catalogue(path: Path | None = None) -> Catalogue:
@@ -205,21 +199,6 @@ def parse_interval(path: Path, where: str, text: str) -> int:
     if not number.isdigit() or int(number) == 0:
         raise ListError(f"{path}: {where}: refresh {text!r} is not like 30m, 12h or 7d")
     return int(number) * (unit or 1)
-
-
-# -- the site's own lists (lachan.yaml: lists.extra_sources) --------------------------------
-@dataclass(frozen=True, slots=True)
-class ExtraSource:
-    """A site's own list: by URL or local file, in a catalogue category; format may be
-    ``auto`` (detected from the content each time it is parsed)."""
-
-    id: str
-    category: str
-    url: str | None = None
-    file: Path | None = None
-    format: str = "auto"
-    refresh: int = 86_400
-    licence: str = "local"
 
 
 def with_extra(catalogue: Catalogue, extras: tuple[ExtraSource, ...], where: str) -> Catalogue:

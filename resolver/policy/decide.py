@@ -16,8 +16,7 @@ from resolver.policy.decision import (
     Rewrite,
     TemporaryAllow,
 )
-from resolver.policy.profile import NEVER_BLOCK, Profile
-from resolver.policy.rules import Rules, Static
+from resolver.policy.profile import NEVER_BLOCK, Profile, Rules, Static
 from resolver.policy.safesearch import REWRITE_QTYPES
 from resolver.policy.schedule import category_scheduled
 

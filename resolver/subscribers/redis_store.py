@@ -15,8 +15,8 @@ from typing import Any
 
 import redis
 
+from ..errors import StoreUnavailable
 from .replica import Binding, Update, canonical_prefix
-from .store import StoreUnavailable
 
 PROFILES, BINDINGS, CHANNEL = "lachan:subscribers", "lachan:bindings", "lachan:subscribers:changes"
 VERSION = "lachan:subscribers:version"  # bumped by every write: a restart reloads only if moved

@@ -16,14 +16,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import LachanError
+from ..errors import StoreUnavailable
 from .replica import Binding, Update, canonical_prefix
 
 POLL_SECONDS = 0.2  # the file store's change check: well inside the 1 s propagation target
-
-
-class StoreUnavailable(LachanError):
-    """The store cannot be reached or read; the replica keeps serving what it had."""
 
 
 class SubscriberStore(Protocol):

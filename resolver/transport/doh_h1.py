@@ -33,7 +33,8 @@ class H1Session:
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return
             if isinstance(event, h11.Request):
-                self._start(event)
+                if not self._start(event):
+                    return
             elif isinstance(event, h11.Data):
                 self.body += event.data
                 if len(self.body) > MAX_MESSAGE:
@@ -45,11 +46,20 @@ class H1Session:
                 self.owner.close()
                 return
 
-    def _start(self, request: h11.Request) -> None:
+    def _start(self, request: h11.Request) -> bool:
+        """False when the request was refused (and the connection is closing)."""
         self.request, self.body = request, bytearray()
+        # h11 refuses a head over MAX_HEADERS only while it is incomplete: one that arrives
+        # whole in a single read (a buffered TLS read often holds 20 KB) is checked here.
+        size = len(request.target) + sum(len(n) + len(v) + 4 for n, v in request.headers)
+        if size > MAX_HEADERS:
+            self._fail(431)
+            return False
         for name, value in request.headers:
             if name == b"content-length" and int(value) > MAX_MESSAGE:
                 self._fail(413)  # refuse before reading a body we would not keep
+                return False
+        return True
 
     def _finish(self) -> None:
         request = self.request
@@ -67,10 +77,10 @@ class H1Session:
             self._respond,
         )
 
-    def _respond(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+    def _respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         if self.owner.transport is None:
             return
-        fields = [("content-length", str(len(body)))] + headers
+        fields = [(b"content-length", b"%d" % len(body))] + headers
         try:
             data = self.conn.send(
                 h11.Response(status_code=status, headers=fields, reason=reason(status))

@@ -24,7 +24,7 @@ _REASONS = {
 
 
 # respond(status, extra headers, body): how an HTTP session sends one request's answer
-Respond = Callable[[int, list[tuple[str, str]], bytes], None]
+Respond = Callable[[int, list[tuple[bytes, bytes]], bytes], None]
 
 
 class Owner(Protocol):
@@ -33,6 +33,7 @@ class Owner(Protocol):
     transport: Any
 
     def write(self, data: bytes) -> None: ...
+    def write_records(self, records: list[bytes]) -> None: ...
     def close(self) -> None: ...
     def serve(
         self, method: str, target: str, content_type: str, body: bytes, respond: Respond
@@ -66,30 +67,52 @@ def device_of(path: str) -> tuple[bool, str | None]:
 
 def decode(method: str, target: str, content_type: str, body: bytes) -> Decoded:
     """What a DoH request asks, or the HTTP status that refuses it."""
+    status, message, device = extract(method, target, content_type, body)
+    if status != 200:
+        return Decoded(status, allow=status == 405)
+    if not is_query(message):
+        return Decoded(400)  # not a DNS query at all: an HTTP error, not a DNS one
+    return Decoded(200, message, device)
+
+
+def extract(
+    method: str, target: str, content_type: str, body: bytes
+) -> tuple[int, bytes, str | None]:
+    """(200, the DNS message, device ID), or (an HTTP status, b"", None): ``decode`` without
+    checking that the message is a DNS query (an answer already prepared for the same bytes
+    proves it is, without parsing it again)."""
     path, _, query_string = target.partition("?")
     known, device = device_of(path)
     if not known:
-        return Decoded(404)
+        return 404, b"", None
     if method == "GET":
-        values = parse_qs(query_string).get("dns")
-        if not values or len(values) != 1:
-            return Decoded(400)
-        message = _base64url(values[0].encode("ascii", "replace"))
+        if query_string.startswith("dns=") and "&" not in query_string and "%" not in query_string:
+            text = query_string[4:]  # what every client sends: dns= alone
+        else:
+            values = parse_qs(query_string).get("dns")
+            if not values or len(values) != 1:
+                return 400, b"", None
+            text = values[0]
+        message = _base64url(text.encode("ascii", "replace"))
     elif method == "POST":
         if content_type.split(";", 1)[0].strip().lower() != CONTENT_TYPE:
-            return Decoded(415)
+            return 415, b"", None
         message = body
     else:
-        return Decoded(405, allow=True)
+        return 405, b"", None
     if message is None:
-        return Decoded(400)
+        return 400, b"", None
     if len(message) > MAX_MESSAGE:
-        return Decoded(413)
+        return 413, b"", None
+    return 200, message, device
+
+
+def is_query(message: bytes) -> bool:
     try:
         parse_query(message)
     except (Unanswerable, WireError):
-        return Decoded(400)  # not a DNS query at all: an HTTP error, not a DNS one
-    return Decoded(200, message, device)
+        return False
+    return True
 
 
 def _base64url(text: bytes) -> bytes | None:

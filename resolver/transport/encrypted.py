@@ -58,7 +58,7 @@ class EncryptedListeners:
         where = (host, port)
         kind_class = DotConnection if kind == "dot" else DohConnection
 
-        def factory() -> asyncio.Protocol:
+        def factory() -> asyncio.BaseProtocol:
             # self.settings at accept time: a reload's devices apply to new connections
             return kind_class(self.resolver, self.tcp_state, where, self.settings, self.limits)
 

@@ -14,8 +14,12 @@ from .tcp_limits import TcpPolicy, TcpServerState, tcp_limiter  # noqa: F401 - c
 log = logging.getLogger(__name__)
 
 
-class TcpConnection(asyncio.Protocol):
-    """One client connection; slow or half-framed senders only ever hold up themselves."""
+class TcpStream:
+    """One client connection; slow or half-framed senders only ever hold up themselves.
+
+    Not an asyncio.Protocol itself: uvloop hands a Protocol's reads over as new objects, and
+    treats only other classes with ``get_buffer`` as buffered (DoT is one: dot.py).
+    """
 
     def __init__(
         self,
@@ -156,7 +160,7 @@ class TcpConnection(asyncio.Protocol):
                 # long-lived connection (dnsdist's pool to its backends) follows the new policy.
                 client = self._client = resolver.client({}, self._peer, self._listener)
                 self._client_epoch = resolver.clients_epoch
-            result = resolver.answer(message, client, self._peer, TCP)
+            result = resolver.respond(message, client, self._peer, TCP)
         except Exception:
             log.exception("error answering a TCP query")
             self.close()
@@ -225,3 +229,7 @@ class TcpConnection(asyncio.Protocol):
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+
+
+class TcpConnection(TcpStream, asyncio.Protocol):
+    """Plain DNS over TCP: uvloop reads a TCP socket into its own buffer already."""

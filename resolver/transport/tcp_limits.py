@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
+
+from ..settings import TcpPolicy
 
 if TYPE_CHECKING:
     from ..ratelimit import RateLimitConfig, TcpLimiter
-
-
-@dataclass(frozen=True, slots=True)
-class TcpPolicy:
-    idle_timeout: float = 10.0  # RFC 7766 6.2.3: seconds a connection may sit without a query
-    max_connections: int = 1_000
-    max_inflight_per_connection: int = 64  # reading pauses beyond this many open queries
-    # Answers queued for a client that does not read: above this a connection stops reading
-    # (and so stops answering), and all connections together may queue at most the budget.
-    output_buffer: int = 256 * 1024
-    output_budget: int = 32 * 1024 * 1024
 
 
 class Buffered(Protocol):

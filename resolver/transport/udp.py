@@ -6,12 +6,9 @@ import asyncio
 import logging
 from functools import partial
 
-from .._nametable import QEND_BITS
-from ..fastpath import QEND_MASK
 from ..pipeline import UDP, ClientState, Miss, Resolver
 from ..proxyv2 import ProxyV2Error, parse_proxy_v2
 from ..ratelimit import Verdict
-from ..wire import HEADER_LEN
 
 log = logging.getLogger(__name__)
 PASS = Verdict.PASS
@@ -97,21 +94,10 @@ class UdpListener(asyncio.DatagramProtocol):
 
     def _send_prepared_block(self, data: bytes, addr: tuple, client: ClientState) -> bool:
         """A list-blocked name answered from a prepared block (resolver/fastpath.py)."""
-        code = client.classify(data, client.static)  # type: ignore[misc]
-        if code < 0:
+        response = self._resolver.prepared_block(data, client, UDP)
+        if response is None:
             return False
-        key = code >> QEND_BITS
-        entry = client.fast.get(key)  # type: ignore[union-attr]
-        if entry is None:
-            entry = self._resolver.fast_block(client, key)
-        if not entry:
-            return False
-        heads, body, prepared = entry  # type: ignore[misc]
-        head = heads[(data[2] & 1) | ((data[3] >> 3) & 2)]  # RD and CD echoed
-        self._transport.sendto(  # type: ignore[union-attr]
-            data[:2] + head + data[HEADER_LEN : code & QEND_MASK] + body, addr
-        )
-        self._resolver.count_prepared(prepared)
+        self._transport.sendto(response, addr)  # type: ignore[union-attr]
         return True
 
     def _unwrap(self, data: bytes, peer: str) -> tuple[bytes, str] | None:

@@ -17,8 +17,9 @@ from resolver import config
 from resolver.audit.acks import save_acks
 from resolver.config import AuditSettings
 from resolver.console.accounts import set_password
+from resolver.console.pages import make_app
 from resolver.console.status import Sources
-from resolver.console.web import Console, make_app
+from resolver.console.web import Console
 from resolver.state import build_state
 
 NOW = datetime(2026, 12, 2, 3, 30, tzinfo=UTC).timestamp()  # Wednesday 10:30 in Hanoi

@@ -21,13 +21,14 @@ from aiohttp.test_utils import TestServer
 from resolver import config
 from resolver.console import (
     blockpage,
+    pages,
     runner,  # noqa: F401 (as serve: aiohttp's 400s are not errors)
-    web,
 )
 from resolver.console.accounts import set_password
 from resolver.console.limits import Rate
+from resolver.console.pages import make_app
 from resolver.console.status import Sources
-from resolver.console.web import Console, make_app
+from resolver.console.web import Console
 from resolver.state import build_state
 
 REQUESTS = 2000  # per app; about 8 s on one core
@@ -136,7 +137,7 @@ def test_hostile_requests_get_4xx_never_a_5xx_or_an_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
     which: str,
 ) -> None:  # fmt: skip
-    for module, names in ((web, ("CONSOLE_PER_ADDRESS", "CONSOLE_TOTAL")),
+    for module, names in ((pages, ("CONSOLE_PER_ADDRESS", "CONSOLE_TOTAL")),
                           (blockpage, ("BLOCKPAGE_PER_ADDRESS", "BLOCKPAGE_TOTAL"))):  # fmt: skip
         for name in names:
             monkeypatch.setattr(module, name, UNLIMITED)

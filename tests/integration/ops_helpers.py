@@ -304,8 +304,9 @@ def seed_state_dir(target: Path) -> Path:
     seconds instead of compiling a million names again."""
     import shutil
 
-    from resolver.lists.catalogue import default_state_dir, load_catalogue
+    from resolver.lists.catalogue import load_catalogue
     from resolver.lists.snapshot import ensure_index
+    from resolver.settings import default_state_dir
 
     built = ensure_index(load_catalogue(None), default_state_dir())
     (target / "index").mkdir(parents=True, exist_ok=True)

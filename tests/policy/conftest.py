@@ -6,7 +6,8 @@ import pytest
 from policy_helpers import POLICIES, DictLookup, listed
 
 from resolver.lists.match import ListAction
-from resolver.policy import Profile, load_profiles
+from resolver.policy.loader import load_profiles
+from resolver.policy.profile import Profile
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from policy_helpers import DictLookup, at, listed
 
-from resolver.policy import ALLOW, AnswerMode, Block, Canary, Reason, Rewrite, decide
-from resolver.policy.decide import decide_cname_chain
+from resolver.policy.decide import decide, decide_cname_chain
+from resolver.policy.decision import ALLOW, AnswerMode, Block, Canary, Reason, Rewrite
 from resolver.policy.loader import profile_from_mapping
 
 A, AAAA, MX, TXT, SVCB, HTTPS = 1, 28, 15, 16, 64, 65

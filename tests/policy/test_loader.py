@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from resolver.errors import ConfigError
-from resolver.policy import AnswerMode, load_profile, load_profiles
-from resolver.policy.loader import normalise_name
+from resolver.policy.decision import AnswerMode
+from resolver.policy.loader import load_profile, load_profiles, normalise_name
 
 BAD = """\
 name: school

@@ -8,7 +8,7 @@ import pytest
 from policy_helpers import POLICIES
 
 from resolver.errors import ConfigError
-from resolver.policy import load_profiles
+from resolver.policy.loader import load_profiles
 from resolver.policy.overrides import apply_local, merge
 
 

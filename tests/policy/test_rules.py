@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resolver.policy import ALLOW, Reason
 from resolver.policy.decide import _walk
+from resolver.policy.decision import ALLOW, Reason
 from resolver.policy.loader import profile_from_mapping
-from resolver.policy.rules import _engine_rewrites, static_outcome
+from resolver.policy.profile import _engine_rewrites, static_outcome
 from resolver.policy.safesearch import rewrite_table
 
 LABELS = ["a", "b", "x", "www", "google", "com", "resolver", "arpa", "bing", "_dns"]

@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from policy_helpers import at
 
-from resolver.policy import ALLOW, Block, Reason, decide
+from resolver.policy.decide import decide
+from resolver.policy.decision import ALLOW, Block, Reason
 from resolver.policy.schedule import Window, local_clock, parse_hhmm, parse_weekday
 
 GAME = "roblox.com"

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import base64
 import http.client
+import socket
 import subprocess
 from collections.abc import Iterator
 
 import dns.edns
+import dns.flags
 import dns.message
 import dns.query
 import dns.rcode
+import h2.connection
+import h2.events
 import pytest
 from tls_helpers import (
     SERVER_NAME,
@@ -22,6 +26,7 @@ from tls_helpers import (
     wait_for_port,
 )
 
+from resolver.transport import doh_ng
 from tests.stub_upstream import LachanProcess, StubUpstream
 
 
@@ -31,16 +36,22 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 
 @pytest.fixture(scope="module")
-def server(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def lachan(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int]]:
+    """(DoH port, plain DNS port) of one lachan."""
     port = ports()
     with StubUpstream() as stub:
         work = tmp_path_factory.mktemp("doh")
         process = LachanProcess(work, [stub.address], encrypted_config(pki, doh=port))
         with process:
             wait_for_port(port)
-            yield port
+            yield port, process.port
             assert process.alive(), process.stderr()
             process.assert_clean_log()
+
+
+@pytest.fixture(scope="module")
+def server(lachan: tuple[int, int]) -> int:
+    return lachan[0]
 
 
 def _https(
@@ -177,3 +188,58 @@ def test_kdig_queries_over_https(server, pki) -> None:
         check=True,
     ).stdout
     assert "NOERROR" in out and '"profile=under16"' in out, out
+
+
+def test_a_question_truncated_over_udp_is_answered_whole_over_https_every_time(
+    lachan: tuple[int, int], pki: Pki
+) -> None:
+    # Repeated questions are answered from prepared answers on both transports; UDP's are cut
+    # to the UDP size (TC=1), so DoH must never be handed those (resolver/pipeline.py).
+    doh, udp = lachan
+    query = dns.message.make_query("big.example.test", "TXT", use_edns=0, payload=1232)
+    for _ in range(3):
+        cut = dns.query.udp(query, "127.0.0.1", port=udp, timeout=5)
+        assert cut.flags & dns.flags.TC
+    encoded = base64.urlsafe_b64encode(query.to_wire()).rstrip(b"=").decode()
+    for _ in range(4):  # a miss, a cache hit, then prepared answers
+        whole = dns.message.from_wire(_raw_body(doh, pki, encoded))
+        assert not whole.flags & dns.flags.TC and whole.id == query.id
+        assert sum(len(s) for rrset in whole.answer for r in rrset for s in r.strings) > 2000
+
+
+def test_http2_is_served_by_nghttp2_where_the_library_is_installed() -> None:
+    # scripts/test-packages.txt and debian/control install libnghttp2-14; without it DoH
+    # falls back to h2 (pure Python, about 3x the cost per request).
+    assert doh_ng.available(), "libnghttp2.so.14 did not load: apt-get install libnghttp2-14"
+
+
+def test_one_connection_posts_more_than_a_flow_control_window_of_queries(server, pki) -> None:
+    # Request bodies' windows are handed back once each request is complete (doh_ng.py,
+    # doh_h2.py): 200 padded queries of ~470 bytes are ~94 KB, past the 64 KiB window.
+    raw = socket.create_connection(("127.0.0.1", server), timeout=5)
+    with client_context(pki, ("h2",)).wrap_socket(raw, server_hostname=SERVER_NAME) as tls:
+        conn = h2.connection.H2Connection()
+        conn.initiate_connection()
+        query = dns.message.make_query("www.example.test", "A", use_edns=0, pad=468)
+        wire = query.to_wire()
+        assert len(wire) >= 468
+        answered = 0
+        tls.settimeout(5)
+        for stream_id in range(1, 2 * 200, 2):
+            conn.send_headers(stream_id, [
+                (":method", "POST"), (":path", "/dns-query"), (":scheme", "https"),
+                (":authority", SERVER_NAME), ("content-type", "application/dns-message"),
+            ])  # fmt: skip
+            conn.send_data(stream_id, wire, end_stream=True)
+            tls.sendall(conn.data_to_send())
+            ended = False
+            while not ended:
+                data = tls.recv(65536)
+                assert data, "the server closed the connection"
+                for event in conn.receive_data(data):
+                    if isinstance(event, h2.events.DataReceived):
+                        conn.acknowledge_received_data(event.flow_controlled_length, stream_id)
+                    ended = ended or isinstance(event, h2.events.StreamEnded)
+                tls.sendall(conn.data_to_send())
+            answered += 1
+    assert answered == 200

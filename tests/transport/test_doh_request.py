@@ -8,6 +8,7 @@ import dns.message
 import dns.rrset
 import pytest
 
+from resolver.transport.doh_h2 import request_fields
 from resolver.transport.doh_request import decode, device_of, max_age
 
 QUERY = dns.message.make_query("www.example.test", "A").to_wire()
@@ -59,3 +60,31 @@ def test_max_age_is_the_lowest_ttl_of_the_answer() -> None:
     assert max_age(response.to_wire()) == 42
     empty = dns.message.make_response(dns.message.make_query("a.test", "A"))
     assert max_age(empty.to_wire()) == 0
+
+
+# The h2 fallback's own request check (h2's is off for speed: resolver/transport/doh_h2.py).
+GOOD = [(b":method", b"GET"), (b":scheme", b"https"), (b":path", b"/dns-query?dns=" + B64.encode())]
+
+
+def test_a_well_formed_request_head_gives_method_path_and_content_type() -> None:
+    fields = request_fields(
+        GOOD + [(b"content-type", b"application/dns-message"), (b"te", b"trailers")]
+    )
+    assert fields == ("GET", "/dns-query?dns=" + B64, "application/dns-message")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        GOOD[:2],  # no :path
+        GOOD + [(b":path", b"/dns-query")],  # twice
+        GOOD + [(b"accept", b"*/*"), (b":authority", b"x")],  # pseudo after regular
+        GOOD + [(b":status", b"200")],  # a response's pseudo-header
+        GOOD + [(b"Accept", b"*/*")],  # upper case
+        GOOD + [(b"connection", b"close")],  # connection-specific
+        GOOD + [(b"te", b"gzip")],  # te other than trailers
+        GOOD + [(b"", b"x")],  # an empty name
+    ],
+)
+def test_a_malformed_request_head_is_refused(headers: list[tuple[bytes, bytes]]) -> None:
+    assert request_fields(headers) is None

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dns.edns
+import dns.flags
 import dns.message
 import dns.query
 import dns.rcode
@@ -203,3 +204,14 @@ def test_with_two_workers_every_worker_serves_dot_with_device_ids(pki: Pki, tmp_
         }
         process.assert_clean_log()
     assert profiles == {"under16", "school"}
+
+
+def test_a_question_truncated_over_udp_is_answered_whole_over_tls_every_time(server, pki) -> None:
+    # Repeated questions come from prepared answers on UDP and on DoT/DoH; UDP's are cut to
+    # the UDP size (TC=1), so DoT must never be handed those (resolver/pipeline.py).
+    port, _ = server
+    query = dns.message.make_query("big.example.test", "TXT", use_edns=0, payload=1232)
+    for _ in range(4):  # a miss, a cache hit, then prepared answers
+        whole = _tls(port, pki, query)
+        assert not whole.flags & dns.flags.TC and whole.id == query.id
+        assert sum(len(s) for rrset in whole.answer for r in rrset for s in r.strings) > 2000

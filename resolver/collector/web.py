@@ -91,9 +91,15 @@ async def require_login(
     request[USER_KEY] = user
     if request.method == "POST":
         form = await request.post()
-        if not secrets.compare_digest(str(form.get("csrf", "")), user.csrf):
+        if not _same_token(str(form.get("csrf", "")), user.csrf):
             raise web.HTTPForbidden(text="CSRF token missing or wrong\n")
     return await handler(request)
+
+
+def _same_token(given: str, expected: str) -> bool:
+    """Constant-time comparison; on bytes, since compare_digest refuses non-ASCII text (a
+    TypeError, so a 500, for a form anybody can post)."""
+    return secrets.compare_digest(given.encode("utf-8", "replace"), expected.encode())
 
 
 async def login_form(request: web.Request) -> web.Response:
@@ -114,7 +120,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
     """Check the CSRF pair and the password; a session cookie on success."""
     form = await request.post()
     expected = request.cookies.get(PRE_COOKIE, "")
-    if not expected or not secrets.compare_digest(str(form.get("csrf", "")), expected):
+    if not expected or not _same_token(str(form.get("csrf", "")), expected):
         raise web.HTTPForbidden(text="CSRF token missing or wrong\n")
     name, password = str(form.get("name", "")), str(form.get("password", ""))
     user = await _db(request, auth.login, name, password, _now(request))

@@ -24,7 +24,7 @@ from ..allows import (
 )
 from ..config import Config
 from ..policy.decide import decide
-from ..policy.decision import Block
+from ..policy.decision import Block, Rewrite
 from ..policy.explain import explain
 from ..state import ServingState
 from .audit_log import AuditLog
@@ -41,6 +41,20 @@ def explain_lines(state: ServingState, profile: str, name: str, now: float) -> l
     site = normalise_site(name)
     when = datetime.fromtimestamp(now, chosen.timezone)
     return explain(chosen, "chosen in the console", site, _TYPE_A, when, state.index)
+
+
+def verdict(state: ServingState, profile: str, name: str, now: float) -> tuple[str, str]:
+    """What ``name`` gets now as a client of ``profile`` asks it, in words a teacher reads:
+    ("blocked", category), ("rewritten", target) or ("allowed", "")."""
+    chosen = state.profiles.get(profile)
+    if chosen is None:
+        raise AllowError(f"unknown profile {profile!r}")
+    decision = decide(chosen, normalise_site(name), _TYPE_A, now, state.index)
+    if isinstance(decision, Block) and not decision.monitor_only:
+        return "blocked", decision.category
+    if isinstance(decision, Rewrite):
+        return "rewritten", decision.target
+    return "allowed", ""
 
 
 def category_of(state: ServingState, profile: str, name: str, now: float) -> str:

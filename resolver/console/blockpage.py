@@ -10,12 +10,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..allows import AllowError, normalise_site
-from ..config import Config
-from ..errors import LachanError
-from ..lists.catalogue import load_for
 from .actions import category_of
 from .i18n import translator
 from .limits import BLOCKPAGE_PER_ADDRESS, BLOCKPAGE_TOTAL, RequestLimiter, limit_requests
+from .names import category_names
 from .web import CONSOLE, MAX_BODY, TEMPLATES, Console, posted
 
 
@@ -62,15 +60,6 @@ def _lookup(request: web.Request, host: str) -> tuple[str, str, str]:
     except AllowError:
         return "", "", profile
     return name, category_of(state, profile, name, console.clock()), profile
-
-
-def category_names(config: Config) -> dict[str, tuple[str, str]]:
-    """Category id -> (Vietnamese, English) name from the catalogue (ids alone if unreadable)."""
-    try:
-        catalogue = load_for(config.lists, config.source)
-    except LachanError:
-        return {}
-    return {c.id: (c.name_vi, c.name_en) for c in catalogue.categories}
 
 
 def _render(request: web.Request, host: str, category: str, profile: str, sent: bool,

@@ -56,6 +56,19 @@ TEXTS: dict[str, tuple[str, str]] = {
     "name": ("Tên miền", "Domain name"),
     "profile": ("Hồ sơ", "Profile"),
     "look_up": ("Tra cứu", "Look up"),
+    "verdict_blocked": (
+        "{name} đang bị chặn với hồ sơ {profile}: nhóm «{category}».",
+        "{name} is blocked for profile {profile}: category “{category}”.",
+    ),
+    "verdict_allowed": (
+        "{name} không bị chặn với hồ sơ {profile}.",
+        "{name} is not blocked for profile {profile}.",
+    ),
+    "verdict_rewritten": (
+        "{name} được chuyển sang chế độ an toàn ({target}) với hồ sơ {profile}.",
+        "{name} is answered with its safe version ({target}) for profile {profile}.",
+    ),
+    "explain_detail": ("Chi tiết kỹ thuật (lachan explain)", "Technical detail (lachan explain)"),
     "allows": ("Mở tạm thời", "Temporary allows"),
     "duration": ("Thời gian", "Duration"),
     "reason": ("Lý do", "Reason"),

@@ -14,9 +14,11 @@ from ..config import Config
 from . import actions, status
 from .i18n import translator
 from .limits import CONSOLE_PER_ADDRESS, CONSOLE_TOTAL, RequestLimiter, limit_requests
+from .names import category_names
 from .sessions import same_token
 from .settings import never_categories
 from .web import (
+    CATEGORY_NAMES,
     CONSOLE,
     COOKIE,
     LANG,
@@ -40,6 +42,7 @@ def make_app(console: Console) -> web.Application:
     limiter = RequestLimiter(CONSOLE_PER_ADDRESS, CONSOLE_TOTAL, console.clock)
     app = web.Application(middlewares=[limit_requests(limiter), guard], client_max_size=MAX_BODY)
     app[CONSOLE] = console
+    app[CATEGORY_NAMES] = category_names(console.sources.config())
     add_routes(app)
     return app
 
@@ -143,14 +146,16 @@ async def why_page(request: web.Request) -> web.Response:
     state = console.sources.state()
     name = request.query.get("name", "")[:253]
     profile = request.query.get("profile", state.clients.default.name)
-    lines, message = [], ""
+    lines, message, verdict = [], "", ("", "")
     if name:
         try:
             lines = actions.explain_lines(state, profile, name, console.clock())
+            verdict = actions.verdict(state, profile, name, console.clock())
         except AllowError as exc:
             message = refused(request, exc)
     return render(request, "why.html", 400 if message else 200, name=name, profile=profile,
-                  profiles=sorted(state.profiles), lines=lines, message=message)  # fmt: skip
+                  profiles=sorted(state.profiles), lines=lines, message=message,
+                  verdict=verdict[0], detail=verdict[1])  # fmt: skip
 
 
 async def allows_page(request: web.Request, message: str = "", code: int = 200) -> web.Response:

@@ -27,6 +27,7 @@ from ..errors import ConfigError
 from .accounts import Account, check_password
 from .audit_log import AuditLog
 from .i18n import lang_of, translator
+from .names import named
 from .reviews import ReviewQueue
 from .sessions import LoginLimiter, Session, Sessions, csrf_ok
 from .settings import ConsoleSettings, allowed_network, users_path
@@ -76,6 +77,8 @@ class Console:
 
 
 CONSOLE = web.AppKey("console", Console)
+# Category id -> (Vietnamese, English) name, read from the catalogue when the app is made.
+CATEGORY_NAMES = web.AppKey("category_names", dict)
 LANG = web.RequestKey("lang", str)
 SESSION: web.RequestKey[Session | None] = web.RequestKey("session")
 LOGIN_CSRF = web.RequestKey("login_csrf", str)  # the login form's token, before any session
@@ -87,6 +90,7 @@ def render(request: web.Request, template: str, status: int = 200, **values: Any
     page = TEMPLATES.get_template(template).render(
         lang=lang, t=translator(lang), user=session.account.user if session else "",
         role=session.account.role if session else "",
+        category=lambda cid: named(request.app.get(CATEGORY_NAMES, {}), cid, lang),
         csrf=session.csrf if session else request.get(LOGIN_CSRF, ""),
         message=values.pop("message", ""), **values,
     )  # fmt: skip

@@ -156,3 +156,15 @@ def test_a_pdf_for_a_period_holds_only_its_months_and_says_which(base: str, tmp_
     assert "Kỳ báo cáo: 12/2025 – …" in december and "2025-11" not in december
     bad = http.get(base + "/export.pdf?from=2025-13", timeout=10)
     assert (bad.status_code, bad.text) == (400, "from='2025-13': expected YYYY-MM\n")
+
+
+def test_a_csrf_field_outside_ascii_is_refused_not_a_server_error(base: str) -> None:
+    # secrets.compare_digest raises TypeError on non-ASCII text: that was a 500 before.
+    anonymous = requests.Session()
+    anonymous.get(base + "/login", timeout=10)  # the double-submit cookie
+    reply = anonymous.post(base + "/login", data={"csrf": "mã-độc", "name": "kiem-tra",
+                                                  "password": PASSWORD}, timeout=10)  # fmt: skip
+    assert reply.status_code == 403
+    http = login(base)
+    reply = http.post(base + "/logout", data={"csrf": "mã-độc"}, timeout=10)
+    assert reply.status_code == 403

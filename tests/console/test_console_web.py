@@ -74,7 +74,7 @@ def test_an_allow_disappears_from_the_list_when_its_time_is_over(tmp_path: Path)
         page = await (await client.post("/allows", data=form)).text()
         assert "khanacademy.org" in page and "2026-12-02 11:00 +07" in page
         counted = await (await client.get("/activity")).text()
-        assert re.search(r'id="allows-per-category"><tr><td>none</td><td>1</td>', counted)
+        assert re.search(r'id="allows-per-category"><tr><td>không có nhóm</td><td>1</td>', counted)
         clock.now += 30 * 60 - 1
         assert "khanacademy.org" in await (await client.get("/allows")).text()
         clock.now += 1
@@ -113,8 +113,11 @@ def test_the_activity_page_sums_todays_and_this_weeks_ledger_records(tmp_path: P
         page = await (await client.get("/activity")).text()
         today, week = page.split("Tuần này")
         assert "<b>33</b>" in today and "<td>09:00</td><td>22</td><td>2</td>" in today
-        assert "<td>gambling</td><td>3</td>" in today
-        assert "<b>88</b>" in week and "<td>gambling</td><td>8</td>" in week
+        # Categories by the catalogue's Vietnamese name, not the id scripts use.
+        assert "<td>Cờ bạc</td><td>3</td>" in today and "gambling" not in page
+        assert "<b>88</b>" in week and "<td>Cờ bạc</td><td>8</td>" in week
+        english = await (await client.get("/activity?lang=en")).text()
+        assert "<td>Gambling</td><td>3</td>" in english
         assert "<td>08:00</td><td>55</td><td>5</td>" in week
 
     run(tmp_path, test, ledger)
@@ -188,3 +191,19 @@ def test_the_status_page_says_whether_the_province_has_the_last_record(tmp_path:
         assert "The province acknowledged record #2 (pushed 2026-12-02 10:30 +07)" in page
 
     run(tmp_path, test, ledger)
+
+
+def test_why_says_in_vietnamese_whether_and_why_a_name_is_blocked(tmp_path: Path) -> None:
+    async def test(client: TestClient, clock: Clock) -> None:
+        await log_in(client)
+        page = await (await client.get("/why?name=casino-online.com&profile=school")).text()
+        assert "casino-online.com đang bị chặn với hồ sơ school: nhóm «từ khóa»." in page
+        assert page.index('id="verdict"') < page.index("Chi tiết kỹ thuật (lachan explain)")
+        open_page = await (await client.get("/why?name=example.com&profile=school")).text()
+        assert "example.com không bị chặn với hồ sơ school." in open_page
+        safe = await (await client.get("/why?name=www.google.com&profile=school")).text()
+        assert "www.google.com được chuyển sang chế độ an toàn (forcesafesearch.google.com)" in safe
+        english = await (await client.get("/why?name=casino-online.com&profile=school&lang=en")).text()
+        assert "casino-online.com is blocked for profile school: category “a keyword”." in english
+
+    run(tmp_path, test)

@@ -162,7 +162,10 @@ def test_a_teacher_asks_why_then_opens_the_site_until_it_expires(
     page.select_option("select[name=profile]", "school")
     page.click("#look-up")
     assert "category gambling" in page.inner_text("#explain")
-    assert_shows(screenshot(page, tmp_path / "why.png"), ["Vì sao bị chặn?", "gambling"])
+    verdict = f"{GAMBLING} đang bị chặn với hồ sơ school: nhóm «Cờ bạc»."
+    assert page.inner_text("#verdict") == verdict
+    assert_shows(screenshot(page, tmp_path / "why.png"), ["Vì sao bị chặn?", "bị chặn với hồ sơ school",
+                                                          "Cờ bạc"])  # fmt: skip
     started = time.time()
     allow_in_console(page, env, "30m")  # the shortest the console offers
     row = page.inner_text("#allows")
@@ -212,7 +215,7 @@ def test_a_review_asked_on_the_block_page_reaches_the_queue_and_teachers_cannot_
     page = logged_in(browser, env, "teacher")
     page.goto(env.console + "/reviews")
     row = page.locator("#reviews tr", has_text=STILL_BLOCKED)
-    assert "gambling" in row.inner_text() and "school" in row.inner_text()
+    assert "Cờ bạc" in row.inner_text() and "school" in row.inner_text()  # the category by name
     assert page.locator("button[value=permanent]").count() == 0  # not offered to a teacher
     assert_shows(screenshot(page, tmp_path / "reviews.png"),
                  ["Yêu cầu xem xét", f"Tên miền: {STILL_BLOCKED}", "Hồ sơ: school"])  # fmt: skip

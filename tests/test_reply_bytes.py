@@ -22,33 +22,16 @@ import dns.edns
 import dns.flags
 import dns.message
 
-from resolver import synth
+from resolver import reply
 from resolver.answer_steps import ede_options
 from resolver.blocks import BlockAnswers, block_page_rdata
 from resolver.fastpath import Shape
 from resolver.policy.decision import AnswerMode, Block, Reason, Rewrite
-from resolver.ratelimit import AnyMode, any_answer, truncated
+from resolver.ratelimit import AnyMode, any_answer
 from resolver.response import question_end, scan_answer
 from resolver.upstream import build_upstream_query
-from resolver.wire import BADVERS, FORMERR, NOTIMP, REFUSED, SERVFAIL, Query, parse_query
+from resolver.wire import BADVERS, FORMERR, NOERROR, NOTIMP, REFUSED, SERVFAIL, Query, parse_query
 from tests.stub_upstream import answer
-
-
-class reply:  # noqa: N801  (the builders as they were before resolver/reply.py)
-    error = staticmethod(synth.error)
-    ede_option = staticmethod(synth.ede_option)
-    from_answer = staticmethod(synth.from_answer)
-    fit_udp = staticmethod(synth.fit_udp)
-    truncated = staticmethod(synth.truncated)
-
-    @staticmethod
-    def with_ede(query, scanned, body, udp_size, options):  # resolver/miss.py _serve
-        response = synth.from_answer(query, scanned, body, udp_size)
-        if query.edns and options:
-            opt = synth.opt_record(udp_size, scanned.rcode, query.do, options)
-            response = response[:-11] + opt
-        return response
-
 
 GOLDEN = Path(__file__).parent / "data" / "reply_bytes.json"
 LONG = (
@@ -185,9 +168,9 @@ def kinds() -> dict[str, Callable[[bytes, Query, BlockAnswers], bytes | None]]:
         "canary": lambda d, q, b: b.canary(q, ("site=s1", "profile=p", "lists=2026-12-06")),
         "refused-acl": lambda d, q, b: b.refused(q),
         "refused-device": lambda d, q, b: b.refused(q, "lachan: unknown device ID 'ab': nope"),
-        "rl-truncated": lambda d, q, b: truncated(d),
-        "rl-any-hinfo": lambda d, q, b: any_answer(d, AnyMode.HINFO),
-        "rl-any-refuse": lambda d, q, b: any_answer(d, AnyMode.REFUSE),
+        "rl-truncated": lambda d, q, b: reply.minimal(q, 1232, NOERROR, tc=True),
+        "rl-any-hinfo": lambda d, q, b: any_answer(q, AnyMode.HINFO, 1232),
+        "rl-any-refuse": lambda d, q, b: any_answer(q, AnyMode.REFUSE, 1232),
         "upstream-query": lambda d, q, b: build_upstream_query(
             q.key, (d[2] << 8) | d[3], q.do, 1232
         ),

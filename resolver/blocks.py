@@ -14,7 +14,7 @@ from .fastpath import Shape
 from .localdata import records_for
 from .policy.decision import AnswerMode, Block, Reason
 from .reply import record, shape, soa_record
-from .wire import HEADER_LEN, NOERROR, NXDOMAIN, REFUSED, TYPE_A, TYPE_AAAA, Query
+from .wire import HEADER_LEN, NOERROR, NXDOMAIN, REFUSED, TYPE_A, TYPE_AAAA, TYPE_SVCB, Query
 
 
 class BlockAnswers:
@@ -34,8 +34,8 @@ class BlockAnswers:
         """The wire answer for a blocked query, or None when the rule says drop."""
         if block.mode is AnswerMode.DROP:
             return None
-        if self.ddr and block.reason is Reason.BYPASS and query.qtype == 64:  # SVCB
-            if query.data[HEADER_LEN : query.qend - 4].lower() == self.ddr_name:
+        if self.ddr and block.reason is Reason.BYPASS and query.qtype == TYPE_SVCB:
+            if query.qname_wire.lower() == self.ddr_name:
                 return reply.designated(query, self.udp_size, self.ddr)
         # Blocks from lists are shared objects (one per index template and profile), so the
         # finished header and body are found by the block's identity: no shape key to hash.

@@ -77,10 +77,6 @@ class Misses(PreparedAnswers):
     def inflight(self) -> int:
         return len(self._inflight)
 
-    def can_start_miss(self) -> bool:
-        """Room for another miss? (TCP pauses reading early when there is not.)"""
-        return len(self._inflight) < self.policy.max_inflight
-
     async def resolve(self, miss: Miss, transport: int) -> bytes | None:
         """``start_miss`` as a coroutine (TCP clients, explain); None if it was dropped."""
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()

@@ -31,6 +31,7 @@ from .wire import (
     TC,
     TYPE_OPT,
     TYPE_SOA,
+    TYPE_SVCB,
     TYPE_TXT,
     Query,
     text_to_wire,
@@ -206,8 +207,8 @@ _CLASS_IN = b"\x00\x01"
 _SOA_MNAME = text_to_wire("lachan.arpa")
 _SOA_RNAME = text_to_wire("block.lachan.arpa")
 _TYPE_HINFO = 13
-_TYPE_SVCB = 64
 _HINFO_TTL = 3600
+_DDR_TTL = 300  # the SVCB records of _dns.resolver.arpa
 _HINFO_RDATA = b"\x07RFC8482\x00"  # CPU "RFC8482", OS "", as RFC 8482 4.2 says
 
 
@@ -290,7 +291,7 @@ def canary(query: Query, udp_size: int, texts: tuple[str, ...]) -> bytes:
 def designated(query: Query, udp_size: int, svcb: tuple[bytes, ...]) -> bytes:
     """The SVCB records of _dns.resolver.arpa (DDR, RFC 9462) from their rdata."""
     opt = opt_for(query, udp_size)
-    records = b"".join(record(_TYPE_SVCB, 300, rdata) for rdata in svcb)
+    records = b"".join(record(TYPE_SVCB, _DDR_TTL, rdata) for rdata in svcb)
     return assemble(query, shape(NOERROR, len(svcb), 0, opt), records + opt)
 
 

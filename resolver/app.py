@@ -120,6 +120,10 @@ class Server:
             await loop.create_datagram_endpoint(lambda p=protocol: p, sock=udp_socket)  # type: ignore[misc]
             self.udp.append(protocol)
         await self.encrypted.start(self.config.encrypted, self.config.source, self.reuse_port)
+
+    def announce(self) -> None:
+        """The line operators and tests wait for: written once the process is fully wired
+        (compose.Process.run), so /metrics, the console and the ledger are up when it shows."""
         log.info(
             "lachan serving on %s, forwarding to %s",
             ", ".join(str(x) for x in self.config.listeners),

@@ -170,6 +170,8 @@ class Process:
             announce_ready(self.conn)
         elif self.pool is None:  # a supervisor is ready once all its workers are
             self.notifier.ready(status="serving")
+        if self.server is not None:
+            self.server.announce()
         if ready is not None and self.server is not None:
             ready(self.server)
         try:

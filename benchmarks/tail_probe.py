@@ -63,8 +63,8 @@ def _timed(
 def serve(config_path: str, out_path: str) -> None:
     """``lachan serve`` with the causes instrumented; writes what it saw at SIGTERM."""
     from resolver import config as config_module
-    from resolver.app import serve as app_serve
     from resolver.cache import Cache
+    from resolver.compose import serve as app_serve
     from resolver.forward import Dispatcher
     from resolver.pipeline import Resolver
 

@@ -1,20 +1,17 @@
-"""Who may query: client access control against the open-resolver problem, and the shared
-wire helpers the rate limiter uses for its minimal answers."""
+"""Who may query: client access control against the open-resolver problem (the refusal's
+bytes are resolver/reply.py's)."""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-import struct
 from bisect import bisect_right
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from resolver.settings_limits import AclAction, AclConfig
 
 _MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 _V4_BIAS = 1 << 128  # IPv4 and IPv6 share one integer line, IPv4 above all of IPv6
-EDE_PROHIBITED = 18  # RFC 8914 Extended DNS Error "Prohibited"
 
 
 def address_key(ip: str) -> int | None:
@@ -116,54 +113,3 @@ class Acl:
             self._memo.clear()
         self._memo[ip] = verdict
         return verdict
-
-
-# --- the refusal on the wire -------------------------------------------------------------
-
-_HEADER = struct.Struct("!HHHHHH")
-OPT_TYPE = 41
-
-
-@dataclass(frozen=True, slots=True)
-class QueryShape:
-    """Where a query's question ends and whether it carried EDNS (and the DO bit)."""
-
-    question_end: int
-    edns: bool
-    do: bool
-
-
-def query_shape(query: bytes) -> QueryShape | None:
-    """Locate the question and a trailing OPT record; None if it is not a plain query."""
-    if len(query) < 12:
-        return None
-    _, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(query)
-    if flags & 0x8000 or qdcount != 1:
-        return None
-    pos = 12
-    while pos < len(query) and query[pos] != 0:
-        if query[pos] & 0xC0:  # no compression pointers in a question we answer from
-            return None
-        pos += query[pos] + 1
-    end = pos + 5
-    if end > len(query):
-        return None
-    edns, do = False, False
-    opt = query[end : end + 11]
-    if ancount == nscount == 0 and arcount == 1 and len(opt) == 11 and opt[0] == 0:
-        edns = struct.unpack_from("!H", opt, 1)[0] == OPT_TYPE
-        do = edns and bool(opt[7] & 0x80)
-    return QueryShape(end, edns, do)
-
-
-def response_header(query: bytes, rcode: int, *, tc: bool = False, ra: bool = True) -> int:
-    """Response flags: QR, the query's opcode and RD, our RA/TC, and ``rcode``."""
-    flags = struct.unpack_from("!H", query, 2)[0]
-    out = 0x8000 | (flags & 0x7910) | rcode  # QR, and the query's opcode, RD and CD
-    return out | (0x0080 if ra else 0) | (0x0200 if tc else 0)
-
-
-def opt_record(do: bool, options: bytes = b"", udp_size: int = 1232) -> bytes:
-    """An OPT pseudo-record; 1232 is the DNS Flag Day 2020 payload size."""
-    ttl = 0x8000 if do else 0
-    return b"\0" + struct.pack("!HHIH", OPT_TYPE, udp_size, ttl, len(options)) + options

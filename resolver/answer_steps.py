@@ -38,11 +38,10 @@ from __future__ import annotations
 from .policy.decide import Lookup, decide, decide_cname_chain
 from .policy.decision import Block, Rewrite
 from .policy.profile import Profile
+from .reply import EDE_STALE_ANSWER, SAFE_SEARCH_TEXT, ede_option
 from .response import ScannedAnswer
-from .synth import ede_option
 from .wire import TYPE_ANY, wire_to_text
 
-EDE_STALE_ANSWER = 3  # RFC 8914 4.4
 _TYPE_A = 1
 
 
@@ -68,7 +67,7 @@ def ede_options(rewrite: Rewrite | None, stale: bool) -> bytes:
     """The EDE options of step 5 (empty for a fresh, unrewritten answer)."""
     options = b""
     if rewrite is not None:
-        text = rewrite.extra_text or f"lachan: safe search ({rewrite.engine})"
+        text = rewrite.extra_text or SAFE_SEARCH_TEXT.format(engine=rewrite.engine)
         options += ede_option(rewrite.ede, text)
     if stale:
         options += ede_option(EDE_STALE_ANSWER)

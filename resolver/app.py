@@ -1,7 +1,9 @@
-"""Server lifecycle: build the pipeline from config, open listeners, serve, reload, drain, stop.
+"""The listeners of one process and the pipeline behind them: build, start, apply a reload, stop.
 
-Reads top to bottom as startup -> serve -> reload -> graceful drain -> shutdown. One Resolver
-lives as long as the process; a reload swaps its serving snapshot, never its sockets or cache.
+Reads top to bottom as build -> start -> reload -> graceful drain. One Resolver lives as long
+as the process; a reload swaps its serving snapshot, never its sockets or cache. What runs
+beside the listeners, and for which role, is wired by resolver.compose (the one composition
+root), which also re-reads the config on SIGHUP and hands the result to ``Server.apply``.
 """
 
 from __future__ import annotations
@@ -9,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import signal
 import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,21 +19,10 @@ from dataclasses import dataclass, field
 from .acl import Acl
 from .cache import Cache
 from .config import Config, Listener
-from .errors import LachanError
-from .list_freshness import recorded_sources, refresh_lists, watch_list_freshness
-from .pipeline import LoggedStats, Resolver
+from .list_freshness import recorded_sources
+from .pipeline import Resolver
 from .ratelimit import RateLimiter
-from .reloadable import applied_config, restart_needed
-from .sdnotify import Notifier
-from .services import (
-    _close_quietly,
-    _start_watchdog,
-    every,
-    open_audit,
-    open_console,
-    settle_memory,
-    start_metrics,
-)
+from .reloadable import restart_needed
 from .state import ServingState, build_state
 from .stats import LabelSets, Stats
 from .transport.encrypted import EncryptedListeners
@@ -131,6 +120,10 @@ class Server:
             await loop.create_datagram_endpoint(lambda p=protocol: p, sock=udp_socket)  # type: ignore[misc]
             self.udp.append(protocol)
         await self.encrypted.start(self.config.encrypted, self.config.source, self.reuse_port)
+
+    def announce(self) -> None:
+        """The line operators and tests wait for: written once the process is fully wired
+        (compose.Process.run), so /metrics, the console and the ledger are up when it shows."""
         log.info(
             "lachan serving on %s, forwarding to %s",
             ", ".join(str(x) for x in self.config.listeners),
@@ -154,38 +147,18 @@ class Server:
         self.tcp_servers.append(server)
         return UdpListener(self.resolver, where), udp_socket
 
-    async def reload(self, load: ConfigLoader, record: bool = True) -> bool:
-        """Re-read config, profiles and lists; swap them in if valid, else keep serving.
-
-        The new state (and any index compile) is built in a thread, off the event loop, so
-        queries keep being answered from the old state until the one-reference swap.
-        ``record`` is False in workers: the supervisor counts reloads once for all of them.
-        """
-        loop = asyncio.get_running_loop()
-        try:
-            config = await loop.run_in_executor(None, load)
-            state = await loop.run_in_executor(None, build_state, config)
-        except (LachanError, OSError) as exc:  # OSError: e.g. a full disk while compiling
-            log.error("reload failed, still serving the previous configuration: %s", exc)
-            if record:
-                self.resolver.stats.record_reload(False, time.time())
-            return False
-        warn_restart_needed(self.config, config)
-        self.config = applied_config(self.config, config)
-        self.resolver.cache.policy = self.config.cache  # what changed in it: cache.prefetch
+    def apply(self, config: Config, fresh: Config, state: ServingState) -> None:
+        """Swap in a reloaded state: ``config`` is what a reload applies (resolver.reloadable),
+        ``fresh`` the config as read. The caller (resolver.compose) re-reads and validates."""
+        self.config = config
+        self.resolver.cache.policy = config.cache  # what changed in it: cache.prefetch
         for blind in blind_wildcards(self.udp, state.clients):
             log.warning(
                 "reload: clients.listeners on wildcard %s take effect after a restart", blind
             )
-        self.resolver.swap_state(state, Acl(config.acl))
-        self.encrypted.reload(config.encrypted, config.source)  # devices, certificate
+        self.resolver.swap_state(state, Acl(fresh.acl))
+        self.encrypted.reload(fresh.encrypted, fresh.source)  # devices, certificate
         gc.freeze()  # the new snapshot is long-lived too (no collect: that would pause serving)
-        self.resolver.stats.labels = label_sets(self.config, state)
-        feed_index(self.resolver.stats, state)
-        if record:
-            self.resolver.stats.record_reload(True, time.time())
-        log.info("reloaded: policy %s, index %s", state.policy_digest, state.index_digest or "none")
-        return True
 
     async def apply_allows(self) -> None:
         """Rebuild the profiles with the temporary allows in force, same config and index."""
@@ -242,88 +215,3 @@ def _udp_socket(listener: Listener, family: int, reuse_port: bool) -> socket.soc
         raise OSError(exc.errno, f"{listener}: {exc.strerror}") from None
     sock.setblocking(False)
     return sock
-
-
-async def serve(
-    config: Config,
-    load: ConfigLoader,
-    ready: Callable[[Server], None] | None = None,
-    wallclock: Callable[[], float] = time.time,
-) -> None:
-    """Run a server until SIGTERM or SIGINT (or ``server.stopping``); SIGHUP reloads.
-
-    ``wallclock`` is the time policy decisions see (schedules); tests inject a fake one.
-    Signal handlers are only installed in the main thread (tests run servers in threads).
-    """
-    notifier = Notifier.from_env(unset=True)
-    state = await asyncio.get_running_loop().run_in_executor(None, build_state, config)
-    stats = (LoggedStats if config.querylog else Stats)(label_sets(config, state))
-    stats.workers = 1  # one process serves; the supervisor sets this when there are workers
-    feed_index(stats, state)
-    settle_memory()
-    server = Server(config, build_resolver(config, state, stats, wallclock=wallclock))
-    querylog = server.resolver.querylog
-    await server.start()
-    metrics = start_metrics(config, stats.snapshot, lambda: server.config)
-    server.follow_allows()
-    if config.subscribers is not None:  # ISP subscriber mode: nothing of it loads otherwise
-        from .subscribers.runtime import start_subscribers
-
-        await start_subscribers(config, server.resolver, metrics, radius=True)
-    watch_list_freshness(config, stats)
-    audit = open_audit(config, stats.snapshot, lambda: server.resolver.state)
-    console = await open_console(
-        config, lambda: server.config, lambda: server.resolver.state, stats.snapshot
-    )
-    loop = asyncio.get_running_loop()
-    if audit is not None:
-        every(loop, min(10.0, config.audit.period), audit.tick)  # a 1 s demo period too
-    if querylog is not None:
-        log.warning(
-            "query log on: %s holds personal data (Decree 13/2023/ND-CP)", querylog.config.path
-        )
-        every(loop, 1.0, lambda: loop.run_in_executor(None, querylog.flush))
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, server.stopping.set)
-        loop.add_signal_handler(
-            signal.SIGHUP, lambda: loop.create_task(_reload(server, load, notifier))
-        )
-    if config.lists.enabled and config.lists.refresh_interval:
-        every(
-            loop,
-            config.lists.refresh_interval,
-            lambda: loop.create_task(refresh_lists(config, stats, lambda: server.reload(load))),
-        )
-    _start_watchdog(notifier)
-    notifier.ready(status="serving")
-    if ready is not None:
-        ready(server)
-    try:
-        await server.stopping.wait()
-    finally:
-        log.info("lachan stopping")
-        notifier.stopping()
-        await server.stop()
-        _close_quietly(audit, "the audit ledger's open period")
-        _close_quietly(querylog, "the query log")
-        if metrics is not None:
-            metrics.stop()
-        if console is not None:
-            await console.stop()
-
-
-async def _reload(server: Server, load: ConfigLoader, notifier: Notifier) -> None:
-    notifier.reloading(status="reloading")
-    ok = await server.reload(load)
-    notifier.ready(status="serving" if ok else "serving; last reload failed")
-
-
-def run(config: Config, load: ConfigLoader) -> None:
-    """Serve on uvloop when it is installed (about 4x the stdlib loop's throughput)."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        asyncio.run(serve(config, load))
-        return
-    uvloop.run(serve(config, load))

@@ -59,9 +59,6 @@ class CacheEntry:
     def stale_body(self, policy: CachePolicy) -> bytes:
         return self._render(lambda ttl: policy.stale_answer_ttl)
 
-    def remaining(self, now: float) -> int:
-        return max(0, int(self.expires - now))
-
     def _clamp(self, ttl: int, policy: CachePolicy) -> int:
         return min(max(ttl, policy.min_ttl), self.ttl if self.answer.negative else policy.max_ttl)
 

@@ -6,8 +6,6 @@ from .encrypted_config import EncryptedSettings
 from .wire import text_to_wire
 
 DDR_NAME = text_to_wire("_dns.resolver.arpa")
-TYPE_SVCB = 64
-TTL = 300
 _ALPN, _PORT, _DOHPATH = 1, 3, 7  # SvcParamKeys (RFC 9460 14.3.2, RFC 9461 5)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from . import synth
+from . import reply
 from .encrypted_config import EncryptedSettings
 from .querystate import ClientState
 from .ratelimit import RateLimiter, Verdict
@@ -13,9 +13,6 @@ from .wire import FORMERR, Unanswerable, WireError, parse_query
 
 if TYPE_CHECKING:
     from .pipeline import Resolver
-
-UNKNOWN_DEVICE = "lachan: unknown device ID {!r}: not in this resolver's devices"
-DEVICE_REQUIRED = "lachan: this encrypted resolver serves registered devices only"
 
 
 class DeviceLimits:
@@ -68,12 +65,12 @@ def choose(
     """
     if device is None:
         if settings.require_device_id:
-            return Refusal(DEVICE_REQUIRED)
+            return Refusal(reply.DEVICE_REQUIRED_TEXT)
         return resolver.client({}, ip, where)
     profile_name = settings.devices.get(device)
     profile = None if profile_name is None else resolver.state.profiles.get(profile_name)
     if profile is None:
-        return Refusal(UNKNOWN_DEVICE.format(device[:63]))
+        return Refusal(reply.UNKNOWN_DEVICE_TEXT.format(device[:63]))
     client = ClientState(profile, None, True, False)
     client.limit = limits.check_for(device) if limits is not None else None
     return client
@@ -88,7 +85,7 @@ def refuse(resolver: Resolver, data: bytes, refusal: Refusal, transport: int) ->
         return None
     except WireError as exc:
         stats.record_answer(transport, "formerr", "none", "none", 0.0)
-        return synth.error(data, exc.rcode or FORMERR, exc.query, udp_size)
+        return reply.error(data, exc.rcode or FORMERR, exc.query, udp_size)
     stats.record_query(transport, query.qtype)
     stats.record_answer(transport, "refused", "none", "none", 0.0)
     return resolver.state.blocks.refused(query, refusal.text)

@@ -21,10 +21,6 @@ class IndexError_(ListError):
     """A compiled index file is corrupt, truncated or of an unknown format."""
 
 
-class UpstreamError(LachanError):
-    """No upstream gave a usable answer."""
-
-
 class StoreUnavailable(LachanError):
     """The subscriber store cannot be reached or read; the replica keeps serving what it had."""
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from functools import partial
 
-from . import synth
+from . import reply
 from .acl import AclAction
 from .miss import _REWRITTEN, Misses
 from .policy.decision import Block, Rewrite
 from .policy.profile import Profile
 from .querystate import TCP, UDP, ClientState, Miss
-from .ratelimit import AnyMode, Verdict, any_answer, truncated
+from .ratelimit import Verdict, any_answer
 from .rewrite import rewrite_key
-from .wire import TYPE_ANY, Query
+from .wire import NOERROR, TYPE_ANY, Query
 
 _BLOCK_MEMO_SECONDS = 1.0  # a block may change with the clock (schedules): re-decide each second
 
@@ -44,9 +44,9 @@ class LocalAnswers(Misses):
             return None
         if verdict is Verdict.TRUNCATE:
             self.stats.record_answer(transport, "ratelimited", "none", "none", 0.0)
-            return truncated(query.data)
+            return reply.minimal(query, self.policy.udp_size, NOERROR, tc=True)
         if query.qtype == TYPE_ANY:
-            return any_answer(query.data, limiter.config.any_mode) or False
+            return any_answer(query, limiter.config.any_mode, self.policy.udp_size) or False
         return False
 
     def _blocked(
@@ -65,7 +65,7 @@ class LocalAnswers(Misses):
             counter()
         if response is not None:
             if transport == UDP:
-                response = synth.fit_udp(response, query, self.policy.udp_size)
+                response = reply.fit_udp(response, query, self.policy.udp_size)
             until = self.clock() + _BLOCK_MEMO_SECONDS
             self._remember(query, client, profile, response, until, answer_key, counter, transport)
         return response
@@ -109,7 +109,7 @@ class LocalAnswers(Misses):
         self.stats.record_answer(
             transport, "rewritten", "none", profile.name, self.clock() - received
         )
-        return any_answer(query.data, AnyMode.HINFO)
+        return reply.hinfo(query, self.policy.udp_size)
 
     def _rewrite(
         self,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from . import synth
+from . import reply
 from .answer_steps import cloaking_block, ede_options
 from .cache import CacheEntry
 from .forward import Deliver, Exchange
@@ -49,13 +49,13 @@ class Misses(PreparedAnswers):
                     response = b""  # silence over a stream: the transport closes, no answer
                 return response, "blocked", block.category
         udp_size = self.policy.udp_size
-        response = synth.from_answer(query, answer, body, udp_size)
-        if query.edns and (rewrite is not None or stale):
-            # replace our plain OPT (11 bytes) with one carrying the extended errors
+        if rewrite is None and not stale:
+            response = reply.from_answer(query, answer, body, udp_size)
+        else:
             options = ede_options(rewrite, stale)
-            response = response[:-11] + synth.opt_record(udp_size, answer.rcode, query.do, options)
+            response = reply.with_ede(query, answer, body, udp_size, options)
         if transport == UDP:
-            response = synth.fit_udp(response, query, udp_size)
+            response = reply.fit_udp(response, query, udp_size)
         return response, "stale" if stale else label[0], label[1]
 
     # -- the cache miss: the one stage that waits -------------------------------------------
@@ -76,10 +76,6 @@ class Misses(PreparedAnswers):
     @property
     def inflight(self) -> int:
         return len(self._inflight)
-
-    def can_start_miss(self) -> bool:
-        """Room for another miss? (TCP pauses reading early when there is not.)"""
-        return len(self._inflight) < self.policy.max_inflight
 
     async def resolve(self, miss: Miss, transport: int) -> bytes | None:
         """``start_miss`` as a coroutine (TCP clients, explain); None if it was dropped."""
@@ -138,7 +134,7 @@ class Misses(PreparedAnswers):
             log.exception("safe-search rewrite of %s failed", query.qname)
             self._deliver(
                 waiter,
-                synth.error(query.data, SERVFAIL, query, self.policy.udp_size),
+                reply.error(query.data, SERVFAIL, query, self.policy.udp_size),
                 "servfail",
                 "none",
             )
@@ -211,7 +207,7 @@ class Misses(PreparedAnswers):
         stale = self.cache.get_stale(key, self.clock())
         if stale is None:
             log.debug("SERVFAIL for %s: no upstream answered", query.qname)
-            error = synth.error(query.data, SERVFAIL, query, self.policy.udp_size)
+            error = reply.error(query.data, SERVFAIL, query, self.policy.udp_size)
             self._deliver(waiter, error, "servfail", "none")
             return
         if rewrite is not None:

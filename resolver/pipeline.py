@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from . import synth
+from . import reply
 from .acl import Acl, AclAction
 from .answer_steps import any_is_rewritten
 from .cache import Cache
@@ -141,7 +141,7 @@ class Resolver(LocalAnswers):
             return None
         except WireError as exc:
             self.stats.record_answer(transport, "formerr", "none", "none", 0.0)
-            return synth.error(data, exc.rcode, exc.query, self.policy.udp_size)
+            return reply.error(data, exc.rcode, exc.query, self.policy.udp_size)
         self.stats.record_query(transport, query.qtype)
         limited = self._admit(query, client, ip, transport, verdict)
         if limited is not False:
@@ -151,7 +151,7 @@ class Resolver(LocalAnswers):
             try:
                 profile = self.state.clients.profile_for(ip, client.listener, parse_ecs(query.ecs))
             except EcsError:
-                return synth.error(data, FORMERR, query, self.policy.udp_size)
+                return reply.error(data, FORMERR, query, self.policy.udp_size)
         decision = decide(
             profile, query.qname, query.qtype, self.wallclock(), self.state.index.shared
         )

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import enum
 import socket
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from resolver.acl import opt_record as _opt
-from resolver.acl import query_shape, response_header
+from resolver import reply
 from resolver.settings_limits import AnyMode, LimitAction, RateLimitConfig
+from resolver.wire import REFUSED, Query
 
 
 class Verdict(enum.Enum):
@@ -186,53 +185,16 @@ class TcpLimiter:
         self.open -= 1
 
 
-# --- responses on the wire ---------------------------------------------------------------
-
-_HEADER = struct.Struct("!HHHHHH")
-_HINFO_TTL = 3600
-# Name pointer to the question (offset 12), type HINFO, and "RFC8482" "" as RFC 8482 4.2 says.
-_HINFO_RDATA = b"\x07RFC8482\x00"
+# --- the ANY cap --------------------------------------------------------------------------
 
 
-def truncated(query: bytes) -> bytes | None:
-    """TC=1 and the question only: no larger than the query, and a real client retries on TCP."""
-    return _reply(query, rcode=0, tc=True)
-
-
-def refused(query: bytes) -> bytes | None:
-    """A plain REFUSED with the question echoed (for AnyMode.REFUSE)."""
-    return _reply(query, rcode=5)
-
-
-def any_answer(query: bytes, mode: AnyMode) -> bytes | None:
+def any_answer(query: Query, mode: AnyMode, udp_size: int) -> bytes | None:
     """The capped answer to a UDP ANY query; None means "forward it as usual"."""
     if mode is AnyMode.FORWARD:
         return None
     if mode is AnyMode.REFUSE:
-        return refused(query)
-    shape = query_shape(query)
-    if shape is None:
-        return None
-    qclass = query[shape.question_end - 2 : shape.question_end]
-    rr = b"\xc0\x0c" + struct.pack("!H", 13) + qclass
-    rr += struct.pack("!IH", _HINFO_TTL, len(_HINFO_RDATA)) + _HINFO_RDATA
-    return _reply(query, rcode=0, answer=rr)
-
-
-def _reply(query: bytes, rcode: int, *, tc: bool = False, answer: bytes = b"") -> bytes | None:
-    shape = query_shape(query)
-    if shape is None:
-        return None
-    header = _HEADER.pack(
-        struct.unpack_from("!H", query)[0],
-        response_header(query, rcode, tc=tc),
-        1,
-        1 if answer else 0,
-        0,
-        1 if shape.edns else 0,
-    )
-    opt = _opt(shape.do) if shape.edns else b""  # RFC 6891: EDNS answered with EDNS
-    return header + query[12 : shape.question_end] + answer + opt
+        return reply.minimal(query, udp_size, REFUSED)
+    return reply.hinfo(query, udp_size)
 
 
 # --- configuration -----------------------------------------------------------------------

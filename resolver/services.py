@@ -1,5 +1,5 @@
 """What a serving process runs beside its listeners: the metrics endpoint, the audit
-feed, the console, periodic jobs, the systemd watchdog, and memory settling.
+feed, the console, periodic jobs, and memory settling (wired by resolver.compose).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 from . import __version__
 from .config import Config
 from .errors import LachanError
-from .sdnotify import Notifier, watchdog_interval
 from .state import ServingState
 from .stats import Snapshot
 
@@ -86,7 +85,7 @@ async def open_console(
     return await start(config, Sources(current, state, snapshot))
 
 
-def _close_quietly(closable: AuditFeed | QueryLog | None, what: str) -> None:
+def close_quietly(closable: AuditFeed | QueryLog | None, what: str) -> None:
     """Close at shutdown; a full or failed disk is logged, it must not turn a clean stop
     into an error exit (the audit feed records the open period, not lose it, when it can)."""
     if closable is None:
@@ -129,17 +128,3 @@ def every(loop: asyncio.AbstractEventLoop, seconds: float, job: Callable[[], obj
         loop.call_later(seconds, run)
 
     loop.call_later(seconds, run)
-
-
-def _start_watchdog(notifier: Notifier) -> None:
-    """Ping systemd's watchdog from inside the event loop: a stuck loop stops the pings."""
-    interval = watchdog_interval()
-    if interval is None:
-        return
-    loop = asyncio.get_running_loop()
-
-    def ping() -> None:
-        notifier.watchdog()
-        loop.call_later(interval, ping)
-
-    ping()

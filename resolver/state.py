@@ -69,21 +69,6 @@ class ServingState:
     # per profile: its static names for the blocked-name fast path (None: path off)
     static_tables: dict[str, Table | None] = field(default_factory=dict)
 
-    @property
-    def single_profile(self) -> Profile | None:
-        """The one profile every client gets, when no mapping can choose another."""
-        clients = self.clients
-        if (
-            clients.networks.v4
-            or clients.networks.v6
-            or clients.listeners
-            or clients.listener_hosts
-        ):
-            return None
-        if clients.trusted_ecs.v4 or clients.trusted_ecs.v6:
-            return None
-        return clients.default
-
     def canary_texts(self, profile: Profile, now: float) -> tuple[str, ...]:
         status = CanaryStatus(
             site=self.site_id,

@@ -390,8 +390,3 @@ class WorkerTotals:
     def total(self, *extra: Snapshot) -> Snapshot:
         """The sum over retired and live workers plus ``extra`` (the supervisor's own)."""
         return merge([self._retired, *self._live.values(), *extra])
-
-
-def histogram_count(value: list[Any]) -> int:
-    """Total observations in a snapshot histogram value ``[counts, sum]``."""
-    return sum(value[0])

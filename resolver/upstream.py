@@ -7,8 +7,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from .reply import opt_record
 from .settings import ForwardPolicy, UpstreamAddress
-from .synth import opt_record
 from .wire import CD, HEADER_LEN
 
 log = logging.getLogger(__name__)

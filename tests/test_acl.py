@@ -12,11 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resolver.acl import Acl, address_key, compile_ranges, query_shape
-from resolver.blocks import REFUSED_TEXT, BlockAnswers
+from resolver.acl import Acl, address_key, compile_ranges
+from resolver.blocks import BlockAnswers
 from resolver.errors import ConfigError
+from resolver.reply import ACL_REFUSED_TEXT as REFUSED_TEXT
 from resolver.settings_limits import DEFAULT_ALLOW, AclAction, AclConfig, acl_config
-from resolver.wire import parse_query
+from resolver.wire import Unanswerable, WireError, parse_query
 
 DEFAULT = Acl()
 
@@ -253,5 +254,7 @@ def test_refusal_of_a_query_with_a_cookie_drops_the_cookie_and_stays_bounded() -
         b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\xc0\x0c\x00\x01\x00\x01",  # pointer
     ],
 )
-def test_garbage_has_no_query_shape(wire: bytes) -> None:
-    assert query_shape(wire) is None
+def test_garbage_gets_no_refusal(wire: bytes) -> None:
+    """The refusal is built on a parsed query only: garbage is dropped or gets FORMERR."""
+    with pytest.raises((Unanswerable, WireError)):
+        refusal(wire)

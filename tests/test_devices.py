@@ -8,9 +8,10 @@ import dns.rcode
 
 from resolver import config
 from resolver.app import build_resolver
-from resolver.devices import DEVICE_REQUIRED, DeviceLimits, Refusal, choose, refuse
+from resolver.devices import DeviceLimits, Refusal, choose, refuse
 from resolver.querystate import ClientState
 from resolver.ratelimit import Verdict
+from resolver.reply import DEVICE_REQUIRED_TEXT as DEVICE_REQUIRED
 from resolver.state import build_state
 from resolver.stats import DOT, Stats
 from tests.stub_upstream import ROOT

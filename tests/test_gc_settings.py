@@ -12,9 +12,9 @@ import dns.message
 import dns.rrset
 import pytest
 
-from resolver.app import settle_memory
 from resolver.cache import Cache, CachePolicy
 from resolver.querystate import parse_reply
+from resolver.services import settle_memory
 
 ENTRIES = 150_000  # every entry survives: two tracked objects each (entry, answer)
 

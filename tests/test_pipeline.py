@@ -231,7 +231,7 @@ def test_inflight_limit(upstream: StubUpstream) -> None:
         second = answer(resolver, wire("two.example.test"))
         assert isinstance(first, Miss) and isinstance(second, Miss)
         assert resolver.start_miss(first, UDP, got.append)
-        assert not resolver.can_start_miss()
+        assert resolver.inflight == 1  # max_inflight: no room for another miss
         assert not resolver.start_miss(second, UDP, got.append)  # dropped: never answered
         assert resolver.dropped == 1
         resolver.close()

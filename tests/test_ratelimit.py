@@ -7,6 +7,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
+from resolver import reply
 from resolver.errors import ConfigError
 from resolver.ratelimit import (
     RateLimiter,
@@ -14,10 +15,9 @@ from resolver.ratelimit import (
     Verdict,
     any_answer,
     prefix_keys,
-    refused,
-    truncated,
 )
 from resolver.settings_limits import AnyMode, Limit, LimitAction, RateLimitConfig, ratelimit_config
+from resolver.wire import NOERROR, REFUSED, parse_query
 
 
 class FakeClock:
@@ -165,7 +165,7 @@ def _query(qtype: str, edns: bool) -> dns.message.QueryMessage:
 def test_truncated_answer_pushes_to_tcp_without_amplifying(edns: bool) -> None:
     query = _query("A", edns)
     wire = query.to_wire()
-    answer = truncated(wire)
+    answer = reply.minimal(parse_query(wire), 1232, NOERROR, tc=True)
     assert answer is not None and len(answer) <= len(wire)
     parsed = dns.message.from_wire(answer)
     assert parsed.flags & dns.flags.TC and parsed.rcode() == dns.rcode.NOERROR
@@ -177,7 +177,7 @@ def test_truncated_answer_pushes_to_tcp_without_amplifying(edns: bool) -> None:
 def test_any_gets_the_rfc8482_hinfo(edns: bool) -> None:
     query = _query("ANY", edns)
     wire = query.to_wire()
-    answer = any_answer(wire, AnyMode.HINFO)
+    answer = any_answer(parse_query(wire), AnyMode.HINFO, 1232)
     assert answer is not None and len(answer) <= len(wire) + 21
     parsed = dns.message.from_wire(answer)
     (rrset,) = parsed.answer
@@ -187,12 +187,12 @@ def test_any_gets_the_rfc8482_hinfo(edns: bool) -> None:
 
 
 def test_any_refuse_and_forward() -> None:
-    wire = _query("ANY", True).to_wire()
-    refusal = any_answer(wire, AnyMode.REFUSE)
-    assert refusal == refused(wire) and refusal is not None
-    assert dns.message.from_wire(refusal).rcode() == dns.rcode.REFUSED
-    assert any_answer(wire, AnyMode.FORWARD) is None
-    assert any_answer(b"\x00\x01", AnyMode.HINFO) is None
+    query = parse_query(_query("ANY", True).to_wire())
+    refusal = any_answer(query, AnyMode.REFUSE, 1232)
+    assert refusal == reply.minimal(query, 1232, REFUSED) and refusal is not None
+    parsed = dns.message.from_wire(refusal)
+    assert parsed.rcode() == dns.rcode.REFUSED and not parsed.options  # no EDE: a plain cap
+    assert any_answer(query, AnyMode.FORWARD, 1232) is None
 
 
 def test_config_section() -> None:

@@ -13,7 +13,6 @@ import dns.flags
 import dns.message
 import pytest
 
-from resolver.errors import UpstreamError
 from resolver.forward import Dispatcher, Exchange
 from resolver.querystate import parse_reply
 from resolver.response import ScannedAnswer
@@ -45,6 +44,10 @@ def message(name: str, rdtype: str = "A", do: bool = False) -> tuple[bytes, byte
     client = dns.message.make_query(name, rdtype, use_edns=0, ednsflags=dns.flags.DO if do else 0)
     query = parse_query(client.to_wire())
     return build_upstream_query(query.key, query.flags, query.do, 1232), query.key[:-1]
+
+
+class UpstreamError(Exception):
+    """No upstream gave a usable answer (this test's blocking wrapper around the dispatcher)."""
 
 
 class Forwarder:

@@ -22,7 +22,6 @@ from resolver.errors import AuditError
 FORMAT = "lachan-audit/1"
 SITE_KINDS = ("school", "isp", "other")
 BLOCKED = "blocked"
-NO_CATEGORY = "none"
 
 # Every label in a record (action, category, profile, engine, site, instance) must match this.
 # It has no dot and no colon, so neither a domain name nor an IPv4/IPv6 client address can ever

@@ -13,6 +13,7 @@ import click
 from resolver import config
 from resolver.errors import LachanError
 from resolver.lists.catalogue import Catalogue, load_catalogue, with_extra
+from resolver.lists.coverage import DEFAULT_SAMPLE, DEFAULT_SEED
 from resolver.lists.coverage_report import measure, to_json
 from resolver.lists.coverage_text import markdown, render
 from resolver.lists.fetch import FetchPolicy, read_meta, refresh
@@ -291,8 +292,10 @@ def _age(when: Any, now: float, fallback: str) -> str:
 )
 @click.option("--profile", "default_profile", default="under16", show_default=True,
               help="Profile whose blocks of each source's sample are reported.")  # fmt: skip
-@click.option("--sample", type=int, default=300, show_default=True, help="Names per source.")
-@click.option("--seed", type=int, default=19, show_default=True, help="Sampling seed.")
+@click.option(
+    "--sample", type=int, default=DEFAULT_SAMPLE, show_default=True, help="Names per source."
+)
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Sampling seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--markdown", "as_markdown", is_flag=True, help="Print the README's short tables.")
 def coverage(

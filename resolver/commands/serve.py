@@ -8,7 +8,7 @@ from typing import NoReturn
 
 import click
 
-from .. import app, config, config_source, preflight
+from .. import compose, config, config_source, preflight
 from ..errors import ConfigError, LachanError
 from ..state import load_policies
 from ..transport.pktinfo import mapping_problems
@@ -108,12 +108,7 @@ def serve(
     except LachanError as exc:
         _fail(exc, 2)  # an operator's mistake: one line each, and systemd's "bad config" status
     try:
-        if cfg.workers > 1:
-            from ..supervisor import run_supervised  # only with workers: saves startup
-
-            run_supervised(cfg, load, cfg.workers)
-        else:
-            app.run(cfg, load)
+        compose.run(cfg, load)  # one process, or a supervisor and its workers
     except LachanError as exc:  # what the checks above could not foresee, e.g. a race
         _fail(exc, 2)
     except OSError as exc:

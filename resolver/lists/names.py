@@ -64,27 +64,6 @@ def is_ip_address(text: str) -> bool:
     return True
 
 
-def to_wire(name: str) -> bytes:
-    """Encode a normalised dotted name as uncompressed DNS wire format."""
-    if not name:
-        return b"\x00"
-    return b"".join(bytes((len(label),)) + label for label in name.encode().split(b".")) + b"\x00"
-
-
-def from_wire(wire: bytes) -> str:
-    """Decode an uncompressed wire name (lowercase, no escapes needed) to dotted form."""
-    labels: list[str] = []
-    pos = 0
-    end = len(wire)
-    while pos < end:
-        length = wire[pos]
-        if length == 0:
-            break
-        labels.append(wire[pos + 1 : pos + 1 + length].decode("latin-1"))
-        pos += 1 + length
-    return ".".join(labels)
-
-
 def lines(text: str) -> list[str]:
     """Lines as editors and ``grep -n`` number them: split on LF only, a CR before it dropped.
 

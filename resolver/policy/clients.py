@@ -167,12 +167,6 @@ class ClientMap:
         return bool(self.trusted_ecs.get(bits, value))
 
     @classmethod
-    def single(cls, profile: Profile) -> ClientMap:
-        """Every client gets ``profile`` (the embedded default)."""
-        empty: PrefixTable[Any] = PrefixTable((), ())
-        return cls(empty, {}, {}, profile, empty, empty)
-
-    @classmethod
     def from_config(
         cls, section: Mapping[str, Any], profiles: Mapping[str, Profile], source: str
     ) -> ClientMap:

@@ -8,7 +8,6 @@ from typing import Protocol
 from resolver.lists.match import ListAction, ListMatch
 from resolver.policy.decision import (
     ALLOW,
-    EDE_FILTERED,
     AnswerMode,
     Block,
     Decision,
@@ -19,6 +18,7 @@ from resolver.policy.decision import (
 from resolver.policy.profile import NEVER_BLOCK, Profile, Rules, Static
 from resolver.policy.safesearch import REWRITE_QTYPES
 from resolver.policy.schedule import category_scheduled
+from resolver.reply import EDE_FILTERED
 
 _RPZ_MODES = {ListAction.NODATA: AnswerMode.NODATA, ListAction.DROP: AnswerMode.DROP}
 _LIST_MEMO_SIZE = 4096  # templates are few (action x categories x source), except rewrites

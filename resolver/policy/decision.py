@@ -6,13 +6,8 @@ import enum
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
-# RFC 8914 Extended DNS Error INFO-CODEs the policy layer uses.
-EDE_FORGED_ANSWER: Final = 4
-EDE_BLOCKED: Final = 15
-EDE_CENSORED: Final = 16
-EDE_FILTERED: Final = 17
-
-HELP_LINE: Final = "help: 111"  # Vietnam's national child-protection hotline (Tổng đài 111)
+# The EDE codes and their extra texts are resolver/reply.py's one table.
+from resolver.reply import BLOCKED_TEXT, EDE_FORGED_ANSWER
 
 
 class AnswerMode(enum.Enum):
@@ -118,4 +113,4 @@ Decision = Allow | Block | Rewrite | Canary
 
 def extra_text(label: str, value: str, profile: str) -> str:
     """The EDE EXTRA-TEXT: names the rule kind and profile, never anything about the client."""
-    return f"lachan: blocked {label}={value} profile={profile}; {HELP_LINE}"
+    return BLOCKED_TEXT.format(label=label, value=value, profile=profile)

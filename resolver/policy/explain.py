@@ -8,12 +8,12 @@ from typing import Any
 from resolver.policy.decide import Lookup, decide
 from resolver.policy.decision import Allow, AnswerMode, Canary, Decision, Rewrite
 from resolver.policy.profile import NEVER_BLOCK, Profile
+from resolver.reply import EDE_NAMES
 
 QTYPES = {
     "A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28,
     "SRV": 33, "SVCB": 64, "HTTPS": 65, "ANY": 255,
 }  # fmt: skip
-_EDE_NAMES = {4: "Forged Answer", 15: "Blocked", 16: "Censored", 17: "Filtered"}
 _MODE_WORDS = {
     AnswerMode.NXDOMAIN: "NXDOMAIN with the SOA in authority",
     AnswerMode.NODATA: "NOERROR/NODATA with the SOA in authority",
@@ -67,12 +67,12 @@ def decision_lines(decision: Decision) -> list[str]:
     if isinstance(decision, Rewrite):
         return [
             f"decision: rewrite ({_rewrite_kind(decision)})",
-            f"ede:      {decision.ede} {_EDE_NAMES[decision.ede]}: {decision.extra_text}",
+            f"ede:      {decision.ede} {EDE_NAMES[decision.ede]}: {decision.extra_text}",
         ]
     return [
         f"decision: block (reason {decision.reason.value}, category {decision.category})",
         f"rule:     {decision.rule} from {decision.source}",
-        f"ede:      {decision.ede} {_EDE_NAMES.get(decision.ede, '')}: {decision.extra_text}",
+        f"ede:      {decision.ede} {EDE_NAMES.get(decision.ede, '')}: {decision.extra_text}",
     ]
 
 

@@ -309,15 +309,6 @@ def _read_yaml(path: Path, source: str) -> Any:
         ) from None
 
 
-def load_profile(
-    path: Path | str, label: str | None = None, default_timezone: str = DEFAULT_TIMEZONE
-) -> Profile:
-    """Read and validate one profile file; ``label`` is how messages name it (default: path)."""
-    path = Path(path)
-    source = label or str(path)
-    return profile_from_mapping(_read_yaml(path, source), source, path.stem, default_timezone)
-
-
 def _read_dir(directory: Path, problems: list[str]) -> Docs:
     """Every ``*.yaml`` document of a folder by profile name (``name``, else the file name)."""
     docs: Docs = {}

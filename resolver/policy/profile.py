@@ -12,9 +12,6 @@ from zoneinfo import ZoneInfo
 
 from resolver.policy.decision import (
     ALLOW,
-    EDE_BLOCKED,
-    EDE_CENSORED,
-    EDE_FILTERED,
     AnswerMode,
     Block,
     Canary,
@@ -27,6 +24,7 @@ from resolver.policy.decision import (
 from resolver.policy.keywords import KeywordMatcher
 from resolver.policy.safesearch import SafeSearch, rewrite_table
 from resolver.policy.schedule import Window
+from resolver.reply import EDE_BLOCKED, EDE_CENSORED, EDE_FILTERED, SAFE_SEARCH_RULE_TEXT
 
 CATEGORIES: Final = frozenset(
     {
@@ -236,7 +234,7 @@ def _engine_rewrites(profile: Profile, safe: dict[str, tuple[str, str]]) -> dict
 
 
 def _rewrite_text(engine: str, profile: Profile) -> str:
-    return f"lachan: safe search engine={engine} profile={profile.name}"
+    return SAFE_SEARCH_RULE_TEXT.format(engine=engine, profile=profile.name)
 
 
 def _static_tables(profile: Profile) -> tuple[dict[str, Static], dict[str, Static]]:

@@ -66,16 +66,6 @@ def local_clock(now: float, zone: ZoneInfo) -> tuple[int, int]:
     return local.weekday(), local.hour * 60 + local.minute
 
 
-def active_categories(windows: tuple[Window, ...], now: float, zone: ZoneInfo) -> frozenset[str]:
-    """Every category some window blocks at ``now``."""
-    weekday, minute = local_clock(now, zone)
-    active: set[str] = set()
-    for window in windows:
-        if window.active(weekday, minute):
-            active |= window.categories
-    return frozenset(active)
-
-
 def category_scheduled(
     windows: tuple[Window, ...], category: str, now: float, zone: ZoneInfo
 ) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from .. import devices, synth
+from .. import devices, reply
 from ..encrypted_config import EncryptedSettings
 from ..pipeline import ClientState, Miss, Resolver
 from ..ratelimit import Verdict
@@ -213,4 +213,4 @@ def _respond_dns(respond: Respond, response: bytes, key: bytes | None = None) ->
 
 
 def _error(resolver: Resolver, data: bytes, rcode: int) -> bytes:
-    return synth.error(data, rcode, parse_query(data), resolver.policy.udp_size)
+    return reply.error(data, rcode, parse_query(data), resolver.policy.udp_size)

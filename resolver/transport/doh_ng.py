@@ -42,10 +42,6 @@ class _FrameHd(ctypes.Structure):
     ]
 
 
-class _RstStream(ctypes.Structure):
-    _fields_ = [("hd", _FrameHd), ("error_code", ctypes.c_uint32)]
-
-
 class _Nv(ctypes.Structure):
     _fields_ = [
         ("name", ctypes.c_char_p),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from .. import devices, synth
+from .. import devices, reply
 from ..encrypted_config import EncryptedSettings
 from ..pipeline import ClientState, Miss, Resolver
 from ..ratelimit import Verdict
@@ -88,7 +88,7 @@ class DotConnection(TcpStream, asyncio.BufferedProtocol):
     def _start_miss(self, resolver: Resolver, miss: Miss) -> None:
         if not resolver.start_miss(miss, DOT, self._miss_done):
             query = miss.query
-            self._send(synth.error(query.data, SERVFAIL, query, resolver.policy.udp_size))
+            self._send(reply.error(query.data, SERVFAIL, query, resolver.policy.udp_size))
             return
         self._inflight += 1
         if self._inflight >= self._state.policy.max_inflight_per_connection and self._transport:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from .. import synth
+from .. import reply
 from ..pipeline import TCP, ClientState, Miss, Resolver
 from ..proxyv2 import ProxyV2Error, parse_proxy_v2
 from ..wire import SERVFAIL
@@ -178,7 +178,7 @@ class TcpStream:
             # Too many misses in flight: over TCP the client waits for every answer, so say
             # SERVFAIL rather than leave it hanging (UDP just drops, as unbound does).
             query = miss.query
-            self._send(synth.error(query.data, SERVFAIL, query, resolver.policy.udp_size))
+            self._send(reply.error(query.data, SERVFAIL, query, resolver.policy.udp_size))
             return
         self._inflight += 1
         self._update_reading()

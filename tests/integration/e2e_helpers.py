@@ -250,7 +250,7 @@ class FakeWallclock:
 
 
 class InProcessServer:
-    """``resolver.app.serve`` in a thread with its own event loop; ``server`` once ready."""
+    """``resolver.compose.serve`` in a thread with its own event loop; ``server`` once ready."""
 
     def __init__(self, config: Any, wallclock: Callable[[], float]) -> None:
         self.config = config
@@ -262,7 +262,7 @@ class InProcessServer:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        from resolver.app import serve
+        from resolver.compose import serve
 
         def ready(server: Any) -> None:
             self.server = server

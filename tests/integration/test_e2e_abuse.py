@@ -30,7 +30,7 @@ from e2e_helpers import (
     udp_socket,
 )
 
-from resolver.blocks import REFUSED_TEXT
+from resolver.reply import ACL_REFUSED_TEXT as REFUSED_TEXT
 
 REFUSE_CONFIG = """
 site: {id: e2e-abuse, kind: isp}

@@ -1,6 +1,6 @@
 """End to end: under16's schedules switch at the right minute (Asia/Ho_Chi_Minh, injected clock).
 
-lachan runs in-process (``resolver.app.serve`` in a thread with its own loop) so the wall clock
+lachan runs in-process (``resolver.compose.serve`` in a thread with its own loop) so the wall clock
 that policy decisions read can be set by the test; queries are real UDP packets from dnspython.
 ``tiktok.com`` (social, blocklistproject-tiktok) and ``datarouter.ol.epicgames.com`` (games,
 blocklistproject-fortnite) come from the bundled lists. under16 blocks games and social on

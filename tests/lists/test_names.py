@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from resolver.lists.names import NameError_, from_wire, normalise, to_wire
+from resolver.lists.names import NameError_, normalise
 
 
 @pytest.mark.parametrize(
@@ -39,9 +39,3 @@ def test_normalise_accepts(raw: str, expected: str) -> None:
 def test_normalise_rejects(raw: str, reason: str) -> None:
     with pytest.raises(NameError_, match=reason):
         normalise(raw)
-
-
-def test_wire_round_trip() -> None:
-    assert to_wire("www.example.com") == b"\x03www\x07example\x03com\x00"
-    assert from_wire(b"\x03www\x07example\x03com\x00") == "www.example.com"
-    assert to_wire("") == b"\x00"

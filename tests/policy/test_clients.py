@@ -72,10 +72,6 @@ def test_trust(cmap) -> None:
     assert cmap.trusts_ecs("::1") and not cmap.trusts_ecs("10.0.0.1")
 
 
-def test_single(profiles) -> None:
-    assert ClientMap.single(profiles["school"]).profile_for("10.1.2.3", LISTENER).name == "school"
-
-
 def test_config_errors(profiles) -> None:
     bad = {
         "default": "kids",

@@ -8,7 +8,7 @@ import pytest
 
 from resolver.errors import ConfigError
 from resolver.policy.decision import AnswerMode
-from resolver.policy.loader import load_profile, load_profiles, normalise_name
+from resolver.policy.loader import load_profiles, normalise_name
 
 BAD = """\
 name: school
@@ -63,10 +63,10 @@ def test_shipped_profiles_load(profiles) -> None:
 
 
 def test_every_problem_is_reported_once_per_line(tmp_path: Path) -> None:
-    path = tmp_path / "school.yaml"
-    path.write_text(BAD, encoding="utf-8")
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "school.yaml").write_text(BAD, encoding="utf-8")
     with pytest.raises(ConfigError) as caught:
-        load_profile(path, "policies/school.yaml")
+        load_profiles(tmp_path / "policies")
     problems = caught.value.problems
     for expected in EXPECTED:
         assert any(p.startswith(expected) for p in problems), (expected, problems)
@@ -102,11 +102,12 @@ def test_duplicate_profile_names(tmp_path: Path) -> None:
         load_profiles(tmp_path)
 
 
-def test_empty_directory_and_missing_file(tmp_path: Path) -> None:
+def test_empty_directory_and_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no \\*.yaml profiles"):
         load_profiles(tmp_path)
-    with pytest.raises(ConfigError, match="cannot read"):
-        load_profile(tmp_path / "missing.yaml")
+    (tmp_path / "gone.yaml").symlink_to(tmp_path / "missing.yaml")  # a dangling link
+    with pytest.raises(ConfigError, match=f"{tmp_path.name}/gone.yaml: cannot read"):
+        load_profiles(tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -139,9 +140,10 @@ def test_site_timezone_is_the_default(tmp_path: Path) -> None:
 
 
 def test_a_misspelt_key_gets_a_did_you_mean(tmp_path: Path) -> None:
-    path = tmp_path / "p.yaml"
-    path.write_text("blokc: [adult]\n", encoding="utf-8")
+    (tmp_path / "p.yaml").write_text("blokc: [adult]\n", encoding="utf-8")
     with pytest.raises(ConfigError) as caught:
-        load_profile(path)
+        load_profiles(tmp_path)
     (line,) = caught.value.problems
-    assert line.startswith(f"{path}: blokc: unknown key (did you mean block? known: allow,")
+    assert line.startswith(
+        f"{tmp_path.name}/p.yaml: blokc: unknown key (did you mean block? known: allow,"
+    )

@@ -1,4 +1,4 @@
-"""Tests for resolver/synth.py: every answer we build is parsed back by dnspython (the oracle)."""
+"""Tests for resolver/reply.py: every answer we build is parsed back by dnspython (the oracle)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resolver import synth
+from resolver import reply
 from resolver.response import question_end, scan_answer
 from resolver.wire import (
     AD,
@@ -40,9 +40,9 @@ def build(
     """The answer lachan would give ``msg`` from the stub's upstream answer."""
     query = parse_query(msg.to_wire())
     up = dns.message.make_query(upstream_name or query.qname, query.qtype, use_edns=0)
-    reply = answer(up).to_wire()
-    scanned = scan_answer(reply, question_end(reply))
-    out = synth.from_answer(query, scanned, scanned.body, udp_size)
+    wire = answer(up).to_wire()
+    scanned = scan_answer(wire, question_end(wire))
+    out = reply.from_answer(query, scanned, scanned.body, udp_size)
     return dns.message.from_wire(out)
 
 
@@ -90,14 +90,14 @@ def test_rd_and_cd_echoed_ad_only_when_asked() -> None:
     [(0, AD, False), (AD, AD, True), (AD, 0, False), (RD, AD, False)],
 )
 def test_response_flags(query_flags: int, upstream_flags: int, ad: bool) -> None:
-    flags = synth.response_flags(query_flags | RD, 3, upstream_flags | 0x0400)
+    flags = reply.response_flags(query_flags | RD, 3, upstream_flags | 0x0400)
     assert flags & QR and flags & RA and flags & RD
     assert bool(flags & AD) == ad
     assert flags & 0x0F == 3 and not flags & 0x0400
 
 
 def test_cd_is_echoed() -> None:
-    assert synth.response_flags(CD, 0) & CD
+    assert reply.response_flags(CD, 0) & CD
 
 
 @pytest.mark.parametrize(
@@ -109,7 +109,7 @@ def test_cd_is_echoed() -> None:
 )
 def test_error_answers_parse(packet: bytes, rcode: int, has_question: bool) -> None:
     query = parse_query(packet) if has_question else None
-    out = synth.error(packet, rcode, query, 1232)
+    out = reply.error(packet, rcode, query, 1232)
     got = dns.message.from_wire(out)
     assert got.rcode() == rcode and got.flags & dns.flags.QR
     assert bool(got.question) == has_question
@@ -123,7 +123,7 @@ def test_badvers_answer_has_opt_version_zero() -> None:
     data = msg.to_wire()
     with pytest.raises(WireError) as caught:
         parse_query(data)
-    got = dns.message.from_wire(synth.error(data, caught.value.rcode, caught.value.query, 1232))
+    got = dns.message.from_wire(reply.error(data, caught.value.rcode, caught.value.query, 1232))
     assert got.rcode() == BADVERS == dns.rcode.BADVERS
     assert got.edns == 0
     assert got.question[0].name == msg.question[0].name
@@ -133,15 +133,15 @@ def test_notimp_echoes_the_opcode() -> None:
     msg = client()
     msg.set_opcode(dns.opcode.NOTIFY)
     data = msg.to_wire()
-    got = dns.message.from_wire(synth.error(data, NOTIMP, None, 1232), question_only=True)
+    got = dns.message.from_wire(reply.error(data, NOTIMP, None, 1232), question_only=True)
     assert got.opcode() == dns.opcode.NOTIFY and got.rcode() == dns.rcode.NOTIMP
 
 
 def test_servfail_with_ede() -> None:
     msg = client(use_edns=0)
     query = parse_query(msg.to_wire())
-    out = synth.error(
-        msg.to_wire(), SERVFAIL, query, 1232, synth.ede_option(22, "no reachable authority")
+    out = reply.error(
+        msg.to_wire(), SERVFAIL, query, 1232, reply.ede_option(22, "no reachable authority")
     )
     got = dns.message.from_wire(out)
     assert got.rcode() == dns.rcode.SERVFAIL
@@ -158,10 +158,10 @@ def test_fit_udp_limits(edns: int, client_size: int, limit: int) -> None:
     msg = client("big.example.test", "TXT", use_edns=edns, payload=client_size or 512)
     query = parse_query(msg.to_wire())
     small = b"\x00" * limit
-    assert synth.fit_udp(small, query, 1232) is small
-    big = synth.from_answer(query, *_big_answer(query))
+    assert reply.fit_udp(small, query, 1232) is small
+    big = reply.from_answer(query, *_big_answer(query))
     assert len(big) > limit
-    cut = synth.fit_udp(big, query, 1232)
+    cut = reply.fit_udp(big, query, 1232)
     got = dns.message.from_wire(cut)
     assert got.flags & dns.flags.TC and not got.answer and len(cut) <= limit
     assert got.question[0].name.to_text() == "big.example.test."
@@ -175,7 +175,7 @@ def _big_answer(query):  # type: ignore[no-untyped-def]
 
 
 def test_opt_record_layout() -> None:
-    assert synth.opt_record(1232, BADVERS, True) == b"\x00\x00\x29\x04\xd0\x01\x00\x80\x00\x00\x00"
+    assert reply.opt_record(1232, BADVERS, True) == b"\x00\x00\x29\x04\xd0\x01\x00\x80\x00\x00\x00"
 
 
 LABEL = st.text(alphabet="abcdefghijKLMNOPQRstuvwxyz0123456789-", min_size=1, max_size=20)
@@ -201,7 +201,7 @@ def test_every_built_answer_parses_and_matches_the_upstream(
     up = answer(dns.message.make_query(query.qname, rdtype, use_edns=0))
     wire = up.to_wire(max_size=65535)
     scanned = scan_answer(wire, question_end(wire))
-    built = synth.fit_udp(synth.from_answer(query, scanned, scanned.body, 1232), query, 1232)
+    built = reply.fit_udp(reply.from_answer(query, scanned, scanned.body, 1232), query, 1232)
     got = dns.message.from_wire(built)
     limit = min(max(payload, 512), 1232) if edns == 0 else 512
     assert len(built) <= limit

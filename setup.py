@@ -29,6 +29,11 @@ setup(
             "resolver._nametable",
             ["resolver/_nametable.c"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
-        )
+        ),
+        Extension(
+            "resolver._ngmem",
+            ["resolver/_ngmem.c"],
+            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+        ),
     ],
 )

@@ -95,7 +95,7 @@ def _load() -> ctypes.CDLL | None:
         _P, ctypes.c_int32, ctypes.POINTER(_Nv), ctypes.c_size_t, ctypes.c_void_p
     ]  # fmt: skip
     lib.nghttp2_submit_settings.argtypes = [_P, ctypes.c_uint8, _P, ctypes.c_size_t]
-    lib.nghttp2_session_server_new2.argtypes = [ctypes.POINTER(_P), _P, _P, _P]
+    lib.nghttp2_session_server_new3.argtypes = [ctypes.POINTER(_P), _P, _P, _P, _P]
     lib.nghttp2_session_consume.argtypes = [_P, ctypes.c_int32, ctypes.c_size_t]
     lib.nghttp2_session_consume_connection.argtypes = [_P, ctypes.c_size_t]
     lib.nghttp2_option_set_no_auto_window_update.argtypes = [_P, ctypes.c_int]
@@ -240,7 +240,18 @@ def _options() -> ctypes.c_void_p:
     return handle
 
 
+def _allocator() -> ctypes.c_void_p | None:
+    """lachan's nghttp2_mem (resolver/_ngmem.c: the session's 16 KiB frame buffer mapped on
+    its own, so an idle connection keeps one page of it); None (libc's malloc) without it."""
+    try:
+        from .._ngmem import address
+    except ImportError:  # pragma: no cover - the extension is built with the package
+        return None
+    return ctypes.c_void_p(address())
+
+
 _CALLBACK_SET = _callbacks() if _LIB is not None else None
+_ALLOCATOR = _allocator()
 _OPTIONS = _options() if _LIB is not None else None
 _SETTINGS = (_SettingsEntry * 2)(
     _SettingsEntry(_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS),
@@ -267,7 +278,9 @@ class NgSession:
         self.peer_gone = False
         self.receiving = False
         handle = ctypes.c_void_p()
-        _LIB.nghttp2_session_server_new2(ctypes.byref(handle), _CALLBACK_SET, self.key, _OPTIONS)
+        _LIB.nghttp2_session_server_new3(
+            ctypes.byref(handle), _CALLBACK_SET, self.key, _OPTIONS, _ALLOCATOR
+        )
         self.handle = handle
         _SESSIONS[self.key] = self
         _LIB.nghttp2_submit_settings(self.handle, 0, ctypes.byref(_SETTINGS), 2)

@@ -1,25 +1,30 @@
 /*
- * resolver._ngmem: the allocator lachan hands libnghttp2 (nghttp2_mem), so that an idle
- * DoH connection does not keep its session's 16 KiB output buffer resident.
+ * resolver._ngmem: the allocator lachan hands libnghttp2 (nghttp2_mem), one per session, so
+ * that an idle DoH connection does not keep its session's larger buffers resident.
  *
- * Each nghttp2 session allocates one 16 KiB frame buffer at creation and keeps it for the
- * connection's life, although DNS answers fill only its first few hundred bytes. From the
- * heap, that buffer lands in memory the TLS handshakes of earlier connections already
- * touched, so all of it counts: measured, 45 KiB per idle DoH connection against 25 for DoT.
- * Blocks of BIG bytes or more are mapped here on their own instead; pages never written stay
- * unbacked, and an idle session keeps one page of that buffer.
+ * Each nghttp2 session allocates a 16 KiB output buffer and a 4 KiB stream table at creation
+ * and keeps both for the connection's life, though DNS answers fill a few hundred bytes of the
+ * one and an idle connection has no stream in the other. From the heap they landed on pages
+ * earlier TLS handshakes had touched and all of it stayed resident: 45 KiB per idle DoH
+ * connection against 25 for DoT (3,000 held). Here blocks of BIG bytes or more are mapped on
+ * their own (pages never written cost nothing), and trim() hands back, when the connection has
+ * gone quiet, the pages of the output buffer (whose bytes are dead once nghttp2 has handed
+ * them out: it packs each frame anew) and of any mapped block that is all zeros again (the
+ * stream table once its streams are closed).
  *
- * Every block starts with a 16-byte header (alignment kept): its size, and its mapped length
- * (0 for a block from malloc).
+ * The mapped blocks of a session are listed in its arena (a handful: no header on the blocks,
+ * so a 4 KiB table is one page); a pointer not listed there came from malloc.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <malloc.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 
-#define HEADER 16
-#define BIG 8192
+#define BIG 4096
+#define PAGE 4096
+#define FRAMEBUF 16394 /* NGHTTP2_FRAMEBUF_CHUNKLEN: 9-byte frame header + 1 + 16 KiB payload */
 
 typedef struct {
     void *mem_user_data;
@@ -30,100 +35,168 @@ typedef struct {
 } ng_mem; /* nghttp2_mem's layout (nghttp2/nghttp2.h) */
 
 typedef struct {
-    size_t size;
-    size_t mapped;
-} header;
+    unsigned char *ptr;
+    size_t size;   /* as asked */
+    size_t mapped; /* whole pages */
+} mapped_block;
 
-static void *block(size_t size, int zeroed)
+typedef struct {
+    ng_mem mem; /* first: nghttp2 gets the arena's address as its nghttp2_mem */
+    mapped_block *blocks;
+    size_t count, capacity;
+} arena;
+
+static Py_ssize_t find(arena *a, void *ptr)
 {
-    unsigned char *raw;
-    header head = {size, 0};
-    if (size > SIZE_MAX / 2)
-        return NULL;
-    if (size >= BIG) {
-        head.mapped = (size + HEADER + 4095) & ~(size_t)4095;
-        raw = mmap(NULL, head.mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (raw == MAP_FAILED)
-            return NULL; /* (fresh mappings are zeroed) */
-    } else {
-        raw = zeroed ? calloc(1, size + HEADER) : malloc(size + HEADER);
-        if (raw == NULL)
-            return NULL;
-    }
-    memcpy(raw, &head, sizeof head);
-    return raw + HEADER;
+    size_t at;
+    for (at = 0; at < a->count; at++)
+        if (a->blocks[at].ptr == ptr)
+            return (Py_ssize_t)at;
+    return -1;
 }
 
-static header header_of(void *ptr)
+static void *block(arena *a, size_t size, int zeroed)
 {
-    header head;
-    memcpy(&head, (unsigned char *)ptr - HEADER, sizeof head);
-    return head;
+    mapped_block entry;
+    if (size < BIG)
+        return zeroed ? calloc(1, size) : malloc(size);
+    if (size > SIZE_MAX / 2)
+        return NULL;
+    if (a->count == a->capacity) {
+        size_t capacity = a->capacity ? 2 * a->capacity : 4;
+        mapped_block *grown = realloc(a->blocks, capacity * sizeof *grown);
+        if (grown == NULL)
+            return NULL;
+        a->blocks = grown;
+        a->capacity = capacity;
+    }
+    entry.size = size;
+    entry.mapped = (size + PAGE - 1) & ~(size_t)(PAGE - 1);
+    entry.ptr = mmap(NULL, entry.mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                     -1, 0);
+    if (entry.ptr == MAP_FAILED)
+        return NULL; /* (fresh mappings are zeroed) */
+    a->blocks[a->count++] = entry;
+    return entry.ptr;
 }
 
 static void ng_free(void *ptr, void *user)
 {
-    header head;
+    arena *a = user;
+    Py_ssize_t at;
     if (ptr == NULL)
         return;
-    head = header_of(ptr);
-    if (head.mapped)
-        munmap((unsigned char *)ptr - HEADER, head.mapped);
-    else
-        free((unsigned char *)ptr - HEADER);
+    at = find(a, ptr);
+    if (at < 0) {
+        free(ptr);
+        return;
+    }
+    munmap(ptr, a->blocks[at].mapped);
+    a->blocks[at] = a->blocks[--a->count];
 }
 
 static void *ng_malloc(size_t size, void *user)
 {
-    return block(size, 0);
+    return block(user, size, 0);
 }
 
 static void *ng_calloc(size_t nmemb, size_t size, void *user)
 {
     if (size && nmemb > SIZE_MAX / size)
         return NULL;
-    return block(nmemb * size, 1);
+    return block(user, nmemb * size, 1);
 }
 
 static void *ng_realloc(void *ptr, size_t size, void *user)
 {
-    header head;
-    unsigned char *moved;
+    arena *a = user;
+    Py_ssize_t at;
+    size_t held;
+    void *moved;
     if (ptr == NULL)
-        return block(size, 0);
-    head = header_of(ptr);
-    if (!head.mapped && size < BIG) {
-        unsigned char *raw = realloc((unsigned char *)ptr - HEADER, size + HEADER);
-        if (raw == NULL)
-            return NULL;
-        head.size = size;
-        memcpy(raw, &head, sizeof head);
-        return raw + HEADER;
+        return block(a, size, 0);
+    at = find(a, ptr);
+    if (at < 0 && size < BIG)
+        return realloc(ptr, size);
+    if (at >= 0 && size <= a->blocks[at].mapped) {
+        a->blocks[at].size = size;
+        return ptr;
     }
-    moved = block(size, 0);
+    held = at >= 0 ? a->blocks[at].size : malloc_usable_size(ptr);
+    moved = block(a, size, 0);
     if (moved == NULL)
         return NULL;
-    memcpy(moved, ptr, head.size < size ? head.size : size);
-    ng_free(ptr, user);
+    memcpy(moved, ptr, held < size ? held : size);
+    ng_free(ptr, a);
     return moved;
 }
 
-static ng_mem allocator = {NULL, ng_malloc, ng_free, ng_calloc, ng_realloc};
-
-static PyObject *address(PyObject *self, PyObject *unused)
+static int all_zero(const unsigned char *bytes, size_t length)
 {
-    return PyLong_FromVoidPtr(&allocator);
+    return length == 0 || (bytes[0] == 0 && memcmp(bytes, bytes + 1, length - 1) == 0);
+}
+
+static arena *arena_of(PyObject *address)
+{
+    arena *a = PyLong_AsVoidPtr(address);
+    if (a == NULL && !PyErr_Occurred())
+        PyErr_SetString(PyExc_ValueError, "no arena");
+    return a;
+}
+
+static PyObject *new_arena(PyObject *self, PyObject *unused)
+{
+    arena *a = calloc(1, sizeof *a);
+    if (a == NULL)
+        return PyErr_NoMemory();
+    a->mem.mem_user_data = a;
+    a->mem.malloc = ng_malloc;
+    a->mem.free = ng_free;
+    a->mem.calloc = ng_calloc;
+    a->mem.realloc = ng_realloc;
+    return PyLong_FromVoidPtr(a);
+}
+
+static PyObject *trim(PyObject *self, PyObject *address)
+{
+    arena *a = arena_of(address);
+    size_t at;
+    if (a == NULL)
+        return NULL;
+    for (at = 0; at < a->count; at++) {
+        mapped_block *b = &a->blocks[at];
+        if (b->size == FRAMEBUF || all_zero(b->ptr, b->size))
+            madvise(b->ptr, b->mapped, MADV_DONTNEED); /* reads back as zeros */
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *free_arena(PyObject *self, PyObject *address)
+{
+    arena *a = arena_of(address);
+    size_t at;
+    if (a == NULL)
+        return NULL;
+    for (at = 0; at < a->count; at++) /* what the deleted session left (none expected) */
+        munmap(a->blocks[at].ptr, a->blocks[at].mapped);
+    free(a->blocks);
+    free(a);
+    Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
-    {"address", address, METH_NOARGS,
-     "address() -> int: the nghttp2_mem to pass to nghttp2_session_server_new3"},
+    {"new", new_arena, METH_NOARGS,
+     "new() -> int: a new arena, whose address is the nghttp2_mem of one session"},
+    {"trim", trim, METH_O,
+     "trim(arena): give back the pages of its output buffer and of its all-zero blocks; call "
+     "only between nghttp2 calls, with nothing left to send"},
+    {"free", free_arena, METH_O, "free(arena): after nghttp2_session_del"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "resolver._ngmem",
-    "The allocator handed to libnghttp2: blocks of 8 KiB or more mapped on their own.", -1,
+    "The allocator handed to libnghttp2: larger blocks mapped apart, and trimmed when idle.", -1,
     methods, NULL, NULL, NULL, NULL,
 };
 

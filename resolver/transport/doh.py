@@ -21,6 +21,7 @@ from .tls import READ_BUFFER
 
 log = logging.getLogger(__name__)
 PASS = Verdict.PASS
+TRIM_AFTER = 1.0  # seconds without a request before an HTTP/2 session's buffers are trimmed
 _CONTENT_TYPE = CONTENT_TYPE.encode()
 
 
@@ -54,6 +55,7 @@ class DohConnection(asyncio.BufferedProtocol):
         self._clients: dict[str | None, ClientState | devices.Refusal] = {}
         self._clients_epoch = -1
         self._idle: asyncio.TimerHandle | None = None
+        self._trimmed = -1.0  # last_activity when the session was last trimmed
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -72,7 +74,7 @@ class DohConnection(asyncio.BufferedProtocol):
         else:
             self.session = H1Session(self)
         self.last_activity = self.loop.time()
-        self._idle = self.loop.call_later(self._timeout(), self._on_idle)
+        self._idle = self.loop.call_later(min(TRIM_AFTER, self._timeout()), self._on_idle)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return READ_BUFFER
@@ -185,12 +187,21 @@ class DohConnection(asyncio.BufferedProtocol):
         # (slowloris) or idling with open streams is closed after the idle timeout.
         if self.transport is None:
             return
+        # A quiet HTTP/2 session first gives its buffers' pages back (NgSession.trim).
         loop = asyncio.get_running_loop()
         quiet = loop.time() - self.last_activity
-        if self.inflight or quiet < self._timeout():
-            self._idle = loop.call_later(max(0.05, self._timeout() - quiet), self._on_idle)
-        else:
+        if not self.inflight and quiet >= self._timeout():
             self.close()
+            return
+        delay = self._timeout() - quiet
+        if not self.inflight and self._trimmed != self.last_activity:
+            if quiet < TRIM_AFTER:
+                delay = TRIM_AFTER - quiet
+            else:
+                if isinstance(self.session, NgSession):
+                    self.session.trim()
+                self._trimmed = self.last_activity
+        self._idle = loop.call_later(max(0.05, delay), self._on_idle)
 
 
 _ALLOW = [(b"allow", b"GET, POST")]

@@ -3,7 +3,8 @@
 Per server and transport: cache-hit QPS on persistent connections (dnsperf -m dot / -m doh)
 and the server's CPU microseconds per query, a blocked name's (lachan only: the others do not
 filter), new TLS connections per second (``openssl s_time -new``), and memory per idle TLS
-connection (N held open, RSS difference).
+connection (N held open, RSS difference), for DoT and for DoH (HTTP/2, the client's preface
+sent, as a browser's connection between queries), each on a fresh server.
 Every server forwards to the same stub upstream and is pinned to one CPU; prints a table and
 writes JSON to benchmarks/results/.
 
@@ -34,6 +35,8 @@ from tests.stub_upstream import StubUpstream, free_port  # noqa: E402
 from tests.tls_helpers import make_pki  # noqa: E402
 
 HIT, BLOCKED = "www.example.test A\n", "casino.example.test A\n"  # under16 keyword "casino"
+# The HTTP/2 client preface and an empty SETTINGS frame (RFC 9113 3.4).
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000")
 
 
 def _lachan(d: Path, ports: tuple[int, int, int], pki, up: str) -> list[str]:
@@ -144,10 +147,13 @@ def _new_connections(port: int, seconds: int) -> float:
     return round(int(match.group(1)) / float(match.group(2)), 1) if match else 0.0
 
 
-def _idle_memory(proc: Proc, port: int, count: int, ca: Path) -> tuple[float, int]:
-    """KiB of server RSS per idle TLS connection, and how many were really held."""
+def _idle_memory(proc: Proc, port: int, count: int, ca: Path, doh: bool) -> tuple[float, int]:
+    """KiB of server RSS per idle TLS connection, and how many were really held. DoH
+    connections negotiate h2 and send the client preface, then stay quiet."""
     context = ssl.create_default_context(cafile=str(ca))
     context.check_hostname = False
+    if doh:
+        context.set_alpn_protocols(["h2"])
     time.sleep(1)
     before = rss_kib(proc.tree())
     held = []
@@ -155,7 +161,9 @@ def _idle_memory(proc: Proc, port: int, count: int, ca: Path) -> tuple[float, in
         for _ in range(count):
             raw = socket.create_connection(("127.0.0.1", port), timeout=10)
             held.append(context.wrap_socket(raw, server_hostname="dns.example.vn"))
-        time.sleep(2)
+            if doh:
+                held[-1].sendall(H2_PREFACE)
+        time.sleep(2)  # lachan trims a quiet HTTP/2 session after 1 s (transport/doh.py)
         after = rss_kib(proc.tree())
     except OSError:
         after = rss_kib(proc.tree())
@@ -165,28 +173,51 @@ def _idle_memory(proc: Proc, port: int, count: int, ca: Path) -> tuple[float, in
     return (round((after - before) / len(held), 2) if held else 0.0), len(held)
 
 
-def measure(name: str, a: argparse.Namespace, up: str, pki, work: Path, index: int) -> dict:
+def _start(name: str, up: str, pki, d: Path) -> tuple[Proc, tuple[int, int, int]] | str:
+    """A fresh server (DoT, DoH and plain ports), or why it did not start."""
     ports = (free_port(("127.0.0.1",)), free_port(("127.0.0.1",)), free_port(("127.0.0.1",)))
-    d = work / name
     d.mkdir()
     proc = Proc(name, SERVERS[name](d, ports, pki, up), d / "log", cpus="1")
+    if not (_ready(ports[0]) and _ready(ports[1])):
+        proc.stop()
+        return "did not start: " + proc.log_tail()
+    return proc, ports
+
+
+def measure(name: str, a: argparse.Namespace, up: str, pki, work: Path, index: int) -> dict:
+    started = _start(name, up, pki, work / name)
+    if isinstance(started, str):
+        return {"error": started}
+    proc, ports = started
     try:
-        if not (_ready(ports[0]) and _ready(ports[1])):
-            return {"error": "did not start: " + proc.log_tail()}
         hit, blocked = work / "hit.txt", work / "blocked.txt"
         out: dict = {}
-        # Idle memory first, on a fresh server: after the load runs, the allocator's free
-        # lists would absorb part of the new connections and flatter the figure.
-        out["idle_kib_per_conn"], out["idle_held"] = _idle_memory(proc, ports[0], a.idle, pki.ca)
+        # Idle memory first, on a fresh server: after the load runs (or the other transport's
+        # idle connections), the allocator's free lists would absorb part of the new
+        # connections and flatter the figure.
+        out["idle_kib_per_conn"], out["idle_held"] = _idle_memory(
+            proc, ports[0], a.idle, pki.ca, doh=False
+        )
         for mode, port in (("dot", ports[0]), ("doh", ports[1])):
             _dnsperf(mode, port, hit, 1, work)  # warm the cache
             out[f"{mode}_hit"] = _costed(proc, mode, port, hit, a.seconds, work)
             if name == "lachan":
                 out[f"{mode}_blocked"] = _costed(proc, mode, port, blocked, a.seconds, work)
         out["dot_new_conn_per_s"] = _new_connections(ports[0], max(3, int(a.seconds)))
-        return out
     finally:
         proc.stop()
+    started = _start(name, up, pki, work / f"{name}-doh-idle")
+    if isinstance(started, str):
+        out["doh_idle_error"] = started
+        return out
+    proc, ports = started
+    try:
+        out["doh_idle_kib_per_conn"], out["doh_idle_held"] = _idle_memory(
+            proc, ports[1], a.idle, pki.ca, doh=True
+        )
+    finally:
+        proc.stop()
+    return out
 
 
 def main() -> None:
@@ -216,7 +247,8 @@ def _row(r: dict) -> str:
     qps = {k: round(v.get("qps", 0)) for k, v in r.items() if isinstance(v, dict)}
     cost = {k: v.get("server_us_per_query") for k, v in r.items() if isinstance(v, dict)}
     return (f"QPS {qps}  server us/query {cost}  new TLS conn/s {r['dot_new_conn_per_s']}  "
-            f"idle {r['idle_kib_per_conn']} KiB/conn over {r['idle_held']}")  # fmt: skip
+            f"idle DoT {r['idle_kib_per_conn']} KiB/conn over {r['idle_held']}, "
+            f"DoH {r.get('doh_idle_kib_per_conn')} KiB/conn over {r.get('doh_idle_held')}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -196,7 +196,7 @@ class DohConnection(asyncio.BufferedProtocol):
         delay = self._timeout() - quiet
         if not self.inflight and self._trimmed != self.last_activity:
             if quiet < TRIM_AFTER:
-                delay = TRIM_AFTER - quiet
+                delay = min(delay, TRIM_AFTER - quiet)
             else:
                 if isinstance(self.session, NgSession):
                     self.session.trim()

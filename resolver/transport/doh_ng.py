@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 MAX_STREAMS = 100  # concurrent requests per connection (SETTINGS_MAX_CONCURRENT_STREAMS)
 MAX_HEADER_LIST = 8192  # bytes of decoded headers per request
 MAX_RESETS = 200  # streams a client may reset per connection (HTTP/2 "rapid reset")
+MAX_DEFLATE_TABLE = 256  # bytes of HPACK dynamic table for our answer headers (see _options)
 
 _HEADERS, _DATA, _RST_STREAM, _GOAWAY = 1, 0, 3, 7  # frame types (RFC 9113 6)
 _END_STREAM = 0x1
@@ -99,6 +100,7 @@ def _load() -> ctypes.CDLL | None:
     lib.nghttp2_session_consume.argtypes = [_P, ctypes.c_int32, ctypes.c_size_t]
     lib.nghttp2_session_consume_connection.argtypes = [_P, ctypes.c_size_t]
     lib.nghttp2_option_set_no_auto_window_update.argtypes = [_P, ctypes.c_int]
+    lib.nghttp2_option_set_max_deflate_dynamic_table_size.argtypes = [_P, ctypes.c_size_t]
     lib.nghttp2_option_set_no_closed_streams.argtypes = [_P, ctypes.c_int]
     lib.nghttp2_session_del.argtypes = [_P]
     lib.nghttp2_session_terminate_session.argtypes = [_P, ctypes.c_uint32]
@@ -236,11 +238,14 @@ def _options() -> ctypes.c_void_p:
     """Windows handed back by us (``_consume``), only once a request is complete: a client's
     unfinished bodies then hold at most one connection window (64 KiB), not one per stream.
     Closed streams are freed at once (DoH has no use for RFC 7540 priorities, which kept them:
-    4 KiB more per idle connection that had answered one query)."""
+    4 KiB more per idle connection that had answered one query). Our HPACK table for answer
+    headers is kept small: each new ``max-age`` went into it, and after answers of many TTLs a
+    connection held some 10 KiB more of them (4,096 bytes of HPACK accounting)."""
     handle = ctypes.c_void_p()
     _LIB.nghttp2_option_new(ctypes.byref(handle))
     _LIB.nghttp2_option_set_no_auto_window_update(handle, 1)
     _LIB.nghttp2_option_set_no_closed_streams(handle, 1)
+    _LIB.nghttp2_option_set_max_deflate_dynamic_table_size(handle, MAX_DEFLATE_TABLE)
     return handle
 
 

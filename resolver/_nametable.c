@@ -458,6 +458,9 @@ static struct PyModuleDef module = {
     .m_methods = module_methods,
 };
 
+/* resolver/_ngmem.c: the allocator of DoH's nghttp2 sessions, in this same extension. */
+extern PyMethodDef lachan_ngmem_methods[];
+
 PyMODINIT_FUNC PyInit__nametable(void)
 {
     if (PyType_Ready(&TableType) < 0)
@@ -472,7 +475,8 @@ PyMODINIT_FUNC PyInit__nametable(void)
         return NULL;
     }
     if (PyModule_AddIntConstant(m, "START_BITS", START_BITS) < 0 ||
-        PyModule_AddIntConstant(m, "QEND_BITS", QEND_BITS) < 0) {
+        PyModule_AddIntConstant(m, "QEND_BITS", QEND_BITS) < 0 ||
+        PyModule_AddFunctions(m, lachan_ngmem_methods) < 0) {
         Py_DECREF(m);
         return NULL;
     }

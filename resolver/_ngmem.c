@@ -184,23 +184,13 @@ static PyObject *free_arena(PyObject *self, PyObject *address)
     Py_RETURN_NONE;
 }
 
-static PyMethodDef methods[] = {
-    {"new", new_arena, METH_NOARGS,
-     "new() -> int: a new arena, whose address is the nghttp2_mem of one session"},
-    {"trim", trim, METH_O,
-     "trim(arena): give back the pages of its output buffer and of its all-zero blocks; call "
+/* Added to resolver._nametable's functions (one C extension, two sources): see its init. */
+PyMethodDef lachan_ngmem_methods[] = {
+    {"ngmem_new", new_arena, METH_NOARGS,
+     "ngmem_new() -> int: a new arena, whose address is the nghttp2_mem of one session"},
+    {"ngmem_trim", trim, METH_O,
+     "ngmem_trim(arena): give back the pages of its output buffer and of its all-zero blocks; call "
      "only between nghttp2 calls, with nothing left to send"},
-    {"free", free_arena, METH_O, "free(arena): after nghttp2_session_del"},
+    {"ngmem_free", free_arena, METH_O, "ngmem_free(arena): after nghttp2_session_del"},
     {NULL, NULL, 0, NULL},
 };
-
-static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "resolver._ngmem",
-    "The allocator handed to libnghttp2: larger blocks mapped apart, and trimmed when idle.", -1,
-    methods, NULL, NULL, NULL, NULL,
-};
-
-PyMODINIT_FUNC PyInit__ngmem(void)
-{
-    return PyModule_Create(&module);
-}

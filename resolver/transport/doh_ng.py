@@ -255,10 +255,10 @@ def _options() -> ctypes.c_void_p:
 
 
 _CALLBACK_SET = _callbacks() if _LIB is not None else None
-try:  # lachan's allocator (resolver/_ngmem.c); else nghttp2 uses malloc
-    import resolver._ngmem
+try:  # lachan's allocator (resolver/_ngmem.c, built into resolver._nametable); else malloc
+    from resolver import _nametable
 
-    _NGMEM: Any = resolver._ngmem
+    _NGMEM: Any = _nametable
 except ImportError:  # pragma: no cover - the extension is built with the package
     _NGMEM = None
 _OPTIONS = _options() if _LIB is not None else None
@@ -288,7 +288,7 @@ class NgSession:
         self.peer_gone = False
         self.receiving = False
         # Its own allocator: the larger blocks mapped apart, trimmed when idle (``trim``).
-        self.arena = _NGMEM.new() if _NGMEM is not None else 0
+        self.arena = _NGMEM.ngmem_new() if _NGMEM is not None else 0
         handle = ctypes.c_void_p()
         _LIB.nghttp2_session_server_new3(
             ctypes.byref(handle), _CALLBACK_SET, self.key, _OPTIONS, self.arena or None
@@ -367,7 +367,7 @@ class NgSession:
         about 30 KiB instead of 38; resolver/_ngmem.c)."""
         if self.arena and self.handle is not None and not self.streams and not self.bodies:
             if not _LIB.nghttp2_session_want_write(self.handle):  # nothing packed, unsent
-                _NGMEM.trim(self.arena)
+                _NGMEM.ngmem_trim(self.arena)
 
     def close(self) -> None:
         """Free the nghttp2 session (the connection is gone)."""
@@ -376,7 +376,7 @@ class NgSession:
             _LIB.nghttp2_session_del(self.handle)
             self.handle = None  # type: ignore[assignment]
             if self.arena:
-                _NGMEM.free(self.arena)
+                _NGMEM.ngmem_free(self.arena)
                 self.arena = 0
 
 

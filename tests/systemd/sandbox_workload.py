@@ -24,8 +24,7 @@ def imports() -> None:
     import cryptography.hazmat.primitives.asymmetric.ed25519  # noqa: F401
     import dnslib  # noqa: F401
     import prometheus_client  # noqa: F401
-    import resolver._nametable  # noqa: F401  (lachan's own C extensions)
-    import resolver._ngmem  # noqa: F401
+    import resolver._nametable  # noqa: F401  (lachan's C extension)
     import uvloop  # noqa: F401
     import yaml  # noqa: F401
 

@@ -9,6 +9,7 @@ import pytest
 # Command -> Debian package (every package is listed in scripts/test-packages.txt, which
 # scripts/install-test-tools installs; tests/test_tools.py keeps the two in step).
 PACKAGES = {
+    "certutil": "libnss3-tools",
     "chromium": "chromium",
     "curl": "curl",
     "dig": "bind9-dnsutils",

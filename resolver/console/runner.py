@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from ..config import Config
+from .connections import BLOCKPAGE_CAPS, CONSOLE_CAPS, ConnectionGuard, GuardedRunner
 from .settings import ConsoleSettings
 from .status import Sources
 
@@ -55,17 +56,22 @@ class ConsoleRunner:
         from .web import Console
 
         self.console = Console(settings, sources, Path(state_dir), clock)
+        self.guards = {"console": ConnectionGuard("console", CONSOLE_CAPS),
+                       "block page": ConnectionGuard("block page", BLOCKPAGE_CAPS)}  # fmt: skip
         self._apps = [
             (make_app(self.console), settings.host, settings.port, "console"),
             (make_blockpage_app(self.console), settings.blockpage_host,
              settings.blockpage_port, "block page"),
         ]  # fmt: skip
         self._runners: list[web.AppRunner] = []
+        self.ports: dict[str, int] = {}  # listener -> the port bound (port 0: the real one)
         self._refuser: asyncio.base_events.Server | None = None
 
     async def start(self) -> None:
         for app, host, port, what in self._apps:
-            runner = web.AppRunner(app, access_log=None)  # no client address in any log
+            # No access log: no client address in any log. Handlers are not cancelled when
+            # a client hangs up (aiohttp's default): a login's failure is counted all the same.
+            runner = GuardedRunner(app, self.guards[what], access_log=None)
             await runner.setup()
             try:
                 await web.TCPSite(runner, host, port, reuse_address=True).start()
@@ -75,7 +81,7 @@ class ConsoleRunner:
                 await runner.cleanup()
                 continue
             self._runners.append(runner)
-            bound = runner.addresses[0][1] if runner.addresses else port  # port 0: the real one
+            bound = self.ports[what] = runner.addresses[0][1] if runner.addresses else port
             log.info("%s on http://%s:%d/", what, host, bound)
         await self._start_refuser()
 

@@ -24,10 +24,12 @@ from typing import Any, cast
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from ..stats import CONSOLE_REFUSAL_REASONS
+
 log = logging.getLogger(__name__)
 
 HEADER_DEADLINE = 10.0  # seconds to send a complete request line and headers
-REASONS = ("per_address", "total", "slow")  # why a connection was closed by a limit
+REASONS = CONSOLE_REFUSAL_REASONS  # why a connection was closed by a limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +46,14 @@ BLOCKPAGE_CAPS = Caps(32, 1024)  # every device on the network may meet it, apps
 
 @dataclass
 class ConnectionGuard:
-    """The open connections of one listener, by address; ``closed``: reason -> count."""
+    """The open connections of one listener, by address; ``closed``: reason -> count, also
+    added to ``counters`` (the hosting process's ``Stats.console_refused``, the
+    ``lachan_console_refused_total`` family) under (``listener``, reason)."""
 
     what: str  # "console" or "block page", for the one warning line
+    listener: str  # "console" or "blockpage": the metric's label
     caps: Caps
+    counters: dict[tuple[str, str], int] | None = None
     open: dict[str, int] = field(default_factory=dict)
     closed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
     _all: int = 0
@@ -75,6 +81,9 @@ class ConnectionGuard:
 
     def count(self, reason: str) -> None:
         self.closed[reason] += 1
+        if self.counters is not None:
+            key = (self.listener, reason)
+            self.counters[key] = self.counters.get(key, 0) + 1
         if not self._warned:  # once: a flood must not fill the log (and no address in it)
             self._warned = True
             log.warning("%s: a connection was closed by a limit (%s); later ones are only "

@@ -50,14 +50,17 @@ class _Refuse(asyncio.Protocol):
 
 class ConsoleRunner:
     def __init__(self, settings: ConsoleSettings, sources: Sources, state_dir: Path,
-                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+                 clock: Callable[[], float] = time.time,
+                 counters: dict[tuple[str, str], int] | None = None) -> None:  # fmt: skip
         from .blockpage import make_blockpage_app
         from .pages import make_app
         from .web import Console
 
         self.console = Console(settings, sources, Path(state_dir), clock)
-        self.guards = {"console": ConnectionGuard("console", CONSOLE_CAPS),
-                       "block page": ConnectionGuard("block page", BLOCKPAGE_CAPS)}  # fmt: skip
+        self.guards = {  # connections closed by a limit count in lachan_console_refused_total
+            "console": ConnectionGuard("console", "console", CONSOLE_CAPS, counters),
+            "block page": ConnectionGuard("block page", "blockpage", BLOCKPAGE_CAPS, counters),
+        }
         self._apps = [
             (make_app(self.console), settings.host, settings.port, "console"),
             (make_blockpage_app(self.console), settings.blockpage_host,
@@ -107,18 +110,22 @@ class ConsoleRunner:
             await runner.cleanup()
 
 
-async def start_console(settings: ConsoleSettings | None, sources: Sources,
-                        state_dir: Path) -> ConsoleRunner | None:  # fmt: skip
+async def start_console(settings: ConsoleSettings | None, sources: Sources, state_dir: Path,
+                        counters: dict[tuple[str, str], int] | None = None,
+                        ) -> ConsoleRunner | None:  # fmt: skip
     """The running console when configured, else None (aiohttp is imported only then)."""
     if settings is None:
         return None
-    runner = ConsoleRunner(settings, sources, state_dir)
+    runner = ConsoleRunner(settings, sources, state_dir, counters=counters)
     await runner.start()
     return runner
 
 
-async def open_console(config: Config, sources: Sources) -> ConsoleRunner | None:
+async def open_console(config: Config, sources: Sources,
+                       counters: dict[tuple[str, str], int] | None = None,
+                       ) -> ConsoleRunner | None:  # fmt: skip
     """The serve path's entry: the console of ``config`` started, or None when it is off."""
     from .settings import state_dir_of
 
-    return await start_console(config.console, sources, state_dir_of(config.lists.state_dir))
+    return await start_console(config.console, sources, state_dir_of(config.lists.state_dir),
+                               counters)  # fmt: skip

@@ -24,6 +24,7 @@ from resolver.console.connections import HEADER_DEADLINE, Caps
 from resolver.console.runner import ConsoleRunner
 from resolver.console.status import Sources
 from resolver.state import build_state
+from resolver.stats import Stats
 
 BROWSER = {"Host": "blocked.example", "User-Agent": "Mozilla/5.0 (Linux; Android 14) Mobile",
            "Accept": "text/html,application/xhtml+xml", "Accept-Language": "vi-VN,vi;q=0.9",
@@ -44,11 +45,18 @@ class Served:
         self.loop = uvloop.new_event_loop()  # the server's loop (compose.py)
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.runner = ConsoleRunner(cfg.console, Sources(lambda: cfg, lambda: state, dict), tmp)
+        self.stats = Stats()  # the hosting process's counters, as /metrics reads them
+        self.runner = ConsoleRunner(cfg.console, Sources(lambda: cfg, lambda: state, dict), tmp,
+                                    counters=self.stats.console_refused)  # fmt: skip
         self._call(self.runner.start())
 
     def _call(self, coro) -> None:  # type: ignore[no-untyped-def]
         asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=10)
+
+    def refused(self) -> dict[tuple[str, ...], int]:
+        """lachan_console_refused_total's rows: (listener, reason) -> closed connections."""
+        rows = self.stats.snapshot()["console_refused"]
+        return {tuple(labels): n for labels, n in rows if n}
 
     def port(self, which: str) -> int:
         return self.runner.ports[which]
@@ -108,6 +116,8 @@ def test_forty_connections_from_one_address_leave_at_most_the_cap_open(
         shut = [closed(s, 0.02 if n < cap else 2) for n, s in enumerate(attack)]
         assert shut == [False] * cap + [True] * (40 - cap)
         assert guard.open == {"127.0.0.1": cap} and guard.closed["per_address"] == 40 - cap
+        listener = which.replace(" ", "")
+        assert served.refused() == {(listener, "per_address"): 40 - cap}  # no address in it
         # The legitimate user: at the attacker's address refused at once, elsewhere served.
         assert browser_get(port, "127.0.0.1", PATHS[which]) == 0
         assert browser_get(port, "127.0.0.2", PATHS[which]) == 200
@@ -126,7 +136,7 @@ def test_the_cap_in_all_closes_connections_from_any_address(served: Served) -> N
     held = [connect(port, f"127.0.0.{2 + n % 4}") for n in range(20)]
     try:
         late = connect(port, "127.0.0.9")
-        assert closed(late, 2) and guard.closed["total"] == 1
+        assert closed(late, 2) and served.refused() == {("blockpage", "total"): 1}
         assert not any(closed(s, 0.05) for s in held)
         late.close()
     finally:
@@ -163,5 +173,5 @@ def test_a_byte_a_second_header_sender_is_closed_after_the_deadline(served: Serv
     fresh.close()
     kept.close()
     assert 9 <= ends["fresh"] <= 12 and 9 <= ends["kept"] <= 12, ends
-    assert guard.closed["slow"] == 2
+    assert guard.closed["slow"] == 2 and served.refused() == {("blockpage", "slow"): 2}
     assert served_meanwhile and set(served_meanwhile) == {200}, served_meanwhile

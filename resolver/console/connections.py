@@ -8,6 +8,7 @@ once; and a connection must finish a request's headers within ``HEADER_DEADLINE`
 its opening or of the end of its previous answer, or it is closed. The deadline is aiohttp's
 own keep-alive timer (it starts when the connection opens and again after each answer, and
 closes a connection still waiting for a complete request); this module only counts its closes.
+A form's body has as long again once its headers are in (web.posted, answered 408).
 
 A person at the attacking address is refused until the attacker's connections meet the
 deadline; everyone else is served. Addresses are held in memory while their connections are
@@ -29,6 +30,7 @@ from ..stats import CONSOLE_REFUSAL_REASONS
 log = logging.getLogger(__name__)
 
 HEADER_DEADLINE = 10.0  # seconds to send a complete request line and headers
+LINGER = 2.0  # seconds an answered request's unread body is still read before closing
 REASONS = CONSOLE_REFUSAL_REASONS  # why a connection was closed by a limit
 
 
@@ -114,6 +116,12 @@ class GuardedHandler(RequestHandler):
         self._address = None
         super().connection_lost(exc)
 
+    def too_slow(self) -> None:
+        """A request's body was not all sent in time (web.posted answers it 408): count it,
+        and close the connection after the answer."""
+        self._guard.count("slow")
+        self.close()
+
     def _process_keepalive(self) -> None:
         """aiohttp's deadline timer: count the connections it closes."""
         before = self._force_close
@@ -138,7 +146,7 @@ class GuardedRunner(web.AppRunner):
     """An ``AppRunner`` serving through a ``GuardedServer`` with the header deadline."""
 
     def __init__(self, app: web.Application, guard: ConnectionGuard, **kwargs: Any) -> None:
-        super().__init__(app, keepalive_timeout=HEADER_DEADLINE, **kwargs)
+        super().__init__(app, keepalive_timeout=HEADER_DEADLINE, lingering_time=LINGER, **kwargs)
         self.guard = guard
 
     async def _make_server(self) -> web.Server:

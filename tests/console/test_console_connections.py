@@ -144,34 +144,43 @@ def test_the_cap_in_all_closes_connections_from_any_address(served: Served) -> N
             sock.close()
 
 
-def test_a_byte_a_second_header_sender_is_closed_after_the_deadline(served: Served) -> None:
+def test_a_byte_a_second_sender_is_closed_after_the_deadline(served: Served) -> None:
     assert HEADER_DEADLINE == 10
     port, guard = served.port("block page"), served.runner.guards["block page"]
-    fresh = connect(port)  # from its opening
-    kept = connect(port)  # from the end of its previous answer
+    fresh = connect(port)  # headers: from its opening
+    kept = connect(port)  # headers: from the end of its previous answer
     kept.sendall(b"GET / HTTP/1.1\r\nHost: blocked.example\r\n\r\n")
     assert kept.recv(65536).startswith(b"HTTP/1.1 200")
+    body = connect(port)  # a form: from the end of its headers, then answered 408
+    body.sendall(b"POST /review HTTP/1.1\r\nHost: blocked.example\r\nContent-Length: 90\r\n"
+                 b"Content-Type: application/x-www-form-urlencoded\r\n\r\nname=")  # fmt: skip
     begun = time.monotonic()
     ends: dict[str, float] = {}
+    answers = {"fresh": b"", "kept": b"", "body": b""}
     served_meanwhile = []
     drip = b"GET / HTTP/1.1\r\nHost: blocked.example\r\nX-Slow: " + b"a" * 20  # valid so far
     for byte in drip:
-        if len(ends) == 2 or time.monotonic() - begun > 14:
+        if len(ends) == 3 or time.monotonic() - begun > 14:
             break
-        for name, sock in (("fresh", fresh), ("kept", kept)):
+        for name, sock in (("fresh", fresh), ("kept", kept), ("body", body)):
             if name in ends:
                 continue
             try:
                 sock.sendall(bytes([byte]))  # one more byte of a request never finished
+                sock.settimeout(0.01)
+                while chunk := sock.recv(65536):
+                    answers[name] += chunk
+                ends[name] = time.monotonic() - begun  # EOF: closed
+            except TimeoutError:
+                pass
             except OSError:
-                ends[name] = time.monotonic() - begun
-                continue
-            if closed(sock, 0.01):
                 ends[name] = time.monotonic() - begun
         served_meanwhile.append(browser_get(port, "127.0.0.1", "/"))
         time.sleep(1)
-    fresh.close()
-    kept.close()
+    for sock in (fresh, kept, body):
+        sock.close()
     assert 9 <= ends["fresh"] <= 12 and 9 <= ends["kept"] <= 12, ends
-    assert guard.closed["slow"] == 2 and served.refused() == {("blockpage", "slow"): 2}
+    assert 9 <= ends["body"] <= 14 and answers["body"].startswith(b"HTTP/1.1 408"), ends
+    assert answers["fresh"] == answers["kept"] == b""
+    assert guard.closed["slow"] == 3 and served.refused() == {("blockpage", "slow"): 3}
     assert served_meanwhile and set(served_meanwhile) == {200}, served_meanwhile

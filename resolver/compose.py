@@ -268,8 +268,9 @@ class Process:
 
     async def _wire_console(self) -> None:
         console = await open_console(
-            self.config, self.current_config, self.current_state, self.snapshot
-        )
+            self.config, self.current_config, self.current_state, self.snapshot,
+            self.stats.console_refused,
+        )  # fmt: skip
         if console is not None:
             self.closers.append(console.stop)
 

@@ -88,6 +88,10 @@ METRICS: tuple[MetricDef, ...] = (
     MetricDef("tcp_refused", "lachan_tcp_refused_total", "counter",
               "TCP connections closed by a limit: access list, per-client or total "
               "connection caps, or the output-buffer budget, by reason."),
+    MetricDef("console_refused", "lachan_console_refused_total", "counter",
+              "Connections to the console or block page closed by a limit: per-address or "
+              "total connection caps, or a request's headers not done within 10 s, by "
+              "listener and reason."),
     MetricDef("upstream_mismatched", "lachan_upstream_mismatched_total", "counter",
               "Upstream replies dropped because their ID, question or letter case did not "
               "match the query (late replies, or spoofing attempts)."),

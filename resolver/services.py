@@ -75,14 +75,16 @@ async def open_console(
     current: Callable[[], Config],
     state: Callable[[], ServingState],
     snapshot: Callable[[], Snapshot],
+    counters: dict[tuple[str, str], int] | None = None,
 ) -> ConsoleRunner | None:
-    """The school console and block page when configured (aiohttp is loaded only then)."""
+    """The school console and block page when configured (aiohttp is loaded only then);
+    connections its limits close are added to ``counters`` (``Stats.console_refused``)."""
     if config.console is None:
         return None
     from .console.runner import open_console as start
     from .console.status import Sources
 
-    return await start(config, Sources(current, state, snapshot))
+    return await start(config, Sources(current, state, snapshot), counters)
 
 
 def close_quietly(closable: AuditFeed | QueryLog | None, what: str) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from itertools import product
 from typing import Any
 
 TRANSPORTS = ("udp", "tcp", "dot", "doh")
@@ -41,6 +42,8 @@ ENGINES = ("google", "youtube", "bing", "duckduckgo", "yandex", "ecosia", "pixab
 BYPASS_KINDS = ("canary", "private_relay", "doh", "vpn", "proxy", "tor")
 UPSTREAM_FAILURE_REASONS = ("timeout", "network", "servfail", "refused", "malformed")
 TCP_REFUSAL_REASONS = ("acl", "per_client", "total", "buffer")  # see transport/tcp_limits.py
+CONSOLE_LISTENERS = ("console", "blockpage")
+CONSOLE_REFUSAL_REASONS = ("per_address", "total", "slow")  # console/connections.py; all from 0
 OTHER = "other"
 NONE = "none"  # the category of an answer that no list decided
 
@@ -100,6 +103,7 @@ FAMILIES: dict[str, Family] = {
     "worker_restarts": Family((), COUNTER),
     "workers": Family((), GAUGE),
     "tcp_refused": Family(("reason",), COUNTER),
+    "console_refused": Family(("listener", "reason"), COUNTER),
     "upstream_mismatched": Family(("upstream",), COUNTER),
     "cache_bytes": Family((), GAUGE),
     "tls_certificate_expiry": Family((), MAX),
@@ -129,7 +133,8 @@ _FIXED: dict[str, frozenset[str]] = {
     "action": frozenset(ACTIONS),
     "engine": frozenset(ENGINES),
     "kind": frozenset(BYPASS_KINDS),
-    "reason": frozenset(UPSTREAM_FAILURE_REASONS + TCP_REFUSAL_REASONS),
+    "reason": frozenset(UPSTREAM_FAILURE_REASONS + TCP_REFUSAL_REASONS + CONSOLE_REFUSAL_REASONS),
+    "listener": frozenset(CONSOLE_LISTENERS),
 }
 
 
@@ -182,6 +187,7 @@ class Stats:
         "worker_restarts",
         "workers",
         "tcp_refused",
+        "console_refused",
         "upstream_mismatched",
         "cache_bytes",
         "tls_certificate_expiry",
@@ -210,6 +216,7 @@ class Stats:
         self.index_built = 0.0  # when the blocklist index in force was compiled; 0 = none
         self.workers = 0  # live worker processes; only the supervisor sets it
         self.tcp_refused: dict[str, int] = {}  # reason -> TCP connections closed by a limit
+        self.console_refused = dict.fromkeys(product(CONSOLE_LISTENERS, CONSOLE_REFUSAL_REASONS), 0)
         self.upstream_mismatched: dict[str, int] = {}  # replies failing ID/question checks
         self.cache_bytes: Callable[[], int] | None = None  # set by the cache's owner
         self.tls_certificate_expiry = 0.0  # Unix time the DoT/DoH certificate expires; 0 = none
@@ -319,6 +326,7 @@ def _raw_rows(s: Stats) -> dict[str, list[list[Any]]]:
         "worker_restarts": [[[], s.worker_restarts]],
         "workers": [[[], s.workers]],
         "tcp_refused": keyed(s.tcp_refused),
+        "console_refused": keyed(s.console_refused),
         "upstream_mismatched": keyed(s.upstream_mismatched),
         "cache_bytes": [[[], s.cache_bytes() if s.cache_bytes else 0]],
         "tls_certificate_expiry": [[[], s.tls_certificate_expiry]],

@@ -61,6 +61,7 @@ def populated() -> Stats:
     s.record_reload(False, now=1.7e9 + 1)
     s.worker_restarts, s.workers = 1, 2
     s.tcp_refused["acl"] = 4
+    s.console_refused[("blockpage", "slow")] = 3
     s.upstream_mismatched["1.1.1.1:53"] = 2
     s.cache_bytes = lambda: 4096
     return s

@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from ..config import Config
+from .connections import BLOCKPAGE_CAPS, CONSOLE_CAPS, ConnectionGuard, GuardedRunner
 from .settings import ConsoleSettings
 from .status import Sources
 
@@ -49,23 +50,31 @@ class _Refuse(asyncio.Protocol):
 
 class ConsoleRunner:
     def __init__(self, settings: ConsoleSettings, sources: Sources, state_dir: Path,
-                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+                 clock: Callable[[], float] = time.time,
+                 counters: dict[tuple[str, str], int] | None = None) -> None:  # fmt: skip
         from .blockpage import make_blockpage_app
         from .pages import make_app
         from .web import Console
 
         self.console = Console(settings, sources, Path(state_dir), clock)
+        self.guards = {  # connections closed by a limit count in lachan_console_refused_total
+            "console": ConnectionGuard("console", "console", CONSOLE_CAPS, counters),
+            "block page": ConnectionGuard("block page", "blockpage", BLOCKPAGE_CAPS, counters),
+        }
         self._apps = [
             (make_app(self.console), settings.host, settings.port, "console"),
             (make_blockpage_app(self.console), settings.blockpage_host,
              settings.blockpage_port, "block page"),
         ]  # fmt: skip
         self._runners: list[web.AppRunner] = []
+        self.ports: dict[str, int] = {}  # listener -> the port bound (port 0: the real one)
         self._refuser: asyncio.base_events.Server | None = None
 
     async def start(self) -> None:
         for app, host, port, what in self._apps:
-            runner = web.AppRunner(app, access_log=None)  # no client address in any log
+            # No access log: no client address in any log. Handlers are not cancelled when
+            # a client hangs up (aiohttp's default): a login's failure is counted all the same.
+            runner = GuardedRunner(app, self.guards[what], access_log=None)
             await runner.setup()
             try:
                 await web.TCPSite(runner, host, port, reuse_address=True).start()
@@ -75,7 +84,7 @@ class ConsoleRunner:
                 await runner.cleanup()
                 continue
             self._runners.append(runner)
-            bound = runner.addresses[0][1] if runner.addresses else port  # port 0: the real one
+            bound = self.ports[what] = runner.addresses[0][1] if runner.addresses else port
             log.info("%s on http://%s:%d/", what, host, bound)
         await self._start_refuser()
 
@@ -101,18 +110,22 @@ class ConsoleRunner:
             await runner.cleanup()
 
 
-async def start_console(settings: ConsoleSettings | None, sources: Sources,
-                        state_dir: Path) -> ConsoleRunner | None:  # fmt: skip
+async def start_console(settings: ConsoleSettings | None, sources: Sources, state_dir: Path,
+                        counters: dict[tuple[str, str], int] | None = None,
+                        ) -> ConsoleRunner | None:  # fmt: skip
     """The running console when configured, else None (aiohttp is imported only then)."""
     if settings is None:
         return None
-    runner = ConsoleRunner(settings, sources, state_dir)
+    runner = ConsoleRunner(settings, sources, state_dir, counters=counters)
     await runner.start()
     return runner
 
 
-async def open_console(config: Config, sources: Sources) -> ConsoleRunner | None:
+async def open_console(config: Config, sources: Sources,
+                       counters: dict[tuple[str, str], int] | None = None,
+                       ) -> ConsoleRunner | None:  # fmt: skip
     """The serve path's entry: the console of ``config`` started, or None when it is off."""
     from .settings import state_dir_of
 
-    return await start_console(config.console, sources, state_dir_of(config.lists.state_dir))
+    return await start_console(config.console, sources, state_dir_of(config.lists.state_dir),
+                               counters)  # fmt: skip

@@ -36,6 +36,7 @@ from .status import Sources
 log = logging.getLogger(__name__)
 COOKIE = "lachan_session"
 MAX_BODY = 16 * 1024  # forms are a few fields; anything bigger is refused with 413
+BODY_DEADLINE = 10.0  # seconds to send a form once its headers are in (as connections.py)
 TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("resolver.console", "templates"),
     autoescape=True,
@@ -134,11 +135,18 @@ def _text(form: Any, key: str) -> str:
 async def posted(request: web.Request) -> Any:
     """The POSTed form, or 400: aiohttp raises ValueError on a body that is not text in its
     charset (raw bytes sent as urlencoded) or a multipart body without its boundary, and
-    LookupError on an unknown charset; neither may become a 500 and a traceback."""
+    LookupError on an unknown charset; neither may become a 500 and a traceback. A body not
+    all sent within ``BODY_DEADLINE`` seconds (a slow POST holding the connection) is 408."""
     try:
-        return await request.post()
+        async with asyncio.timeout(BODY_DEADLINE):
+            return await request.post()
     except (ValueError, LookupError) as exc:
         raise web.HTTPBadRequest(text=f"unreadable form: {type(exc).__name__}") from None
+    except TimeoutError:
+        too_slow = getattr(request.protocol, "too_slow", None)  # counted when guarded
+        if too_slow is not None:
+            too_slow()
+        raise web.HTTPRequestTimeout(text="the form was sent too slowly") from None
 
 
 async def form_of(request: web.Request) -> dict[str, str]:

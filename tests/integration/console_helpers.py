@@ -41,6 +41,7 @@ class Env:
     tls: int
     state: Path
     local: Path
+    metrics: int  # the /metrics port
 
 
 def passwd(config: Path, user: str, role: str) -> None:
@@ -79,15 +80,15 @@ def console_server(base: Path, work: Path, workers: int = 2) -> Iterator[Env]:
     local.mkdir()
     (local / "school.yaml").write_text("block_answer: {mode: blockpage, ttl: 1}\n")
     path = work / "lachan.yaml"
-    path.write_text(_config(workers, state, local, 0))
+    path.write_text(_config(workers, state, local, 0, 0))
     passwd(path, "admin", "admin")
     passwd(path, "teacher", "teacher")
     with InternetStub() as stub:
         # The refuser needs a fixed port (0 turns it off): one chosen free may be taken by a
         # parallel test before lachan binds it, so a start that says so is tried again.
         for _ in range(3):
-            tls = free_port(("127.0.0.1",))
-            config = _config(workers, state, local, tls)
+            tls, metrics = free_port(("127.0.0.1",)), free_port(("127.0.0.1",))
+            config = _config(workers, state, local, tls, metrics)
             process = start_lachan(work, stub.address, config, ipv6=False, timeout=60)
             try:
                 console, blockpage = bound_ports(process.stderr_path)
@@ -97,13 +98,16 @@ def console_server(base: Path, work: Path, workers: int = 2) -> Iterator[Env]:
         else:
             raise AssertionError("the HTTPS refuser found no free port in three tries")
         try:
-            yield Env(process.port, f"http://127.0.0.1:{console}", blockpage, tls, state, local)
+            yield Env(process.port, f"http://127.0.0.1:{console}", blockpage, tls, state, local,
+                      metrics)  # fmt: skip
         finally:
             stop_checked(process)
 
 
-def _config(workers: int, state: Path, local: Path, tls: int) -> str:
+def _config(workers: int, state: Path, local: Path, tls: int, metrics: int) -> str:
+    metrics_section = f'metrics: {{listen: "127.0.0.1:{metrics}"}}' if metrics else ""
     return f"""
+{metrics_section}
 site: {{id: e2e-console, kind: school}}
 workers: {workers}
 lists: {{state_dir: "{state}"}}

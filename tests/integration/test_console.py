@@ -26,6 +26,7 @@ from tests.integration.console_helpers import (
     console_server,
     login,
 )
+from tests.integration.hardening_helpers import sample
 
 
 @pytest.fixture(scope="module")
@@ -237,6 +238,37 @@ def test_a_flood_from_one_address_is_answered_429_and_others_are_still_served(
     if which == "block page":  # anyone may reach it: another device is still served
         assert curl_code(url, "127.0.0.2") == "200"
     assert served_again(url, timeout=10)
+
+
+def test_idle_connections_beyond_the_cap_are_closed_counted_and_others_still_served(
+    env: Env,
+) -> None:
+    """Slowloris on the block page of ``lachan serve``: 40 idle connections from one address
+    leave 32 open; another device is served meanwhile; the 8 closes reach /metrics."""
+    before = sample(env.metrics, "lachan_console_refused_total", listener="blockpage",
+                    reason="per_address")  # fmt: skip
+    attack = [socket.create_connection(("127.0.0.1", env.blockpage), timeout=5) for _ in range(40)]
+    try:
+        shut: set[int] = set()
+        deadline = time.monotonic() + 5  # the server may be slow to accept on a busy machine
+        while len(shut) < 8 and time.monotonic() < deadline:
+            for n, conn in enumerate(attack):
+                conn.settimeout(0.01)
+                try:
+                    if conn.recv(10) == b"":
+                        shut.add(n)
+                except ConnectionResetError:
+                    shut.add(n)
+                except TimeoutError:
+                    pass
+        assert len(shut) == 8, shut
+        assert curl_code(f"http://127.0.0.1:{env.blockpage}/", "127.0.0.2") == "200"
+    finally:
+        for conn in attack:
+            conn.close()
+    after = sample(env.metrics, "lachan_console_refused_total", listener="blockpage",
+                   reason="per_address")  # fmt: skip
+    assert after - before == 8
 
 
 def test_a_single_process_server_hosts_the_console_too(

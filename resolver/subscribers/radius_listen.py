@@ -117,13 +117,25 @@ class RadiusListener(asyncio.DatagramProtocol):
         return binding is not None and binding.subscriber != subscriber
 
 
+RECEIVE_BUFFER = 4 * 1024 * 1024  # bytes asked for the accounting socket's receive buffer
+
+
 async def open_radius(
     settings: RadiusSettings, listener: RadiusListener
 ) -> asyncio.DatagramTransport:
     """Bind the accounting port; an OSError (port in use) is the caller's to report."""
     loop = asyncio.get_running_loop()
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    transport, _ = await loop.create_datagram_endpoint(
-        lambda: listener, local_addr=(settings.host, settings.port), family=family
-    )
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        # A BNG sends accounting in bursts (a line card's sessions at once); with the default
+        # buffer (208 KiB) a few tens of milliseconds of store writes dropped 3% of 5,000/s
+        # (the kernel's RcvbufErrors). The kernel caps this at net.core.rmem_max.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        sock.bind((settings.host, settings.port))
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    transport, _ = await loop.create_datagram_endpoint(lambda: listener, sock=sock)
     return transport

@@ -97,3 +97,21 @@ def test_a_burst_is_stored_in_few_writes_and_every_request_answered(tmp_path: Pa
     assert asyncio.run(scenario()) == 200
     assert len(store.load()[1]) == 200
     assert sum(writes) == 200 and len(writes) < 200  # batched, none lost
+
+
+def test_the_accounting_socket_asks_for_a_receive_buffer_that_absorbs_bursts(
+    tmp_path: Path,
+) -> None:
+    from resolver.subscribers.radius_listen import RECEIVE_BUFFER
+
+    rmem_max = int(Path("/proc/sys/net/core/rmem_max").read_text())
+    listener = RadiusListener(RADIUS, SECRET, FileStore(tmp_path / "s.json"))
+
+    async def scenario() -> int:
+        transport = await open_radius(RADIUS, listener)
+        size = transport.get_extra_info("socket").getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        transport.close()
+        return int(size)
+
+    # Linux doubles what it grants (bookkeeping), up to net.core.rmem_max.
+    assert asyncio.run(scenario()) == 2 * min(RECEIVE_BUFFER, rmem_max)

@@ -153,7 +153,8 @@ def per_query_bookkeeping(n: int = 50_000) -> dict[str, float]:
     timed assertions in the unit tests; a timing belongs here, where a busy box fails nothing)."""
     from resolver.acl import Acl
     from resolver.pipeline import UDP
-    from resolver.ratelimit import Limit, RateLimitConfig, RateLimiter
+    from resolver.ratelimit import RateLimiter
+    from resolver.settings_limits import Limit, RateLimitConfig
     from resolver.stats import LabelSets, Stats
 
     acl = Acl()

@@ -102,8 +102,23 @@ class Resolver(LocalAnswers):
         verdict: Verdict | None = None,
     ) -> bytes | Miss | None:
         """The one entry for stream transports (TCP, DoT, DoH): a prepared answer when this
-        client may have one and the rate limiter let it through, else ``answer``. (UDP keeps
-        its memo lookup inline, then calls ``prepared_block`` and ``answer`` itself.)"""
+        client may have one and the rate limiter let it through, else ``answer``.
+
+        The whole order for one packet, transport shortcuts included (UDP runs the same
+        steps inline in ``transport/udp.py``, where a call per packet shows in the figures):
+
+        1. the client's state, chosen once per address (or device ID) and kept: its profile,
+           memo and fast path (``prepared.client``); ACL and trust are in it;
+        2. the rate limiter's verdict, asked once (``ClientState.limit``), so a limited
+           client never gets a prepared answer;
+        3. the memo: an identical packet answered within its reuse time is resent under this
+           ID (UDP and the streams keep apart memos: a UDP answer may be truncated);
+        4. PROXY v2 (UDP only): unwrap, then steps 1 to 3 for the real client;
+        5. the fast path: a list-blocked name's prepared block, classified in C;
+        6. ``answer``: drop for a denied source, parse, count, admission (ACL, rate limit,
+           ANY), the profile from ECS where trusted, the policy decision, then the block,
+           rewrite, canary or cache answer, or a ``Miss`` for the upstream exchange.
+        """
         if client.memo is not None and (verdict is None or verdict is Verdict.PASS):
             response = self.prepared(data, client, transport)
             if response is not None:

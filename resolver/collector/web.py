@@ -29,6 +29,7 @@ from resolver.collector.exports import coverage_csv, coverage_pdf
 from resolver.collector.i18n import TEXT, pick
 from resolver.collector.limits import PushGuard
 from resolver.collector.proxy import Network
+from resolver.console.sessions import same_token  # one constant-time check for both web apps
 from resolver.coverage.registry import Site
 
 SITES_KEY: web.AppKey[Sequence[Site]] = web.AppKey("sites")
@@ -91,15 +92,9 @@ async def require_login(
     request[USER_KEY] = user
     if request.method == "POST":
         form = await request.post()
-        if not _same_token(str(form.get("csrf", "")), user.csrf):
+        if not same_token(user.csrf, str(form.get("csrf", ""))):
             raise web.HTTPForbidden(text="CSRF token missing or wrong\n")
     return await handler(request)
-
-
-def _same_token(given: str, expected: str) -> bool:
-    """Constant-time comparison; on bytes, since compare_digest refuses non-ASCII text (a
-    TypeError, so a 500, for a form anybody can post)."""
-    return secrets.compare_digest(given.encode("utf-8", "replace"), expected.encode())
 
 
 async def login_form(request: web.Request) -> web.Response:
@@ -120,7 +115,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
     """Check the CSRF pair and the password; a session cookie on success."""
     form = await request.post()
     expected = request.cookies.get(PRE_COOKIE, "")
-    if not expected or not _same_token(str(form.get("csrf", "")), expected):
+    if not expected or not same_token(expected, str(form.get("csrf", ""))):
         raise web.HTTPForbidden(text="CSRF token missing or wrong\n")
     name, password = str(form.get("name", "")), str(form.get("password", ""))
     user = await _db(request, auth.login, name, password, _now(request))

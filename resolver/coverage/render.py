@@ -64,7 +64,7 @@ _SIGNATURES_VI = (
 
 
 def _vietnamese(text: str, table: tuple[tuple[str, str], ...]) -> str | None:
-    for start, vietnamese in sorted(table, key=lambda pair: -len(pair[0])):
+    for start, vietnamese in table:  # no start is a prefix of another: order is free
         if text.startswith(start):
             detail = text[len(start) :].strip() if start.endswith(" ") else ""
             return vietnamese + (" " + detail if detail else "")

@@ -79,3 +79,11 @@ def test_every_reason_judge_gives_has_its_vietnamese_text() -> None:
         reason = "ledger missing" if start == "ledger " else reason
         shown = reason_text(reason)
         assert shown.endswith(" / " + reason) and not shown.startswith(start), start
+
+
+def test_no_reason_start_is_a_prefix_of_another_so_the_first_match_is_the_only_one() -> None:
+    from resolver.coverage.render import _REASONS_VI, _SIGNATURES_VI
+
+    for table in (_REASONS_VI, _SIGNATURES_VI):
+        starts = [start for start, _ in table]
+        assert not [(a, b) for a in starts for b in starts if a != b and b.startswith(a)]

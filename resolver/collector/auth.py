@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass
 
@@ -15,8 +16,13 @@ from resolver.errors import LachanError
 ROLES = ("auditor", "viewer")  # auditors may also export CSV and PDF
 SESSION_SECONDS = 8 * 3600
 _HASHER = PasswordHasher()
-# Verified against when the name is unknown, so a wrong name costs as long as a wrong password.
-_DUMMY = _HASHER.hash("not a password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the name is unknown, so a wrong name costs as long as a wrong
+    password. Made at the first login, not at import (one argon2 hash is ~90 ms)."""
+    return _HASHER.hash("not a password")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +60,7 @@ def login(db: Database, name: str, password: str, now: int) -> Session | None:
     """A new session if the password is right; every attempt is logged."""
     with db.tx() as tx:
         rows = tx.run("SELECT role, hash FROM users WHERE name = ?", (name,))
-    role, digest = rows[0] if rows else ("", _DUMMY)
+    role, digest = rows[0] if rows else ("", _dummy_hash())
     try:
         _HASHER.verify(digest, password)
         ok = bool(rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -16,8 +17,14 @@ from ..errors import ConfigError
 ROLES = ("admin", "teacher")
 _USER = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _HASHER = PasswordHasher()  # argon2id with the library's current recommended parameters
-# Verifying an unknown user costs the same as a known one: the answer time tells nothing.
-_DUMMY = _HASHER.hash("lachan: no such user")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against for an unknown user, so the answer time tells nothing. Made at the
+    first login, not at import: one argon2 hash costs ~90 ms, which every `lachan serve`
+    paid before it could answer a query (the console module is imported by the app)."""
+    return _HASHER.hash("lachan: no such user")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +76,13 @@ def set_password(path: Path, user: str, password: str, role: str) -> None:
 def check_password(path: Path, user: str, password: str) -> Account | None:
     """The account when the password matches, else None (same cost for unknown users)."""
     entry = read_users(path).get(user)
-    stored = entry.get("hash", _DUMMY) if isinstance(entry, dict) else _DUMMY
+    stored = entry.get("hash") if isinstance(entry, dict) else None
     try:
-        _HASHER.verify(stored, password)
+        # An entry without a hash is verified against the dummy too, and refused after it
+        # (before, its password was the dummy's).
+        _HASHER.verify(stored if isinstance(stored, str) else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return None
-    if not isinstance(entry, dict) or entry.get("role") not in ROLES:
+    if entry is None or not isinstance(stored, str) or entry.get("role") not in ROLES:
         return None
     return Account(user, entry["role"])

@@ -65,6 +65,31 @@ def test_the_users_file_is_private_and_holds_argon2_hashes(tmp_path: Path) -> No
         set_password(path, "x", "long-enough", "principal")
 
 
+def test_an_entry_without_a_hash_is_refused_even_with_the_dummy_password(tmp_path: Path) -> None:
+    # Before: the missing hash fell back to the unknown-user dummy, whose password then
+    # logged the entry in.
+    path = tmp_path / "users.json"
+    path.write_text('{"users": {"co-lan": {"role": "teacher"}}}', encoding="utf-8")
+    assert check_password(path, "co-lan", "lachan: no such user") is None
+
+
+def test_importing_the_console_and_collector_hashes_nothing() -> None:
+    # One argon2 hash at import cost every `lachan serve` ~90 ms before its first answer.
+    import subprocess
+    import sys
+
+    code = (
+        "import argon2, time\n"
+        "calls = []\n"
+        "real = argon2.PasswordHasher.hash\n"
+        "argon2.PasswordHasher.hash = lambda self, p, **k: calls.append(p) or real(self, p, **k)\n"
+        "import resolver.console.accounts, resolver.collector.auth\n"
+        "print(len(calls))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "0"
+
+
 def test_run_as_root_the_users_file_belongs_to_the_state_folders_owner(tmp_path: Path) -> None:
     import os
 

@@ -25,10 +25,11 @@ class BuildWithShipped(build_py):
 setup(
     cmdclass={"build_py": BuildWithShipped},
     ext_modules=[
-        # One C extension, two sources: the name table and fast path, and DoH's allocator.
+        # One C extension, three sources: the name table and fast path, DoH's allocator, and
+        # the upstream answer scanner of the miss path.
         Extension(
             "resolver._nametable",
-            ["resolver/_nametable.c", "resolver/_ngmem.c"],
+            ["resolver/_nametable.c", "resolver/_ngmem.c", "resolver/_scan.c"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         ),
     ],

@@ -56,7 +56,21 @@ class ScannedAnswer(NamedTuple):
         return bool(self.flags & TC)
 
 
+_new_answer = tuple.__new__  # a ScannedAnswer from the C scanner's tuple, with no Python frame
+
+
 def scan_answer(msg: bytes, qend: int) -> ScannedAnswer:
+    """Split an upstream message whose question ends at ``qend``; raise WireError if bad.
+
+    The C scanner (resolver/_scan.c) when the extension has it; ``scan_answer_py`` is the
+    reference it is held to (tests/test_response_c.py) and the fallback."""
+    scanned = _c_scan(msg, qend)
+    if scanned.__class__ is str:
+        raise WireError(FORMERR, None, scanned)
+    return _new_answer(ScannedAnswer, scanned)
+
+
+def scan_answer_py(msg: bytes, qend: int) -> ScannedAnswer:
     """Split an upstream message whose question ends at ``qend``; raise WireError if bad."""
     size = len(msg)
     if size < HEADER_LEN:
@@ -196,6 +210,12 @@ def _has_pointer_after(msg: bytes, start: int) -> bool:
     # Conservative: any byte with the pointer bits set may be a pointer. Only used in the
     # rare case of an OPT record that is not the last record.
     return any(b & 0xC0 == 0xC0 for b in msg[start:])
+
+
+try:
+    from ._nametable import scan_answer as _c_scan
+except ImportError:  # an extension built before _scan.c: the Python scanner does the work
+    scan_answer = scan_answer_py  # noqa: F811
 
 
 def question_end(msg: bytes) -> int:

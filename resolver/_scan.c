@@ -316,11 +316,53 @@ fail:
     return NULL;
 }
 
+/* untrack(*objects): take objects out of the cyclic collector's lists (see cache.py: what
+ * the cache keeps holds no reference that could close a cycle, so reference counting alone
+ * frees it, and the collector must not scan hundreds of thousands of entries).
+ *
+ * Only tuples and instances of classes defined in Python: their deallocators untrack with the
+ * checked call, so an untracked one is freed safely. Many built-in types (bound methods, for
+ * one) assume they are still tracked when freed and would crash: those are a TypeError. */
+static destructor python_class_dealloc; /* what a `class` statement's instances are freed by */
+
+static int untrack_is_safe(PyObject *o)
+{
+    if (python_class_dealloc == NULL) {
+        PyObject *probe = PyObject_CallFunction((PyObject *)&PyType_Type, "s(){}", "probe");
+        if (probe == NULL)
+            return -1;
+        python_class_dealloc = ((PyTypeObject *)probe)->tp_dealloc;
+        Py_DECREF(probe);
+    }
+    return PyTuple_CheckExact(o) || Py_TYPE(o)->tp_dealloc == python_class_dealloc;
+}
+
+static PyObject *untrack(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        PyObject *o = args[i];
+        if (o == Py_None || !PyObject_IS_GC(o))
+            continue;
+        int safe = untrack_is_safe(o);
+        if (safe < 0)
+            return NULL;
+        if (!safe)
+            return PyErr_Format(PyExc_TypeError, "untrack: %s objects may not be untracked",
+                                Py_TYPE(o)->tp_name);
+        if (PyObject_GC_IsTracked(o))
+            PyObject_GC_UnTrack(o);
+    }
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(untrack_doc, "untrack(*objects): out of the cyclic collector's lists (no cycles)");
+
 PyDoc_STRVAR(scan_doc,
              "scan_answer(msg, qend) -> tuple in ScannedAnswer's order, or the str of the "
              "FORMERR that makes the answer unusable");
 
 PyMethodDef lachan_scan_methods[] = {
     {"scan_answer", (PyCFunction)(void (*)(void))scan_answer, METH_FASTCALL, scan_doc},
+    {"untrack", (PyCFunction)(void (*)(void))untrack, METH_FASTCALL, untrack_doc},
     {NULL, NULL, 0, NULL},
 };

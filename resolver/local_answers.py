@@ -4,8 +4,6 @@ and answers from the cache (plain, or safe-search rewritten).
 
 from __future__ import annotations
 
-from functools import partial
-
 from . import reply
 from .acl import AclAction
 from .miss import _REWRITTEN, Misses
@@ -98,7 +96,14 @@ class LocalAnswers(Misses):
             until = entry.reuse_until(now)
             answer_key = (action, category, profile.name)
             self._remember(
-                query, client, profile, response, until, answer_key, self._cache_hit, transport
+                query,
+                client,
+                profile,
+                response,
+                until,
+                answer_key,
+                self._count_cache_hit,
+                transport,
             )
         return response
 
@@ -136,7 +141,7 @@ class LocalAnswers(Misses):
             self.stats.record_rewrite(rewrite.engine)
             until = entry.reuse_until(now)
             answer_key = ("rewritten", "none", profile.name)
-            counter = partial(self.stats.record_rewrite, rewrite.engine)
+            counter = self._rewrite_counter(rewrite.engine)
             self._remember(query, client, profile, response, until, answer_key, counter, transport)
             return response
         return Miss(query, profile, received, rewrite)

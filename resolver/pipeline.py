@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 from . import reply
@@ -27,6 +28,7 @@ from .local_answers import LocalAnswers
 from .policy.clients import EcsError, parse_ecs
 from .policy.decide import decide
 from .policy.decision import ALLOW, Block, Canary, Rewrite
+from .prepared import count_cache_hit
 from .querystate import (  # noqa: F401 - transports and config import these from here
     TCP,
     UDP,
@@ -79,6 +81,9 @@ class Resolver(LocalAnswers):
         self.state = state
         self._memos: dict[object, dict[bytes, tuple]] = {}
         self._block_labels_memo: dict[int, tuple[Block, tuple]] = {}
+        # The prepared answers' counters, made once (see PreparedAnswers._remember).
+        self._count_cache_hit = partial(count_cache_hit, stats)
+        self._rewrite_counters: dict[str, Callable[[], None]] = {}
         self._fasts: dict[str, dict[int, tuple | bool]] = {}  # per profile, see fastpath.py
         self._client_tables: list[dict[str, ClientState]] = []
         # Moves whenever a client's profile may have changed (a reload, a subscriber binding):

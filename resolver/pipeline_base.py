@@ -34,6 +34,8 @@ class ResolverBase:
     state: ServingState
     _memos: dict[object, dict[bytes, tuple]]
     _block_labels_memo: dict[int, tuple[Block, tuple]]
+    _count_cache_hit: Callable[[], None]
+    _rewrite_counters: dict[str, Callable[[], None]]
     _fasts: dict[str, dict[int, tuple | bool]]
     _client_tables: list[dict[str, ClientState]]
     clients_epoch: int

@@ -58,3 +58,38 @@ def test_a_filling_cache_never_makes_one_collection_scan_all_it_holds(
     # at once (28 ms of CPU); now at most what survived 4 young collections of 5,000.
     assert max(middle) < 30_000, middle
     assert all(generation < 2 for generation, _ in settled)  # no full collection
+
+
+def test_a_churning_cache_never_piles_its_entries_into_one_collection(
+    settled: list[tuple[int, int]],
+) -> None:
+    # At its limit every new entry evicts an old one. The young generation's count is
+    # allocations minus deallocations of *any* generation, so the evicted (old) entries paid
+    # for the new (young) ones and the young collection stayed away while the new entries
+    # piled up: 320,000 objects in one young collection, 190 ms of CPU, in a serving process
+    # after three dnsperf runs. Cached answers are now invisible to the collector.
+    wire = _answer_wire()
+    capacity = 100_000
+    cache = Cache(CachePolicy(capacity=capacity, max_memory=1 << 34), time.monotonic)
+    for i in range(capacity + ENTRIES):
+        cache.put(b"k%d" % i, parse_reply(wire))
+    assert len(cache) <= capacity
+    # What the next young and middle collections will scan, whenever they come.
+    pending = len(gc.get_objects(0)) + len(gc.get_objects(1))
+    assert pending < 30_000, pending
+    assert max((scanned for _, scanned in settled), default=0) < 30_000
+
+
+def test_the_cache_keeps_its_entries_out_of_the_collectors_lists() -> None:
+    wire = _answer_wire()
+    cache = Cache(CachePolicy(capacity=1_000, max_memory=1 << 34), time.monotonic)
+    entry = cache.put(b"k", parse_reply(wire))
+    assert entry is not None and cache.get(b"k", time.monotonic()) is entry
+    assert not gc.is_tracked(entry) and not gc.is_tracked(entry.answer)
+
+
+def _answer_wire() -> bytes:
+    query = dns.message.make_query("x.example.", "A")
+    reply = dns.message.make_response(query)
+    reply.answer.append(dns.rrset.from_text("x.example.", 300, "IN", "A", "192.0.2.1"))
+    return reply.to_wire()

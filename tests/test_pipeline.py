@@ -4,6 +4,7 @@ serve-stale, with a fake clock and the real stub upstream on loopback."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
@@ -217,6 +218,23 @@ def test_memo_entry_expires_at_the_next_second(make: Make) -> None:
     until, tail = client.memo[data[2:]][:2]
     assert until == 5001.0
     assert dns.message.from_wire(data[:2] + tail).answer[0].ttl == 300
+
+
+def test_a_memo_entry_is_out_of_the_collectors_lists_and_still_counts_its_hit(make: Make) -> None:
+    # Replaced every second, tracked entries piled up unseen by the young count (see
+    # tests/test_gc_settings.py); the counter they carry reaches only the stats.
+    resolver, _, clock = make()
+    ask(resolver, wire())
+    data = wire()
+    clock.now += 0.25
+    client = resolver.client(resolver.client_table(), "127.0.0.1", LISTENER)
+    resolver.answer(data, client, "127.0.0.1", UDP)
+    assert client.memo is not None
+    entry = client.memo[data[2:]]
+    assert not gc.is_tracked(entry) and not gc.is_tracked(entry[2])
+    hits = resolver.stats.cache_hits
+    resolver.count_prepared(entry)
+    assert resolver.stats.cache_hits == hits + 1
 
 
 def test_inflight_limit(upstream: StubUpstream) -> None:

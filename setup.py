@@ -29,7 +29,7 @@ setup(
         # the upstream answer scanner of the miss path.
         Extension(
             "resolver._nametable",
-            ["resolver/_nametable.c", "resolver/_ngmem.c", "resolver/_scan.c"],
+            ["resolver/_nametable.c", "resolver/_ngmem.c", "resolver/_wire.c"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         ),
     ],

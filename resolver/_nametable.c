@@ -460,8 +460,8 @@ static struct PyModuleDef module = {
 
 /* resolver/_ngmem.c: the allocator of DoH's nghttp2 sessions, in this same extension. */
 extern PyMethodDef lachan_ngmem_methods[];
-/* resolver/_scan.c: the upstream answer scanner of the cache-miss path. */
-extern PyMethodDef lachan_scan_methods[];
+/* resolver/_wire.c: wire-format work of the query path (answer scan, names to text, untrack). */
+extern PyMethodDef lachan_wire_methods[];
 
 PyMODINIT_FUNC PyInit__nametable(void)
 {
@@ -479,7 +479,7 @@ PyMODINIT_FUNC PyInit__nametable(void)
     if (PyModule_AddIntConstant(m, "START_BITS", START_BITS) < 0 ||
         PyModule_AddIntConstant(m, "QEND_BITS", QEND_BITS) < 0 ||
         PyModule_AddFunctions(m, lachan_ngmem_methods) < 0 ||
-        PyModule_AddFunctions(m, lachan_scan_methods) < 0) {
+        PyModule_AddFunctions(m, lachan_wire_methods) < 0) {
         Py_DECREF(m);
         return NULL;
     }

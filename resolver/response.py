@@ -62,7 +62,7 @@ _new_answer = tuple.__new__  # a ScannedAnswer from the C scanner's tuple, with 
 def scan_answer(msg: bytes, qend: int) -> ScannedAnswer:
     """Split an upstream message whose question ends at ``qend``; raise WireError if bad.
 
-    The C scanner (resolver/_scan.c) when the extension has it; ``scan_answer_py`` is the
+    The C scanner (resolver/_wire.c) when the extension has it; ``scan_answer_py`` is the
     reference it is held to (tests/test_response_c.py) and the fallback."""
     scanned = _c_scan(msg, qend)
     if scanned.__class__ is str:
@@ -214,7 +214,7 @@ def _has_pointer_after(msg: bytes, start: int) -> bool:
 
 try:
     from ._nametable import scan_answer as _c_scan
-except ImportError:  # an extension built before _scan.c: the Python scanner does the work
+except ImportError:  # an extension built before _wire.c: the Python scanner does the work
     scan_answer = scan_answer_py  # noqa: F811
 
 

@@ -1,4 +1,4 @@
-"""The C answer scanner (resolver/_scan.c) against the Python one it replaced on the miss path.
+"""The C answer scanner (resolver/_wire.c) against the Python one it replaced on the miss path.
 
 Every input gives both the same ScannedAnswer, or both the same FORMERR message: answers
 dnspython builds (every record type the scanner treats apart, EDNS, extended rcodes,

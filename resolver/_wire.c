@@ -1,5 +1,8 @@
 /*
- * resolver._nametable.scan_answer: an upstream answer split for caching, the same rules as
+ * Wire-format work of the query path, in the one extension resolver._nametable:
+ * scan_answer (below), wire_to_text (a question's name as the policy reads it) and untrack.
+ *
+ * scan_answer: an upstream answer split for caching, the same rules as
  * resolver/response.py's Python scanner (which stays as the reference and the fallback).
  *
  * Why C: every cache miss scans its upstream answer record by record (names checked for
@@ -361,7 +364,53 @@ PyDoc_STRVAR(scan_doc,
              "scan_answer(msg, qend) -> tuple in ScannedAnswer's order, or the str of the "
              "FORMERR that makes the answer unusable");
 
-PyMethodDef lachan_scan_methods[] = {
+/* wire_to_text(wire) -> str: an uncompressed wire name as dotted text without the final
+ * dot ('' for the root), every byte outside '!'..'~' and every '.' or '\\' inside a label
+ * written \DDD: wire.wire_to_text's rule, which stays as the reference. Why C: every query
+ * that is not a prepared answer reads its name as text for the policy, and the Python version
+ * was the largest single cost of a miss's own Python (tests/test_wire_c.py holds them equal). */
+static PyObject *wire_to_text(PyObject *self, PyObject *arg)
+{
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "wire_to_text(wire: bytes)");
+        return NULL;
+    }
+    const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(arg);
+    Py_ssize_t size = PyBytes_GET_SIZE(arg);
+    char out[4 * 256 + 8]; /* every byte of a 255-octet name escaped: 4 characters each */
+    Py_ssize_t n = 0, pos = 0;
+    while (pos < size && d[pos] != 0) {
+        unsigned len = d[pos];
+        if (len > 63 || pos + 1 + (Py_ssize_t)len > size || n + 4 * (Py_ssize_t)len + 1 > 4 * 256) {
+            PyErr_SetString(PyExc_ValueError, "not an uncompressed wire name");
+            return NULL;
+        }
+        if (n > 0)
+            out[n++] = '.';
+        for (unsigned i = 1; i <= len; i++) {
+            unsigned char c = d[pos + i];
+            if (c >= 0x21 && c <= 0x7E && c != '.' && c != '\\') {
+                out[n++] = (char)c;
+            } else {
+                out[n++] = '\\';
+                out[n++] = (char)('0' + c / 100);
+                out[n++] = (char)('0' + c / 10 % 10);
+                out[n++] = (char)('0' + c % 10);
+            }
+        }
+        pos += len + 1;
+    }
+    if (pos >= size) {
+        PyErr_SetString(PyExc_ValueError, "not an uncompressed wire name");
+        return NULL;
+    }
+    return PyUnicode_DecodeASCII(out, n, NULL);
+}
+
+PyDoc_STRVAR(text_doc, "wire_to_text(wire) -> the name as dotted text (see wire.wire_to_text)");
+
+PyMethodDef lachan_wire_methods[] = {
+    {"wire_to_text", (PyCFunction)wire_to_text, METH_O, text_doc},
     {"scan_answer", (PyCFunction)(void (*)(void))scan_answer, METH_FASTCALL, scan_doc},
     {"untrack", (PyCFunction)(void (*)(void))untrack, METH_FASTCALL, untrack_doc},
     {NULL, NULL, 0, NULL},

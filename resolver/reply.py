@@ -76,8 +76,23 @@ class Asked(Protocol):
 
 
 # -- OPT ------------------------------------------------------------------------------------
+_PLAIN_OPTS: dict[tuple[int, int, bool], bytes] = {}  # OPTs without options, made once each
+
+
 def opt_record(udp_size: int, rcode: int = 0, do: bool = False, options: bytes = b"") -> bytes:
     """Our OPT record: version 0, only the DO flag echoed (unknown flags are never echoed)."""
+    if options:
+        return _build_opt(udp_size, rcode, do, options)
+    # Every miss builds two (ours upstream, the client's answer) from a handful of values.
+    opt = _PLAIN_OPTS.get((udp_size, rcode, do))
+    if opt is None:
+        opt = _build_opt(udp_size, rcode, do, b"")
+        if len(_PLAIN_OPTS) < 1024:  # rcodes come from upstreams: bounded anyway
+            _PLAIN_OPTS[(udp_size, rcode, do)] = opt
+    return opt
+
+
+def _build_opt(udp_size: int, rcode: int, do: bool, options: bytes) -> bytes:
     return b"".join(
         (
             b"\x00",

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from resolver.errors import IndexError_, ListError
 from resolver.lists.catalogue import Catalogue, Source
@@ -41,6 +42,24 @@ KEEP_INDEXES = 2  # the current one and the previous one, which a worker may sti
 def downloaded_path(state_dir: Path, source_id: str) -> Path:
     """Where fetch.py keeps the last good copy of a URL source."""
     return Path(state_dir) / "sources" / f"{source_id}.list"
+
+
+def meta_path(state_dir: Path, source_id: str) -> Path:
+    """Where a source's download metadata lives."""
+    return Path(state_dir) / "sources" / f"{source_id}.json"
+
+
+def read_meta(state_dir: Path, source_id: str) -> dict[str, Any]:
+    """A source's metadata (empty when it was never fetched or the file is unreadable).
+
+    Here, not in fetch.py, because the server reads it at start (list freshness metrics)
+    and fetch.py imports requests: ~40 ms of every start for one small JSON file.
+    """
+    try:
+        data = json.loads(meta_path(state_dir, source_id).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def source_file(source: Source, state_dir: Path) -> Path | None:

@@ -62,6 +62,7 @@ HOSTS = frozenset({SINGLE, SUPERVISOR})
 WIRING: tuple[tuple[str, frozenset[Role]], ...] = (
     ("stats", EVERY),  # first: every other piece feeds or reads the counters
     ("listeners", ANSWERS),  # TCP before UDP (Server.start); a bound port answers from here on
+    ("encrypted", ANSWERS),  # DoT, DoH: behind the same Resolver, once plain DNS is up
     ("querylog", HOSTS),  # the one writer, open before any worker can ship it records
     ("workers", frozenset({SUPERVISOR})),  # after the index is compiled: workers map the file
     ("metrics", HOSTS),  # one /metrics per host: the supervisor sums its workers' counters
@@ -209,6 +210,10 @@ class Process:
         reuse_port = self.role is WORKER  # workers share the ports (SO_REUSEPORT)
         self.server = Server(self.config, resolver, reuse_port, stopping=self.stopping)
         await self.server.start()
+
+    async def _wire_encrypted(self) -> None:
+        if self.server is not None and self.config.encrypted.enabled:  # their stack only then
+            await self.server.start_encrypted()
 
     async def _wire_querylog(self) -> None:
         if not self.config.querylog:

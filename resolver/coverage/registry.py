@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from resolver import yamlsafe
 from resolver.audit.keys import load_public_key
-from resolver.audit.record import LABEL
+from resolver.audit.label import LABEL
 from resolver.errors import ConfigError, LachanError
 
 KINDS = ("school", "isp")

@@ -26,7 +26,7 @@ from .fastpath import static_table
 from .lists.catalogue import load_for
 from .lists.index import Index, open_index
 from .lists.match import ListMatch
-from .lists.snapshot import current_index, ensure_index
+from .lists.snapshot import current_index, open_current
 from .policy.clients import ClientMap
 from .policy.loader import load_profiles
 from .policy.profile import Profile
@@ -143,16 +143,15 @@ def load_index(config: Config, compile_if_needed: bool = True) -> Index | EmptyI
     catalogue = load_for(config.lists, config.source)
     started = time.monotonic()
     if compile_if_needed:
-        path = ensure_index(catalogue, state_dir)
+        index = open_current(catalogue, state_dir)
     else:
         found = current_index(state_dir)
         if found is None:
             raise ListError(f"{state_dir}: no compiled index (run `lachan lists compile`)")
-        path = found
-    index = open_index(path)
+        index = open_index(found)
     log.info(
         "blocklist index %s: %d names, ready in %.2f s",
-        path.name,
+        index.info.path.name,
         len(index),
         time.monotonic() - started,
     )

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from resolver.errors import IndexError_, ListError
 from resolver.lists.catalogue import Catalogue, Source
-from resolver.lists.index import FORMAT_VERSION, open_index
+from resolver.lists.index import FORMAT_VERSION, Index, open_index
 from resolver.lists.match import ListAction
 from resolver.lists.names import lines as _lines
 from resolver.lists.rules import ParseResult
@@ -185,16 +185,31 @@ def ensure_index(
     catalogue: Catalogue, state_dir: Path, *, clock: Callable[[], float] = time.time
 ) -> Path:
     """Path of an index for the current inputs, compiling only if none exists (or it is bad)."""
+    return open_current(catalogue, state_dir, clock=clock, memo_size=0).info.path
+
+
+def open_current(
+    catalogue: Catalogue,
+    state_dir: Path,
+    *,
+    clock: Callable[[], float] = time.time,
+    memo_size: int = 4096,
+) -> Index:
+    """The index for the current inputs, compiled first if none exists (or it is bad).
+
+    Opened once: opening checks the whole file's SHA-256 (~10 ms for the bundled lists),
+    which a server's start paid twice when it took ensure_index's path and opened it again.
+    """
     state_dir = Path(state_dir)
     digests = input_digests(catalogue, state_dir)
     path = state_dir / "index" / f"{index_key(catalogue, digests)}.lidx"
     if path.exists():
         try:
-            open_index(path, memo_size=0)
-            return path
+            return open_index(path, memo_size=memo_size)
         except IndexError_ as exc:
             log.warning("recompiling: %s", exc)
-    return compile_index(catalogue, state_dir, digests=digests, clock=clock)
+    built = compile_index(catalogue, state_dir, digests=digests, clock=clock)
+    return open_index(built, memo_size=memo_size)
 
 
 def current_index(state_dir: Path) -> Path | None:

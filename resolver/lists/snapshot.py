@@ -6,6 +6,7 @@ State directory layout (``$LACHAN_STATE_DIR``, ``~/.cache/lachan`` or ``/var/lib
     sources/<source-id>.json   download metadata: ETag, Last-Modified, last success, counts
     index/<key>.lidx           compiled index; <key> digests the catalogue and every input
     index/current              name of the newest index file
+    inputs.json                each input file's SHA-256 with the stat it was taken at
 """
 
 from __future__ import annotations
@@ -77,13 +78,62 @@ def _digest(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def input_digests(catalogue: Catalogue, state_dir: Path) -> dict[str, str]:
-    """SHA-256 of every source's current input file, by source id ('' when it has none)."""
-    out = {}
+INPUTS_MEMO = "inputs.json"
+RACY_SECONDS = 2.0  # a file changed this recently may change again within one timestamp tick
+
+
+def input_digests(
+    catalogue: Catalogue, state_dir: Path, *, clock: Callable[[], float] = time.time
+) -> dict[str, str]:
+    """SHA-256 of every source's current input file, by source id ('' when it has none).
+
+    They name the index, so every start needs them; hashing every input took ~10 ms for the
+    bundled lists (15 MB), and grows with them. A digest is kept in inputs.json with
+    its file's inode, size, mtime and ctime and reused while all four are the same: writing,
+    renaming over or touching a file changes its ctime, which no tool sets back. A file
+    changed in the last RACY_SECONDS is hashed and not kept: timestamps are coarse, and a
+    second write within the same tick could leave all four unchanged (git's "racy" case).
+    """
+    memo_path = Path(state_dir) / INPUTS_MEMO  # not in index/: its listing is the indexes
+    memo = _read_memo(memo_path)
+    out: dict[str, str] = {}
+    kept: dict[str, list[Any]] = {}
     for src in catalogue.sources:
         path = source_file(src, state_dir)
-        out[src.id] = _digest(path) if path else ""
+        if path is None:
+            out[src.id] = ""
+            continue
+        stat = path.stat()  # before reading: a change while hashing shows at the next start
+        stamp = [stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
+        known = memo.get(str(path))
+        if isinstance(known, list) and len(known) == 2 and known[0] == stamp:
+            digest = str(known[1])
+        else:
+            digest = _digest(path)
+        out[src.id] = digest
+        if stat.st_ctime_ns < (clock() - RACY_SECONDS) * 1e9:
+            kept[str(path)] = [stamp, digest]
+    if kept != memo:
+        _write_memo(memo_path, kept)
     return out
+
+
+def _read_memo(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_memo(path: Path, memo: dict[str, list[Any]]) -> None:
+    """Best effort: a state folder this user cannot write only costs the next start time."""
+    from resolver.lists.build import atomic_write
+
+    try:
+        atomic_write(path, json.dumps(memo, indent=0, sort_keys=True).encode())
+    except (ListError, OSError) as exc:  # OSError: the state folder cannot be made
+        log.debug("input digests not kept: %s", exc)
 
 
 def index_key(catalogue: Catalogue, digests: dict[str, str]) -> str:
@@ -201,7 +251,7 @@ def open_current(
     which a server's start paid twice when it took ensure_index's path and opened it again.
     """
     state_dir = Path(state_dir)
-    digests = input_digests(catalogue, state_dir)
+    digests = input_digests(catalogue, state_dir, clock=clock)
     path = state_dir / "index" / f"{index_key(catalogue, digests)}.lidx"
     if path.exists():
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import compileall
+import importlib.util
 import re
 import shlex
 import subprocess
@@ -31,6 +33,23 @@ def lachan_command() -> list[str]:
     if beside.exists():
         return [str(beside)]
     return [sys.executable, "-m", "resolver.cli"]
+
+
+def lachan_package() -> Path | None:
+    """Where the `resolver` package this interpreter (the venv's) imports lives."""
+    spec = importlib.util.find_spec("resolver")
+    locations = spec.submodule_search_locations if spec is not None else None
+    return Path(next(iter(locations))) if locations else None
+
+
+def byte_compile(package: Path | None) -> bool:
+    """Write the package's bytecode, as the Debian package's postinst does (py3compile).
+
+    A start then reads .pyc files, as every installed lachan does. A checkout run under
+    PYTHONDONTWRITEBYTECODE (set on this project's shared machines) never gets them, and
+    each start compiled ~90 modules from source: ~60 ms of *ready* that no install pays.
+    """
+    return package is not None and compileall.compile_dir(package, quiet=1)
 
 
 def _catalogue(d: Path, listfile: Path) -> Path:

@@ -32,7 +32,7 @@ import data  # noqa: E402
 import dnsperf  # noqa: E402
 import probe  # noqa: E402
 import report  # noqa: E402
-from lachan_peer import lachan_caps
+from lachan_peer import byte_compile, lachan_caps, lachan_package
 from peers import PEERS, nsd_argv  # noqa: E402
 from procs import Proc, log, port_free  # noqa: E402
 
@@ -232,6 +232,8 @@ def setup_bench(a: argparse.Namespace, peers: list, notes: list[str]) -> cases.B
     b.rundir.mkdir(parents=True, exist_ok=True)
     if any(p.kind == "lachan" for p in peers) and not a.lachan_cmd:
         b.caps = lachan_caps(b.rundir, inputs.path("blocklist.txt"))
+        if not byte_compile(lachan_package()):
+            notes.append("lachan's bytecode could not be written: its starts compile from source.")
         notes += caps_notes(b.caps)
     return b
 

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .audit.record import LABEL
+from .audit.label import LABEL
 from .errors import ConfigError
 from .lists.names import NameError_, normalise
 from .policy.profile import NameRules, Profile

@@ -15,6 +15,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .acl import Acl
 from .cache import Cache
@@ -25,10 +26,12 @@ from .ratelimit import RateLimiter
 from .reloadable import restart_needed
 from .state import ServingState, build_state
 from .stats import LabelSets, Stats
-from .transport.encrypted import EncryptedListeners
 from .transport.pktinfo import PktinfoListener, blind_wildcards, needs_destination
 from .transport.tcp import TcpConnection, TcpServerState, tcp_limiter
 from .transport.udp import UdpListener
+
+if TYPE_CHECKING:  # DoT and DoH: wired by resolver.compose only when configured
+    from .transport.encrypted import EncryptedListeners
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +102,12 @@ class Server:
     udp: list[UdpListener] = field(default_factory=list)
     tcp_servers: list[asyncio.base_events.Server] = field(default_factory=list)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    encrypted: EncryptedListeners | None = None  # DoT, DoH: start_encrypted
 
     def __post_init__(self) -> None:
         self.tcp_state = TcpServerState(
             self.config.tcp, tcp_limiter(self.config.ratelimit), self.resolver.stats
         )
-        self.encrypted = EncryptedListeners(self.resolver, self.tcp_state)  # DoT, DoH
 
     async def start(self) -> None:
         # TCP listens everywhere before any UDP socket answers: whoever sees a UDP answer
@@ -119,6 +122,17 @@ class Server:
                 continue
             await loop.create_datagram_endpoint(lambda p=protocol: p, sock=udp_socket)  # type: ignore[misc]
             self.udp.append(protocol)
+
+    async def start_encrypted(self) -> None:
+        """DoT and DoH beside the plain listeners, behind the same Resolver.
+
+        compose wires them only when configured: their stack (h2, h11, nghttp2 through ctypes,
+        cryptography's x509 for the expiry metric) cost ~45 ms of every start when imported
+        whether used or not.
+        """
+        from .transport.encrypted import EncryptedListeners
+
+        self.encrypted = EncryptedListeners(self.resolver, self.tcp_state)
         await self.encrypted.start(self.config.encrypted, self.config.source, self.reuse_port)
 
     def announce(self) -> None:
@@ -157,7 +171,8 @@ class Server:
                 "reload: clients.listeners on wildcard %s take effect after a restart", blind
             )
         self.resolver.swap_state(state, Acl(fresh.acl))
-        self.encrypted.reload(fresh.encrypted, fresh.source)  # devices, certificate
+        if self.encrypted is not None:
+            self.encrypted.reload(fresh.encrypted, fresh.source)  # devices, certificate
         gc.freeze()  # the new snapshot is long-lived too (no collect: that would pause serving)
 
     async def apply_allows(self) -> None:
@@ -179,7 +194,8 @@ class Server:
         """Stop accepting, let in-flight queries finish within ``grace``, then close."""
         for server in self.tcp_servers:
             server.close()
-        self.encrypted.close()
+        if self.encrypted is not None:
+            self.encrypted.close()
         deadline = time.monotonic() + grace
         while self.resolver.inflight and time.monotonic() < deadline:
             await asyncio.sleep(0.05)

@@ -30,7 +30,7 @@ from .querystate import LoggedStats
 from .reloadable import applied_config
 from .sdnotify import Notifier, watchdog_interval
 from .services import close_quietly, every, open_audit, open_console, settle_memory, start_metrics
-from .state import ServingState, build_state
+from .state import Policies, ServingState, build_state
 from .stats import Snapshot, Stats
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ HOSTS = frozenset({SINGLE, SUPERVISOR})
 WIRING: tuple[tuple[str, frozenset[Role]], ...] = (
     ("stats", EVERY),  # first: every other piece feeds or reads the counters
     ("listeners", ANSWERS),  # TCP before UDP (Server.start); a bound port answers from here on
+    ("encrypted", ANSWERS),  # DoT, DoH: behind the same Resolver, once plain DNS is up
     ("querylog", HOSTS),  # the one writer, open before any worker can ship it records
     ("workers", frozenset({SUPERVISOR})),  # after the index is compiled: workers map the file
     ("metrics", HOSTS),  # one /metrics per host: the supervisor sums its workers' counters
@@ -210,6 +211,10 @@ class Process:
         self.server = Server(self.config, resolver, reuse_port, stopping=self.stopping)
         await self.server.start()
 
+    async def _wire_encrypted(self) -> None:
+        if self.server is not None and self.config.encrypted.enabled:  # their stack only then
+            await self.server.start_encrypted()
+
     async def _wire_querylog(self) -> None:
         if not self.config.querylog:
             return
@@ -333,11 +338,12 @@ async def build_process(
     role: Role,
     conn: multiprocessing.connection.Connection | None = None,
     wallclock: Callable[[], float] = time.time,
+    policies: Policies | None = None,  # load_policies(config), when `serve` checked them already
 ) -> Process:
     """Wire a serving process of ``role`` from ``config``: every piece of plan(role), in order."""
     notifier = Notifier.from_env(unset=True)  # unset before forking: workers never notify
     loop = asyncio.get_running_loop()
-    state = await loop.run_in_executor(None, build_state, config)  # a supervisor compiles once
+    state = await loop.run_in_executor(None, build_state, config, None, policies)  # compiled once
     process = Process(config, load, role, state, notifier, wallclock, conn)
     for name in plan(role):
         await getattr(process, f"_wire_{name}")()
@@ -350,14 +356,15 @@ async def serve(
     load: ConfigLoader,
     ready: Callable[[Server], None] | None = None,
     wallclock: Callable[[], float] = time.time,
+    policies: Policies | None = None,
 ) -> None:
     """Run one process until SIGTERM or SIGINT (or ``server.stopping``); SIGHUP reloads."""
-    await (await build_process(config, load, SINGLE, wallclock=wallclock)).run(ready)
+    await (await build_process(config, load, SINGLE, None, wallclock, policies)).run(ready)
 
 
-async def supervise(config: Config, load: ConfigLoader) -> None:
+async def supervise(config: Config, load: ConfigLoader, policies: Policies | None = None) -> None:
     """Run a supervisor and its ``config.workers`` workers until SIGTERM or SIGINT."""
-    await (await build_process(config, load, SUPERVISOR)).run()
+    await (await build_process(config, load, SUPERVISOR, policies=policies)).run()
 
 
 def worker_main(
@@ -375,12 +382,12 @@ async def _worker(load: ConfigLoader, conn: multiprocessing.connection.Connectio
     await (await build_process(load(), load, WORKER, conn=conn)).run()
 
 
-def run(config: Config, load: ConfigLoader) -> None:
+def run(config: Config, load: ConfigLoader, policies: Policies | None = None) -> None:
     """Serve as one process, or as a supervisor with workers when ``workers`` > 1."""
     if config.workers > 1:
-        asyncio.run(supervise(config, load))  # not on the hot path: the stdlib loop will do
+        asyncio.run(supervise(config, load, policies))  # not on the hot path: the stdlib loop
     else:
-        _run_loop(serve(config, load))
+        _run_loop(serve(config, load, policies=policies))
 
 
 def _run_loop(main: Coroutine[Any, Any, None]) -> None:

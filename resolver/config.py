@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from . import encrypted_config
+from . import encrypted_config, yamlsafe
 from .config_lists import extra_sources
 from .config_read import Reader, in_range, ip_address, one_of, split_host_port
 from .console.settings import ConsoleSettings, console_settings
@@ -97,7 +97,7 @@ def parse(text: str, source: str, base: Path | None = None) -> Config:
     """Parse config text; relative paths in it are taken from ``base`` (the file's folder)."""
     base = base or Path.cwd()
     try:
-        document = yaml.safe_load(text)
+        document = yamlsafe.load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 from .config import Config
+from .lists.snapshot import read_meta
 from .stats import Stats
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,6 @@ class FreshnessReader:
     def collect(self) -> list[tuple[str, float, int]]:
         """(source, last success, consecutive failures) per record: file I/O only, so it can
         run in an executor thread while the loop keeps serving."""
-        from .lists.fetch import read_meta
-
         rows = []
         for source in self.sources():
             meta = read_meta(self._state_dir, source)

@@ -39,8 +39,9 @@ def test_each_role_gets_the_pieces_it_needs() -> None:
         pieces = set(plan(role))
         assert {"metrics", "audit", "querylog", "console", "watchdog", "list_refresh"} <= pieces
     for role in (SINGLE, WORKER):  # whoever answers DNS
-        assert {"listeners", "allows"} <= set(plan(role))
-    assert "listeners" not in plan(SUPERVISOR)  # the supervisor binds no DNS socket
+        assert {"listeners", "encrypted", "allows"} <= set(plan(role))
+        assert plan(role).index("listeners") < plan(role).index("encrypted")  # same Server
+    assert not {"listeners", "encrypted"} & set(plan(SUPERVISOR))  # it binds no DNS socket
     assert "report" in plan(WORKER)  # counters and query-log records go to the writer
     # The query log's writer is open before any worker can ship it records.
     assert plan(SUPERVISOR).index("querylog") < plan(SUPERVISOR).index("workers")

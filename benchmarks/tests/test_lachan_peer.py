@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from lachan_peer import LachanCaps, lachan_argv, lachan_config
+from lachan_peer import LachanCaps, byte_compile, lachan_argv, lachan_config, lachan_package
 
 config = pytest.importorskip("resolver.config")
 catalogue = pytest.importorskip("resolver.lists.catalogue")
@@ -38,3 +38,23 @@ def test_argv_passes_workers_and_quiet_logging_when_the_cli_has_them(tmp_path: P
     assert argv[-4:] == ["--log-level", "warning", "--workers", "2"]
     stand_in = lachan_argv(5310, 1, tmp_path, tmp_path / "l.txt", 5300, "x --port {port}", caps)
     assert stand_in == ["x", "--port", "5310"]
+
+
+def test_byte_compile_writes_bytecode_even_where_python_is_told_not_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")  # as on the shared machines
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("X = 1\n")
+    (package / "sub" / "mod.py").write_text("Y = 2\n")
+    assert byte_compile(package)
+    assert list((package / "__pycache__").glob("__init__.*.pyc"))
+    assert list((package / "sub" / "__pycache__").glob("mod.*.pyc"))
+    assert not byte_compile(None)
+
+
+def test_the_package_compiled_is_the_one_the_venv_runs():
+    found = lachan_package()
+    assert found is not None and (found / "cli.py").is_file()
+    assert found.resolve() == Path(catalogue.__file__).resolve().parent.parent

@@ -17,16 +17,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from resolver.audit.canonical import canonical_bytes, sha256_hex
+from resolver.audit.label import LABEL
 from resolver.errors import AuditError
 
 FORMAT = "lachan-audit/1"
 SITE_KINDS = ("school", "isp", "other")
 BLOCKED = "blocked"
 
-# Every label in a record (action, category, profile, engine, site, instance) must match this.
-# It has no dot and no colon, so neither a domain name nor an IPv4/IPv6 client address can ever
-# be written into a ledger, whatever a caller passes: privacy enforced by the format itself.
-LABEL = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 DIGEST = re.compile(r"[A-Za-z0-9_+/=:.-]{1,200}")
 HEX64 = re.compile(r"[0-9a-f]{64}")
 

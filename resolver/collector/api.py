@@ -17,7 +17,7 @@ from datetime import tzinfo
 
 from aiohttp import web
 
-from resolver.audit.record import LABEL
+from resolver.audit.label import LABEL
 from resolver.collector import proxy
 from resolver.collector.db import Database
 from resolver.collector.ingest import MAX_LINES, PROVINCE_TZ, UnknownSite, acks, ingest, site_key

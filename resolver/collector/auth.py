@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from resolver.audit.record import LABEL
+from resolver.audit.label import LABEL
 from resolver.collector.db import Database
 from resolver.errors import LachanError
 

@@ -12,7 +12,8 @@ from typing import NoReturn
 import click
 
 from ..audit.keys import load_public_key
-from ..audit.record import LABEL, parse_iso
+from ..audit.label import LABEL
+from ..audit.record import parse_iso
 from ..collector.db import Database
 from ..errors import ConfigError, LachanError
 from .audit import _zone

@@ -99,7 +99,8 @@ def serve(
     load = config_source.ConfigSource(config_path, listen, upstream, workers, tls_flags)
     try:
         cfg = load()
-        profiles, clients, _ = load_policies(cfg)  # fail fast on a bad profile, before binding
+        policies = load_policies(cfg)  # fail fast on a bad profile, before binding
+        profiles, clients, _ = policies
         preflight_encrypted(cfg, profiles)  # and on devices or TLS files that cannot serve
         for problem in mapping_problems(cfg.listeners, clients, cfg.source):
             logging.getLogger(__name__).warning("%s (this profile never applies)", problem)
@@ -108,7 +109,7 @@ def serve(
     except LachanError as exc:
         _fail(exc, 2)  # an operator's mistake: one line each, and systemd's "bad config" status
     try:
-        compose.run(cfg, load)  # one process, or a supervisor and its workers
+        compose.run(cfg, load, policies)  # one process, or a supervisor and its workers
     except LachanError as exc:  # what the checks above could not foresee, e.g. a race
         _fail(exc, 2)
     except OSError as exc:

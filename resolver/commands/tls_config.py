@@ -1,4 +1,8 @@
-"""The encrypted-listener part of `lachan check-config`: devices, key, names, expiry."""
+"""The encrypted-listener part of `lachan check-config`: devices, key, names, expiry.
+
+`lachan serve` imports this module too: the TLS checks (cryptography's x509, ctypes) are
+imported only when the config has encrypted listeners, not at every start.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,6 @@ import click
 from ..config import Config
 from ..encrypted_config import check_profiles
 from ..errors import ConfigError
-from ..tls_check import check
-from ..transport.tls import ALPN_DOT, load_context
 
 
 def check_encrypted(cfg: Config, profiles: Mapping[str, object], now: float | None = None) -> None:
@@ -20,6 +22,8 @@ def check_encrypted(cfg: Config, profiles: Mapping[str, object], now: float | No
     check_profiles(settings, profiles, cfg.source)
     if not settings.enabled:
         return
+    from ..tls_check import check
+
     report = check(settings, cfg.source, time.time() if now is None else now)
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
@@ -32,6 +36,8 @@ def preflight_encrypted(cfg: Config, profiles: Mapping[str, object]) -> None:
     settings = cfg.encrypted
     check_profiles(settings, profiles, cfg.source)
     if settings.enabled and settings.tls.cert is not None and settings.tls.key is not None:
+        from ..transport.tls import ALPN_DOT, load_context
+
         try:
             load_context(settings.tls.cert, settings.tls.key, ALPN_DOT)
         except ConfigError as exc:

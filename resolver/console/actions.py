@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from .. import yamlsafe
 from ..allows import (
     NEVER_DEFAULT,
     AllowError,
@@ -126,7 +127,7 @@ def allow_for_good(
 
 def _read_local(path: Path) -> dict[str, object]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yamlsafe.load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
     except (OSError, yaml.YAMLError) as exc:

@@ -10,8 +10,9 @@ from typing import Any
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from resolver import yamlsafe
 from resolver.audit.keys import load_public_key
-from resolver.audit.record import LABEL
+from resolver.audit.label import LABEL
 from resolver.errors import ConfigError, LachanError
 
 KINDS = ("school", "isp")
@@ -77,7 +78,7 @@ def _site(entry: Any, where: str, base: Path) -> Site:
 def load_registry(path: Path) -> tuple[Site, ...]:
     """Read and check the registry; every problem is reported as ``file: sites[i].key: why``."""
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = yamlsafe.load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:

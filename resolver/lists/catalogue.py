@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from resolver import yamlsafe
 from resolver.errors import ListError
 from resolver.lists.rules import FORMATS
 from resolver.settings import ExtraSource
@@ -98,7 +99,7 @@ def load_catalogue(path: Path | None = None) -> Catalogue:
     path = Path(path) if path else default_catalogue_path()
     try:
         raw = path.read_bytes()
-        data = yaml.safe_load(raw)
+        data = yamlsafe.load(raw)
     except (OSError, yaml.YAMLError) as exc:
         raise ListError(f"{path}: cannot read catalogue: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("categories"), list):

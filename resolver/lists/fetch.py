@@ -27,7 +27,7 @@ from resolver.lists import shrink
 from resolver.lists.build import atomic_write
 from resolver.lists.catalogue import Catalogue, Source
 from resolver.lists.parsers import parse
-from resolver.lists.snapshot import downloaded_path, read_text
+from resolver.lists.snapshot import downloaded_path, meta_path, read_meta, read_text
 
 log = logging.getLogger(__name__)
 
@@ -104,20 +104,6 @@ class RefreshReport:
         due = [r for r in self.results if r.status is not Status.SKIPPED]
         failed = sum(r.failed for r in due)
         return 0 if not failed else 2 if failed == len(due) else 1
-
-
-def meta_path(state_dir: Path, source_id: str) -> Path:
-    """Where a source's download metadata lives."""
-    return Path(state_dir) / "sources" / f"{source_id}.json"
-
-
-def read_meta(state_dir: Path, source_id: str) -> dict[str, Any]:
-    """A source's metadata (empty when it was never fetched or the file is unreadable)."""
-    try:
-        data = json.loads(meta_path(state_dir, source_id).read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _write_meta(state_dir: Path, source_id: str, meta: dict[str, Any]) -> None:

@@ -6,21 +6,23 @@ State directory layout (``$LACHAN_STATE_DIR``, ``~/.cache/lachan`` or ``/var/lib
     sources/<source-id>.json   download metadata: ETag, Last-Modified, last success, counts
     index/<key>.lidx           compiled index; <key> digests the catalogue and every input
     index/current              name of the newest index file
+    inputs.json                each input file's SHA-256 with the stat it was taken at
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from resolver.errors import IndexError_, ListError
 from resolver.lists.catalogue import Catalogue, Source
-from resolver.lists.index import FORMAT_VERSION, open_index
+from resolver.lists.index import FORMAT_VERSION, Index, open_index
 from resolver.lists.match import ListAction
 from resolver.lists.names import lines as _lines
 from resolver.lists.rules import ParseResult
@@ -43,6 +45,24 @@ def downloaded_path(state_dir: Path, source_id: str) -> Path:
     return Path(state_dir) / "sources" / f"{source_id}.list"
 
 
+def meta_path(state_dir: Path, source_id: str) -> Path:
+    """Where a source's download metadata lives."""
+    return Path(state_dir) / "sources" / f"{source_id}.json"
+
+
+def read_meta(state_dir: Path, source_id: str) -> dict[str, Any]:
+    """A source's metadata (empty when it was never fetched or the file is unreadable).
+
+    Here, not in fetch.py, because the server reads it at start (list freshness metrics)
+    and fetch.py imports requests: ~40 ms of every start for one small JSON file.
+    """
+    try:
+        data = json.loads(meta_path(state_dir, source_id).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def source_file(source: Source, state_dir: Path) -> Path | None:
     """The file a source compiles from: last good download, else bundled copy, else None."""
     fetched = downloaded_path(state_dir, source.id)
@@ -58,13 +78,62 @@ def _digest(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def input_digests(catalogue: Catalogue, state_dir: Path) -> dict[str, str]:
-    """SHA-256 of every source's current input file, by source id ('' when it has none)."""
-    out = {}
+INPUTS_MEMO = "inputs.json"
+RACY_SECONDS = 2.0  # a file changed this recently may change again within one timestamp tick
+
+
+def input_digests(
+    catalogue: Catalogue, state_dir: Path, *, clock: Callable[[], float] = time.time
+) -> dict[str, str]:
+    """SHA-256 of every source's current input file, by source id ('' when it has none).
+
+    They name the index, so every start needs them; hashing every input took ~10 ms for the
+    bundled lists (15 MB), and grows with them. A digest is kept in inputs.json with
+    its file's inode, size, mtime and ctime and reused while all four are the same: writing,
+    renaming over or touching a file changes its ctime, which no tool sets back. A file
+    changed in the last RACY_SECONDS is hashed and not kept: timestamps are coarse, and a
+    second write within the same tick could leave all four unchanged (git's "racy" case).
+    """
+    memo_path = Path(state_dir) / INPUTS_MEMO  # not in index/: its listing is the indexes
+    memo = _read_memo(memo_path)
+    out: dict[str, str] = {}
+    kept: dict[str, list[Any]] = {}
     for src in catalogue.sources:
         path = source_file(src, state_dir)
-        out[src.id] = _digest(path) if path else ""
+        if path is None:
+            out[src.id] = ""
+            continue
+        stat = path.stat()  # before reading: a change while hashing shows at the next start
+        stamp = [stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
+        known = memo.get(str(path))
+        if isinstance(known, list) and len(known) == 2 and known[0] == stamp:
+            digest = str(known[1])
+        else:
+            digest = _digest(path)
+        out[src.id] = digest
+        if stat.st_ctime_ns < (clock() - RACY_SECONDS) * 1e9:
+            kept[str(path)] = [stamp, digest]
+    if kept != memo:
+        _write_memo(memo_path, kept)
     return out
+
+
+def _read_memo(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_memo(path: Path, memo: dict[str, list[Any]]) -> None:
+    """Best effort: a state folder this user cannot write only costs the next start time."""
+    from resolver.lists.build import atomic_write
+
+    try:
+        atomic_write(path, json.dumps(memo, indent=0, sort_keys=True).encode())
+    except (ListError, OSError) as exc:  # OSError: the state folder cannot be made
+        log.debug("input digests not kept: %s", exc)
 
 
 def index_key(catalogue: Catalogue, digests: dict[str, str]) -> str:
@@ -166,16 +235,31 @@ def ensure_index(
     catalogue: Catalogue, state_dir: Path, *, clock: Callable[[], float] = time.time
 ) -> Path:
     """Path of an index for the current inputs, compiling only if none exists (or it is bad)."""
+    return open_current(catalogue, state_dir, clock=clock, memo_size=0).info.path
+
+
+def open_current(
+    catalogue: Catalogue,
+    state_dir: Path,
+    *,
+    clock: Callable[[], float] = time.time,
+    memo_size: int = 4096,
+) -> Index:
+    """The index for the current inputs, compiled first if none exists (or it is bad).
+
+    Opened once: opening checks the whole file's SHA-256 (~10 ms for the bundled lists),
+    which a server's start paid twice when it took ensure_index's path and opened it again.
+    """
     state_dir = Path(state_dir)
-    digests = input_digests(catalogue, state_dir)
+    digests = input_digests(catalogue, state_dir, clock=clock)
     path = state_dir / "index" / f"{index_key(catalogue, digests)}.lidx"
     if path.exists():
         try:
-            open_index(path, memo_size=0)
-            return path
+            return open_index(path, memo_size=memo_size)
         except IndexError_ as exc:
             log.warning("recompiling: %s", exc)
-    return compile_index(catalogue, state_dir, digests=digests, clock=clock)
+    built = compile_index(catalogue, state_dir, digests=digests, clock=clock)
+    return open_index(built, memo_size=memo_size)
 
 
 def current_index(state_dir: Path) -> Path | None:

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import idna
 import yaml
 
+from resolver import yamlsafe
 from resolver.config_read import unknown_key
 from resolver.errors import ConfigError
 from resolver.policy.decision import AnswerMode
@@ -298,7 +299,7 @@ def profile_from_mapping(
 
 def _read_yaml(path: Path, source: str) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yamlsafe.load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:

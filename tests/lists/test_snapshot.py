@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import gzip
+import json
+import os
+import time
 from pathlib import Path
 
 import pytest
 
 from resolver.errors import ListError
+from resolver.lists import snapshot
 from resolver.lists.catalogue import load_catalogue
 from resolver.lists.index import open_index
 from resolver.lists.match import ListAction
@@ -15,6 +19,7 @@ from resolver.lists.snapshot import (
     current_index,
     downloaded_path,
     ensure_index,
+    input_digests,
     read_text,
     source_file,
 )
@@ -137,3 +142,64 @@ def test_a_corrupt_gzipped_list_names_the_file(tmp_path: Path) -> None:
     bad.write_bytes(gzip.compress(b"a.example\n")[:-6])
     with pytest.raises(ListError, match=r"a\.txt\.gz: not a readable gzip file"):
         read_text(bad)
+
+
+def _one_source(folder: Path, names: str) -> Path:
+    (folder / "a.txt").write_text(names)
+    (folder / "c.yaml").write_text(
+        "categories:\n  - {id: adult, name_vi: x, name_en: y, sources: "
+        "[{id: s, format: domains, bundled: a.txt, licence: MIT}]}\n"
+    )
+    return folder / "a.txt"
+
+
+def later() -> float:
+    return time.time() + 60  # every input file already counts as settled (not racy)
+
+
+def test_an_unchanged_input_is_not_read_again_at_the_next_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _one_source(tmp_path, "a.example\n")
+    cat, state = load_catalogue(tmp_path / "c.yaml"), tmp_path / "state"
+    first = input_digests(cat, state, clock=later)
+    hashed: list[Path] = []
+    monkeypatch.setattr(snapshot, "_digest", lambda p: hashed.append(p) or "x")
+    assert input_digests(cat, state, clock=later) == first and not hashed
+
+
+def test_an_input_rewritten_in_place_with_its_old_size_and_mtime_is_read_again(
+    tmp_path: Path,
+) -> None:
+    source = _one_source(tmp_path, "a.example\n")
+    cat, state = load_catalogue(tmp_path / "c.yaml"), tmp_path / "state"
+    before = source.stat()
+    old = ensure_index(cat, state, clock=later)
+    source.write_text("b.example\n")  # same size, same inode
+    os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))  # and the old mtime
+    time.sleep(0.01)  # past the filesystem's timestamp tick: the ctime moves on
+    new = ensure_index(cat, state, clock=later)
+    assert new != old
+    assert open_index(new).lookup("b.example") and not open_index(new).lookup("a.example")
+
+
+def _kept(state: Path) -> list[str]:
+    memo = state / snapshot.INPUTS_MEMO
+    return list(json.loads(memo.read_text())) if memo.exists() else []
+
+
+def test_a_digest_taken_just_after_a_change_is_not_kept(tmp_path: Path) -> None:
+    _one_source(tmp_path, "a.example\n")
+    cat, state = load_catalogue(tmp_path / "c.yaml"), tmp_path / "state"
+    input_digests(cat, state)  # the file was written a moment ago: racy
+    assert _kept(state) == []
+    input_digests(cat, state, clock=later)
+    assert _kept(state) == [str(tmp_path / "a.txt")]
+
+
+def test_an_unreadable_memo_only_costs_a_rehash(tmp_path: Path) -> None:
+    _one_source(tmp_path, "a.example\n")
+    cat, state = load_catalogue(tmp_path / "c.yaml"), tmp_path / "state"
+    first = input_digests(cat, state, clock=later)
+    (state / snapshot.INPUTS_MEMO).write_text("[not json")
+    assert input_digests(cat, state, clock=later) == first

@@ -93,8 +93,58 @@ def _p99_check(avg, cases: list[dict], wl: str) -> Verdict:
     return Verdict(f"{wl} p99 <= 2 ms ({how})", f"{1000 * p99:.2f} ms", p99 <= 0.002)
 
 
+def _worst(cases: list[dict], wl: str, key: str) -> float | None:
+    """lachan's worst round for a tail figure: a tail target holds in every round or not."""
+    values = [c[key] for c in cases if c["peer"] == "lachan" and c["workload"] == wl and key in c]
+    return max(values) if values else None
+
+
+def _tail_checks(cases: list[dict]) -> list[Verdict]:
+    """Issue 13: p99.9 <= 10 ms and max <= 50 ms on hit, blocked, mixed and miss."""
+    out = []
+    for wl in WORKLOADS:
+        for key, label, bound in (("p999_s", "p99.9", 0.010), ("max_s", "max", 0.050)):
+            worst = _worst(cases, wl, key)
+            name = f"{wl} {label} <= {bound * 1000:.0f} ms (worst round)"
+            if worst is None:
+                out.append(Verdict(name, "not measured", None))
+            else:
+                out.append(Verdict(name, f"{worst * 1000:.2f} ms", worst <= bound))
+    return out
+
+
+def _miss_p99_against_unbound(avg) -> Verdict:
+    name = "miss p99 <= 2x unbound's miss p99 (same run, full load)"
+    mine = avg.get(("lachan", "miss"), {}).get("p99_s")
+    theirs = avg.get(("unbound", "miss"), {}).get("p99_s")
+    if not mine or not theirs:
+        return Verdict(name, "not measured", None)
+    text = f"{mine * 1000:.2f} vs {theirs * 1000:.2f} ms = {mine / theirs:.2f}x"
+    return Verdict(name, text, mine <= 2 * theirs)
+
+
+def _paced_p99(avg, cases: list[dict], wl: str, bound: float) -> Verdict:
+    rate = next((c.get("paced_qps") for c in cases if c["workload"] == wl), None)
+    name = f"{wl} p99 <= {bound * 1000:g} ms (paced at {rate:,} QPS)" if rate else f"{wl} p99"
+    p99 = avg.get(("lachan", wl), {}).get("p99_s")
+    if p99 is None:
+        return Verdict(name, "not measured", None)
+    return Verdict(name, f"{1000 * p99:.2f} ms", p99 <= bound)
+
+
+def miss_path_verdicts(cases: list[dict], avg) -> list[Verdict]:
+    """Issue 13's targets: the miss path and the tail, against peers in the same run."""
+    return [
+        _ratio_check(avg, "mixed QPS >= 0.8x unbound", "mixed", "unbound", 0.8),
+        _ratio_check(avg, "mixed QPS >= 1.3x pdns-recursor", "mixed", "pdns-recursor", 1.3),
+        _ratio_check(avg, "miss QPS >= 0.6x unbound", "miss", "unbound", 0.6),
+        _miss_p99_against_unbound(avg),
+        _paced_p99(avg, cases, "miss-paced", 0.001),
+    ] + _tail_checks(cases)
+
+
 def verdicts(cases: list[dict], peers: list[dict], scaling: list[dict] = ()) -> list[Verdict]:  # type: ignore[assignment]
-    """The targets of issues 2, 3, 4 and 6, each PASS / FAIL / N/A."""
+    """The targets of issues 2, 3, 4, 6 and 13, each PASS / FAIL / N/A."""
     loaded = all(r.get("list_loaded") for r in peers if r["peer"] == "lachan")
     # Without its list lachan forwards listed names: blocked figures would compare nothing.
     avg = averages(
@@ -115,7 +165,8 @@ def verdicts(cases: list[dict], peers: list[dict], scaling: list[dict] = ()) -> 
             avg, "lachan blocked QPS >= lachan cache-hit", "blocked", "lachan", 1.0, "hit"
         ),
     ]
-    return out + [_policy_cost(avg)] + _memory_checks(peers) + [_scaling_check(scaling)]
+    out += [_policy_cost(avg)] + _memory_checks(peers) + [_scaling_check(scaling)]
+    return out + miss_path_verdicts(cases, avg)
 
 
 def _scaling_check(scaling: list[dict]) -> Verdict:

@@ -124,3 +124,34 @@ def test_scaling_never_claims_more_than_two_cores():
 def test_scaling_not_measured_without_paced_rows():
     (verdict,) = [v for v in verdicts(CASES, PEER_RECS, []) if "workers" in v.target]
     assert verdict.ok is None and verdict.measured == "not measured"
+
+
+def tail_case(peer, wl, qps, p99, p999, worst, rnd=1):
+    row = case(peer, wl, qps, p99=p99, rnd=rnd)
+    row.update(p999_s=p999, max_s=worst)
+    return row
+
+
+def test_the_miss_path_targets_of_issue_13():
+    cases = [
+        tail_case("lachan", "mixed", 80_000, 0.003, 0.006, 0.020),
+        tail_case("unbound", "mixed", 96_000, 0.003, 0.004, 0.007),
+        tail_case("pdns-recursor", "mixed", 56_000, 0.009, 0.012, 0.015),
+        tail_case("lachan", "miss", 21_000, 0.009, 0.012, 0.030),
+        tail_case("lachan", "miss", 23_000, 0.008, 0.009, 0.060, rnd=2),  # one round's max
+        tail_case("unbound", "miss", 37_000, 0.004, 0.005, 0.008),
+        tail_case("lachan", "hit", 250_000, 0.001, 0.002, 0.010),
+        {**case("lachan", "miss-paced", 5_000, p99=0.0008), "paced_qps": 5_000},
+    ]
+    v = by_target(verdicts(cases, PEER_RECS))
+    assert v["mixed QPS >= 0.8x unbound"].ok is True  # 80k >= 76.8k
+    assert v["mixed QPS >= 1.3x pdns-recursor"].ok is True  # 80k >= 72.8k
+    assert v["miss QPS >= 0.6x unbound"].ok is False  # 22k < 22.2k
+    assert v["miss p99 <= 2x unbound's miss p99 (same run, full load)"].ok is False  # 8.5 > 8
+    assert v["miss-paced p99 <= 1 ms (paced at 5,000 QPS)"].ok is True
+    assert v["miss p99.9 <= 10 ms (worst round)"].measured == "12.00 ms"
+    assert v["miss p99.9 <= 10 ms (worst round)"].ok is False
+    assert v["miss max <= 50 ms (worst round)"].ok is False  # round 2's 60 ms
+    assert v["mixed max <= 50 ms (worst round)"].ok is True
+    assert v["hit p99.9 <= 10 ms (worst round)"].ok is True
+    assert v["blocked max <= 50 ms (worst round)"].ok is None  # not measured

@@ -462,10 +462,13 @@ static struct PyModuleDef module = {
 extern PyMethodDef lachan_ngmem_methods[];
 /* resolver/_wire.c: wire-format work of the query path (answer scan, names to text, untrack). */
 extern PyMethodDef lachan_wire_methods[];
+/* resolver/_upsock.c: the sockets of upstream attempts (forward.Dispatcher). */
+extern PyTypeObject lachan_UpSocketsType;
+extern PyMethodDef lachan_upsock_methods[];
 
 PyMODINIT_FUNC PyInit__nametable(void)
 {
-    if (PyType_Ready(&TableType) < 0)
+    if (PyType_Ready(&TableType) < 0 || PyType_Ready(&lachan_UpSocketsType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
@@ -479,7 +482,9 @@ PyMODINIT_FUNC PyInit__nametable(void)
     if (PyModule_AddIntConstant(m, "START_BITS", START_BITS) < 0 ||
         PyModule_AddIntConstant(m, "QEND_BITS", QEND_BITS) < 0 ||
         PyModule_AddFunctions(m, lachan_ngmem_methods) < 0 ||
-        PyModule_AddFunctions(m, lachan_wire_methods) < 0) {
+        PyModule_AddFunctions(m, lachan_wire_methods) < 0 ||
+        PyModule_AddFunctions(m, lachan_upsock_methods) < 0 ||
+        PyModule_AddObjectRef(m, "UpSockets", (PyObject *)&lachan_UpSocketsType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

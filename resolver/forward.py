@@ -2,26 +2,29 @@
 
 A coroutine, a task and ``wait_for`` per miss cost more than the rest of the miss together,
 so an ``Exchange`` is a small state object moved along by three events: a reply arriving on
-a non-blocking UDP socket (``add_reader``), the timeout sweep, and (rarely) a TCP retry for a
-truncated reply. Identical concurrent misses share one Exchange (coalescing); failover,
-health and anti-spoofing checks follow upstream.py's rules (RFC 5452).
+an attempt's UDP socket, the timeout sweep, and (rarely) a TCP retry for a truncated reply.
+Identical concurrent misses share one Exchange (coalescing); failover, health and
+anti-spoofing checks follow upstream.py's rules (RFC 5452).
 
-Every attempt has its own connected socket on a fresh random port (spoofing.SourcePorts),
-closed as soon as the attempt ends (reply, timeout or ICMP error), so no descriptor outlives
-its query and a late or forged reply finds no socket to land on.
+Every attempt has its own connected socket on a fresh random port, with a random ID and 0x20
+letter case, closed as soon as the attempt ends (reply, timeout or ICMP error), so no
+descriptor outlives its query and a late or forged reply finds no socket to land on. The
+sockets live in one epoll set (spoofing.attempt_sockets, resolver/_upsock.c) that the event
+loop watches as one descriptor: a socket object and two selector registrations per miss cost
+more than the rest of the exchange. Every datagram read comes back here to be checked.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from ._nametable import pack_address
 from .response import ScannedAnswer
-from .spoofing import SourcePorts, random16, randomise_case
+from .spoofing import attempt_sockets
 from .upstream import ForwardPolicy, Upstream, UpstreamAddress, same_question
 from .wire import HEADER_LEN, REFUSED, SERVFAIL, TC, WireError
 
@@ -66,36 +69,29 @@ class Exchange:
 
 
 class _Channel:
-    """One attempt's connected non-blocking UDP socket, on a fresh random port."""
+    """One attempt: its socket's descriptor in the dispatcher's set (-1 once ended)."""
 
-    __slots__ = ("target", "sock", "fd", "exchange", "loop")
+    __slots__ = ("target", "fd", "exchange")
 
-    def __init__(self, target: _Target, loop: asyncio.AbstractEventLoop, sock: socket.socket):
+    def __init__(self, target: _Target, exchange: Exchange) -> None:
         self.target = target
-        self.loop = loop
-        self.sock = sock
-        self.fd = sock.fileno()
-        self.exchange: Exchange | None = None
-        loop.add_reader(self.fd, target.dispatcher._readable, self)
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            self.loop.remove_reader(self.fd)
-            self.sock.close()
-            self.fd = -1
-            self.exchange = None
+        self.exchange: Exchange | None = exchange
+        self.fd = -1
 
 
 class _Target:
-    """One upstream's health record, counters' label and socket family."""
+    """One upstream's health record, counters' label and packed socket address."""
 
-    __slots__ = ("upstream", "dispatcher", "family", "label")
+    __slots__ = ("upstream", "sockaddr", "label")
 
-    def __init__(self, upstream: Upstream, dispatcher: Dispatcher) -> None:
+    def __init__(self, upstream: Upstream) -> None:
         self.upstream = upstream
-        self.dispatcher = dispatcher
-        self.family = socket.AF_INET6 if ":" in upstream.address.host else socket.AF_INET
-        self.label = str(upstream.address)  # the metrics label (stats.LabelSets.upstreams)
+        address = upstream.address
+        try:
+            self.sockaddr = pack_address(address.host, address.port)
+        except OSError:
+            self.sockaddr = b""  # not an IP address (config refuses it): attempts fail
+        self.label = str(address)  # the metrics label (stats.LabelSets.upstreams)
 
 
 class Dispatcher:
@@ -120,8 +116,9 @@ class Dispatcher:
         self.parse = parse
         self.complete = complete
         self.stats = stats
-        self.targets = [_Target(Upstream(a, policy, clock), self) for a in addresses]
-        self.ports = SourcePorts()
+        self.targets = [_Target(Upstream(a, policy, clock)) for a in addresses]
+        self.sockets = attempt_sockets()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the one watching self.sockets
         # (deadline, serial, token): attempts share one timeout, so this stays sorted. The
         # entry names the exchange by number, not by reference: an answered exchange (its
         # waiters, queries and callbacks) is freed at once instead of living on here until
@@ -135,7 +132,6 @@ class Dispatcher:
         self._attempts = policy.attempts or max(2, len(self.targets))
         self._budget = policy.deadline or 2 * policy.attempt_timeout
         self._tcp_tasks: set[asyncio.Task[None]] = set()
-        self._channels: set[_Channel] = set()
 
     @property
     def upstreams(self) -> list[Upstream]:
@@ -166,49 +162,53 @@ class Dispatcher:
 
     def _send(self, exchange: Exchange, target: _Target) -> None:
         loop = asyncio.get_running_loop()
-        address = target.upstream.address
+        if loop is not self._loop:
+            self._watch(loop)
+        channel = _Channel(target, exchange)
+        upstream = target.upstream
         try:
-            channel = _Channel(
-                target, loop, self.ports.open(target.family, address.host, address.port)
+            channel.fd, exchange.qid, exchange.asked = self.sockets.open(
+                channel, target.sockaddr, exchange.message, len(exchange.question), upstream.caps
             )
         except OSError as exc:
-            log.debug("cannot open a socket to %s: %s", address, exc)
+            log.debug("cannot open a socket to %s: %s", upstream.address, exc)
             self._failed(target, "network")
             self._next_attempt(exchange)
             return
-        self._channels.add(channel)
-        qid = random16()
-        channel.exchange = exchange
-        exchange.channel, exchange.qid = channel, qid
-        asked = randomise_case(exchange.question) if target.upstream.caps else exchange.question
-        exchange.asked = asked
+        exchange.channel = channel
         exchange.sent = self.clock()
-        target.upstream.queries += 1
-        message = exchange.message
-        try:
-            channel.sock.send(
-                b"".join((qid.to_bytes(2, "big"), message[2:12], asked, message[12 + len(asked) :]))
-            )
-        except OSError:
-            pass  # a full buffer or an ICMP error: the sweep times this attempt out
+        upstream.queries += 1
         deadline = min(exchange.sent + self.policy.attempt_timeout, exchange.ends)
         self._deadlines.append((deadline, exchange.serial, exchange.token))
         if self._sweeper is None:
             self._sweeper = loop.call_later(_SWEEP_INTERVAL, self._sweep)
 
-    def _readable(self, channel: _Channel) -> None:
-        for _ in range(4):  # one reply is expected; a few forged ones are drained with it
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """One reader for every attempt's socket: the set's descriptor is readable while any
+        socket in it is (a first send, or the first after a loop was replaced or closed)."""
+        self._unwatch()
+        loop.add_reader(self.sockets.fileno(), self._readable)
+        self._loop = loop
+        if self._sweeper is not None:  # a timer of the old loop would never fire
+            self._sweeper.cancel()
+            self._sweeper = None
+
+    def _unwatch(self) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(self.sockets.fileno())
+        self._loop = None
+
+    def _readable(self) -> None:
+        # One datagram (or error) per ready socket; a socket with more is ready again next
+        # time round, so forged replies flooding one socket are read a few per loop pass.
+        for channel, data in self.sockets.drain():
             if channel.fd < 0:
-                return
-            try:
-                data = channel.sock.recv(65535)
-            except BlockingIOError:
-                return
-            except OSError:
+                continue  # its attempt ended earlier in this batch
+            if data.__class__ is int:
                 # ICMP port unreachable and the like: this attempt failed; the socket goes.
                 self._end_attempt(channel, "network")
-                return
-            self._on_datagram(channel, data)
+            else:
+                self._on_datagram(channel, data)
 
     def _on_datagram(self, channel: _Channel, data: bytes) -> None:
         exchange = channel.exchange
@@ -312,8 +312,10 @@ class Dispatcher:
         exchange = channel.exchange
         if exchange is not None and exchange.channel is channel:
             exchange.channel = None
-        channel.close()
-        self._channels.discard(channel)
+        if channel.fd >= 0:
+            self.sockets.close(channel.fd)
+            channel.fd = -1
+            channel.exchange = None
 
     def _retry_over_tcp(self, exchange: Exchange, target: _Target, udp_reply: bytes) -> None:
         target.upstream.tcp_fallbacks += 1
@@ -340,9 +342,8 @@ class Dispatcher:
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
-        for channel in list(self._channels):
-            channel.close()
-        self._channels.clear()
+        self._unwatch()
+        self.sockets.shutdown()  # every attempt's socket, and the set itself
         self._live.clear()
         self._deadlines.clear()
         for task in self._tcp_tasks:

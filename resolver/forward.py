@@ -161,8 +161,11 @@ class Dispatcher:
         self._send(exchange, exchange.order[exchange.attempt % len(exchange.order)])
 
     def _send(self, exchange: Exchange, target: _Target) -> None:
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            # Not asyncio.get_running_loop() per send: on Python 3.11 that is a getpid()
+            # system call each time (a fork check), one more per miss.
+            loop = asyncio.get_running_loop()
             self._watch(loop)
         channel = _Channel(target, exchange)
         upstream = target.upstream

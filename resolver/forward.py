@@ -117,6 +117,7 @@ class Dispatcher:
         self.complete = complete
         self.stats = stats
         self.targets = [_Target(Upstream(a, policy, clock)) for a in addresses]
+        self._all_targets = tuple(self.targets)
         self.sockets = attempt_sockets()
         self._loop: asyncio.AbstractEventLoop | None = None  # the one watching self.sockets
         # (deadline, serial, token): attempts share one timeout, so this stays sorted. The
@@ -139,14 +140,23 @@ class Dispatcher:
 
     def start(self, exchange: Exchange) -> None:
         now = self.clock()
-        up = tuple(t for t in self.targets if t.upstream.is_up(now))
-        down = sorted((t for t in self.targets if not t.upstream.is_up(now)), key=_down_until)
-        exchange.order = up + tuple(down)
+        exchange.order = self._order(now)
         exchange.ends = now + self._budget
         self._serial += 1
         exchange.serial = self._serial
         self._live[self._serial] = exchange
         self._next_attempt(exchange)
+
+    def _order(self, now: float) -> tuple[_Target, ...]:
+        """Upstreams that are up in configured order, then those down, soonest back first."""
+        for target in self.targets:
+            if not target.upstream.is_up(now):
+                break
+        else:
+            return self._all_targets  # the usual case, without building anything
+        up = tuple(t for t in self.targets if t.upstream.is_up(now))
+        down = sorted((t for t in self.targets if not t.upstream.is_up(now)), key=_down_until)
+        return up + tuple(down)
 
     def _next_attempt(self, exchange: Exchange) -> None:
         exchange.attempt += 1

@@ -172,9 +172,10 @@ class Dispatcher:
 
     def _send(self, exchange: Exchange, target: _Target) -> None:
         loop = self._loop
-        if loop is None or loop.is_closed():
+        if loop is None or not loop.is_running():
             # Not asyncio.get_running_loop() per send: on Python 3.11 that is a getpid()
-            # system call each time (a fork check), one more per miss.
+            # system call each time (a fork check), one more per miss. The loop watching
+            # the set is the running one while it runs; otherwise another has replaced it.
             loop = asyncio.get_running_loop()
             self._watch(loop)
         channel = _Channel(target, exchange)

@@ -173,3 +173,29 @@ def test_every_attempt_closes_its_socket_answered_timed_out_or_refused(
     assert open_fds() == before + 1  # the epoll set alone
     engine.close()
     assert open_fds() == before
+
+
+def test_a_dispatcher_follows_its_callers_to_a_new_event_loop_left_open_or_closed(
+    forger_factory: type[Forger],
+) -> None:
+    forger = forger_factory(("real",))
+    engine = dispatcher(forger.address)
+
+    async def ask() -> ScannedAnswer | None:
+        done = asyncio.get_running_loop().create_future()
+        engine.complete = lambda _exchange, got: done.set_result(got)
+        key = text_to_wire("www.example.test") + b"\x00\x01\x00\x01\x00"
+        engine.start(Exchange(key, build_upstream_query(key, 0, False, 1232)))
+        return await asyncio.wait_for(done, 3)
+
+    first = asyncio.new_event_loop()
+    second = asyncio.new_event_loop()
+    try:
+        for loop in (first, second, first):  # neither closed: each must get the replies
+            assert a_record(loop.run_until_complete(ask())) == "192.0.2.1"
+        second.close()
+        assert all(resolve(engine, ["www.example.test"]))  # asyncio.run: yet another loop
+    finally:
+        engine.close()
+        first.close()
+        second.close()

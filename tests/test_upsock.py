@@ -120,10 +120,7 @@ def test_a_closed_attempts_late_datagram_is_not_read_and_its_number_can_be_reuse
     _, source = upstream.recvfrom(4096)
     sockets.close(fd)
     sockets.close(fd)  # twice: a no-op, not another descriptor's end
-    with pytest.raises(OSError):
-        upstream.sendto(b"late", source)  # the port is closed: refused (or silently dropped)
-        upstream.sendto(b"late", source)
-        upstream.recvfrom(4096)
+    upstream.sendto(b"late", source)  # to a closed port: the kernel drops it
     again, _, _ = sockets.open("new", address, QUERY, 18, True)
     assert again == fd  # the lowest free number: the same, now owned by the new attempt
     upstream.sendto(b"fresh", upstream.recvfrom(4096)[1])

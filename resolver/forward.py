@@ -23,9 +23,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from ._nametable import pack_address
 from .response import ScannedAnswer
-from .spoofing import attempt_sockets
+from .spoofing import attempt_sockets, pack_address
 from .upstream import ForwardPolicy, Upstream, UpstreamAddress, same_question
 from .wire import HEADER_LEN, REFUSED, SERVFAIL, TC, WireError
 

@@ -13,7 +13,14 @@ queries over Linux's 28,232 ports would repeat about 150 of them. Skipping the l
 
 from __future__ import annotations
 
-from ._nametable import UpSockets
+try:
+    from ._nametable import UpSockets, pack_address
+except ImportError as exc:  # a checkout's extension built before resolver/_upsock.c existed
+    raise ImportError(
+        "resolver._nametable predates resolver/_upsock.c: rebuild it (make, or pip install -e .)"
+    ) from exc
+
+__all__ = ["attempt_sockets", "pack_address"]
 
 _PORT_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
 

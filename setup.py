@@ -25,11 +25,11 @@ class BuildWithShipped(build_py):
 setup(
     cmdclass={"build_py": BuildWithShipped},
     ext_modules=[
-        # One C extension, three sources: the name table and fast path, DoH's allocator, and
-        # the upstream answer scanner of the miss path.
+        # One C extension, four sources: the name table and fast path, DoH's allocator, the
+        # upstream answer scanner of the miss path, and the cached body's TTL countdown.
         Extension(
             "resolver._nametable",
-            ["resolver/_nametable.c", "resolver/_ngmem.c", "resolver/_wire.c"],
+            ["resolver/_nametable.c", "resolver/_ngmem.c", "resolver/_wire.c", "resolver/_ttl.c"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         ),
     ],

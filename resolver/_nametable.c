@@ -462,6 +462,8 @@ static struct PyModuleDef module = {
 extern PyMethodDef lachan_ngmem_methods[];
 /* resolver/_wire.c: wire-format work of the query path (answer scan, names to text, untrack). */
 extern PyMethodDef lachan_wire_methods[];
+/* resolver/_ttl.c: a cached body's TTLs clamped and counted down (render_ttls). */
+extern PyMethodDef lachan_ttl_methods[];
 
 PyMODINIT_FUNC PyInit__nametable(void)
 {
@@ -479,7 +481,8 @@ PyMODINIT_FUNC PyInit__nametable(void)
     if (PyModule_AddIntConstant(m, "START_BITS", START_BITS) < 0 ||
         PyModule_AddIntConstant(m, "QEND_BITS", QEND_BITS) < 0 ||
         PyModule_AddFunctions(m, lachan_ngmem_methods) < 0 ||
-        PyModule_AddFunctions(m, lachan_wire_methods) < 0) {
+        PyModule_AddFunctions(m, lachan_wire_methods) < 0 ||
+        PyModule_AddFunctions(m, lachan_ttl_methods) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -173,6 +173,10 @@ class Cache:
         self.hits += 1
         return entry
 
+    def peek(self, key: bytes) -> CacheEntry | None:
+        """The entry under ``key``, fresh or not, neither counted nor marked used."""
+        return self._shards[hash(key) & self._mask].get(key)
+
     def get_stale(self, key: bytes, now: float) -> CacheEntry | None:
         """An expired entry still inside the serve-stale window, if serve-stale is on."""
         entry = self._shards[hash(key) & self._mask].get(key)

@@ -46,7 +46,7 @@ class CacheEntry:
     """One cached answer; renders its body with TTLs reduced by whole seconds of age."""
 
     __slots__ = (
-        "answer", "stored", "ttl", "expires", "refresh_at", "stale_until", "size", "_age", "_body",
+        "key", "answer", "stored", "ttl", "expires", "refresh_at", "stale_until", "size", "_age", "_body",
     )  # fmt: skip
 
     def __init__(
@@ -68,6 +68,7 @@ class CacheEntry:
         self._age = 0 if unclamped else -1
         self._body = answer.body
         self.size = 0  # set by Cache.put (entry_size)
+        self.key = b""  # set by Cache.put: the key it is stored under (the dict's own object)
 
     def body_at(self, now: float, policy: CachePolicy) -> bytes:
         """The sections with each TTL clamped to policy and counted down to ``now``."""
@@ -208,6 +209,7 @@ class Cache:
         index = hash(key) & self._mask
         entries = self._shards[index]
         entry.size = size = entry_size(key, answer)
+        entry.key = key
         old = entries.get(key)
         if old is not None:
             size -= old.size

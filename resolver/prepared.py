@@ -129,8 +129,8 @@ class PreparedAnswers(ResolverBase):
         skipped; what may change is decided again: the policy at this time (schedules), the
         cache entry (the same one, fresh, not due for prefetch), CNAME cloaking. Counted as
         the pipeline counts it; the body re-rendered between the same header and OPT."""
-        renewal: tuple[str, int, bytes, CacheEntry, int, bytes] = prepared[5]
-        qname, qtype, key, cached, qend, tail = renewal
+        renewal: tuple[str, int, CacheEntry, int, int] = prepared[5]
+        qname, qtype, cached, qend, opt = renewal  # opt: the OPT's length at the end, or 0
         received = now = self.clock()
         if now >= cached.refresh_at:
             return None  # expired, or the hit that starts the prefetch: the pipeline's
@@ -138,7 +138,7 @@ class PreparedAnswers(ResolverBase):
         profile = client.profile
         shared = self.state.index.shared
         if (
-            cache.peek(key) is not cached
+            cache.peek(cached.key) is not cached
             or decide(profile, qname, qtype, self.wallclock(), shared) is not ALLOW
             or (
                 cached.answer.cname_targets
@@ -148,10 +148,15 @@ class PreparedAnswers(ResolverBase):
             return None
         stats = self.stats
         stats.record_query(transport, qtype)
-        cache.get(key, now)  # the hit counted and the entry marked recently used
+        cache.get(cached.key, now)  # the hit counted and the entry marked recently used
         stats.cache_hits += 1
         response = b"".join(
-            (data[:2], prepared[1][: qend - 2], cached.body_at(now, cache.policy), tail)
+            (
+                data[:2],
+                prepared[1][: qend - 2],
+                cached.body_at(now, cache.policy),
+                prepared[1][-opt:] if opt else b"",
+            )
         )
         answer_key = prepared[2]
         action, category, name = answer_key
@@ -260,7 +265,7 @@ class PreparedAnswers(ResolverBase):
         qend, end = query.qend, query.qend + len(body)
         if response[qend:end] != body or len(response) - end not in (0, 11):
             return None
-        renewal = (query.qname, query.qtype, query.key, entry, qend, response[end:])
+        renewal = (query.qname, query.qtype, entry, qend, len(response) - end)
         untrack(renewal)
         return renewal
 

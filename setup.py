@@ -25,8 +25,9 @@ class BuildWithShipped(build_py):
 setup(
     cmdclass={"build_py": BuildWithShipped},
     ext_modules=[
-        # One C extension, four sources: the name table and fast path, DoH's allocator, the
-        # upstream answer scanner of the miss path, and the sockets of upstream attempts.
+        # One C extension, five sources: the name table and fast path, DoH's allocator, the
+        # upstream answer scanner of the miss path, the sockets of upstream attempts, and the
+        # cached body's TTL countdown.
         Extension(
             "resolver._nametable",
             [
@@ -34,6 +35,7 @@ setup(
                 "resolver/_ngmem.c",
                 "resolver/_wire.c",
                 "resolver/_upsock.c",
+                "resolver/_ttl.c",
             ],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         ),

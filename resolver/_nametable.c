@@ -465,6 +465,8 @@ extern PyMethodDef lachan_wire_methods[];
 /* resolver/_upsock.c: the sockets of upstream attempts (forward.Dispatcher). */
 extern PyTypeObject lachan_UpSocketsType;
 extern PyMethodDef lachan_upsock_methods[];
+/* resolver/_ttl.c: a cached body's TTLs clamped and counted down (render_ttls). */
+extern PyMethodDef lachan_ttl_methods[];
 
 PyMODINIT_FUNC PyInit__nametable(void)
 {
@@ -484,6 +486,7 @@ PyMODINIT_FUNC PyInit__nametable(void)
         PyModule_AddFunctions(m, lachan_ngmem_methods) < 0 ||
         PyModule_AddFunctions(m, lachan_wire_methods) < 0 ||
         PyModule_AddFunctions(m, lachan_upsock_methods) < 0 ||
+        PyModule_AddFunctions(m, lachan_ttl_methods) < 0 ||
         PyModule_AddObjectRef(m, "UpSockets", (PyObject *)&lachan_UpSocketsType) < 0) {
         Py_DECREF(m);
         return NULL;

@@ -9,7 +9,10 @@ profile, whether the sender's ECS is trusted and, if so, the listener) and the f
 list blocks (resolver/fastpath.py, never used for a client whose ECS is trusted). Both serve
 every transport: UDP looks them up inline, the streams (TCP, DoT, DoH) through
 ``Resolver.respond``; a stream never gets a memo answer UDP truncated, and a stream's answer
-too big for UDP is never kept.
+too big for UDP is never kept. A plain cache answer whose memo time has run out (its TTLs
+ticked) is renewed from the same cache entry (``PreparedAnswers.renew``) only after steps 2
+and 4 are taken again at that moment and give the same allow; ANY, ECS and answers cut to fit
+UDP go through the pipeline instead.
 
 A prefetch (``Resolver._prefetch``, ``cache.prefetch``) builds no answer: it refreshes a cached
 entry through the same upstream exchange, checks and ``_complete`` as a client's miss (a rewrite

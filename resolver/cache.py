@@ -18,6 +18,27 @@ except ImportError:  # an extension built before untrack: the collector keeps sc
         pass
 
 
+def render_ttls_py(
+    body: bytes, offsets: tuple[int, ...], floor: int, ceiling: int, age: int
+) -> bytes:
+    """``body`` with each TTL at ``offsets`` clamped to [floor, ceiling] and counted down by
+    ``age``, never below 0; a TTL with its top bit set counts as 0 (RFC 2181 8, as in
+    response.scan_answer). The reference for resolver/_ttl.c's ``render_ttls``."""
+    out = bytearray(body)
+    for off in offsets:
+        ttl = int.from_bytes(out[off : off + 4], "big")
+        if ttl & 0x80000000:
+            ttl = 0
+        out[off : off + 4] = max(0, min(max(ttl, floor), ceiling) - age).to_bytes(4, "big")
+    return bytes(out)
+
+
+try:
+    from ._nametable import render_ttls
+except ImportError:  # an extension built before _ttl.c
+    render_ttls = render_ttls_py
+
+
 REFRESH_AT = 0.9  # the share of its TTL after which a hit on an entry starts its prefetch
 
 
@@ -25,7 +46,7 @@ class CacheEntry:
     """One cached answer; renders its body with TTLs reduced by whole seconds of age."""
 
     __slots__ = (
-        "answer", "stored", "ttl", "expires", "refresh_at", "stale_until", "size", "_age", "_body",
+        "key", "answer", "stored", "ttl", "expires", "refresh_at", "stale_until", "size", "_age", "_body",
     )  # fmt: skip
 
     def __init__(
@@ -47,12 +68,17 @@ class CacheEntry:
         self._age = 0 if unclamped else -1
         self._body = answer.body
         self.size = 0  # set by Cache.put (entry_size)
+        self.key = b""  # set by Cache.put: the key it is stored under (the dict's own object)
 
     def body_at(self, now: float, policy: CachePolicy) -> bytes:
         """The sections with each TTL clamped to policy and counted down to ``now``."""
         age = int(now - self.stored)
         if age != self._age:
-            self._body = self._render(lambda ttl: max(0, self._clamp(ttl, policy) - age))
+            # Once per second of age, shared by every client and profile: with many names
+            # that is once per hit that re-renders a prepared answer (resolver/_ttl.c).
+            answer = self.answer
+            ceiling = self.ttl if answer.negative else policy.max_ttl
+            self._body = render_ttls(answer.body, answer.ttl_offsets, policy.min_ttl, ceiling, age)
             self._age = age
         return self._body
 
@@ -65,19 +91,9 @@ class CacheEntry:
         return self.refresh_at if now < self.refresh_at < until else until
 
     def stale_body(self, policy: CachePolicy) -> bytes:
-        return self._render(lambda ttl: policy.stale_answer_ttl)
-
-    def _clamp(self, ttl: int, policy: CachePolicy) -> int:
-        return min(max(ttl, policy.min_ttl), self.ttl if self.answer.negative else policy.max_ttl)
-
-    def _render(self, new_ttl: Callable[[int], int]) -> bytes:
-        body = bytearray(self.answer.body)
-        for off in self.answer.ttl_offsets:
-            ttl = int.from_bytes(body[off : off + 4], "big")
-            if ttl & 0x80000000:
-                ttl = 0  # RFC 2181 8, as in response.scan_answer
-            body[off : off + 4] = new_ttl(ttl).to_bytes(4, "big")
-        return bytes(body)
+        """The sections with every TTL set to the stale answers' TTL (RFC 8767)."""
+        stale = policy.stale_answer_ttl
+        return render_ttls(self.answer.body, self.answer.ttl_offsets, stale, stale, 0)
 
 
 # Python's cost of one entry besides its bytes, measured with tracemalloc on CPython 3.11
@@ -158,6 +174,10 @@ class Cache:
         self.hits += 1
         return entry
 
+    def peek(self, key: bytes) -> CacheEntry | None:
+        """The entry under ``key``, fresh or not, neither counted nor marked used."""
+        return self._shards[hash(key) & self._mask].get(key)
+
     def get_stale(self, key: bytes, now: float) -> CacheEntry | None:
         """An expired entry still inside the serve-stale window, if serve-stale is on."""
         entry = self._shards[hash(key) & self._mask].get(key)
@@ -189,6 +209,7 @@ class Cache:
         index = hash(key) & self._mask
         entries = self._shards[index]
         entry.size = size = entry_size(key, answer)
+        entry.key = key
         old = entries.get(key)
         if old is not None:
             size -= old.size

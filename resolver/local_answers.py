@@ -14,6 +14,7 @@ from .ratelimit import Verdict, any_answer
 from .rewrite import rewrite_key
 from .wire import NOERROR, TYPE_ANY, Query
 
+_ALLOWED = ("allowed", "none")  # the label of a plain answer (not monitored)
 _BLOCK_MEMO_SECONDS = 1.0  # a block may change with the clock (schedules): re-decide each second
 
 
@@ -75,7 +76,7 @@ class LocalAnswers(Misses):
         profile: Profile,
         transport: int,
         received: float,
-        label: tuple[str, str] = ("allowed", "none"),
+        label: tuple[str, str] = _ALLOWED,
     ) -> bytes | Miss | None:
         now = self.clock()
         entry = self.cache.get(query.key, now)
@@ -104,6 +105,7 @@ class LocalAnswers(Misses):
                 answer_key,
                 self._count_cache_hit,
                 transport,
+                (entry, body) if label is _ALLOWED else None,
             )
         return response
 

@@ -32,6 +32,7 @@ class UdpListener(asyncio.DatagramProtocol):
         resolver = self._resolver
         client = self._clients.get(addr[0])
         verdict = None  # the rate limiter's, asked once per packet; None: answer() asks it
+        prepared = None  # an identical packet's answer that ran out, if renewable
         if client is not None and client.memo is not None:
             if client.limit is not None:
                 verdict = client.limit(addr[0])
@@ -44,6 +45,13 @@ class UdpListener(asyncio.DatagramProtocol):
                     resolver.count_prepared(prepared)
                     return
         try:
+            if prepared is not None and prepared[5] is not None:
+                # ... answered before, and its TTLs have ticked since: made again from the
+                # same cache entry when nothing else changed (pipeline.renew).
+                renewed = resolver.renew(data, client, prepared, UDP)  # type: ignore[arg-type]
+                if renewed is not None:
+                    self._transport.sendto(renewed, addr)  # type: ignore[union-attr]
+                    return
             ip = addr[0]
             if client is None:
                 client = resolver.client(self._clients, ip, self._listener)
@@ -85,11 +93,10 @@ class UdpListener(asyncio.DatagramProtocol):
     def _send_memo_answer(self, data: bytes, addr: tuple, client: ClientState) -> bool:
         """The memo lookup of datagram_received, for packets unwrapped from PROXY v2 (the
         direct path keeps it inline: it is the hottest code there is)."""
-        prepared = client.memo.get(data[2:])  # type: ignore[union-attr]
-        if prepared is None or prepared[0] <= self._resolver.clock():
+        response = self._resolver.prepared_memo(data, client, UDP)
+        if response is None:
             return False
-        self._transport.sendto(data[:2] + prepared[1], addr)  # type: ignore[union-attr]
-        self._resolver.count_prepared(prepared)
+        self._transport.sendto(response, addr)  # type: ignore[union-attr]
         return True
 
     def _send_prepared_block(self, data: bytes, addr: tuple, client: ClientState) -> bool:

@@ -59,19 +59,35 @@ class AllowsWatch:
 
 
 def follow_allows(store: AllowStore, rebuild: Callable[[], Awaitable[object]]) -> None:
-    """Check every second on the running loop; ``rebuild`` when the allows may have changed."""
+    """Check every second on the running loop; ``rebuild`` when the allows may have changed.
+
+    One rebuild at a time: each runs off the loop and can outlast the second between checks,
+    and two side by side could finish out of order, the older swapping back in the allows the
+    newer had replaced (an allow gone half a second after it came, seen under load). A change
+    seen while one runs asks for one more after it, which reads the file as it is then."""
     loop = asyncio.get_running_loop()
     watch = AllowsWatch(store)
+    running: asyncio.Task[None] | None = None
+    again = False
 
-    async def rebuild_safely() -> None:
-        try:
-            await rebuild()
-        except Exception as exc:  # noqa: BLE001 (serving goes on with the profiles it has)
-            log.error("temporary allows not applied: %s: %s", type(exc).__name__, exc)
+    async def rebuild_in_turn() -> None:
+        nonlocal again
+        while True:
+            again = False
+            try:
+                await rebuild()
+            except Exception as exc:  # noqa: BLE001 (serving goes on with the profiles it has)
+                log.error("temporary allows not applied: %s: %s", type(exc).__name__, exc)
+            if not again:
+                return
 
     def check() -> None:
+        nonlocal running, again
         if watch.due():
-            loop.create_task(rebuild_safely())
+            if running is not None and not running.done():
+                again = True
+            else:
+                running = loop.create_task(rebuild_in_turn())
         loop.call_later(CHECK_EVERY, check)
 
     loop.call_later(CHECK_EVERY, check)

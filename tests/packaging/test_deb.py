@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import dns.exception
 import dns.message
 import dns.query
 import dns.rcode
@@ -194,6 +195,7 @@ def _serve_and_query(port: int) -> None:
     proc = subprocess.Popen(
         args, cwd="/", env=APT_ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
+    failure: BaseException | None = None
     try:
         deadline = time.monotonic() + 90
         while raw_udp(port, PING, timeout=0.2) is None:
@@ -208,9 +210,12 @@ def _serve_and_query(port: int) -> None:
         assert reply.rcode() == dns.rcode.NXDOMAIN, reply.to_text()
         texts = [opt.text for opt in reply.options if opt.otype == 15]
         assert texts and "profile=school" in texts[0], reply.to_text()
+    except (AssertionError, dns.exception.DNSException) as exc:
+        failure = exc  # reported with the server's own output, which says why
     finally:
         proc.terminate()
         log = proc.communicate(timeout=30)[0].decode()
+    assert failure is None, f"{failure!r}; lachan serve's output:\n{log}"
     assert proc.returncode == 0 and "Traceback" not in log, log
 
 

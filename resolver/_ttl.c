@@ -1,7 +1,7 @@
 /*
  * A cached answer's body with its TTLs clamped and counted down, in the one extension
  * resolver._nametable: render_ttls, the C form of resolver/cache.py's CacheEntry._render
- * (which stays as the reference and the fallback).
+ * (which stays as the reference).
  *
  * Why C: with a large working set each popular name's prepared answer lasts until its TTLs
  * tick (the next second of its age), so every hit after that re-renders the entry's body.

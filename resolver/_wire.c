@@ -3,7 +3,7 @@
  * scan_answer (below), wire_to_text (a question's name as the policy reads it) and untrack.
  *
  * scan_answer: an upstream answer split for caching, the same rules as
- * resolver/response.py's Python scanner (which stays as the reference and the fallback).
+ * resolver/response.py's Python scanner (which stays as the reference).
  *
  * Why C: every cache miss scans its upstream answer record by record (names checked for
  * pointers that go forward, loop or leave the message; rdata checked where clients parse

@@ -7,15 +7,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from ._nametable import render_ttls, untrack
 from .response import ScannedAnswer
 from .settings import CachePolicy
-
-try:
-    from ._nametable import untrack
-except ImportError:  # an extension built before untrack: the collector keeps scanning them
-
-    def untrack(*objects: object) -> None:
-        pass
 
 
 def render_ttls_py(
@@ -31,12 +25,6 @@ def render_ttls_py(
             ttl = 0
         out[off : off + 4] = max(0, min(max(ttl, floor), ceiling) - age).to_bytes(4, "big")
     return bytes(out)
-
-
-try:
-    from ._nametable import render_ttls
-except ImportError:  # an extension built before _ttl.c
-    render_ttls = render_ttls_py
 
 
 REFRESH_AT = 0.9  # the share of its TTL after which a hit on an entry starts its prefetch

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from ._nametable import scan_answer as _c_scan
 from .wire import (
     FORMERR,
     HEADER_LEN,
@@ -62,8 +63,8 @@ _new_answer = tuple.__new__  # a ScannedAnswer from the C scanner's tuple, with 
 def scan_answer(msg: bytes, qend: int) -> ScannedAnswer:
     """Split an upstream message whose question ends at ``qend``; raise WireError if bad.
 
-    The C scanner (resolver/_wire.c) when the extension has it; ``scan_answer_py`` is the
-    reference it is held to (tests/test_response_c.py) and the fallback."""
+    The C scanner (resolver/_wire.c); ``scan_answer_py`` is the reference it is held to
+    (tests/test_response_c.py)."""
     scanned = _c_scan(msg, qend)
     if scanned.__class__ is str:
         raise WireError(FORMERR, None, scanned)
@@ -210,12 +211,6 @@ def _has_pointer_after(msg: bytes, start: int) -> bool:
     # Conservative: any byte with the pointer bits set may be a pointer. Only used in the
     # rare case of an OPT record that is not the last record.
     return any(b & 0xC0 == 0xC0 for b in msg[start:])
-
-
-try:
-    from ._nametable import scan_answer as _c_scan
-except ImportError:  # an extension built before _wire.c: the Python scanner does the work
-    scan_answer = scan_answer_py  # noqa: F811
 
 
 def question_end(msg: bytes) -> int:

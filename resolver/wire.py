@@ -8,6 +8,8 @@ section 4, RFC 6891). Anything malformed raises ``WireError`` with the rcode to 
 
 from __future__ import annotations
 
+from ._nametable import wire_to_text  # C; wire_to_text_py below is its reference
+
 # Header flag bits (RFC 1035 4.1.1, RFC 4035 3.2).
 QR = 0x8000
 AA = 0x0400
@@ -118,11 +120,11 @@ class Query:
 def wire_to_text_py(wire: bytes) -> str:
     """Dotted text of an uncompressed wire name; non-printable bytes escaped as \\DDD.
 
-    The reference for resolver/_wire.c's ``wire_to_text``, which is what ``wire_to_text``
-    is when the extension has it (tests/test_wire_c.py holds the two equal)."""
-    # Hot path (every policy decision): decode once, slice labels out of the text, then one
-    # set of C-level checks that every character is printable ASCII, not a space or a
-    # backslash, and that no label hides a dot, instead of a Python loop over bytes.
+    The reference for resolver/_wire.c's ``wire_to_text`` (tests/test_wire_c.py holds the
+    two equal)."""
+    # Decode once, slice labels out of the text, then one set of C-level checks that every
+    # character is printable ASCII, not a space or a backslash, and that no label hides a
+    # dot, instead of a Python loop over bytes.
     text = wire.decode("latin-1")
     labels = []
     pos = 0
@@ -141,12 +143,6 @@ def wire_to_text_py(wire: bytes) -> str:
     ):
         return joined
     return ".".join(_label_text(label.encode("latin-1")) for label in labels)
-
-
-try:
-    from ._nametable import wire_to_text
-except ImportError:  # an extension built before _wire.c
-    wire_to_text = wire_to_text_py
 
 
 def _label_text(label: bytes) -> str:

@@ -207,15 +207,21 @@ def test_udp_truncation_of_a_cached_big_answer(make: Make) -> None:
     assert udp.flags & dns.flags.TC and not udp.answer
 
 
-def test_memo_entry_expires_at_the_next_second(make: Make) -> None:
-    resolver, stub, clock = make()
+def memo_entry_of_a_hit(resolver: Resolver, clock: FakeClock) -> tuple[bytes, tuple]:
+    """A query answered once, then again 0.25 s later as a cache hit: (query, its memo entry)."""
     ask(resolver, wire())
     data = wire()
     clock.now += 0.25
     client = resolver.client(resolver.client_table(), "127.0.0.1", LISTENER)
     resolver.answer(data, client, "127.0.0.1", UDP)
     assert client.memo is not None
-    until, tail = client.memo[data[2:]][:2]
+    return data, client.memo[data[2:]]
+
+
+def test_memo_entry_expires_at_the_next_second(make: Make) -> None:
+    resolver, _, clock = make()
+    data, entry = memo_entry_of_a_hit(resolver, clock)
+    until, tail = entry[:2]
     assert until == 5001.0
     assert dns.message.from_wire(data[:2] + tail).answer[0].ttl == 300
 
@@ -224,13 +230,7 @@ def test_a_memo_entry_is_out_of_the_collectors_lists_and_still_counts_its_hit(ma
     # Replaced every second, tracked entries piled up unseen by the young count (see
     # tests/test_gc_settings.py); the counter they carry reaches only the stats.
     resolver, _, clock = make()
-    ask(resolver, wire())
-    data = wire()
-    clock.now += 0.25
-    client = resolver.client(resolver.client_table(), "127.0.0.1", LISTENER)
-    resolver.answer(data, client, "127.0.0.1", UDP)
-    assert client.memo is not None
-    entry = client.memo[data[2:]]
+    _, entry = memo_entry_of_a_hit(resolver, clock)
     assert not gc.is_tracked(entry) and not gc.is_tracked(entry[2])
     hits = resolver.stats.cache_hits
     resolver.count_prepared(entry)

@@ -13,7 +13,7 @@ import probe
 from data import Inputs
 from lachan_peer import LachanCaps
 from peers import Peer, peer_argv
-from procs import Proc, cpu_seconds, log, machine_busy_seconds, port_free, rss_kib
+from procs import Proc, cpu_seconds, cpu_split, log, machine_busy_seconds, port_free, rss_kib
 
 
 @dataclass
@@ -77,11 +77,13 @@ def measure(b: Bench, peer: Peer, proc: Proc, wl: str, rnd: int, rate: int = 0) 
         dnsperf.run(peer.host, peer.port, datafile, 20, load, b.rundir, b.loadgen_cpus, passes=1)
     pids, up = proc.tree(), b.upstream.tree() if b.upstream else []
     c0, u0, m0 = cpu_seconds(pids), cpu_seconds(up), machine_busy_seconds()
+    split0 = cpu_split(pids)
     r0, w0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
     res = dnsperf.run(peer.host, peer.port, datafile, seconds, load, b.rundir, b.loadgen_cpus)
     wall = time.monotonic() - w0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     peer_cpu = cpu_seconds(pids) - c0  # pids taken before: workers exist from the start
+    split1 = cpu_split(pids)
     gen_cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
     up_cpu, busy = cpu_seconds(up) - u0, machine_busy_seconds() - m0
     res.update(peer=peer.name, workload=wl, round=rnd, workers=peer.workers, paced_qps=load.max_qps)
@@ -93,6 +95,7 @@ def measure(b: Bench, peer: Peer, proc: Proc, wl: str, rnd: int, rate: int = 0) 
     res["others_cpu_pct"] = round(100 * others / wall, 1)
     if peer_cpu > 0 and res.get("qps"):
         res["qps_per_peer_cpu_s"] = round(res["qps"] * wall / peer_cpu)
+    res.update(per_query_cpu(split0, split1, res.get("completed")))
     log(
         f"  {peer.name} r{rnd} {wl:8s} qps={res.get('qps', 0):>9,.0f} "
         f"p99={1000 * res.get('p99_s', 0):.2f}ms lost={res.get('lost')} "
@@ -100,6 +103,17 @@ def measure(b: Bench, peer: Peer, proc: Proc, wl: str, rnd: int, rate: int = 0) 
         f"others={res['others_cpu_pct']} rcodes={res.get('rcodes')}"
     )
     return res
+
+
+def per_query_cpu(
+    before: tuple[float, float], after: tuple[float, float], answered: int | None
+) -> dict[str, float]:
+    """The peer's CPU per answered query, split into its own code (user) and the kernel's
+    work for it (system): µs, from clock ticks, so meaningful over a run of seconds."""
+    if not answered:
+        return {}
+    user, system = (1e6 * (a - b) / answered for a, b in zip(after, before, strict=True))
+    return {"peer_user_us": round(user, 2), "peer_kernel_us": round(system, 2)}
 
 
 def _empty_start(b: Bench, peer: Peer, rec: dict) -> None:

@@ -17,15 +17,17 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def _stat(pid: int) -> tuple[str, int, int, int] | None:
-    """(state, ppid, cpu jiffies, start time) of a live process, or None."""
+def _stat(pid: int) -> tuple[str, int, int, int, int, int] | None:
+    """(state, ppid, cpu jiffies, start time, user jiffies, system jiffies) of a live
+    process, or None."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # The command name may hold spaces and parentheses: split after the last ')'.
     rest = text.rsplit(")", 1)[1].split()
-    return rest[0], int(rest[1]), int(rest[11]) + int(rest[12]), int(rest[19])
+    user, system = int(rest[11]), int(rest[12])
+    return rest[0], int(rest[1]), user + system, int(rest[19]), user, system
 
 
 def _children_map() -> dict[int, list[int]]:
@@ -54,6 +56,13 @@ def rss_kib(pids: list[int]) -> int:
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU time consumed so far by the given live processes."""
     return sum(st[2] for st in map(_stat, pids) if st) / CLK_TCK
+
+
+def cpu_split(pids: list[int]) -> tuple[float, float]:
+    """(user, system) CPU seconds consumed so far by the given live processes: the system
+    share is the kernel's work on the process's behalf (sockets, loopback delivery)."""
+    stats = [st for st in map(_stat, pids) if st]
+    return sum(st[4] for st in stats) / CLK_TCK, sum(st[5] for st in stats) / CLK_TCK
 
 
 def machine_busy_seconds() -> float:

@@ -21,8 +21,11 @@ class Verdict:
         return f"{word}  {self.target}: {self.measured}"
 
 
+CPU_KEYS = ("peer_user_us", "peer_kernel_us")
+
+
 def averages(cases: list[dict]) -> dict[tuple[str, str], dict[str, float]]:
-    """Mean over rounds of qps, avg and p99 latency, per (peer, workload)."""
+    """Mean over rounds of qps, avg and p99 latency and CPU per query, per (peer, workload)."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for c in cases:
         if not c.get("error") and c.get("qps"):
@@ -31,7 +34,7 @@ def averages(cases: list[dict]) -> dict[tuple[str, str], dict[str, float]]:
     for key, rows in groups.items():
         out[key] = {
             k: mean(r[k] for r in rows)
-            for k in ("qps", "avg_s", "p99_s", "qps_per_peer_cpu_s")
+            for k in ("qps", "avg_s", "p99_s", "qps_per_peer_cpu_s", *CPU_KEYS)
             if all(k in r for r in rows)
         }
     return out
@@ -290,18 +293,33 @@ def summary_table(cases: list[dict], names: list[str], wls: list[str]) -> list[s
     return _table(["peer"] + [f"{wl} QPS" for wl in wls], rows)
 
 
+def cpu_table(cases: list[dict], names: list[str], wls: list[str]) -> list[str]:
+    """Per peer and workload, the peer's CPU per answered query: its own code + the kernel's."""
+    avg, rows = averages(cases), []
+    for n in names:
+        cells = [n]
+        for wl in wls:
+            a = avg.get((n, wl), {})
+            user, kernel = a.get("peer_user_us"), a.get("peer_kernel_us")
+            known = user is not None and kernel is not None
+            cells.append(f"{user:.1f} + {kernel:.1f} = {user + kernel:.1f}" if known else "—")
+        rows.append(cells)
+    return _table(["peer"] + [f"{wl} µs/query" for wl in wls], rows)
+
+
 DETAIL_HEADER = ["peer", "round", "workers", "QPS", "QPS per peer CPU-second", "avg ms", "p50",
-                 "p99", "p99.9", "max", "lost", "rcodes", "peer CPU %", "dnsperf CPU %",
-                 "NSD CPU %", "others CPU %"]  # fmt: skip
+                 "p99", "p99.9", "max", "lost", "rcodes", "peer CPU %", "user µs/q",
+                 "kernel µs/q", "dnsperf CPU %", "NSD CPU %", "others CPU %"]  # fmt: skip
 
 
 def _detail_row(c: dict) -> list[str]:
     if c.get("error"):
-        return [c["peer"], str(c.get("round", 1)), "", "error: " + c["error"][:80]] + [""] * 12
+        return [c["peer"], str(c.get("round", 1)), "", "error: " + c["error"][:80]] + [""] * 14
     codes = sorted(c.get("rcodes", {}).items(), key=lambda kv: -kv[1])
     noisy = " ‡" if (c.get("others_cpu_pct") or 0) > NOISY else ""
     ms = [_f(c.get(k), 1000, 2) for k in ("avg_s", "p50_s", "p99_s", "p999_s", "max_s")]
     cpu = [_f(c.get(f"{k}_cpu_pct"), 1, 1) for k in ("peer", "dnsperf", "upstream", "others")]
+    cpu[1:1] = [_f(c.get(k), 1, 2) for k in CPU_KEYS]
     head = [c["peer"], str(c["round"]), str(c.get("workers", 1)), _f(c.get("qps")) + noisy]
     tail = [_f(c.get("lost")), ", ".join(f"{k} {v}" for k, v in codes)]
     return head + [_f(c.get("qps_per_peer_cpu_s"))] + ms + tail + cpu
@@ -333,6 +351,13 @@ def markdown(res: dict) -> str:
               f"{NOISY:.0f}% of a core** (marked ‡ below): compare rounds, and prefer *QPS per peer "
               "CPU-second*, which is less sensitive to that.", ""]  # fmt: skip
     L += summary_table(res["cases"], names, wls) + [""]
+    if any(c.get("peer_user_us") is not None for c in res["cases"]):
+        L += ["## CPU per answered query (µs, mean of rounds: the peer's own code + the kernel's work for it)",
+              "", "From the peer's user and system clock ticks over each timed case. The kernel's "
+              "share (receiving, sending, and on loopback delivering each answer into dnsperf's "
+              "socket; on a miss also the upstream socket's life) is much the same work for every "
+              "peer; the user share is what each implementation spends.", ""]  # fmt: skip
+        L += cpu_table(res["cases"], names, wls) + [""]
     paced = [
         w for w in ("hit-paced", "miss-paced") if any(c["workload"] == w for c in res["cases"])
     ]

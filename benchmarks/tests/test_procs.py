@@ -43,3 +43,26 @@ def test_port_free():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     assert port_free("127.0.0.1", port)
+
+
+def test_cpu_split_follows_user_and_kernel_time(tmp_path):
+    from cases import per_query_cpu
+    from procs import cpu_split
+
+    # time.monotonic is read in user space (vDSO); process_time would be a system call each.
+    busy_user = (
+        "import time; t = time.monotonic() + 0.4\nwhile time.monotonic() < t: pass\ntime.sleep(30)"
+    )
+    proc = Proc("u", [sys.executable, "-c", busy_user], tmp_path / "u.log")
+    try:
+        assert wait_for(lambda: cpu_split(proc.tree())[0] >= 0.25)
+        user, system = cpu_split(proc.tree())
+        assert user >= 0.25 and system < user  # a loop of arithmetic is its own code's time
+        assert abs(user + system - cpu_seconds(proc.tree())) < 0.02
+    finally:
+        proc.stop(grace=3)
+    assert per_query_cpu((1.0, 2.0), (1.5, 3.0), 100_000) == {
+        "peer_user_us": 5.0,
+        "peer_kernel_us": 10.0,
+    }
+    assert per_query_cpu((1.0, 2.0), (1.5, 3.0), 0) == {}

@@ -155,3 +155,27 @@ def test_the_miss_path_targets_of_issue_13():
     assert v["mixed max <= 50 ms (worst round)"].ok is True
     assert v["hit p99.9 <= 10 ms (worst round)"].ok is True
     assert v["blocked max <= 50 ms (worst round)"].ok is None  # not measured
+
+
+def test_cpu_per_query_table_splits_user_and_kernel():
+    cases = [
+        dict(case("lachan", "miss", 25_000), peer_user_us=17.0, peer_kernel_us=21.0),
+        dict(case("lachan", "miss", 25_000, rnd=2), peer_user_us=19.0, peer_kernel_us=21.0),
+        dict(case("unbound", "miss", 38_000), peer_user_us=6.3, peer_kernel_us=20.0),
+        case("dnsmasq", "miss", 20_000),  # an old result without the split
+    ]
+    res = {
+        "started_utc": "2026-12-06T12:00:00+00:00",
+        "setup": ["Machine: test"],
+        "settings": {"workloads": ["miss"]},
+        "inputs": {"workloads": {"miss": "unique names"}},
+        "peers": PEER_RECS + [{"peer": "unbound", "round": 1}, {"peer": "dnsmasq", "round": 1}],
+        "cases": cases,
+        "scaling": [],
+        "verdicts": [],
+    }
+    md = markdown(res)
+    assert "| lachan | 18.0 + 21.0 = 39.0 |" in md  # the mean of the two rounds
+    assert "| unbound | 6.3 + 20.0 = 26.3 |" in md
+    assert "| dnsmasq | — |" in md
+    assert "| 17.00 | 21.00 |" in md  # and per round in the detail table

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: serve test tools lint typecheck unit bench fuzz clean
 
-$(STAMP): setup.cfg pyproject.toml setup.py resolver/_nametable.c resolver/_ngmem.c resolver/_wire.c resolver/_upsock.c resolver/_ttl.c
+$(STAMP): setup.cfg pyproject.toml setup.py resolver/_nametable.c resolver/_ngmem.c resolver/_wire.c resolver/_upsock.c resolver/_ttl.c resolver/_query.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'

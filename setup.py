@@ -36,6 +36,7 @@ setup(
                 "resolver/_wire.c",
                 "resolver/_upsock.c",
                 "resolver/_ttl.c",
+                "resolver/_query.c",
             ],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         ),

@@ -467,6 +467,8 @@ extern PyTypeObject lachan_UpSocketsType;
 extern PyMethodDef lachan_upsock_methods[];
 /* resolver/_ttl.c: a cached body's TTLs clamped and counted down (render_ttls). */
 extern PyMethodDef lachan_ttl_methods[];
+/* resolver/_query.c: a well-formed client query read in one pass (scan_query). */
+extern PyMethodDef lachan_query_methods[];
 
 PyMODINIT_FUNC PyInit__nametable(void)
 {
@@ -487,6 +489,7 @@ PyMODINIT_FUNC PyInit__nametable(void)
         PyModule_AddFunctions(m, lachan_wire_methods) < 0 ||
         PyModule_AddFunctions(m, lachan_upsock_methods) < 0 ||
         PyModule_AddFunctions(m, lachan_ttl_methods) < 0 ||
+        PyModule_AddFunctions(m, lachan_query_methods) < 0 ||
         PyModule_AddObjectRef(m, "UpSockets", (PyObject *)&lachan_UpSocketsType) < 0) {
         Py_DECREF(m);
         return NULL;

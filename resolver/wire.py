@@ -8,7 +8,7 @@ section 4, RFC 6891). Anything malformed raises ``WireError`` with the rcode to 
 
 from __future__ import annotations
 
-from ._nametable import wire_to_text  # C; wire_to_text_py below is its reference
+from ._nametable import scan_query, wire_to_text  # C; the *_py functions are the references
 
 # Header flag bits (RFC 1035 4.1.1, RFC 4035 3.2).
 QR = 0x8000
@@ -172,7 +172,27 @@ def text_to_wire(name: str) -> bytes:
 
 
 def parse_query(data: bytes) -> Query:
-    """Parse a query's header, question and OPT record; raise WireError or Unanswerable."""
+    """Parse a query's header, question and OPT record; raise WireError or Unanswerable.
+
+    A well-formed query is read in C (resolver/_query.c: 0.95 -> 0.35 µs, 1.65 with EDNS);
+    anything else, and every error with the partly parsed query its answer echoes, comes from
+    ``parse_query_py``, the reference that tests/test_query_c.py holds the C to."""
+    scanned = scan_query(data)
+    if scanned is None:
+        return parse_query_py(data)
+    qend, key, qtype, qclass, edns, udp_size, do, ecs, cookie = scanned
+    query = Query(data, qend, key, qtype, qclass)
+    if edns:
+        query.edns = True
+        query.udp_size = udp_size
+        query.do = do
+        query.ecs = ecs
+        query.cookie = cookie
+    return query
+
+
+def parse_query_py(data: bytes) -> Query:
+    """``parse_query`` in Python: the reference for _query.c, and the path of every error."""
     size = len(data)
     if size < HEADER_LEN:
         raise Unanswerable("shorter than a header")

@@ -53,6 +53,7 @@ OPT_COOKIE = 10
 OPT_EDE = 15
 
 DO_BIT = 0x8000
+OPCODE_UPDATE = 5
 HEADER_LEN = 12
 MAX_NAME_LEN = 255
 
@@ -234,7 +235,10 @@ def _question_only(data: bytes, size: int) -> Query | None:
         return None
     if pos + 4 > size:
         return None
-    return Query(data, pos + 4, b"", (data[pos] << 8) | data[pos + 1], 0)
+    qtype = (data[pos] << 8) | data[pos + 1]
+    if (data[2] >> 3) & 0x0F == OPCODE_UPDATE and qtype != TYPE_SOA:
+        return None  # an UPDATE's zone is an SOA (RFC 2136 2.3): anything else is no zone
+    return Query(data, pos + 4, b"", qtype, 0)
 
 
 def _refuse_meta_qtype(query: Query) -> None:

@@ -108,10 +108,15 @@ def extract(
 
 
 def is_query(message: bytes) -> bool:
+    """A DNS query, even one answered with a DNS error (BADVERS, NOTIMP, REFUSED, FORMERR
+    for a meta-type): those are answers with status 200 (RFC 8484 4.2.1). Not one when even
+    its question cannot be read (no answer could echo it), nor a response: status 400."""
     try:
         parse_query(message)
-    except (Unanswerable, WireError):
+    except Unanswerable:
         return False
+    except WireError as exc:
+        return exc.query is not None
     return True
 
 

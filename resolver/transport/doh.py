@@ -10,7 +10,7 @@ from ..encrypted_config import EncryptedSettings
 from ..pipeline import ClientState, Miss, Resolver
 from ..ratelimit import Verdict
 from ..stats import DOH
-from ..wire import REFUSED, SERVFAIL, WireError, parse_query
+from ..wire import REFUSED, SERVFAIL, Query, WireError, parse_query
 from . import doh_ng
 from .doh_h1 import H1Session
 from .doh_h2 import H2Session
@@ -228,6 +228,7 @@ def _respond_dns(respond: Respond, response: bytes, key: bytes | None = None) ->
 
 def _error(resolver: Resolver, data: bytes, rcode: int) -> bytes:
     """``rcode`` for a message ``is_query`` accepted (one with a DNS error of its own too)."""
+    query: Query | None
     try:
         query = parse_query(data)
     except WireError as exc:

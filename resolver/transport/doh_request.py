@@ -16,6 +16,10 @@ from ..wire import Unanswerable, WireError, parse_query
 PATH = "/dns-query"
 CONTENT_TYPE = "application/dns-message"
 MAX_MESSAGE = 65_535  # a DNS message's largest size (its TCP length prefix is 16 bits)
+# HTTP/2 flow-control window for request bodies, one byte past a DNS message: with the
+# default (65,535, the same size) a longer body could never arrive, so its 413 never came and
+# the stream, with every POST sharing the connection's window, stalled until the idle timeout.
+BODY_WINDOW = MAX_MESSAGE + 1
 _BASE64URL = re.compile(rb"^[A-Za-z0-9_-]*$")
 _REASONS = {
     400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large",

@@ -53,7 +53,6 @@ OPT_COOKIE = 10
 OPT_EDE = 15
 
 DO_BIT = 0x8000
-OPCODE_UPDATE = 5
 HEADER_LEN = 12
 MAX_NAME_LEN = 255
 
@@ -236,8 +235,8 @@ def _question_only(data: bytes, size: int) -> Query | None:
     if pos + 4 > size:
         return None
     qtype = (data[pos] << 8) | data[pos + 1]
-    if (data[2] >> 3) & 0x0F == OPCODE_UPDATE and qtype != TYPE_SOA:
-        return None  # an UPDATE's zone is an SOA (RFC 2136 2.3): anything else is no zone
+    if data[2] & 0x78 == 0x28 and qtype != TYPE_SOA:  # UPDATE: its zone is an SOA (RFC 2136)
+        return None
     return Query(data, pos + 4, b"", qtype, 0)
 
 

@@ -106,6 +106,27 @@ def _compressed_question(query: bytes) -> bool:
     return False
 
 
+def _compressed_opt_owner(query: bytes) -> bool:
+    """An OPT whose owner is a pointer (to some root byte): RFC 6891 6.1.2 asks for the
+    root itself, and lachan, unlike dnspython, refuses anything else."""
+    pos = 12
+    while query[pos]:
+        pos += query[pos] + 1
+    pos += 5
+    for _ in range(int.from_bytes(query[10:12], "big")):
+        compressed = False
+        while pos < len(query) and query[pos]:
+            if query[pos] >= 0xC0:
+                compressed, pos = True, pos + 1
+                break
+            pos += query[pos] + 1
+        pos += 1
+        if compressed and query[pos : pos + 2] == b"\x00\x29":
+            return True
+        pos += 10 + int.from_bytes(query[pos + 8 : pos + 10], "big")
+    return False
+
+
 def allowed_rcodes(query: bytes) -> frozenset[int] | None:
     """The rcodes ``query`` may get, SILENT for none at all, None for any (dnspython itself
     cannot read it: lachan may refuse it or, like unbound, overlook what it does not need)."""
@@ -120,6 +141,8 @@ def allowed_rcodes(query: bytes) -> frozenset[int] | None:
     if len(message.question) != 1 or message.answer or message.authority:
         return frozenset({dns.rcode.FORMERR})
     if _compressed_question(query):  # lachan refuses compression in a question (wire.py)
+        return frozenset({dns.rcode.FORMERR})
+    if message.edns >= 0 and _compressed_opt_owner(query):
         return frozenset({dns.rcode.FORMERR})
     if message.edns > 0:
         return frozenset({dns.rcode.BADVERS})

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from ..response import question_end, scan_answer
-from ..wire import Unanswerable, WireError, parse_query
+from ..wire import NOTIMP, Unanswerable, WireError, parse_query
 
 PATH = "/dns-query"
 CONTENT_TYPE = "application/dns-message"
@@ -112,15 +112,16 @@ def extract(
 
 
 def is_query(message: bytes) -> bool:
-    """A DNS query, even one answered with a DNS error (BADVERS, NOTIMP, REFUSED, FORMERR
-    for a meta-type): those are answers with status 200 (RFC 8484 4.2.1). Not one when even
-    its question cannot be read (no answer could echo it), nor a response: status 400."""
+    """A DNS query, even one answered with a DNS error (BADVERS, NOTIMP for any other opcode,
+    REFUSED, FORMERR for a meta-type): those are answers with status 200 (RFC 8484 4.2.1).
+    Not one when a QUERY's question cannot be read (no answer could echo it), nor a
+    response: status 400."""
     try:
         parse_query(message)
     except Unanswerable:
         return False
     except WireError as exc:
-        return exc.query is not None
+        return exc.query is not None or exc.rcode == NOTIMP
     return True
 
 

@@ -73,6 +73,7 @@ def _targeted() -> list[bytes]:
         one + _opt(rdlen=50),
         _header(b"\x29\x00") + QUESTION, _header(b"\x11\x00") + QUESTION,  # UPDATE, STATUS
         _header(b"\x21\x00") + QUESTION, _header(b"\x79\x00") + QUESTION,  # NOTIFY, opcode 15
+        _header(b"\x21\x00", qd=0),  # NOTIFY without a question (seed 11 found it over DoH)
         _header(b"\x81\x00") + QUESTION,  # QR=1
         _header() + b"\xc0\x0c\x00\x01\x00\x01", _header() + b"\x03www\xc0\x0c\x00\x01\x00\x01",
         _header() + b"\x40abc\x00\x00\x01\x00\x01", _header() + b"\x3fabc\x00\x00\x01\x00\x01",

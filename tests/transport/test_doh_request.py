@@ -60,8 +60,9 @@ def _with_opcode(opcode: int) -> bytes:
         _with_opcode(dns.opcode.NOTIFY),  # NOTIMP
         dns.message.make_query("example.test", "AXFR").to_wire(),  # REFUSED
         dns.message.make_query("www.example.test", "TSIG").to_wire(),  # FORMERR
+        _with_opcode(dns.opcode.NOTIFY)[:4] + b"\x00" * 8,  # NOTIMP, even with no question
     ],
-    ids=["edns-version-1", "notify", "axfr", "meta-type"],
+    ids=["edns-version-1", "notify", "axfr", "meta-type", "notify-without-question"],
 )
 def test_a_well_formed_query_with_a_dns_error_is_status_200(message: bytes) -> None:
     # RFC 8484 4.2.1: a DNS error is a DNS answer in a 2xx response. These were 400, so a

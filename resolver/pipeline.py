@@ -167,11 +167,16 @@ class Resolver(LocalAnswers):
         if limited is not False:
             return limited  # type: ignore[return-value]
         profile = client.profile
-        if query.ecs is not None and client.trusted_ecs:
+        if query.ecs is not None:
+            # Read from every client, trusted or not: a malformed option is FORMERR (RFC 7871
+            # 6) whoever sends it; only a trusted forwarder's chooses the profile.
             try:
-                profile = self.state.clients.profile_for(ip, client.listener, parse_ecs(query.ecs))
+                subnet = parse_ecs(query.ecs)
             except EcsError:
+                self.stats.record_answer(transport, "formerr", "none", "none", 0.0)
                 return reply.error(data, FORMERR, query, self.policy.udp_size)
+            if client.trusted_ecs:
+                profile = self.state.clients.profile_for(ip, client.listener, subnet)
         decision = decide(
             profile, query.qname, query.qtype, self.wallclock(), self.state.index.shared
         )

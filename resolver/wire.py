@@ -234,7 +234,10 @@ def _question_only(data: bytes, size: int) -> Query | None:
         return None
     if pos + 4 > size:
         return None
-    return Query(data, pos + 4, b"", (data[pos] << 8) | data[pos + 1], 0)
+    qtype = (data[pos] << 8) | data[pos + 1]
+    if data[2] & 0x78 == 0x28 and qtype != TYPE_SOA:  # UPDATE: its zone is an SOA (RFC 2136)
+        return None
+    return Query(data, pos + 4, b"", qtype, 0)
 
 
 def _refuse_meta_qtype(query: Query) -> None:

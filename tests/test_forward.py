@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import random
 import socket
 import threading
 import time
@@ -16,11 +17,11 @@ import dns.message
 import dns.rrset
 import pytest
 
-from resolver.forward import Dispatcher, Exchange
+from resolver.forward import Dispatcher, Exchange, tcp_exchange
 from resolver.querystate import parse_reply
 from resolver.response import ScannedAnswer
 from resolver.upstream import ForwardPolicy, UpstreamAddress, build_upstream_query
-from resolver.wire import text_to_wire
+from resolver.wire import WireError, text_to_wire
 from tests.stub_upstream import answer
 
 FORGED = "198.51.100.66"
@@ -215,3 +216,63 @@ def test_the_timeout_queue_keeps_its_entries_out_of_the_collectors_lists() -> No
             d.close()
 
         asyncio.run(run())
+
+
+def _frame(wire: bytes) -> bytes:
+    return len(wire).to_bytes(2, "big") + wire
+
+
+# What a hostile upstream sends over TCP (after a TC=1 over UDP) for the answer ``good``.
+TCP_REPLIES = {
+    "zero-length frame": lambda good, rng: b"\x00\x00",
+    "frame cut, then closed": lambda good, rng: b"\x00\x64" + good[:10],
+    "frame cut, then silent": lambda good, rng: b"\x00\x64" + good[:10] + b"HANG",
+    "length prefix past the data": lambda good, rng: b"\xff\xff" + good,
+    "shorter than a header": lambda good, rng: _frame(good[:5]),
+    "wrong ID": lambda good, rng: _frame(bytes((good[0] ^ 0xFF,)) + good[1:]),
+    "wrong question": lambda good, rng: _frame(good[:13] + b"X" + good[14:]),
+    "closed at once": lambda good, rng: b"",
+    "random bytes": lambda good, rng: rng.randbytes(rng.randint(1, 300)),
+    "random frame": lambda good, rng: _frame(rng.randbytes(rng.randint(0, 300))),
+    "mutated answer": lambda good, rng: _frame(
+        bytes(b ^ (1 << rng.randrange(8)) if rng.random() < 0.05 else b for b in good)
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", TCP_REPLIES)
+def test_a_hostile_tcp_upstream_fails_the_attempt_with_an_error_the_dispatcher_catches(
+    kind: str,
+) -> None:
+    # Dispatcher._tcp turns OSError, TimeoutError, WireError and IncompleteReadError into a
+    # failed attempt (the next one, or SERVFAIL); anything else would escape its task.
+    rng = random.Random(kind)
+    key = text_to_wire("www.example.test") + b"\x00\x01\x00\x01\x00"
+    message = b"\x12\x34" + build_upstream_query(key, 0, False, 1232)[2:]
+    good = answer(dns.message.from_wire(message)).to_wire()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readexactly(2 + len(message))
+        reply = TCP_REPLIES[kind](good, rng)
+        writer.write(reply.removesuffix(b"HANG"))
+        if reply.endswith(b"HANG"):
+            await asyncio.sleep(5)
+        writer.close()
+
+    async def run() -> None:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            for _ in range(5 if kind.startswith(("random", "mutated")) else 1):
+                started = time.monotonic()
+                try:
+                    reply = await tcp_exchange(
+                        UpstreamAddress("127.0.0.1", port), message, key[:-1], 0.5
+                    )
+                except (OSError, TimeoutError, WireError, asyncio.IncompleteReadError):
+                    pass
+                else:  # a mutation may leave a well-framed answer: the scanner judges it then
+                    assert kind == "mutated answer" and reply[:2] == message[:2], reply
+                assert time.monotonic() - started < 1.5
+
+    asyncio.run(run())

@@ -8,6 +8,7 @@ import gc
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
+import dns.edns
 import dns.flags
 import dns.message
 import dns.rcode
@@ -190,6 +191,43 @@ def test_malformed_answered_synchronously(make: Make, data: bytes, rcode: int) -
     result = answer(resolver, data)
     assert isinstance(result, bytes) and stub.count("www.example.test") == 0
     assert dns.message.from_wire(result).rcode() == rcode
+
+
+def _ecs(family: int, source: int, scope: int, address: bytes) -> bytes:
+    data = family.to_bytes(2, "big") + bytes((source, scope)) + address
+    return wire(use_edns=0, options=[dns.edns.GenericOption(dns.edns.ECS, data)])
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _ecs(1, 33, 0, b"\xc0\x00\x02\x00\x00"),  # /33 of an IPv4 address
+        _ecs(2, 129, 0, b"\x20" * 17),  # /129 of an IPv6 address
+        _ecs(1, 24, 8, b"\xc0\x00\x02"),  # a scope prefix in a query
+        _ecs(3, 8, 0, b"\x01"),  # no such family
+        _ecs(1, 8, 0, b"\xc0\x00\x02"),  # more octets than /8 needs
+        _ecs(1, 20, 0, b"\xc0\x00\x0f"),  # bits set past /20
+        wire(use_edns=0, options=[dns.edns.GenericOption(dns.edns.ECS, b"\x00\x01")]),
+    ],
+    ids=["v4-33", "v6-129", "scope", "family", "octets", "bits", "short"],
+)
+def test_a_malformed_client_subnet_is_formerr_whoever_sends_it(make: Make, data: bytes) -> None:
+    # RFC 7871 6: FORMERR, "a signal to the software developer to fix their implementation".
+    # A client whose ECS lachan does not trust got a normal answer instead (the option was
+    # only read for trusted forwarders), unlike a trusted one sending the same bytes.
+    resolver, stub, _ = make()
+    result = answer(resolver, data)
+    assert isinstance(result, bytes) and stub.count("www.example.test") == 0
+    response = dns.message.from_wire(result)
+    assert response.rcode() == dns.rcode.FORMERR and response.id == int.from_bytes(data[:2], "big")
+
+
+def test_a_sound_client_subnet_from_an_untrusted_client_is_answered_and_ignored(
+    make: Make,
+) -> None:
+    resolver, _, _ = make()
+    sound = wire(use_edns=0, options=[dns.edns.ECSOption("192.0.2.0", 24)])
+    assert isinstance(answer(resolver, sound), Miss)
 
 
 def test_responses_are_never_answered(make: Make) -> None:

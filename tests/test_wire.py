@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from resolver import wire
+from resolver import reply, wire
 from resolver.wire import (
     BADVERS,
     FORMERR,
@@ -340,3 +340,18 @@ def test_wire_to_text_matches_the_byte_by_byte_rule(labels: list[bytes]) -> None
 def test_wire_to_text_of_plain_names_is_the_dotted_name(labels: list[str]) -> None:
     raw = b"".join(bytes((len(label),)) + label.encode() for label in labels) + b"\x00"
     assert wire_to_text(raw) == ".".join(labels)
+
+
+@pytest.mark.parametrize(("rdtype", "echoed"), [("A", False), ("SOA", True)])
+def test_an_update_is_notimp_and_echoes_its_zone_only_when_it_names_one(
+    rdtype: str, echoed: bool
+) -> None:
+    # An UPDATE's first section is its zone, of type SOA (RFC 2136 2.3); echoing an A
+    # "zone" made a reply dnspython (and any UPDATE client) rejects as malformed.
+    update = _set(query("example.test", rdtype), 2, b"\x29")
+    with pytest.raises(WireError) as caught:
+        parse_query(update)
+    assert caught.value.rcode == NOTIMP
+    answer = dns.message.from_wire(reply.error(update, NOTIMP, caught.value.query, 1232))
+    assert answer.opcode() == dns.opcode.UPDATE and answer.rcode() == NOTIMP
+    assert bool(answer.sections[0]) is echoed

@@ -10,7 +10,7 @@ from ..encrypted_config import EncryptedSettings
 from ..pipeline import ClientState, Miss, Resolver
 from ..ratelimit import Verdict
 from ..stats import DOH
-from ..wire import REFUSED, SERVFAIL, parse_query
+from ..wire import REFUSED, SERVFAIL, Query, WireError, parse_query
 from . import doh_ng
 from .doh_h1 import H1Session
 from .doh_h2 import H2Session
@@ -136,6 +136,9 @@ class DohConnection(asyncio.BufferedProtocol):
             result = self._answer(query, client, verdict)
         except Exception:
             log.exception("error answering a DoH query")
+            if not is_query(query):
+                respond(400, [], b"")
+                return
             result = _error(resolver, query, SERVFAIL)
         if isinstance(result, Miss):
             self._start_miss(result, respond)
@@ -224,4 +227,10 @@ def _respond_dns(respond: Respond, response: bytes, key: bytes | None = None) ->
 
 
 def _error(resolver: Resolver, data: bytes, rcode: int) -> bytes:
-    return reply.error(data, rcode, parse_query(data), resolver.policy.udp_size)
+    """``rcode`` for a message ``is_query`` accepted (one with a DNS error of its own too)."""
+    query: Query | None
+    try:
+        query = parse_query(data)
+    except WireError as exc:
+        query = exc.query
+    return reply.error(data, rcode, query, resolver.policy.udp_size)

@@ -9,7 +9,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
-from .doh_request import MAX_MESSAGE, Owner, reason
+from .doh_request import BODY_WINDOW, MAX_MESSAGE, Owner, reason
 
 MAX_STREAMS = 100  # concurrent requests per connection (SETTINGS_MAX_CONCURRENT_STREAMS)
 MAX_HEADER_LIST = 8192  # bytes of decoded headers per request
@@ -132,6 +132,7 @@ class H2Session:
             initial_values={
                 h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_STREAMS,
                 h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST,
+                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: BODY_WINDOW,
             },
         )
         self.conn.decoder.max_header_list_size = MAX_HEADER_LIST
@@ -140,6 +141,7 @@ class H2Session:
         self.resets = 0
         self.guard = _FrameGuard(self.conn.max_inbound_frame_size)
         self.conn.initiate_connection()
+        self.conn.increment_flow_control_window(BODY_WINDOW - MAX_MESSAGE)  # the connection's
         owner.write(self.conn.data_to_send())
 
     def receive(self, data: bytes) -> None:

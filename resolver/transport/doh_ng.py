@@ -16,7 +16,7 @@ import itertools
 import logging
 from typing import Any
 
-from .doh_request import MAX_MESSAGE, Owner
+from .doh_request import BODY_WINDOW, MAX_MESSAGE, Owner
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ _ENHANCE_YOUR_CALM, _PROTOCOL_ERROR = 0xB, 0x1
 _EOF = 0x1  # NGHTTP2_DATA_FLAG_EOF
 _CALLBACK_FAILURE = -902  # NGHTTP2_ERR_CALLBACK_FAILURE
 _SETTINGS_HEADER_TABLE_SIZE, _SETTINGS_MAX_CONCURRENT_STREAMS = 1, 3
-_SETTINGS_MAX_HEADER_LIST_SIZE = 6
+_SETTINGS_MAX_HEADER_LIST_SIZE, _SETTINGS_INITIAL_WINDOW_SIZE = 6, 4
 
 
 class _FrameHd(ctypes.Structure):
@@ -104,6 +104,9 @@ def _load() -> ctypes.CDLL | None:
     lib.nghttp2_session_server_new3.argtypes = [ctypes.POINTER(_P), _P, _P, _P, _P]
     lib.nghttp2_session_consume.argtypes = [_P, ctypes.c_int32, ctypes.c_size_t]
     lib.nghttp2_session_consume_connection.argtypes = [_P, ctypes.c_size_t]
+    lib.nghttp2_session_set_local_window_size.argtypes = [
+        _P, ctypes.c_uint8, ctypes.c_int32, ctypes.c_int32
+    ]  # fmt: skip
     lib.nghttp2_option_set_no_auto_window_update.argtypes = [_P, ctypes.c_int]
     lib.nghttp2_option_set_max_deflate_dynamic_table_size.argtypes = [_P, ctypes.c_size_t]
     lib.nghttp2_option_set_no_closed_streams.argtypes = [_P, ctypes.c_int]
@@ -262,10 +265,11 @@ try:  # lachan's allocator (resolver/_ngmem.c, built into resolver._nametable); 
 except ImportError:  # pragma: no cover - the extension is built with the package
     _NGMEM = None
 _OPTIONS = _options() if _LIB is not None else None
-_SETTINGS = (_SettingsEntry * 3)(
+_SETTINGS = (_SettingsEntry * 4)(
     _SettingsEntry(_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS),
     _SettingsEntry(_SETTINGS_MAX_HEADER_LIST_SIZE, MAX_HEADER_LIST),
     _SettingsEntry(_SETTINGS_HEADER_TABLE_SIZE, HEADER_TABLE),
+    _SettingsEntry(_SETTINGS_INITIAL_WINDOW_SIZE, BODY_WINDOW),
 )
 
 
@@ -296,6 +300,7 @@ class NgSession:
         self.handle = handle
         _SESSIONS[self.key] = self
         _LIB.nghttp2_submit_settings(self.handle, 0, ctypes.byref(_SETTINGS), len(_SETTINGS))
+        _LIB.nghttp2_session_set_local_window_size(self.handle, 0, 0, BODY_WINDOW)
         self._flush()
 
     def receive(self, data: bytes) -> None:

@@ -11,11 +11,15 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from ..response import question_end, scan_answer
-from ..wire import Unanswerable, WireError, parse_query
+from ..wire import NOTIMP, Unanswerable, WireError, parse_query
 
 PATH = "/dns-query"
 CONTENT_TYPE = "application/dns-message"
 MAX_MESSAGE = 65_535  # a DNS message's largest size (its TCP length prefix is 16 bits)
+# HTTP/2 flow-control window for request bodies, one byte past a DNS message: with the
+# default (65,535, the same size) a longer body could never arrive, so its 413 never came and
+# the stream, with every POST sharing the connection's window, stalled until the idle timeout.
+BODY_WINDOW = MAX_MESSAGE + 1
 _BASE64URL = re.compile(rb"^[A-Za-z0-9_-]*$")
 _REASONS = {
     400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large",
@@ -108,10 +112,16 @@ def extract(
 
 
 def is_query(message: bytes) -> bool:
+    """A DNS query, even one answered with a DNS error (BADVERS, NOTIMP for any other opcode,
+    REFUSED, FORMERR for a meta-type): those are answers with status 200 (RFC 8484 4.2.1).
+    Not one when a QUERY's question cannot be read (no answer could echo it), nor a
+    response: status 400."""
     try:
         parse_query(message)
-    except (Unanswerable, WireError):
+    except Unanswerable:
         return False
+    except WireError as exc:
+        return exc.query is not None or exc.rcode == NOTIMP
     return True
 
 

@@ -1,6 +1,7 @@
 """Hostile upstream: the stub answers with the right ID and question but mutated flags, counts
 and records. Every client query still gets a well-formed answer (an upstream answer that
-scans, or SERVFAIL), and lachan logs no error.
+scans, or SERVFAIL), and lachan logs no error; and no hostile answer (garbage, noise, a wrong
+ID or question, SERVFAIL, REFUSED, cut or mutated records) replaces a good stale one.
 
 The oracle is dnspython, used two ways: its name decoder checks the structure of every
 answer (counts, names, pointers, lengths, nothing trailing); and where every record is of a
@@ -9,6 +10,8 @@ Other types are opaque to a forwarder (RFC 3597) and their content is the upstre
 """
 
 from __future__ import annotations
+
+import time
 
 import dns.message
 import dns.query
@@ -44,3 +47,31 @@ def test_mutated_upstream_answers(lachan: LachanFactory, stub: StubUpstream) -> 
         dns.message.make_query("after.example.test", "A"), "127.0.0.1", port=server.port, timeout=3
     )
     assert healthy.answer
+
+
+HOSTILE = ["garbage", "noise", "wrong_id", "wrong_question", "servfail", "refused",
+           "truncated_bytes", "mutate"]  # fmt: skip
+
+
+def test_no_hostile_answer_replaces_a_good_stale_one(
+    lachan: LachanFactory, stub: StubUpstream
+) -> None:
+    # Each mode refreshes an expired good answer with garbage; the good one must survive it
+    # (RFC 8767: served stale, EDE 3) and still be there when the upstream then goes silent.
+    server = lachan(config="upstream: {timeout: 0.1}\ncache: {serve_stale: true}\n")
+    names = {mode: f"{mode.replace('_', '-')}.ttl1.example.test" for mode in HOSTILE}
+    for name in names.values():
+        assert _addresses(server.port, name) == (dns.rcode.NOERROR, ["192.0.2.10"])
+    time.sleep(1.2)  # past every TTL
+    for mode, name in names.items():
+        stub.mode = mode
+        assert _addresses(server.port, name) == (dns.rcode.NOERROR, ["192.0.2.10"]), mode
+        stub.mode = "drop"
+        assert _addresses(server.port, name) == (dns.rcode.NOERROR, ["192.0.2.10"]), mode
+    stub.mode = "normal"
+    assert _addresses(server.port, "fresh.example.test") == (dns.rcode.NOERROR, ["192.0.2.1"])
+
+
+def _addresses(port: int, name: str) -> tuple[int, list[str]]:
+    reply = dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1", port=port, timeout=3)
+    return reply.rcode(), [r.to_text() for rrset in reply.answer for r in rrset]

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import dns.edns
 import dns.flags
 import dns.message
+import dns.opcode
 import dns.query
 import dns.rcode
 import h2.connection
@@ -146,6 +147,21 @@ def test_bad_requests_get_http_status_codes_and_the_server_keeps_serving(server,
     assert _https(server, pki, _query("www.example.test")).rcode() == dns.rcode.NOERROR
 
 
+@pytest.mark.parametrize("http2", [True, False])
+@pytest.mark.parametrize("post", [True, False])
+def test_edns_version_1_and_notify_get_their_dns_errors_with_status_200(
+    server, pki, http2: bool, post: bool
+) -> None:
+    # RFC 8484 4.2.1: DNS errors are answers (they were HTTP 400, so no client saw BADVERS).
+    badvers = _https(server, pki, dns.message.make_query("www.example.test", "A", use_edns=1),
+                     post=post, http2=http2)  # fmt: skip
+    assert badvers.rcode() == dns.rcode.BADVERS and badvers.edns == 0
+    notify = dns.message.make_query("example.test", "SOA")
+    notify.set_opcode(dns.opcode.NOTIFY)
+    notimp = _https(server, pki, notify, post=post, http2=http2)
+    assert notimp.rcode() == dns.rcode.NOTIMP and notimp.opcode() == dns.opcode.NOTIFY
+
+
 def test_cache_control_max_age_is_the_lowest_ttl_of_the_answer(server, pki) -> None:
     wire = _query("www.example.test").to_wire()
     encoded = base64.urlsafe_b64encode(wire).rstrip(b"=").decode()
@@ -243,3 +259,20 @@ def test_one_connection_posts_more_than_a_flow_control_window_of_queries(server,
                 tls.sendall(conn.data_to_send())
             answered += 1
     assert answered == 200
+
+
+def test_a_dropped_client_gets_refused_even_for_a_query_with_a_dns_error(
+    pki: Pki, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # HTTP must answer something: a dropped query is REFUSED, and one that carries a DNS
+    # error of its own (EDNS version 1) must not break the refusal on its way.
+    port = ports()
+    work = tmp_path_factory.mktemp("doh-drop")
+    extra = "acl: {allow: [127.0.0.2/32], action: drop}\n"
+    config = encrypted_config(pki, doh=port, extra=extra)
+    with StubUpstream() as stub, LachanProcess(work, [stub.address], config) as process:
+        wait_for_port(port)
+        for query in (_query("a.example.test"), dns.message.make_query("a.test", "A", use_edns=1)):
+            response = _https(port, pki, query, http2=False)
+            assert response.rcode() == dns.rcode.REFUSED and response.id == query.id
+        process.assert_clean_log()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 import dns.message
+import dns.opcode
 import dns.rrset
 import pytest
 
@@ -44,6 +45,43 @@ def test_bad_requests_get_the_rfc_status(
     method: str, target: str, content_type: str, body: bytes, status: int
 ) -> None:
     assert decode(method, target, content_type, body).status == status
+
+
+def _with_opcode(opcode: int) -> bytes:
+    message = dns.message.make_query("www.example.test", "A")
+    message.set_opcode(opcode)
+    return message.to_wire()
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        dns.message.make_query("www.example.test", "A", use_edns=1).to_wire(),  # BADVERS
+        _with_opcode(dns.opcode.NOTIFY),  # NOTIMP
+        dns.message.make_query("example.test", "AXFR").to_wire(),  # REFUSED
+        dns.message.make_query("www.example.test", "TSIG").to_wire(),  # FORMERR
+        _with_opcode(dns.opcode.NOTIFY)[:4] + b"\x00" * 8,  # NOTIMP, even with no question
+    ],
+    ids=["edns-version-1", "notify", "axfr", "meta-type", "notify-without-question"],
+)
+def test_a_well_formed_query_with_a_dns_error_is_status_200(message: bytes) -> None:
+    # RFC 8484 4.2.1: a DNS error is a DNS answer in a 2xx response. These were 400, so a
+    # client never saw the BADVERS that tells it to retry with EDNS version 0.
+    for method, target, body in [
+        ("GET", "/dns-query?dns=" + base64.urlsafe_b64encode(message).rstrip(b"=").decode(), b""),
+        ("POST", "/dns-query", message),
+    ]:
+        decoded = decode(method, target, "application/dns-message", body)
+        assert (decoded.status, decoded.query) == (200, message)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [QUERY[:11], QUERY[:4] + b"\x00\x00" + QUERY[6:], QUERY[:20], QUERY[:12] + b"\xc0\x0c\x00\x01"],
+    ids=["short", "no-question", "cut-question", "pointer-in-question"],
+)
+def test_a_message_whose_question_cannot_be_read_is_status_400(message: bytes) -> None:
+    assert decode("POST", "/dns-query", "application/dns-message", message).status == 400
 
 
 def test_only_the_dns_query_path_and_one_segment_under_it_are_doh() -> None:

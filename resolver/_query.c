@@ -2,13 +2,13 @@
  * resolver._nametable.scan_query: a client query's header, question and OPT record read in C,
  * for the queries that are well formed (nearly all of them).
  *
- * wire.parse_query in Python cost 0.95 µs for a plain query and 1.65 µs for one with EDNS
+ * wire_query.parse_query in Python cost 0.95 µs for a plain query and 1.65 µs for one with EDNS
  * (what home routers and most stubs send), on every query the memo does not answer: each
  * miss, and each hit of a name whose prepared answer is gone. Here it is one pass over the
  * bytes. Only the success path lives here: anything the reference would reject (a malformed
  * header or name, a second OPT, an option overrunning its record, EDNS version != 0, a
- * meta-type in the question) returns None, and wire.parse_query then runs the Python
- * reference (wire.parse_query_py), so every error and the partly parsed query an error
+ * meta-type in the question) returns None, and wire_query.parse_query then runs the Python
+ * reference (wire_query.parse_query_py), so every error and the partly parsed query an error
  * answer echoes come from one place. tests/test_query_c.py holds the two equal over seeded
  * corruptions of real queries.
  */
@@ -186,7 +186,7 @@ static PyObject *scan_query(PyObject *self, PyObject *data)
 
 PyDoc_STRVAR(scan_query_doc,
              "scan_query(data) -> (qend, key, qtype, qclass, edns, udp_size, do, ecs, cookie)\n"
-             "for a well-formed query, None for anything wire.parse_query_py would reject.");
+             "for a well-formed query, None for anything wire_query.parse_query_py would reject.");
 
 PyMethodDef lachan_query_methods[] = {
     {"scan_query", (PyCFunction)scan_query, METH_O, scan_query_doc},

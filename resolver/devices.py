@@ -9,7 +9,8 @@ from . import reply
 from .encrypted_config import EncryptedSettings
 from .querystate import ClientState
 from .ratelimit import RateLimiter, Verdict
-from .wire import FORMERR, Unanswerable, WireError, parse_query
+from .wire import FORMERR, Unanswerable, WireError
+from .wire_query import parse_query
 
 if TYPE_CHECKING:
     from .pipeline import Resolver

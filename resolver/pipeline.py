@@ -44,7 +44,8 @@ from .querystate import (  # noqa: F401 - transports and config import these fro
 from .ratelimit import RateLimiter, Verdict
 from .stats import Stats
 from .upstream import ForwardPolicy, UpstreamAddress
-from .wire import FORMERR, TYPE_ANY, Unanswerable, WireError, parse_query
+from .wire import FORMERR, TYPE_ANY, Unanswerable, WireError
+from .wire_query import parse_query
 
 if TYPE_CHECKING:  # annotations only
     from .querylog import QueryLog

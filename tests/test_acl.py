@@ -17,7 +17,8 @@ from resolver.blocks import BlockAnswers
 from resolver.errors import ConfigError
 from resolver.reply import ACL_REFUSED_TEXT as REFUSED_TEXT
 from resolver.settings_limits import DEFAULT_ALLOW, AclAction, AclConfig, acl_config
-from resolver.wire import Unanswerable, WireError, parse_query
+from resolver.wire import Unanswerable, WireError
+from resolver.wire_query import parse_query
 
 DEFAULT = Acl()
 

@@ -12,7 +12,7 @@ import pytest
 
 from resolver.blocks import BlockAnswers
 from resolver.policy.decision import AnswerMode, Block, Reason
-from resolver.wire import parse_query
+from resolver.wire_query import parse_query
 
 A, AAAA, MX = 1, 28, 15
 

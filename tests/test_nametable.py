@@ -19,7 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from resolver._nametable import QEND_BITS, START_BITS, Table, build_table
 
-from resolver.wire import WireError, parse_query
+from resolver.wire import WireError
+from resolver.wire_query import parse_query
 
 NOT_LISTED, NOT_SIMPLE = -1, -2
 LABEL = st.text("abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, max_size=12)

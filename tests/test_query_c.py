@@ -17,7 +17,8 @@ import dns.rrset
 import pytest
 from resolver._nametable import scan_query
 
-from resolver.wire import Query, Unanswerable, WireError, parse_query, parse_query_py
+from resolver.wire import Query, Unanswerable, WireError
+from resolver.wire_query import parse_query, parse_query_py
 
 FIELDS = Query.__slots__
 

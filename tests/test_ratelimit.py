@@ -17,7 +17,8 @@ from resolver.ratelimit import (
     prefix_keys,
 )
 from resolver.settings_limits import AnyMode, Limit, LimitAction, RateLimitConfig, ratelimit_config
-from resolver.wire import NOERROR, REFUSED, parse_query
+from resolver.wire import NOERROR, REFUSED
+from resolver.wire_query import parse_query
 
 
 class FakeClock:

@@ -30,7 +30,8 @@ from resolver.policy.decision import AnswerMode, Block, Reason, Rewrite
 from resolver.ratelimit import AnyMode, any_answer
 from resolver.response import question_end, scan_answer
 from resolver.upstream import build_upstream_query
-from resolver.wire import BADVERS, FORMERR, NOERROR, NOTIMP, REFUSED, SERVFAIL, Query, parse_query
+from resolver.wire import BADVERS, FORMERR, NOERROR, NOTIMP, REFUSED, SERVFAIL, Query
+from resolver.wire_query import parse_query
 from tests.stub_upstream import answer
 
 GOLDEN = Path(__file__).parent / "data" / "reply_bytes.json"

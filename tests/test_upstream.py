@@ -23,7 +23,8 @@ from resolver.upstream import (
     build_upstream_query,
     same_question,
 )
-from resolver.wire import CD, parse_query
+from resolver.wire import CD
+from resolver.wire_query import parse_query
 from tests.stub_upstream import StubUpstream
 
 FAST = ForwardPolicy(attempt_timeout=0.3, tcp_timeout=1.0)

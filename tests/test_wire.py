@@ -21,12 +21,12 @@ from resolver.wire import (
     Unanswerable,
     WireError,
     check_name,
-    parse_query,
     read_name,
     skip_name,
     text_to_wire,
     wire_to_text,
 )
+from resolver.wire_query import parse_query
 
 HEADER = b"\xab\xcd\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"  # ID abcd, RD, qdcount 1
 WWW = b"\x03www\x07example\x04test\x00"

@@ -7,7 +7,8 @@ import random
 import pytest
 
 from resolver import wire
-from resolver.wire import parse_query, text_to_wire, wire_to_text, wire_to_text_py
+from resolver.wire import text_to_wire, wire_to_text, wire_to_text_py
+from resolver.wire_query import parse_query
 
 
 def test_the_extension_provides_it() -> None:

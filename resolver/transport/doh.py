@@ -10,7 +10,8 @@ from ..encrypted_config import EncryptedSettings
 from ..pipeline import ClientState, Miss, Resolver
 from ..ratelimit import Verdict
 from ..stats import DOH
-from ..wire import REFUSED, SERVFAIL, Query, WireError, parse_query
+from ..wire import REFUSED, SERVFAIL, Query, WireError
+from ..wire_query import parse_query
 from . import doh_ng
 from .doh_h1 import H1Session
 from .doh_h2 import H2Session

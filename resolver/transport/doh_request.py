@@ -11,7 +11,8 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from ..response import question_end, scan_answer
-from ..wire import NOTIMP, Unanswerable, WireError, parse_query
+from ..wire import NOTIMP, Unanswerable, WireError
+from ..wire_query import parse_query
 
 PATH = "/dns-query"
 CONTENT_TYPE = "application/dns-message"

@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from resolver.response import question_end, scan_answer
-from resolver.wire import Unanswerable, WireError, check_name, parse_query, read_name, skip_name
+from resolver.wire import Unanswerable, WireError, check_name, read_name, skip_name
+from resolver.wire_query import parse_query
 from tests.fuzz import run
 from tests.fuzz.packets import SEEDS
 from tests.stub_upstream import answer

@@ -9,6 +9,7 @@ root), which also re-reads the config on SIGHUP and hands the result to ``Server
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import logging
 import socket
@@ -145,21 +146,34 @@ class Server:
         )
 
     async def _open_tcp(self, listener: Listener) -> tuple[UdpListener, socket.socket]:
-        """Bind the listener's UDP socket (its port names the TCP one) and serve TCP on it."""
+        """Bind the listener's UDP socket (its port names the TCP one) and serve TCP on it.
+
+        Port 0 takes the port the kernel gives the UDP socket; that same number may be taken
+        on TCP (another socket's local port), so it is tried again with a new one, a few times.
+        """
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in listener.host else socket.AF_INET
-        udp_socket = _udp_socket(listener, family, self.reuse_port)
-        where = (listener.host, udp_socket.getsockname()[1])
-        server = await loop.create_server(
-            lambda: TcpConnection(self.resolver, self.tcp_state, where),
-            host=listener.host,
-            port=where[1],
-            family=family,
-            reuse_port=self.reuse_port or None,
-            backlog=1024,
-        )
-        self.tcp_servers.append(server)
-        return UdpListener(self.resolver, where), udp_socket
+        tries = _EPHEMERAL_TRIES if listener.port == 0 else 1
+        while True:
+            tries -= 1
+            udp_socket = _udp_socket(listener, family, self.reuse_port)
+            where = (listener.host, udp_socket.getsockname()[1])
+            try:
+                server = await loop.create_server(
+                    lambda where=where: TcpConnection(self.resolver, self.tcp_state, where),
+                    host=listener.host,
+                    port=where[1],
+                    family=family,
+                    reuse_port=self.reuse_port or None,
+                    backlog=1024,
+                )
+            except OSError as exc:
+                udp_socket.close()
+                if exc.errno == errno.EADDRINUSE and tries:
+                    continue
+                raise
+            self.tcp_servers.append(server)
+            return UdpListener(self.resolver, where), udp_socket
 
     def apply(self, config: Config, fresh: Config, state: ServingState) -> None:
         """Swap in a reloaded state: ``config`` is what a reload applies (resolver.reloadable),
@@ -210,6 +224,9 @@ def warn_restart_needed(old: Config, new: Config) -> None:
     changed = restart_needed(old, new)
     if changed:
         log.warning("reload: these changes take effect after a restart: %s", "; ".join(changed))
+
+
+_EPHEMERAL_TRIES = 8  # port 0: UDP ports the kernel gives before one free on TCP too
 
 
 def _udp_socket(listener: Listener, family: int, reuse_port: bool) -> socket.socket:

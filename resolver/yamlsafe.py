@@ -21,3 +21,42 @@ def load(document: str | bytes) -> Any:
         return yaml.load(document, Loader=_FAST)  # noqa: S506 (a safe loader)
     except yaml.YAMLError:
         return yaml.safe_load(document)  # raises again, with the clearer message
+
+
+def load_unique(document: str | bytes) -> Any:
+    """As ``load``, but a key given twice in one mapping is a yaml.YAMLError naming both lines."""
+    try:
+        return yaml.load(document, Loader=_UniqueFast)  # noqa: S506 (a safe loader)
+    except yaml.YAMLError:
+        return yaml.load(document, Loader=_UniquePure)  # noqa: S506 (a safe loader)
+
+
+def _check_unique(loader: Any, node: yaml.MappingNode) -> None:
+    """YAML keys are unique, but PyYAML silently keeps the last of two: in a config a second
+    ``listen:`` further down would quietly replace the first."""
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice (first on line {seen[key] + 1})",
+                    key_node.start_mark,
+                )  # fmt: skip
+            seen[key] = key_node.start_mark.line
+        except TypeError:  # an unhashable key: the constructor itself reports it
+            continue
+
+
+class _UniqueFast(_FAST):
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
+        _check_unique(self, node)
+        return super().construct_mapping(node, deep=deep)
+
+
+class _UniquePure(yaml.SafeLoader):
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
+        _check_unique(self, node)
+        return super().construct_mapping(node, deep=deep)

@@ -98,6 +98,23 @@ tcp: {max_connections: 7, idle_timeout: 2.5}
         ("site: {kind: mall}", "lachan.yaml: site.kind: must be one of school, isp, other: 'mall'"),
         ("- a list", "lachan.yaml: the top level must be a mapping"),
         (
+            "cache: {min_ttl: 600, max_ttl: 60}",
+            "lachan.yaml: cache.min_ttl: 600 is above cache.max_ttl 60",
+        ),
+        (
+            "audit: {collector: 'collector.example.vn'}",
+            "lachan.yaml: audit.collector: not an http(s) URL: 'collector.example.vn'",
+        ),
+        ("ratelimit: []", "lachan.yaml: ratelimit: must be a mapping, not a list"),
+        (
+            "listen: ['127.0.0.1:53']\ncache: {}\nlisten: ['127.0.0.1:5353']",
+            "lachan.yaml: line 3: not valid YAML: key 'listen' given twice (first on line 1)",
+        ),
+        (
+            "cache: {size: 10, size: 20}",
+            "lachan.yaml: line 1: not valid YAML: key 'size' given twice (first on line 1)",
+        ),
+        (
             "cache: {size: [1",
             "lachan.yaml: line 1: not valid YAML: expected ',' or ']', but got '<stream end>'",
         ),

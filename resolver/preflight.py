@@ -14,9 +14,13 @@ import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import Config, Listener
 from .errors import LachanError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 
 @dataclass
@@ -37,23 +41,46 @@ def check(
     listeners came from ``--listen``, so problems name the flag rather than the file."""
     found = Findings()
     where = config.source
+    if not config.listeners and not config.encrypted.enabled:  # else serve would bind nothing
+        found.problems.append(f"{where}: listen: no address to answer DNS on "
+                              "(give listen, listen_tls or listen_https)")  # fmt: skip
     if config.lists.enabled:
         _check_lists(config, found, catalogue)
-    if config.audit.key is not None:
-        _check_key(where, config.audit.key, found)
-    if config.audit.ledger is not None:
-        _check_folder(found, where, "audit.ledger", config.audit.ledger.parent)
-        if config.audit.ledger.is_dir():
-            found.problems.append(f"{where}: audit.ledger: {config.audit.ledger} is a folder; "
-                                  "name the ledger file in it")  # fmt: skip
-        if live:
-            _check_lock(found, where, config.audit.ledger)
+    if config.audit.ledger is not None and config.audit.key is not None:
+        _check_audit(config, found, live)
     if config.querylog is not None:
         _check_folder(found, where, "querylog.path", config.querylog.path.parent)
+        _check_not_folder(found, where, "querylog.path", config.querylog.path, "log")
     if live:
         for i, listener in enumerate(config.listeners):
             _check_port(found, "--listen" if listen_flags else f"{where}: listen[{i}]", listener)
+        for key in ("listen_tls", "listen_https"):  # TCP only, as serve binds them
+            for i, (host, port) in enumerate(getattr(config.encrypted, key)):
+                _check_port(found, f"{where}: {key}[{i}]", Listener(host, port), udp=False)
     return found
+
+
+def _check_audit(config: Config, found: Findings, live: bool) -> None:
+    """The key loads, the ledger's folder is writable, and the ledger's tail is this site's."""
+    where, audit = config.source, config.audit
+    assert audit.ledger is not None and audit.key is not None
+    key = _check_key(where, audit.key, found)
+    _check_folder(found, where, "audit.ledger", audit.ledger.parent)
+    _check_not_folder(found, where, "audit.ledger", audit.ledger, "ledger")
+    if key is not None and audit.ledger.is_file():
+        from .audit.ledger import tail_problem
+
+        instance = audit.instance or socket.gethostname()  # as audit_feed opens it
+        problem = tail_problem(audit.ledger, key, config.site.id, instance)
+        if problem:
+            found.problems.append(f"{where}: audit.ledger: {problem}")
+    if live:
+        _check_lock(found, where, audit.ledger)
+
+
+def _check_not_folder(found: Findings, where: str, key: str, path: Path, what: str) -> None:
+    if path.is_dir():
+        found.problems.append(f"{where}: {key}: {path} is a folder; name the {what} file in it")
 
 
 def _check_lists(config: Config, found: Findings, catalogue: bool) -> None:
@@ -75,14 +102,15 @@ def _check_lists(config: Config, found: Findings, catalogue: bool) -> None:
         found.problems.append(f"{config.source}: lists.state_dir: {problem}")
 
 
-def _check_key(where: str, key: Path, found: Findings) -> None:
+def _check_key(where: str, key: Path, found: Findings) -> Ed25519PrivateKey | None:
     from .audit.keys import load_private_key  # cryptography only when a ledger is configured
 
     try:
-        load_private_key(key)
+        return load_private_key(key)
     except LachanError as exc:
         hint = " (create it with `lachan audit keygen --out DIR`)" if not key.exists() else ""
         found.problems.append(f"{where}: audit.key: {exc}{hint}")
+        return None
 
 
 def _check_folder(found: Findings, where: str, key: str, folder: Path) -> None:
@@ -126,9 +154,19 @@ def _check_lock(found: Findings, where: str, ledger: Path) -> None:
         os.close(fd)  # closing releases the lock if we took it
 
 
-def _check_port(found: Findings, where: str, listener: Listener) -> None:
+def _check_port(found: Findings, where: str, listener: Listener, udp: bool = True) -> None:
+    failed = bind_error(listener, udp=udp)
+    if failed is not None:
+        _port_finding(found, where, listener, *failed)
+
+
+def bind_error(
+    listener: Listener, udp: bool = True, tcp: bool = True
+) -> tuple[str, OSError] | None:
+    """("UDP" or "TCP", the error) when ``listener`` cannot be bound now, else None."""
     family = socket.AF_INET6 if ":" in listener.host else socket.AF_INET
-    for kind, name in ((socket.SOCK_DGRAM, "UDP"), (socket.SOCK_STREAM, "TCP")):
+    kinds = [(socket.SOCK_DGRAM, "UDP")] * udp + [(socket.SOCK_STREAM, "TCP")] * tcp
+    for kind, name in kinds:
         with socket.socket(family, kind) as sock:
             if kind == socket.SOCK_STREAM:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio does
@@ -137,8 +175,8 @@ def _check_port(found: Findings, where: str, listener: Listener) -> None:
             try:
                 sock.bind((listener.host, listener.port))
             except OSError as exc:
-                _port_finding(found, where, listener, name, exc)
-                return
+                return name, exc
+    return None
 
 
 def _port_finding(

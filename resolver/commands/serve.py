@@ -54,7 +54,7 @@ def _preflight(
 )
 @click.option(
     "--workers",
-    type=int,
+    type=click.IntRange(0, 256),  # as the config's workers: key
     default=None,
     help="Worker processes sharing the ports (0: one per CPU). Default: the config's, else 1.",
 )

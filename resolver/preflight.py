@@ -41,9 +41,6 @@ def check(
     listeners came from ``--listen``, so problems name the flag rather than the file."""
     found = Findings()
     where = config.source
-    if not config.listeners and not config.encrypted.enabled:  # else serve would bind nothing
-        found.problems.append(f"{where}: listen: no address to answer DNS on "
-                              "(give listen, listen_tls or listen_https)")  # fmt: skip
     if config.lists.enabled:
         _check_lists(config, found, catalogue)
     if config.audit.ledger is not None and config.audit.key is not None:
@@ -51,7 +48,10 @@ def check(
     if config.querylog is not None:
         _check_folder(found, where, "querylog.path", config.querylog.path.parent)
         _check_not_folder(found, where, "querylog.path", config.querylog.path, "log")
-    if live:
+    if live:  # what serve binds (a fragment checked with --files-only need not listen)
+        if not config.listeners and not config.encrypted.enabled:  # serve would bind nothing
+            found.problems.append(f"{where}: listen: no address to answer DNS on "
+                                  "(give listen, listen_tls or listen_https)")  # fmt: skip
         for i, listener in enumerate(config.listeners):
             _check_port(found, "--listen" if listen_flags else f"{where}: listen[{i}]", listener)
         for key in ("listen_tls", "listen_https"):  # TCP only, as serve binds them

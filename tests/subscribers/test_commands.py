@@ -9,7 +9,7 @@ import pytest
 
 from resolver.subscribers.redis_store import RedisStore
 from resolver.subscribers.replica import Binding
-from tests.stub_upstream import lachan_command
+from tests.stub_upstream import free_port, lachan_command
 from tests.subscribers.redis_server import RedisServer
 
 
@@ -115,7 +115,8 @@ def test_explain_shows_the_profile_a_subscriber_chose_for_an_address(
 
 def test_check_config_validates_the_section_without_touching_the_store(tmp_path: Path) -> None:
     good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
-    good.write_text("subscribers: {store: 'redis://127.0.0.1:1/0'}\n", encoding="utf-8")
+    listen = f"listen: ['127.0.0.1:{free_port(('127.0.0.1',))}']\n"  # serve needs one
+    good.write_text(listen + "subscribers: {store: 'redis://127.0.0.1:1/0'}\n", "utf-8")
     bad.write_text("subscribers: {store: 'redis://127.0.0.1:1/0', default: adults}\n", "utf-8")
     check = [*lachan_command(), "check-config"]
     ok = subprocess.run([*check, str(good)], capture_output=True, text=True, timeout=60)

@@ -8,7 +8,7 @@ from typing import NoReturn
 
 import click
 
-from .. import compose, config, config_source, preflight
+from .. import compose, config, config_source, preflight, preflight_services
 from ..errors import ConfigError, LachanError
 from ..state import load_policies
 from ..transport.pktinfo import mapping_problems
@@ -145,6 +145,8 @@ def check_config(path: str, files_only: bool) -> None:
         check_encrypted(cfg, profiles)  # devices' profiles, TLS key, names and expiry
     except LachanError as exc:
         _fail(exc)
+    for warning in preflight_services.warnings(cfg, live=not files_only):
+        click.echo(f"warning: {warning}", err=True)
     if cfg.audit.period < 60:
         click.echo(f"{path}: warning: audit.period {cfg.audit.period} s is below 60 s: "
                    "for tests and demonstrations only", err=True)  # fmt: skip

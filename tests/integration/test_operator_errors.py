@@ -274,9 +274,10 @@ def test_what_serve_would_run_without_is_a_warning_of_check_config(tmp_path: Pat
         path = config(tmp_path, f"metrics: {{listen: '127.0.0.1:{port}'}}\n"
                                 f"console: {{listen: '127.0.0.1:{port}', blockpage_listen: "
                                 "'127.0.0.1:0', tls_refuse_port: 0}\n"
-                                "subscribers: {store: 'file:state/subs.json', radius: "
+                                "subscribers: {store: 'file:state', radius: "
                                 "{listen: '127.0.0.1:0', secret_file: radius.secret, "
                                 "nas: ['127.0.0.1/32']}}\n")  # fmt: skip
+        (tmp_path / "state").mkdir()
         result = run("check-config", str(path))
     assert (result.returncode, result.stdout) == (0, f"{path}: ok\n"), result.stderr
     assert sorted(result.stderr.splitlines()) == sorted([
@@ -286,6 +287,6 @@ def test_what_serve_would_run_without_is_a_warning_of_check_config(tmp_path: Pat
         "serve would run without it",
         f"warning: {path}: subscribers.radius.secret_file: cannot read "
         f"{tmp_path}/radius.secret: No such file or directory: serve would run without it",
-        f"warning: {path}: subscribers.store: folder {tmp_path}/state does not exist: "
-        "serve would run without it",
+        f"warning: {path}: subscribers.store: {tmp_path}/state: cannot read: Is a directory: "
+        "serve would start with no subscriber bindings",
     ])  # fmt: skip

@@ -92,6 +92,16 @@ def test_a_bad_csv_row_names_file_and_line(config_file: Path, tmp_path: Path) ->
     assert f"{tmp_path / 'bad.csv'}:2: unknown profile 'nope'" in done.stderr
 
 
+def test_a_csv_that_is_not_utf8_is_named_with_what_to_do(config_file: Path, tmp_path: Path) -> None:
+    """A spreadsheet saved as "CSV" in Windows-1258 (Vietnamese Windows) is not UTF-8."""
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_bytes("thuê-bao-1,under16\n".encode("cp1258"))
+    done = run(config_file, "import", str(sheet))
+    assert (done.returncode, done.stderr) == (
+        2, f"lachan subscribers: {sheet}:1: not UTF-8 text (save the sheet as \"CSV UTF-8\")\n"
+    )  # fmt: skip
+
+
 def test_without_a_subscribers_section_the_command_says_so(tmp_path: Path) -> None:
     (tmp_path / "plain.yaml").write_text("site: {id: x}\n", encoding="utf-8")
     done = run(tmp_path / "plain.yaml", "show", "line-1")

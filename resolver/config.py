@@ -99,11 +99,7 @@ def parse(text: str, source: str, base: Path | None = None) -> Config:
     try:
         document = yamlsafe.load_unique(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise ConfigError(
-            f"{source}: {where}not valid YAML: {getattr(exc, 'problem', exc)}"
-        ) from None
+        raise ConfigError(f"{source}: {yamlsafe.problem(exc)}") from None
     problems: list[str] = []
     root = Reader(document if document is not None else {}, "", problems, source)
     if not isinstance(root.value, dict):

@@ -23,6 +23,14 @@ def load(document: str | bytes) -> Any:
         return yaml.safe_load(document)  # raises again, with the clearer message
 
 
+def problem(exc: yaml.YAMLError) -> str:
+    """One line for an operator: ``line 3: not valid YAML: expected ',' or ']'`` (PyYAML's own
+    text spans several lines, with a caret under the column)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}: " if mark is not None else ""
+    return f"{where}not valid YAML: {getattr(exc, 'problem', None) or exc}"
+
+
 def load_unique(document: str | bytes) -> Any:
     """As ``load``, but a key given twice in one mapping is a yaml.YAMLError naming both lines."""
     try:

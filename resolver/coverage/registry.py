@@ -54,8 +54,12 @@ def _site(entry: Any, where: str, base: Path) -> Site:
     if unknown:
         raise LachanError(f"{where}: unknown keys {unknown}")
     site_id = entry.get("id")
+    if site_id is None:
+        raise LachanError(f"{where}.id: missing (lower-case [a-z0-9_-])")
     if not isinstance(site_id, str) or not LABEL.fullmatch(site_id):
         raise LachanError(f"{where}.id: {site_id!r} must be lower-case [a-z0-9_-]")
+    if entry.get("kind") is None:
+        raise LachanError(f"{where}.kind: missing (school or isp)")
     if entry.get("kind") not in KINDS:
         raise LachanError(f"{where}.kind: {entry.get('kind')!r} must be school or isp")
     instances = entry.get("instances", 1)

@@ -12,6 +12,7 @@ import errno
 import fcntl
 import os
 import socket
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,13 +33,13 @@ class Findings:
 
 
 def check(
-    config: Config, live: bool = True, catalogue: bool = True, listen_flags: bool = False
+    config: Config, live: bool = True, catalogue: bool = True, flags: Collection[str] = ()
 ) -> Findings:
     """Everything serving this config needs from the file system (and, if ``live``, now).
 
     ``catalogue=False`` leaves the catalogue to ``serve``'s own first read of it (the same
-    one-line error, without parsing it twice at every start). ``listen_flags``: the
-    listeners came from ``--listen``, so problems name the flag rather than the file."""
+    one-line error, without parsing it twice at every start). ``flags``: the keys (listen,
+    listen_tls, listen_https) given on the command line, so problems name the flag."""
     found = Findings()
     where = config.source
     if config.lists.enabled:
@@ -53,11 +54,15 @@ def check(
             found.problems.append(f"{where}: listen: no address to answer DNS on "
                                   "(give listen, listen_tls or listen_https)")  # fmt: skip
         for i, listener in enumerate(config.listeners):
-            _check_port(found, "--listen" if listen_flags else f"{where}: listen[{i}]", listener)
+            _check_port(found, _named("listen", i, where, flags), listener)
         for key in ("listen_tls", "listen_https"):  # TCP only, as serve binds them
             for i, (host, port) in enumerate(getattr(config.encrypted, key)):
-                _check_port(found, f"{where}: {key}[{i}]", Listener(host, port), udp=False)
+                _check_port(found, _named(key, i, where, flags), Listener(host, port), udp=False)
     return found
+
+
+def _named(key: str, index: int, where: str, flags: Collection[str]) -> str:
+    return "--" + key.replace("_", "-") if key in flags else f"{where}: {key}[{index}]"
 
 
 def _check_audit(config: Config, found: Findings, live: bool) -> None:

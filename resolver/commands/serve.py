@@ -23,10 +23,10 @@ def _fail(error: LachanError, status: int = 1) -> NoReturn:
 
 
 def _preflight(
-    cfg: config.Config, live: bool, catalogue: bool = True, listen_flags: bool = False
+    cfg: config.Config, live: bool, catalogue: bool = True, flags: tuple[str, ...] = ()
 ) -> None:
     """Raise ConfigError with every problem `serve` would die of; notes go to stderr."""
-    found = preflight.check(cfg, live, catalogue, listen_flags)
+    found = preflight.check(cfg, live, catalogue, flags)
     for note in found.notes:
         click.echo(f"note: {note}", err=True)
     if found.problems:
@@ -101,11 +101,13 @@ def serve(
         cfg = load()
         policies = load_policies(cfg)  # fail fast on a bad profile, before binding
         profiles, clients, _ = policies
-        preflight_encrypted(cfg, profiles)  # and on devices or TLS files that cannot serve
+        preflight_encrypted(cfg, profiles, flags=bool(tls_cert or tls_key))  # devices, TLS
         for problem in mapping_problems(cfg.listeners, clients, cfg.source):
             logging.getLogger(__name__).warning("%s (this profile never applies)", problem)
         # build_state reads the catalogue (with the same one-line error): not parsed twice
-        _preflight(cfg, live=True, catalogue=False, listen_flags=bool(listen))
+        given = {"listen": listen, "listen_tls": listen_tls, "listen_https": listen_https}
+        flags = tuple(key for key, values in given.items() if values)  # problems name flags
+        _preflight(cfg, live=True, catalogue=False, flags=flags)
     except LachanError as exc:
         _fail(exc, 2)  # an operator's mistake: one line each, and systemd's "bad config" status
     try:

@@ -290,3 +290,26 @@ def test_what_serve_would_run_without_is_a_warning_of_check_config(tmp_path: Pat
         f"warning: {path}: subscribers.store: {tmp_path}/state: cannot read: Is a directory: "
         "serve would start with no subscriber bindings",
     ])  # fmt: skip
+
+
+def test_tls_flags_are_named_as_flags_not_as_the_config(tmp_path: Path) -> None:
+    from tests.tls_helpers import make_pki
+
+    path = config(tmp_path, "")
+    missing = run("serve", "--config", str(path), "--listen-tls", "127.0.0.1:0",
+                  "--tls-cert", "none.pem", "--tls-key", "none.key")  # fmt: skip
+    assert (missing.returncode, missing.stderr) == (2, (
+        "--tls-cert/--tls-key: cannot load certificate none.pem with key none.key: "
+        "[Errno 2] No such file or directory\n"
+    ))  # fmt: skip
+    pki = make_pki(tmp_path / "pki")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        taken = run("serve", "--config", str(path), "--listen-https", f"127.0.0.1:{port}",
+                    "--tls-cert", str(pki.cert), "--tls-key", str(pki.key))  # fmt: skip
+    assert (taken.returncode, taken.stderr) == (2, (
+        f"--listen-https: 127.0.0.1:{port} (TCP) is already in use "
+        "(another DNS server, or lachan already running?)\n"
+    ))  # fmt: skip

@@ -130,9 +130,11 @@ def serve(
 def check_config(path: str, files_only: bool) -> None:
     """Validate a config file and what serving it needs: one line per problem, exit 1 if any.
 
-    Checks the profiles, the catalogue, the audit key and ledger folder, the query-log folder,
-    the lists' state folder, and (unless --files-only) that the ports are free and the ledger
-    is not locked by a running instance.
+    Checks the profiles, the catalogue, the audit key, the ledger's folder and last record, the
+    query-log folder, the lists' state folder, and (unless --files-only) that there is an
+    address to listen on, that the DNS, DoT and DoH ports are free and that the ledger is not
+    locked by a running instance. What serve would run without (a busy metrics, console or
+    RADIUS port, an unreadable RADIUS secret or subscriber file) is a warning, exit 0.
     """
     try:
         cfg = config.load(path)

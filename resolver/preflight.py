@@ -42,6 +42,8 @@ def check(
     listen_tls, listen_https) given on the command line, so problems name the flag."""
     found = Findings()
     where = config.source
+    _check_clashes(config, found, flags)
+    _check_loops(config, found)
     if config.lists.enabled:
         _check_lists(config, found, catalogue)
     if config.audit.ledger is not None and config.audit.key is not None:
@@ -59,6 +61,42 @@ def check(
             for i, (host, port) in enumerate(getattr(config.encrypted, key)):
                 _check_port(found, _named(key, i, where, flags), Listener(host, port), udp=False)
     return found
+
+
+def dns_binds(config: Config) -> list[tuple[str, str, Listener]]:
+    """(key, UDP or TCP, address) of every DNS socket serve binds: listen, listen_tls/https."""
+    binds = []
+    for i, listener in enumerate(config.listeners):
+        binds += [(f"listen[{i}]", "UDP", listener), (f"listen[{i}]", "TCP", listener)]
+    for key in ("listen_tls", "listen_https"):
+        for i, (host, port) in enumerate(getattr(config.encrypted, key)):
+            binds.append((f"{key}[{i}]", "TCP", Listener(host, port)))
+    return binds
+
+
+def _check_clashes(config: Config, found: Findings, flags: Collection[str]) -> None:
+    """The same address twice: the second bind fails (EADDRINUSE), whatever the ports' state."""
+    first: dict[tuple[str, Listener], str] = {}
+    said: set[str] = set()
+    for key, proto, listener in dns_binds(config):
+        taken = first.setdefault((proto, listener), key)
+        if taken != key and key not in said and listener.port != 0:
+            said.add(key)
+            name, index = key.rstrip("]").split("[")
+            where = _named(name, int(index), config.source, flags)
+            found.problems.append(f"{where}: {listener} ({proto}) is already {taken}")
+
+
+def _check_loops(config: Config, found: Findings) -> None:
+    from .config_source import is_own_listener
+
+    if config.upstreams_from_resolv_conf:
+        return  # read later, without lachan's own addresses
+    for i, upstream in enumerate(config.upstreams):
+        if is_own_listener(upstream.host, upstream.port, config.listeners):
+            address = Listener(upstream.host, upstream.port)
+            found.problems.append(f"{config.source}: upstreams[{i}]: {address} is lachan's own "
+                                  "listen address: every miss would come back to it")  # fmt: skip
 
 
 def _named(key: str, index: int, where: str, flags: Collection[str]) -> str:

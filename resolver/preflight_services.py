@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .config import Config, Listener
 from .errors import LachanError
-from .preflight import bind_error
+from .preflight import bind_error, dns_binds
 
 WITHOUT = "serve would run without it"
 
@@ -22,6 +22,12 @@ WITHOUT = "serve would run without it"
 def warnings(config: Config, live: bool) -> list[str]:
     """One line per part serve would start without (ports only when ``live``)."""
     where, found = config.source, []
+    taken = {(proto, address): key for key, proto, address in reversed(dns_binds(config))}
+    for key, address, proto in _service_ports(config):
+        if (proto, address) in taken and address.port != 0:  # the second bind would fail
+            found.append(f"{where}: {key}: {address} ({proto}) is already "
+                         f"{taken[proto, address]}: {WITHOUT}")  # fmt: skip
+        taken.setdefault((proto, address), key)
     if live:
         for key, address, proto in _service_ports(config):
             problem = _port_problem(address, proto)

@@ -267,12 +267,13 @@ def test_a_negative_worker_count_is_refused_before_serving(tmp_path: Path) -> No
 def test_what_serve_would_run_without_is_a_warning_of_check_config(tmp_path: Path) -> None:
     """serve keeps answering DNS when metrics, the console or RADIUS cannot start (it logs an
     error); check-config, run before it by systemd, says so up front without refusing."""
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
+    with socket.socket() as busy, socket.socket() as taken:
+        for sock in (busy, taken):
+            sock.bind(("127.0.0.1", 0))
+            sock.listen()
+        port, other = busy.getsockname()[1], taken.getsockname()[1]
         path = config(tmp_path, f"metrics: {{listen: '127.0.0.1:{port}'}}\n"
-                                f"console: {{listen: '127.0.0.1:{port}', blockpage_listen: "
+                                f"console: {{listen: '127.0.0.1:{other}', blockpage_listen: "
                                 "'127.0.0.1:0', tls_refuse_port: 0}\n"
                                 "subscribers: {store: 'file:state', radius: "
                                 "{listen: '127.0.0.1:0', secret_file: radius.secret, "
@@ -281,7 +282,7 @@ def test_what_serve_would_run_without_is_a_warning_of_check_config(tmp_path: Pat
         result = run("check-config", str(path))
     assert (result.returncode, result.stdout) == (0, f"{path}: ok\n"), result.stderr
     assert sorted(result.stderr.splitlines()) == sorted([
-        f"warning: {path}: console.listen: 127.0.0.1:{port} (TCP) is already in use: "
+        f"warning: {path}: console.listen: 127.0.0.1:{other} (TCP) is already in use: "
         "serve would run without it",
         f"warning: {path}: metrics.listen: 127.0.0.1:{port} (TCP) is already in use: "
         "serve would run without it",
@@ -313,3 +314,17 @@ def test_tls_flags_are_named_as_flags_not_as_the_config(tmp_path: Path) -> None:
         f"--listen-https: 127.0.0.1:{port} (TCP) is already in use "
         "(another DNS server, or lachan already running?)\n"
     ))  # fmt: skip
+
+
+def test_an_address_listed_twice_or_an_upstream_that_is_lachan_are_named(tmp_path: Path) -> None:
+    """serve died of the first ('cannot serve: [Errno 98]') and looped every miss on the second."""
+    port = free_port(("127.0.0.1",))
+    path = tmp_path / "lachan.yaml"
+    path.write_text(f"listen: ['127.0.0.1:{port}', '127.0.0.1:{port}']\n"
+                    f"upstreams: ['127.0.0.1:{port}']\nlists: {{enabled: false}}\n")  # fmt: skip
+    assert_both_refuse(
+        path,
+        f"{path}: listen[1]: 127.0.0.1:{port} (UDP) is already listen[0]",
+        f"{path}: upstreams[0]: 127.0.0.1:{port} is lachan's own listen address: every miss "
+        "would come back to it",
+    )

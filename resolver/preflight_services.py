@@ -33,6 +33,11 @@ def warnings(config: Config, live: bool) -> list[str]:
             problem = _port_problem(address, proto)
             if problem:
                 found.append(f"{where}: {key}: {problem}: {WITHOUT}")
+    if config.console is not None:
+        problem = _users_problem(config)
+        if problem:
+            found.append(f"{where}: console.users_file: {problem}: the console would let no "
+                         "one log in")  # fmt: skip
     subscribers = config.subscribers
     if subscribers is not None:
         if subscribers.radius is not None:
@@ -99,4 +104,15 @@ def _file_store_problem(store: str) -> str | None:
         open_store(store).load()  # a missing file is an empty store, created at the first set
     except LachanError as exc:
         return str(exc)
+    return None
+
+
+def _users_problem(config: Config) -> str | None:
+    from .console.accounts import read_users
+    from .console.settings import users_path
+
+    try:
+        read_users(users_path(config.console, config.lists.state_dir))
+    except LachanError as exc:  # "PATH: console.users_file: why": the key is said once
+        return str(exc).replace(": console.users_file", "", 1)
     return None

@@ -99,3 +99,16 @@ def test_a_service_on_a_dns_address_is_a_warning() -> None:
         "l.yaml: metrics.listen: 127.0.0.1:5303 (TCP) is already listen[0]: "
         "serve would run without it"
     ]
+
+
+def test_a_console_users_file_that_cannot_be_read_is_a_warning(tmp_path: Path) -> None:
+    from resolver import preflight_services
+
+    (tmp_path / "users").mkdir()
+    cfg = config.parse("lists: {enabled: false}\nlisten: ['127.0.0.1:5304']\n"
+                       "console: {listen: '127.0.0.1:0', blockpage_listen: '127.0.0.1:0', "
+                       "users_file: users}\n", "l.yaml", tmp_path)  # fmt: skip
+    assert preflight_services.warnings(cfg, live=False) == [
+        f"l.yaml: console.users_file: {tmp_path / 'users'}: cannot read: [Errno 21] Is a "
+        f"directory: '{tmp_path / 'users'}': the console would let no one log in"
+    ]

@@ -96,6 +96,13 @@ tcp: {max_connections: 7, idle_timeout: 2.5}
             "lachan.yaml: upstream.timeout: must be between 0.05 and 30: 0.0",
         ),
         ("site: {kind: mall}", "lachan.yaml: site.kind: must be one of school, isp, other: 'mall'"),
+        ("acl: {alow: []}", "lachan.yaml: acl.alow: unknown key (did you mean allow? known: "
+                            "action, allow, deny)"),  # fmt: skip
+        (
+            "ratelimit: {ipv44: []}",
+            "lachan.yaml: ratelimit.ipv44: unknown key (did you mean ipv4? known: action, any, "
+            "ipv4, ipv6, max_buckets, slip, sweep_interval, tcp)",
+        ),
         ("- a list", "lachan.yaml: the top level must be a mapping"),
         (
             "cache: {min_ttl: 600, max_ttl: 60}",

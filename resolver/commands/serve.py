@@ -37,7 +37,7 @@ def _preflight(
 @click.option(
     "--config",
     "config_path",
-    type=click.Path(dir_okay=False),
+    type=click.Path(),  # a folder or broken link: config.load's one line, not a usage error
     help="YAML config file (default: the embedded default).",
 )
 @click.option(
@@ -120,7 +120,7 @@ def serve(
 
 
 @click.command("check-config")
-@click.argument("path", type=click.Path(dir_okay=False))
+@click.argument("path", type=click.Path())  # a folder: "PATH: cannot read", exit 1
 @click.option(
     "--files-only",
     is_flag=True,

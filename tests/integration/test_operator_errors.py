@@ -328,3 +328,11 @@ def test_an_address_listed_twice_or_an_upstream_that_is_lachan_are_named(tmp_pat
         f"{path}: upstreams[0]: 127.0.0.1:{port} is lachan's own listen address: every miss "
         "would come back to it",
     )
+
+
+def test_a_folder_or_a_broken_link_given_as_the_config_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "lachan.yaml").mkdir()  # e.g. a volume mounted where the file should be
+    (tmp_path / "link.yaml").symlink_to(tmp_path / "gone.yaml")
+    for name, why in (("lachan.yaml", "Is a directory"), ("link.yaml", "No such file or directory")):
+        path = tmp_path / name
+        assert_both_refuse(path, f"{path}: cannot read: {why}")

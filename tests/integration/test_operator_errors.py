@@ -336,3 +336,15 @@ def test_a_folder_or_a_broken_link_given_as_the_config_is_one_line(tmp_path: Pat
     for name, why in (("lachan.yaml", "Is a directory"), ("link.yaml", "No such file or directory")):
         path = tmp_path / name
         assert_both_refuse(path, f"{path}: cannot read: {why}")
+
+
+def test_a_site_id_or_instance_the_ledger_cannot_carry_is_named_by_its_key(tmp_path: Path) -> None:
+    assert run("audit", "keygen", "--out", str(tmp_path)).returncode == 0
+    path = config(tmp_path, "site: {id: THCS Le Loi}\n"
+                            "audit: {ledger: l.jsonl, key: audit.key, instance: gw1.truong.vn}\n")  # fmt: skip
+    assert_both_refuse(
+        path,
+        f"{path}: site.id: 'THCS Le Loi' is not a label ([a-z0-9_-], no dots or colons)",
+        f"{path}: audit.instance: 'gw1.truong.vn' is not a label ([a-z0-9_-], no dots or colons)",
+    )
+    assert not (tmp_path / "l.jsonl").exists()

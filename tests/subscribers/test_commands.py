@@ -102,6 +102,18 @@ def test_a_csv_that_is_not_utf8_is_named_with_what_to_do(config_file: Path, tmp_
     )  # fmt: skip
 
 
+def test_a_sheet_saved_with_semicolons_says_so(config_file: Path, tmp_path: Path) -> None:
+    """Excel in a Vietnamese locale (decimal comma) separates CSV columns with ';'."""
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("id;profile\nline-1;under16\n", encoding="utf-8")
+    done = run(config_file, "import", str(sheet))
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[0] == (
+        f"lachan subscribers: {sheet}:1: expected ID,PROFILE, got 1 fields "
+        "(columns separated by ';'? save the sheet with ',')"
+    )
+
+
 def test_without_a_subscribers_section_the_command_says_so(tmp_path: Path) -> None:
     (tmp_path / "plain.yaml").write_text("site: {id: x}\n", encoding="utf-8")
     done = run(tmp_path / "plain.yaml", "show", "line-1")

@@ -341,10 +341,13 @@ def test_a_folder_or_a_broken_link_given_as_the_config_is_one_line(tmp_path: Pat
 def test_a_site_id_or_instance_the_ledger_cannot_carry_is_named_by_its_key(tmp_path: Path) -> None:
     assert run("audit", "keygen", "--out", str(tmp_path)).returncode == 0
     path = config(tmp_path, "site: {id: THCS Le Loi}\n"
-                            "audit: {ledger: l.jsonl, key: audit.key, instance: gw1.truong.vn}\n")  # fmt: skip
+                            "audit: {ledger: l.jsonl, key: audit.key}\n")  # fmt: skip
+    assert_both_refuse(
+        path, f"{path}: site.id: 'THCS Le Loi' is not a label ([a-z0-9_-], no dots or colons)"
+    )
+    path = config(tmp_path, "audit: {ledger: l.jsonl, key: audit.key, instance: gw1.truong.vn}\n")
     assert_both_refuse(
         path,
-        f"{path}: site.id: 'THCS Le Loi' is not a label ([a-z0-9_-], no dots or colons)",
         f"{path}: audit.instance: 'gw1.truong.vn' is not a label ([a-z0-9_-], no dots or colons)",
     )
     assert not (tmp_path / "l.jsonl").exists()

@@ -108,6 +108,21 @@ def test_a_registry_entry_without_id_or_kind_says_missing(tmp_path) -> None:
     ]
 
 
+def test_serve_on_a_busy_port_is_one_line_naming_listen(tmp_path) -> None:
+    import socket
+
+    sites = registry(tmp_path, "thpt-a")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        address = f"127.0.0.1:{busy.getsockname()[1]}"
+        done = lachan("collector", "serve", "--db", f"sqlite:///{tmp_path / 'c.db'}",
+                      "--listen", address, "--registry", str(sites))  # fmt: skip
+    assert (done.returncode, done.stderr) == (
+        1, f"error: --listen {address}: cannot listen: Address already in use\n"
+    )  # fmt: skip
+
+
 def test_serve_enrols_the_registry_keys_and_takes_their_pushes(tmp_path, db_url) -> None:
     private, public = keys(tmp_path / "a")
     sites = tmp_path / "sites.yaml"

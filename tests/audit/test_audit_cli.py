@@ -59,6 +59,17 @@ def test_report_csv_and_html_files(make_ledger, keydir: Path, tmp_path: Path) ->
     assert csv_out.stderr == f"warning: {path}: no key for its site: unverified\n"
 
 
+def test_a_report_out_in_a_missing_folder_is_one_line(make_ledger, tmp_path: Path) -> None:
+    path = make_ledger(hours=1)
+    out = tmp_path / "no-such-folder" / "r.html"
+    result = CliRunner().invoke(audit, ["report", str(path), "--from", "2025-11-28",
+                                        "--to", "2025-11-29", "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert result.stderr.splitlines()[-1] == (
+        f"error: --out {out}: cannot write: No such file or directory"
+    )
+
+
 def test_report_in_the_auditors_time_zone(make_ledger, tmp_path: Path) -> None:
     path = make_ledger(hours=3)
     args = ["report", str(path.parent), "--from", "2025-11-28T07:00", "--to", "2025-11-28T09:00"]

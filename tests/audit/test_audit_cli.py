@@ -20,6 +20,15 @@ def test_keygen_prints_registry_line_and_protects_the_key(tmp_path: Path) -> Non
     assert again.exit_code == 1 and "already exists" in again.output
 
 
+def test_keygen_into_a_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    result = CliRunner().invoke(audit, ["keygen", "--out", str(tmp_path / "file" / "keys")])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert result.output == (
+        f"error: {tmp_path / 'file' / 'keys'}: cannot create the key folder: Not a directory\n"
+    )
+
+
 def test_verify_ok_and_broken(make_ledger, keydir: Path) -> None:
     path = make_ledger(hours=3)
     pub = str(keydir / "audit.pub")

@@ -88,9 +88,11 @@ def load(path: Path | str | None = None) -> Config:
     file = Path(path) if path is not None else DEFAULT_CONFIG
     name = str(path) if path is not None else "embedded default"
     try:
-        text = file.read_text(encoding="utf-8")
+        text = yamlsafe.read_text(file)
     except OSError as exc:
         raise ConfigError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
     return parse(text, name, file.parent if path is not None else None)
 
 

@@ -8,6 +8,7 @@ rather than "did not find expected ',' or ']'") on the line operators expect.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -21,6 +22,17 @@ def load(document: str | bytes) -> Any:
         return yaml.load(document, Loader=_FAST)  # noqa: S506 (a safe loader)
     except yaml.YAMLError:
         return yaml.safe_load(document)  # raises again, with the clearer message
+
+
+def read_text(path: Path) -> str:
+    """A YAML file's text; ValueError ``line N: not UTF-8 text (...)`` for a file saved in a
+    Windows code page (Notepad's "ANSI" is cp1258 on a Vietnamese Windows). OSError as is."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ValueError(f"line {line}: not UTF-8 text (save the file as UTF-8)") from None
 
 
 def problem(exc: yaml.YAMLError) -> str:

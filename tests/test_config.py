@@ -160,6 +160,15 @@ def test_unreadable_file(tmp_path: Path) -> None:
     ]
 
 
+def test_a_config_saved_in_a_windows_code_page_is_one_line(tmp_path: Path) -> None:
+    """Notepad's "ANSI" on a Vietnamese Windows is cp1258: a comment like '# Thuê bao'."""
+    path = tmp_path / "lachan.yaml"
+    path.write_bytes("upstreams: ['1.1.1.1']\n# Thuê bao\n".encode("cp1258"))
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    assert caught.value.problems == [f"{path}: line 2: not UTF-8 text (save the file as UTF-8)"]
+
+
 @pytest.mark.parametrize(
     ("text", "default", "expected"),
     [

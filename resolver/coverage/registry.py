@@ -82,11 +82,13 @@ def _site(entry: Any, where: str, base: Path) -> Site:
 def load_registry(path: Path) -> tuple[Site, ...]:
     """Read and check the registry; every problem is reported as ``file: sites[i].key: why``."""
     try:
-        doc = yamlsafe.load_unique(path.read_text(encoding="utf-8"))
+        doc = yamlsafe.load_unique(yamlsafe.read_text(path))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: {yamlsafe.problem(exc)}") from None
+    except ValueError as exc:  # not UTF-8
+        raise ConfigError(f"{path}: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("sites"), list):
         raise ConfigError(f"{path}: expected a mapping with a 'sites' list")
     sites, problems, seen = [], [], set()

@@ -59,6 +59,9 @@ class TemporaryAllow:
         return self.created <= now < self.until
 
 
+_FIELDS = ", ".join(f'"{name}"' for name in TemporaryAllow.__dataclass_fields__)
+
+
 def parse_duration(text: str) -> int:
     """``90m``, ``2h``, ``7d`` (or bare seconds) to seconds, within 30 min and 7 days."""
     match = _DURATION.match(text)
@@ -130,7 +133,11 @@ class AllowStore:
             return []
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{self.path}: cannot read temporary allows: {exc}") from None
-        return [TemporaryAllow(**item) for item in data.get("allows", [])]
+        try:  # valid JSON of another shape (an edit by hand): the same one line, not a crash
+            return [TemporaryAllow(**item) for item in data.get("allows", [])]
+        except (AttributeError, TypeError):
+            raise ConfigError(f"{self.path}: cannot read temporary allows: expected "
+                              f"{{\"allows\": [{{{_FIELDS}}}, ...]}}") from None  # fmt: skip
 
     def in_force(self) -> list[TemporaryAllow]:
         now = self._clock()

@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from . import encrypted_config, yamlsafe
-from .config_lists import extra_sources
+from .audit.label import LABEL
+from .config_lists import extra_sources, http_url
 from .config_read import Reader, in_range, ip_address, one_of, split_host_port
 from .console.settings import ConsoleSettings, console_settings
 from .errors import ConfigError
@@ -87,9 +88,11 @@ def load(path: Path | str | None = None) -> Config:
     file = Path(path) if path is not None else DEFAULT_CONFIG
     name = str(path) if path is not None else "embedded default"
     try:
-        text = file.read_text(encoding="utf-8")
+        text = yamlsafe.read_text(file)
     except OSError as exc:
         raise ConfigError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
     return parse(text, name, file.parent if path is not None else None)
 
 
@@ -97,13 +100,9 @@ def parse(text: str, source: str, base: Path | None = None) -> Config:
     """Parse config text; relative paths in it are taken from ``base`` (the file's folder)."""
     base = base or Path.cwd()
     try:
-        document = yamlsafe.load(text)
+        document = yamlsafe.load_unique(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise ConfigError(
-            f"{source}: {where}not valid YAML: {getattr(exc, 'problem', exc)}"
-        ) from None
+        raise ConfigError(f"{source}: {yamlsafe.problem(exc)}") from None
     problems: list[str] = []
     root = Reader(document if document is not None else {}, "", problems, source)
     if not isinstance(root.value, dict):
@@ -148,10 +147,17 @@ def parse(text: str, source: str, base: Path | None = None) -> Config:
 def _site(node: Reader) -> Site:
     node.reject_unknown({"id", "kind", "timezone"})
     return Site(
-        id=node.get("id", "lachan", str),
+        id=node.get("id", "lachan", str, _label),
         kind=node.get("kind", "other", str, one_of("school", "isp", "other")),
         timezone=node.get("timezone", "Asia/Ho_Chi_Minh", str, _zone),
     )
+
+
+def _label(value: str) -> str | None:
+    # The site's name in metrics, the ledger and the province's registry, which match it as is.
+    if LABEL.fullmatch(value):
+        return None
+    return f"{value!r} is not a label ([a-z0-9_-], no dots or colons)"
 
 
 def _zone(value: str) -> str | None:
@@ -249,7 +255,7 @@ def _cache(node: Reader) -> CachePolicy:
     )
     serve_stale = node.get("serve_stale", False, bool)
     window = node.get("stale_window", 86_400, int, in_range(1, 7 * 86_400))
-    return CachePolicy(
+    policy = CachePolicy(
         capacity=node.get("size", 100_000, int, in_range(1, 100_000_000)),
         min_ttl=node.get("min_ttl", 0, int, in_range(0, 86_400)),
         max_ttl=node.get("max_ttl", 86_400, int, in_range(1, 7 * 86_400)),
@@ -259,6 +265,10 @@ def _cache(node: Reader) -> CachePolicy:
         max_memory=node.get("max_memory", 128, int, in_range(1, 1_048_576)) * 1024 * 1024,
         prefetch=node.get("prefetch", True, bool),
     )
+    if policy.min_ttl > policy.max_ttl:  # every answer would be held past its own maximum
+        node.problem(f"{policy.min_ttl} is above cache.max_ttl {policy.max_ttl}",
+                     node.child_path("min_ttl"))  # fmt: skip
+    return policy
 
 
 def _serve(node: Reader) -> ServePolicy:
@@ -324,7 +334,7 @@ def _ratelimit(root: Reader, source: str, problems: list[str]) -> RateLimitConfi
     # Rate limiting is on when the section is present (even empty: the defaults).
     if not root.has("ratelimit"):
         return None
-    section = root.value.get("ratelimit") or {}
+    section = root.section("ratelimit").value  # a list or a word is a problem, not "on"
     return _guarded(ratelimit_config, section, source, problems, None)
 
 
@@ -370,7 +380,7 @@ def _audit(node: Reader, base: Path) -> AuditSettings:
         key=_path(node, "key", base),
         period=node.get("period", 3600, int, in_range(1, 86_400)),
         instance=node.get("instance", "", str),
-        collector=node.get("collector", "", str),
+        collector=node.get("collector", "", str, lambda url: url and http_url(url)),
     )
     if (settings.ledger is None) != (settings.key is None):
         node.problem("ledger and key must be given together")

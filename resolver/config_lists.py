@@ -25,7 +25,7 @@ def extra_sources(node: Reader, base: Path) -> tuple[ExtraSource, ...]:
         item.reject_unknown({"id", "category", "url", "file", "format", "refresh", "licence"})
         ident = item.get("id", "", str, _source_id)
         category = item.get("category", "", str)
-        url, file = item.get("url", "", str, _url), item.get("file", "", str)
+        url, file = item.get("url", "", str, http_url), item.get("file", "", str)
         for key, value in (("id", ident), ("category", category)):
             if not value and not item.has(key):
                 item.problem("missing", item.child_path(key))
@@ -50,5 +50,5 @@ def _source_id(value: str) -> str | None:
     return None if _ID.fullmatch(value) else f"lowercase letters, digits and '-': {value!r}"
 
 
-def _url(value: str) -> str | None:
+def http_url(value: str) -> str | None:
     return None if value.startswith(("https://", "http://")) else f"not an http(s) URL: {value!r}"

@@ -88,7 +88,7 @@ def resolve_upstreams(config: Config, resolv_conf: Path = RESOLV_CONF) -> Config
     found = tuple(
         UpstreamAddress(host, 53)
         for host in nameservers(text)
-        if not _is_own_listener(host, 53, config.listeners)
+        if not is_own_listener(host, 53, config.listeners)
     )
     if not found:
         raise ConfigError(
@@ -107,7 +107,9 @@ def nameservers(resolv_conf_text: str) -> list[str]:
     return servers
 
 
-def _is_own_listener(host: str, port: int, listeners: tuple[Listener, ...]) -> bool:
+def is_own_listener(host: str, port: int, listeners: tuple[Listener, ...]) -> bool:
+    """Whether a query sent to host:port would reach one of these listeners (0.0.0.0 and ::
+    receive what is sent to loopback)."""
     address = ipaddress.ip_address(host)
     for listener in listeners:
         if listener.port != port:

@@ -12,11 +12,16 @@ import errno
 import fcntl
 import os
 import socket
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import Config, Listener
 from .errors import LachanError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 
 @dataclass
@@ -28,32 +33,113 @@ class Findings:
 
 
 def check(
-    config: Config, live: bool = True, catalogue: bool = True, listen_flags: bool = False
+    config: Config, live: bool = True, catalogue: bool = True, flags: Collection[str] = ()
 ) -> Findings:
     """Everything serving this config needs from the file system (and, if ``live``, now).
 
     ``catalogue=False`` leaves the catalogue to ``serve``'s own first read of it (the same
-    one-line error, without parsing it twice at every start). ``listen_flags``: the
-    listeners came from ``--listen``, so problems name the flag rather than the file."""
+    one-line error, without parsing it twice at every start). ``flags``: the keys (listen,
+    listen_tls, listen_https) given on the command line, so problems name the flag."""
     found = Findings()
     where = config.source
+    _check_clashes(config, found, flags)
+    _check_loops(config, found)
     if config.lists.enabled:
         _check_lists(config, found, catalogue)
-    if config.audit.key is not None:
-        _check_key(where, config.audit.key, found)
-    if config.audit.ledger is not None:
-        _check_folder(found, where, "audit.ledger", config.audit.ledger.parent)
-        if config.audit.ledger.is_dir():
-            found.problems.append(f"{where}: audit.ledger: {config.audit.ledger} is a folder; "
-                                  "name the ledger file in it")  # fmt: skip
-        if live:
-            _check_lock(found, where, config.audit.ledger)
+    if config.audit.ledger is not None and config.audit.key is not None:
+        _check_audit(config, found, live)
     if config.querylog is not None:
         _check_folder(found, where, "querylog.path", config.querylog.path.parent)
-    if live:
+        _check_not_folder(found, where, "querylog.path", config.querylog.path, "log")
+    if live:  # what serve binds (a fragment checked with --files-only need not listen)
+        if not config.listeners and not config.encrypted.enabled:  # serve would bind nothing
+            found.problems.append(f"{where}: listen: no address to answer DNS on "
+                                  "(give listen, listen_tls or listen_https)")  # fmt: skip
         for i, listener in enumerate(config.listeners):
-            _check_port(found, "--listen" if listen_flags else f"{where}: listen[{i}]", listener)
+            _check_port(found, _named("listen", i, where, flags), listener)
+        for key in ("listen_tls", "listen_https"):  # TCP only, as serve binds them
+            for i, (host, port) in enumerate(getattr(config.encrypted, key)):
+                _check_port(found, _named(key, i, where, flags), Listener(host, port), udp=False)
     return found
+
+
+def dns_binds(config: Config) -> list[tuple[str, str, Listener]]:
+    """(key, UDP or TCP, address) of every DNS socket serve binds: listen, listen_tls/https."""
+    binds = []
+    for i, listener in enumerate(config.listeners):
+        binds += [(f"listen[{i}]", "UDP", listener), (f"listen[{i}]", "TCP", listener)]
+    for key in ("listen_tls", "listen_https"):
+        for i, (host, port) in enumerate(getattr(config.encrypted, key)):
+            binds.append((f"{key}[{i}]", "TCP", Listener(host, port)))
+    return binds
+
+
+def _check_clashes(config: Config, found: Findings, flags: Collection[str]) -> None:
+    """The same address twice: the second bind fails (EADDRINUSE), whatever the ports' state."""
+    first: dict[tuple[str, Listener], str] = {}
+    said: set[str] = set()
+    for key, proto, listener in dns_binds(config):
+        taken = first.setdefault((proto, listener), key)
+        if taken != key and key not in said and listener.port != 0:
+            said.add(key)
+            name, index = key.rstrip("]").split("[")
+            where = _named(name, int(index), config.source, flags)
+            found.problems.append(f"{where}: {listener} ({proto}) is already {taken}")
+
+
+def _check_loops(config: Config, found: Findings) -> None:
+    from .config_source import is_own_listener
+
+    if config.upstreams_from_resolv_conf:
+        return  # read later, without lachan's own addresses
+    for i, upstream in enumerate(config.upstreams):
+        if is_own_listener(upstream.host, upstream.port, config.listeners):
+            address = Listener(upstream.host, upstream.port)
+            found.problems.append(f"{config.source}: upstreams[{i}]: {address} is lachan's own "
+                                  "listen address: every miss would come back to it")  # fmt: skip
+
+
+def _named(key: str, index: int, where: str, flags: Collection[str]) -> str:
+    return "--" + key.replace("_", "-") if key in flags else f"{where}: {key}[{index}]"
+
+
+def _check_audit(config: Config, found: Findings, live: bool) -> None:
+    """The key loads, the ledger's folder is writable, and the ledger's tail is this site's."""
+    where, audit = config.source, config.audit
+    assert audit.ledger is not None and audit.key is not None
+    key = _check_key(where, audit.key, found)
+    _check_folder(found, where, "audit.ledger", audit.ledger.parent)
+    _check_not_folder(found, where, "audit.ledger", audit.ledger, "ledger")
+    instance = audit.instance or socket.gethostname()  # as audit_feed opens it
+    labels_ok = _check_instance(found, where, audit.instance, instance)
+    if key is not None and labels_ok and audit.ledger.is_file():
+        from .audit.ledger import tail_problem
+
+        problem = tail_problem(audit.ledger, key, config.site.id, instance)
+        if problem:
+            found.problems.append(f"{where}: audit.ledger: {problem}")
+    if live:
+        _check_lock(found, where, audit.ledger)
+
+
+def _check_instance(found: Findings, where: str, given: str, instance: str) -> bool:
+    """Every ledger record carries the instance: serve's first open refuses it unless it is a
+    label (the host name, the default, often has dots). site.id is checked with the config."""
+    from .audit.record import check_label
+    from .errors import AuditError
+
+    try:
+        check_label(instance, "audit.instance")
+    except AuditError as exc:
+        hint = "" if given else " (the host name: set audit.instance)"
+        found.problems.append(f"{where}: {exc}{hint}")
+        return False
+    return True
+
+
+def _check_not_folder(found: Findings, where: str, key: str, path: Path, what: str) -> None:
+    if path.is_dir():
+        found.problems.append(f"{where}: {key}: {path} is a folder; name the {what} file in it")
 
 
 def _check_lists(config: Config, found: Findings, catalogue: bool) -> None:
@@ -75,14 +161,15 @@ def _check_lists(config: Config, found: Findings, catalogue: bool) -> None:
         found.problems.append(f"{config.source}: lists.state_dir: {problem}")
 
 
-def _check_key(where: str, key: Path, found: Findings) -> None:
+def _check_key(where: str, key: Path, found: Findings) -> Ed25519PrivateKey | None:
     from .audit.keys import load_private_key  # cryptography only when a ledger is configured
 
     try:
-        load_private_key(key)
+        return load_private_key(key)
     except LachanError as exc:
         hint = " (create it with `lachan audit keygen --out DIR`)" if not key.exists() else ""
         found.problems.append(f"{where}: audit.key: {exc}{hint}")
+        return None
 
 
 def _check_folder(found: Findings, where: str, key: str, folder: Path) -> None:
@@ -126,9 +213,19 @@ def _check_lock(found: Findings, where: str, ledger: Path) -> None:
         os.close(fd)  # closing releases the lock if we took it
 
 
-def _check_port(found: Findings, where: str, listener: Listener) -> None:
+def _check_port(found: Findings, where: str, listener: Listener, udp: bool = True) -> None:
+    failed = bind_error(listener, udp=udp)
+    if failed is not None:
+        _port_finding(found, where, listener, *failed)
+
+
+def bind_error(
+    listener: Listener, udp: bool = True, tcp: bool = True
+) -> tuple[str, OSError] | None:
+    """("UDP" or "TCP", the error) when ``listener`` cannot be bound now, else None."""
     family = socket.AF_INET6 if ":" in listener.host else socket.AF_INET
-    for kind, name in ((socket.SOCK_DGRAM, "UDP"), (socket.SOCK_STREAM, "TCP")):
+    kinds = [(socket.SOCK_DGRAM, "UDP")] * udp + [(socket.SOCK_STREAM, "TCP")] * tcp
+    for kind, name in kinds:
         with socket.socket(family, kind) as sock:
             if kind == socket.SOCK_STREAM:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio does
@@ -137,8 +234,8 @@ def _check_port(found: Findings, where: str, listener: Listener) -> None:
             try:
                 sock.bind((listener.host, listener.port))
             except OSError as exc:
-                _port_finding(found, where, listener, name, exc)
-                return
+                return name, exc
+    return None
 
 
 def _port_finding(

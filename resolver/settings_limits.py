@@ -12,6 +12,7 @@ from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any
 
+from .config_read import unknown_key
 from .errors import ConfigError
 
 # Served unless the operator says otherwise: networks that cannot be spoofed from the open
@@ -49,7 +50,8 @@ class AclConfig:
 def acl_config(section: Mapping[str, Any] | None, source: str = "lachan.yaml") -> AclConfig:
     """Validate the ``acl:`` mapping of a config file; errors name the file and key."""
     section = section or {}
-    problems = [f"{source}: acl.{key}: unknown key" for key in section if key not in _ACL_KEYS]
+    problems = [f"{source}: acl.{key}: {unknown_key(str(key), set(_ACL_KEYS))}"
+                for key in section if key not in _ACL_KEYS]  # fmt: skip
     lists: dict[str, tuple[str, ...]] = {}
     for key, default in (("allow", DEFAULT_ALLOW), ("deny", ())):
         value = section.get(key, default)
@@ -152,7 +154,9 @@ def ratelimit_config(
     """Validate the ``ratelimit:`` mapping; errors name the file and key."""
     section, base = section or {}, RateLimitConfig()
     problems = [
-        f"{source}: ratelimit.{key}: unknown key" for key in section if key not in _RATELIMIT_KEYS
+        f"{source}: ratelimit.{key}: {unknown_key(str(key), set(_RATELIMIT_KEYS))}"
+        for key in section
+        if key not in _RATELIMIT_KEYS
     ]
     values: dict[str, Any] = {}
     for key, bits in (("ipv4", 32), ("ipv6", 128)):

@@ -125,6 +125,30 @@ def test_an_unreadable_allows_file_never_stops_the_profiles_loading(
     assert "temporary allows not applied" in caplog.text
 
 
+@pytest.mark.parametrize(
+    "text", ['[1, 2]', '{"allows": 5}', '{"allows": [{"name": "x.vn"}]}', '{"allows": [7]}']
+)
+def test_an_allows_file_of_the_wrong_shape_is_one_line_and_never_stops_serving(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, text: str
+) -> None:
+    from resolver.config import Config, ListsSettings
+    from resolver.errors import ConfigError
+    from resolver.state import with_temporary_allows
+
+    (tmp_path / "temporary-allows.json").write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        AllowStore(tmp_path).load()
+    assert str(caught.value) == (
+        f"{tmp_path / 'temporary-allows.json'}: cannot read temporary allows: expected "
+        '{"allows": [{"name", "profile", "until", "reason", "by", "created"}, ...]}'
+    )
+    config = Config(source="test", lists=ListsSettings(state_dir=tmp_path))
+    profiles = {"school": Profile("school", "test")}
+    assert with_temporary_allows(config, profiles) is profiles
+    assert "temporary allows not applied" in caplog.text
+    assert (tmp_path / "temporary-allows.json").read_text() == text  # kept for the operator
+
+
 def test_a_file_written_before_the_watch_began_is_applied_at_the_first_check(
     tmp_path: Path,
 ) -> None:

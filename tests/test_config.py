@@ -96,7 +96,35 @@ tcp: {max_connections: 7, idle_timeout: 2.5}
             "lachan.yaml: upstream.timeout: must be between 0.05 and 30: 0.0",
         ),
         ("site: {kind: mall}", "lachan.yaml: site.kind: must be one of school, isp, other: 'mall'"),
+        ("acl: {alow: []}", "lachan.yaml: acl.alow: unknown key (did you mean allow? known: "
+                            "action, allow, deny)"),  # fmt: skip
+        (
+            "ratelimit: {ipv44: []}",
+            "lachan.yaml: ratelimit.ipv44: unknown key (did you mean ipv4? known: action, any, "
+            "ipv4, ipv6, max_buckets, slip, sweep_interval, tcp)",
+        ),
+        (
+            "site: {id: ''}",  # metrics, the ledger and the province's registry match it as is
+            "lachan.yaml: site.id: '' is not a label ([a-z0-9_-], no dots or colons)",
+        ),
         ("- a list", "lachan.yaml: the top level must be a mapping"),
+        (
+            "cache: {min_ttl: 600, max_ttl: 60}",
+            "lachan.yaml: cache.min_ttl: 600 is above cache.max_ttl 60",
+        ),
+        (
+            "audit: {collector: 'collector.example.vn'}",
+            "lachan.yaml: audit.collector: not an http(s) URL: 'collector.example.vn'",
+        ),
+        ("ratelimit: []", "lachan.yaml: ratelimit: must be a mapping, not a list"),
+        (
+            "listen: ['127.0.0.1:53']\ncache: {}\nlisten: ['127.0.0.1:5353']",
+            "lachan.yaml: line 3: not valid YAML: key 'listen' given twice (first on line 1)",
+        ),
+        (
+            "cache: {size: 10, size: 20}",
+            "lachan.yaml: line 1: not valid YAML: key 'size' given twice (first on line 1)",
+        ),
         (
             "cache: {size: [1",
             "lachan.yaml: line 1: not valid YAML: expected ',' or ']', but got '<stream end>'",
@@ -130,6 +158,15 @@ def test_unreadable_file(tmp_path: Path) -> None:
     assert caught.value.problems == [
         f"{tmp_path / 'missing.yaml'}: cannot read: No such file or directory"
     ]
+
+
+def test_a_config_saved_in_a_windows_code_page_is_one_line(tmp_path: Path) -> None:
+    """Notepad's "ANSI" on a Vietnamese Windows is cp1258: a comment like '# Thuê bao'."""
+    path = tmp_path / "lachan.yaml"
+    path.write_bytes("upstreams: ['1.1.1.1']\n# Thuê bao\n".encode("cp1258"))
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    assert caught.value.problems == [f"{path}: line 2: not UTF-8 text (save the file as UTF-8)"]
 
 
 @pytest.mark.parametrize(

@@ -85,3 +85,22 @@ def test_devices_add_writes_the_config_prints_the_names_and_writes_a_mobileconfi
     )
     assert wrong.returncode == 1 and "--profile nope: no such profile" in wrong.stderr
     assert "Traceback" not in again.stderr + wrong.stderr
+
+
+def test_an_output_that_cannot_be_written_is_one_line_and_leaves_the_config_as_it_was(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "lachan.yaml"
+    path.write_text(
+        f'upstreams: ["127.0.0.1:9"]\nlists: {{enabled: false}}\npolicies: {{dir: "{ROOT / "policies"}"}}\n'
+        "tls: {cert: c.pem, key: k.pem, server_name: dns.example.vn}\nlisten_https: ['127.0.0.1:8443']\n",
+        encoding="utf-8",
+    )
+    before = path.read_bytes()
+    target = tmp_path / "no-such-folder" / "kid-an.mobileconfig"
+    done = _lachan("devices", "add", "kid-an", "--profile", "under16", "--config", str(path),
+                   "--output", str(target), cwd=tmp_path)  # fmt: skip
+    assert (done.returncode, done.stderr) == (
+        1, f"Error: --output {target}: cannot write: No such file or directory\n"
+    )  # fmt: skip
+    assert path.read_bytes() == before  # the device is not half-added: adding it again works

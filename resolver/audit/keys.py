@@ -51,7 +51,10 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
 
 def write_keypair(out_dir: Path) -> tuple[Path, Path]:
     """Create ``audit.key`` (PKCS#8 PEM, mode 0600) and ``audit.pub`` (PEM) in ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AuditError(f"{out_dir}: cannot create the key folder: {exc.strerror}") from None
     private_path, public_path = out_dir / PRIVATE_NAME, out_dir / PUBLIC_NAME
     for path in (private_path, public_path):
         if path.exists():

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from resolver.audit.accumulator import PeriodCounts
 from resolver.audit.canonical import GENESIS, sha256_hex
@@ -114,10 +114,7 @@ class Ledger:
         last = self._last
         if last and (last.site, last.instance) != (self._site, self._instance):
             self.close()
-            raise AuditError(
-                f"{self.path}: ledger belongs to site {last.site} instance {last.instance}, "
-                f"not {self._site} instance {self._instance}"
-            )
+            raise AuditError(_not_ours(self.path, last, self._site, self._instance))
 
     @property
     def last_period_end(self) -> int | None:
@@ -188,12 +185,44 @@ def _recover_tail(
         data = data[:cut]
     if not data:
         return None, recovered
+    return _last_record(path, data, key.public_key()), recovered
+
+
+def _last_record(path: Path, data: bytes, public: Ed25519PublicKey) -> AuditRecord:
+    """The last complete line of ``data`` as a record signed by ``public``; AuditError if not."""
     lineno = data.count(b"\n")
     last_line = data[data.rfind(b"\n", 0, len(data) - 1) + 1 : -1]
     try:
         last = record_from_json(json.loads(last_line))
     except (ValueError, AuditError) as exc:
         raise AuditError(f"{path}:{lineno}: last record is unreadable ({exc})") from None
-    if not signature_ok(last, key.public_key()):
+    if not signature_ok(last, public):
         raise AuditError(f"{path}:{lineno}: last record is not signed by this key")
-    return last, recovered
+    return last
+
+
+def tail_problem(path: Path, key: Ed25519PrivateKey, site: str, instance: str) -> str | None:
+    """Why ``Ledger.open`` would refuse this file, found without locking or changing it.
+
+    A torn last line is not a problem: opening cuts it and keeps it aside."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None  # serve creates it
+    except OSError as exc:
+        return f"{path}: cannot read: {exc.strerror}"
+    data = data[: data.rfind(b"\n") + 1]
+    if not data:
+        return None
+    try:
+        last = _last_record(path, data, key.public_key())
+    except AuditError as exc:
+        return str(exc)
+    if (last.site, last.instance) != (site, instance):
+        return _not_ours(path, last, site, instance)
+    return None
+
+
+def _not_ours(path: Path, last: AuditRecord, site: str, instance: str) -> str:
+    return (f"{path}: ledger belongs to site {last.site} instance {last.instance}, "
+            f"not {site} instance {instance}")  # fmt: skip

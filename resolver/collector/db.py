@@ -83,7 +83,8 @@ class Database:
                                        check_same_thread=False)  # fmt: skip
                 conn.execute("PRAGMA journal_mode=WAL")
         except Exception as exc:  # psycopg.Error or sqlite3.Error: one line for the operator
-            raise LachanError(f"--db: cannot open {self._safe_url()}: {exc}") from None
+            why = " ".join(str(exc).split())  # libpq adds a tab-indented "Is the server ...?"
+            raise LachanError(f"--db: cannot open {self._safe_url()}: {why}") from None
         self._local.conn = conn
         return conn
 

@@ -46,9 +46,12 @@ def _ledger_paths(items: tuple[str, ...]) -> list[Path]:
 
 
 def write_output(text: str, out: str | None) -> None:
-    """Write to ``out`` or stdout."""
+    """Write to ``out`` or stdout (a file that cannot be written: one line, exit 1)."""
     if out:
-        Path(out).write_text(text, encoding="utf-8")
+        try:
+            Path(out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            _fail(AuditError(f"--out {out}: cannot write: {exc.strerror}"))
     else:
         click.echo(text, nl=False)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import ssl
 import sys
 import time
@@ -94,7 +95,11 @@ def serve(db: str, listen: str, registry: str, tls_cert: str | None, tls_key: st
                            guard=guard)  # fmt: skip
     except LachanError as exc:
         _fail(exc)
-    web.run_app(app, host=host, port=port, ssl_context=context, print=None)
+    try:
+        web.run_app(app, host=host, port=port, ssl_context=context, print=None)
+    except OSError as exc:  # the port is taken, or the address is not this host's
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        _fail(LachanError(f"--listen {listen}: cannot listen: {why}"))
 
 
 def _tls(cert: str | None, key: str | None) -> ssl.SSLContext | None:

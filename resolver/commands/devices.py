@@ -50,10 +50,17 @@ def add(name: str, profile: str, path: str, output: str | None) -> None:
         _fail(f"{path}: devices.{name}: already set (profile {settings.devices[name]})")
     if profile not in profiles:
         _fail(f"--profile {profile}: no such profile (known: {', '.join(sorted(profiles))})")
-    _write_device(Path(path), name, profile)
     setup = setup_for(name, settings)
     target = Path(output or f"{name}.mobileconfig")
-    target.write_bytes(mobileconfig(setup))
+    try:  # first: a profile that cannot be written must not leave the device half-added
+        target.write_bytes(mobileconfig(setup))
+    except OSError as exc:
+        _fail(f"--output {target}: cannot write: {exc.strerror}")
+    try:
+        _write_device(Path(path), name, profile)
+    except click.ClickException:
+        target.unlink(missing_ok=True)  # no profile for a device the config does not have
+        raise
     click.echo(f"Thiết bị / device: {name} -> {profile} (in {path}; send SIGHUP to apply)")
     click.echo(f"Android Private DNS: {setup.private_dns}")
     click.echo(f"DoH URL: {setup.doh_url}")
@@ -67,6 +74,7 @@ def _write_device(path: Path, name: str, profile: str) -> None:
         path.write_text(add_to_config(original, name, profile), encoding="utf-8")
         if config.load(path).encrypted.devices.get(name) != profile:
             raise ValueError("the new line did not read back as expected")
-    except (ValueError, LachanError) as exc:
+    except (ValueError, LachanError, OSError) as exc:
         path.write_text(original, encoding="utf-8")
-        _fail(f"{path}: devices: not changed: {exc}")
+        why = exc.strerror if isinstance(exc, OSError) else exc
+        _fail(f"{path}: devices: not changed: {why}")

@@ -60,6 +60,8 @@ def _load(args: dict[str, Any]) -> tuple[Config, dict[str, Profile], ClientMap]:
     """The running config's profiles and client map (``--policies`` overrides the dir)."""
     cfg = config.load(args["config"])
     if args["policies"]:
+        if not Path(args["policies"]).is_dir():  # else blamed on the config's policies.dir
+            raise ConfigError(f"--policies: folder {args['policies']} does not exist")
         cfg = dataclasses.replace(cfg, policies_dir=Path(args["policies"]))
     profiles, clients, _ = load_policies(cfg)
     return cfg, profiles, clients

@@ -8,7 +8,7 @@ from typing import NoReturn
 
 import click
 
-from .. import compose, config, config_source, preflight
+from .. import compose, config, config_source, preflight, preflight_services
 from ..errors import ConfigError, LachanError
 from ..state import load_policies
 from ..transport.pktinfo import mapping_problems
@@ -23,10 +23,10 @@ def _fail(error: LachanError, status: int = 1) -> NoReturn:
 
 
 def _preflight(
-    cfg: config.Config, live: bool, catalogue: bool = True, listen_flags: bool = False
+    cfg: config.Config, live: bool, catalogue: bool = True, flags: tuple[str, ...] = ()
 ) -> None:
     """Raise ConfigError with every problem `serve` would die of; notes go to stderr."""
-    found = preflight.check(cfg, live, catalogue, listen_flags)
+    found = preflight.check(cfg, live, catalogue, flags)
     for note in found.notes:
         click.echo(f"note: {note}", err=True)
     if found.problems:
@@ -37,7 +37,7 @@ def _preflight(
 @click.option(
     "--config",
     "config_path",
-    type=click.Path(dir_okay=False),
+    type=click.Path(),  # a folder or broken link: config.load's one line, not a usage error
     help="YAML config file (default: the embedded default).",
 )
 @click.option(
@@ -54,7 +54,7 @@ def _preflight(
 )
 @click.option(
     "--workers",
-    type=int,
+    type=click.IntRange(0, 256),  # as the config's workers: key
     default=None,
     help="Worker processes sharing the ports (0: one per CPU). Default: the config's, else 1.",
 )
@@ -101,11 +101,13 @@ def serve(
         cfg = load()
         policies = load_policies(cfg)  # fail fast on a bad profile, before binding
         profiles, clients, _ = policies
-        preflight_encrypted(cfg, profiles)  # and on devices or TLS files that cannot serve
+        preflight_encrypted(cfg, profiles, flags=bool(tls_cert or tls_key))  # devices, TLS
         for problem in mapping_problems(cfg.listeners, clients, cfg.source):
             logging.getLogger(__name__).warning("%s (this profile never applies)", problem)
         # build_state reads the catalogue (with the same one-line error): not parsed twice
-        _preflight(cfg, live=True, catalogue=False, listen_flags=bool(listen))
+        given = {"listen": listen, "listen_tls": listen_tls, "listen_https": listen_https}
+        flags = tuple(key for key, values in given.items() if values)  # problems name flags
+        _preflight(cfg, live=True, catalogue=False, flags=flags)
     except LachanError as exc:
         _fail(exc, 2)  # an operator's mistake: one line each, and systemd's "bad config" status
     try:
@@ -118,7 +120,7 @@ def serve(
 
 
 @click.command("check-config")
-@click.argument("path", type=click.Path(dir_okay=False))
+@click.argument("path", type=click.Path())  # a folder: "PATH: cannot read", exit 1
 @click.option(
     "--files-only",
     is_flag=True,
@@ -128,9 +130,11 @@ def serve(
 def check_config(path: str, files_only: bool) -> None:
     """Validate a config file and what serving it needs: one line per problem, exit 1 if any.
 
-    Checks the profiles, the catalogue, the audit key and ledger folder, the query-log folder,
-    the lists' state folder, and (unless --files-only) that the ports are free and the ledger
-    is not locked by a running instance.
+    Checks the profiles, the catalogue, the audit key, the ledger's folder and last record, the
+    query-log folder, the lists' state folder, and (unless --files-only) that there is an
+    address to listen on, that the DNS, DoT and DoH ports are free and that the ledger is not
+    locked by a running instance. What serve would run without (a busy metrics, console or
+    RADIUS port, an unreadable RADIUS secret, console users or subscriber file) is a warning.
     """
     try:
         cfg = config.load(path)
@@ -145,6 +149,8 @@ def check_config(path: str, files_only: bool) -> None:
         check_encrypted(cfg, profiles)  # devices' profiles, TLS key, names and expiry
     except LachanError as exc:
         _fail(exc)
+    for warning in preflight_services.warnings(cfg, live=not files_only):
+        click.echo(f"warning: {warning}", err=True)
     if cfg.audit.period < 60:
         click.echo(f"{path}: warning: audit.period {cfg.audit.period} s is below 60 s: "
                    "for tests and demonstrations only", err=True)  # fmt: skip

@@ -86,12 +86,20 @@ def import_(config_path: str | None, csv_file: str) -> None:
     """Set many profiles from ID,PROFILE rows; running it twice changes nothing more."""
     cfg, store = _open(config_path)
     try:
-        text = Path(csv_file).read_text(encoding="utf-8-sig")
+        data = Path(csv_file).read_bytes()
+    except OSError as exc:
+        _fail(f"{csv_file}: cannot read: {exc.strerror}")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:  # a sheet saved in a Windows code page
+        line = data[: exc.start].count(b"\n") + 1
+        _fail(f'{csv_file}:{line}: not UTF-8 text (save the sheet as "CSV UTF-8")')
+    try:
         wanted = read_csv(text, csv_file, _profiles(cfg))
         current = store.load()[0]
         changed = {s: p for s, p in wanted.items() if current.get(s) != p}
         store.set_profiles(changed)
-    except (LachanError, OSError, UnicodeDecodeError) as exc:
+    except (LachanError, OSError) as exc:
         _fail(str(exc))
     click.echo(f"{csv_file}: {len(wanted)} subscribers, {len(changed)} changed")
 

@@ -31,8 +31,9 @@ def check_encrypted(cfg: Config, profiles: Mapping[str, object], now: float | No
         raise ConfigError(list(report.problems))
 
 
-def preflight_encrypted(cfg: Config, profiles: Mapping[str, object]) -> None:
-    """What `lachan serve` must refuse before binding: unknown profiles, unloadable TLS files."""
+def preflight_encrypted(cfg: Config, profiles: Mapping[str, object], flags: bool = False) -> None:
+    """What `lachan serve` must refuse before binding: unknown profiles, unloadable TLS files
+    (``flags``: the files came from --tls-cert/--tls-key, so the problem names them)."""
     settings = cfg.encrypted
     check_profiles(settings, profiles, cfg.source)
     if settings.enabled and settings.tls.cert is not None and settings.tls.key is not None:
@@ -41,4 +42,8 @@ def preflight_encrypted(cfg: Config, profiles: Mapping[str, object]) -> None:
         try:
             load_context(settings.tls.cert, settings.tls.key, ALPN_DOT)
         except ConfigError as exc:
+            if flags:
+                raise ConfigError(
+                    f"--tls-cert/--tls-key: {str(exc).removeprefix('tls: ')}"
+                ) from None
             raise ConfigError(f"{cfg.source}: {exc}") from None

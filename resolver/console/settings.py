@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -11,7 +12,7 @@ from pathlib import Path
 from ..allows import NEVER_DEFAULT
 from ..config_read import Reader, in_range, split_host_port
 from ..policy.decision import AnswerMode
-from ..policy.profile import Profile
+from ..policy.profile import CATEGORIES, Profile
 from ..settings import default_state_dir
 
 DEFAULT_NETWORKS = ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
@@ -63,8 +64,13 @@ def _never_allow(node: Reader) -> frozenset[str]:
     which a config can add to but never take away."""
     found = set(NEVER_DEFAULT)
     for item in node.items("never_allow") if node.has("never_allow") else []:
-        if isinstance(item.value, str) and _CATEGORY.fullmatch(item.value):
+        if isinstance(item.value, str) and item.value in CATEGORIES:
             found.add(item.value)
+        elif isinstance(item.value, str) and _CATEGORY.fullmatch(item.value):  # a typo: a hole
+            close = difflib.get_close_matches(item.value, sorted(CATEGORIES), n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            item.problem(f"unknown category {item.value!r} "
+                         f"({hint}known: {', '.join(sorted(CATEGORIES))})")  # fmt: skip
         else:
             item.problem(f"not a category id (like adult or gambling): {item.value!r}")
     return frozenset(found)

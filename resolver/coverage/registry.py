@@ -54,8 +54,12 @@ def _site(entry: Any, where: str, base: Path) -> Site:
     if unknown:
         raise LachanError(f"{where}: unknown keys {unknown}")
     site_id = entry.get("id")
+    if site_id is None:
+        raise LachanError(f"{where}.id: missing (lower-case [a-z0-9_-])")
     if not isinstance(site_id, str) or not LABEL.fullmatch(site_id):
         raise LachanError(f"{where}.id: {site_id!r} must be lower-case [a-z0-9_-]")
+    if entry.get("kind") is None:
+        raise LachanError(f"{where}.kind: missing (school or isp)")
     if entry.get("kind") not in KINDS:
         raise LachanError(f"{where}.kind: {entry.get('kind')!r} must be school or isp")
     instances = entry.get("instances", 1)
@@ -78,11 +82,13 @@ def _site(entry: Any, where: str, base: Path) -> Site:
 def load_registry(path: Path) -> tuple[Site, ...]:
     """Read and check the registry; every problem is reported as ``file: sites[i].key: why``."""
     try:
-        doc = yamlsafe.load(path.read_text(encoding="utf-8"))
+        doc = yamlsafe.load_unique(yamlsafe.read_text(path))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{path}: {yamlsafe.problem(exc)}") from None
+    except ValueError as exc:  # not UTF-8
+        raise ConfigError(f"{path}: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("sites"), list):
         raise ConfigError(f"{path}: expected a mapping with a 'sites' list")
     sites, problems, seen = [], [], set()

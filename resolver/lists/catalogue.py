@@ -100,8 +100,14 @@ def load_catalogue(path: Path | None = None) -> Catalogue:
     try:
         raw = path.read_bytes()
         data = yamlsafe.load(raw)
-    except (OSError, yaml.YAMLError) as exc:
+    except OSError as exc:
         raise ListError(f"{path}: cannot read catalogue: {exc}") from None
+    except yaml.YAMLError as exc:
+        try:
+            yamlsafe.read_text(path)  # libyaml's reader error for bytes that are not UTF-8
+        except ValueError as not_utf8:
+            raise ListError(f"{path}: cannot read catalogue: {not_utf8}") from None
+        raise ListError(f"{path}: cannot read catalogue: {yamlsafe.problem(exc)}") from None
     if not isinstance(data, dict) or not isinstance(data.get("categories"), list):
         raise ListError(f"{path}: expected a mapping with a 'categories' list")
     categories = tuple(_category(path, i, c) for i, c in enumerate(data["categories"]))

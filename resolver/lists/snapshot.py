@@ -221,6 +221,10 @@ def compile_index(
     if not inputs:
         raise ListError(f"{catalogue.path}: no source has a bundled or downloaded file")
     out = state_dir / "index" / f"{key}.lidx"
+    try:  # explain, allow and lists compile reach here without check-config's folder check
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ListError(f"lists.state_dir: cannot create {out.parent}: {exc.strerror}") from None
     from resolver.lists.build import atomic_write, build_index
 
     build_index(

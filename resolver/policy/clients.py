@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from resolver.config_read import unknown_key
 from resolver.errors import ConfigError
 from resolver.policy.profile import Profile
 
@@ -178,7 +179,8 @@ class ClientMap:
         """
         problems: list[str] = []
         known = {"default", "networks", "listeners", "trusted_ecs", "trusted_proxy"}
-        problems += [f"{source}: clients.{k}: unknown key" for k in sorted(set(section) - known)]
+        problems += [f"{source}: clients.{k}: {unknown_key(str(k), known)}"
+                     for k in sorted(set(section) - known, key=str)]  # fmt: skip
 
         def profile(key: str, name: Any) -> Profile | None:
             if name in profiles:

@@ -299,7 +299,7 @@ def profile_from_mapping(
 
 def _read_yaml(path: Path, source: str) -> Any:
     try:
-        return yamlsafe.load(path.read_text(encoding="utf-8"))
+        return yamlsafe.load(yamlsafe.read_text(path))
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:
@@ -308,6 +308,8 @@ def _read_yaml(path: Path, source: str) -> Any:
         raise ConfigError(
             f"{source}: {where}: invalid YAML: {getattr(exc, 'problem', exc)}"
         ) from None
+    except ValueError as exc:  # not UTF-8
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def _read_dir(directory: Path, problems: list[str]) -> Docs:

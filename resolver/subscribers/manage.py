@@ -45,7 +45,9 @@ def read_csv(text: str, source: str, profiles: Collection[str]) -> dict[str, str
         where = f"{source}:{number}"
         try:
             if len(row) != 2:
-                raise SubscriberError(f"{where}: expected ID,PROFILE, got {len(row)} fields")
+                hint = " (columns separated by ';'? save the sheet with ',')" if (
+                    len(row) == 1 and ";" in row[0]) else ""  # fmt: skip
+                raise SubscriberError(f"{where}: expected ID,PROFILE, got {len(row)} fields{hint}")
             subscriber = check_id(row[0], where)
             wanted[subscriber] = check_profile(row[1].strip(), profiles, where)
         except SubscriberError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ..config_read import Reader, split_host_port
 
@@ -44,9 +45,27 @@ def subscribers_config(node: Reader, base: Path) -> SubscriberSettings:
             f"must start with redis://, rediss://, unix:// or file:, not {store!r}",
             node.child_path("store"),
         )
+    elif store.startswith(("redis://", "rediss://")) and (problem := _redis_url_problem(store)):
+        node.problem(problem, node.child_path("store"))
     default = node.get("default", "isp-default", str)
     radius = _radius(node.section("radius"), base) if node.has("radius") else None
     return SubscriberSettings(store, default, radius)
+
+
+def _redis_url_problem(url: str) -> str | None:
+    """What redis-py would trip on when it first connects (a traceback in serve), or would
+    quietly read otherwise (a database name that is not a number: database 0)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - reading it is the check (ValueError out of range)
+    except ValueError as exc:
+        return f"not a valid URL ({exc}): {url!r}"
+    if not parts.hostname:
+        return f"no host in {url!r} (redis://HOST:PORT/DB)"
+    db = parts.path.strip("/")
+    if db and not db.isdigit():
+        return f"the database {db!r} is not a number (redis://HOST:PORT/DB)"
+    return None
 
 
 def _radius(node: Reader, base: Path) -> RadiusSettings | None:

@@ -20,6 +20,15 @@ def test_keygen_prints_registry_line_and_protects_the_key(tmp_path: Path) -> Non
     assert again.exit_code == 1 and "already exists" in again.output
 
 
+def test_keygen_into_a_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    result = CliRunner().invoke(audit, ["keygen", "--out", str(tmp_path / "file" / "keys")])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert result.output == (
+        f"error: {tmp_path / 'file' / 'keys'}: cannot create the key folder: Not a directory\n"
+    )
+
+
 def test_verify_ok_and_broken(make_ledger, keydir: Path) -> None:
     path = make_ledger(hours=3)
     pub = str(keydir / "audit.pub")
@@ -57,6 +66,17 @@ def test_report_csv_and_html_files(make_ledger, keydir: Path, tmp_path: Path) ->
         "thpt-a,school,2025-11-28T00:00:00Z,2025-11-28T01:00:00Z,(all),3,103,0,0"
     )
     assert csv_out.stderr == f"warning: {path}: no key for its site: unverified\n"
+
+
+def test_a_report_out_in_a_missing_folder_is_one_line(make_ledger, tmp_path: Path) -> None:
+    path = make_ledger(hours=1)
+    out = tmp_path / "no-such-folder" / "r.html"
+    result = CliRunner().invoke(audit, ["report", str(path), "--from", "2025-11-28",
+                                        "--to", "2025-11-29", "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert result.stderr.splitlines()[-1] == (
+        f"error: --out {out}: cannot write: No such file or directory"
+    )
 
 
 def test_report_in_the_auditors_time_zone(make_ledger, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from audit_helpers import STATE, T0, FakeClock, fill
 from resolver.audit.accumulator import PeriodCounts
 from resolver.audit.canonical import GENESIS
 from resolver.audit.keys import load_private_key
-from resolver.audit.ledger import Ledger
+from resolver.audit.ledger import Ledger, tail_problem
 from resolver.audit.verify import verify_ledger
 from resolver.errors import AuditError
 
@@ -73,6 +73,29 @@ def test_torn_tail_is_cut_saved_and_signed_into_the_next_record(
     assert result.ok and len(result.records) == 3
     assert result.records[2].recovered["bytes"] == len(whole[cut:-40])
     assert len(result.notices) == 1 and "torn" in result.notices[0]
+
+
+def test_tail_problem_says_what_open_would_refuse_without_touching_the_file(
+    make_ledger, private_key, tmp_path: Path
+) -> None:
+    path = make_ledger(hours=2)
+    whole = path.read_bytes()
+    assert tail_problem(path, private_key, "thpt-a", "gw1") is None
+    path.write_bytes(whole[:-40])  # a torn tail: open cuts it and keeps it aside, so no problem
+    assert tail_problem(path, private_key, "thpt-a", "gw1") is None
+    assert path.read_bytes() == whole[:-40]
+    path.write_bytes(whole)
+    assert tail_problem(path, private_key, "thpt-b", "gw1") == (
+        f"{path}: ledger belongs to site thpt-a instance gw1, not thpt-b instance gw1"
+    )
+    from resolver.audit.keys import write_keypair
+
+    other = load_private_key(write_keypair(tmp_path / "other")[0])
+    assert tail_problem(path, other, "thpt-a", "gw1") == (
+        f"{path}:2: last record is not signed by this key"
+    )
+    assert tail_problem(tmp_path / "absent.jsonl", other, "thpt-a", "gw1") is None
+    assert path.read_bytes() == whole
 
 
 def test_second_writer_is_locked_out(make_ledger, private_key) -> None:

@@ -85,6 +85,44 @@ def test_a_bad_db_url_or_key_file_is_one_line_naming_it(tmp_path) -> None:
     assert done.returncode == 1 and done.stderr == f"error: {bad}: not a PEM public key\n"
 
 
+def test_an_unreachable_postgresql_is_one_line_without_the_password(tmp_path) -> None:
+    """libpq's message has a second, tab-indented line ("Is the server running ...?")."""
+    sites = registry(tmp_path, "thpt-a")
+    url = "postgresql://lachan:s3cret@127.0.0.1:1/collector"
+    done = lachan("collector", "status", "--db", url, "--registry", str(sites))
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("error: --db: cannot open postgresql://…@127.0.0.1:1/collector: ")
+    assert "Connection refused Is the server running" in done.stderr
+    assert "s3cret" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_registry_entry_without_id_or_kind_says_missing(tmp_path) -> None:
+    sites = tmp_path / "sites.yaml"
+    sites.write_text("sites:\n  - {name: Trường A}\n  - {id: thpt-b}\n", encoding="utf-8")
+    done = lachan("collector", "status", "--db", f"sqlite:///{tmp_path / 'c.db'}",
+                  "--registry", str(sites))  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"error: {sites}: sites[0].id: missing (lower-case [a-z0-9_-])",
+        f"error: {sites}: sites[1].kind: missing (school or isp)",
+    ]
+
+
+def test_serve_on_a_busy_port_is_one_line_naming_listen(tmp_path) -> None:
+    import socket
+
+    sites = registry(tmp_path, "thpt-a")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        address = f"127.0.0.1:{busy.getsockname()[1]}"
+        done = lachan("collector", "serve", "--db", f"sqlite:///{tmp_path / 'c.db'}",
+                      "--listen", address, "--registry", str(sites))  # fmt: skip
+    assert (done.returncode, done.stderr) == (
+        1, f"error: --listen {address}: cannot listen: Address already in use\n"
+    )  # fmt: skip
+
+
 def test_serve_enrols_the_registry_keys_and_takes_their_pushes(tmp_path, db_url) -> None:
     private, public = keys(tmp_path / "a")
     sites = tmp_path / "sites.yaml"

@@ -123,6 +123,15 @@ def test_never_allow_adds_categories_to_adult_and_refuses_what_is_not_one() -> N
     assert any("console.never_allow[1]" in p for p in caught.value.problems), caught.value
 
 
+def test_a_misspelt_never_allow_category_is_refused_not_left_open() -> None:
+    """'gamblng' would leave gambling open to every temporary allow: a silent hole."""
+    with pytest.raises(ConfigError) as caught:
+        config.parse('console: {listen: "127.0.0.1:80", never_allow: [gamblng]}\n', "f")
+    (line,) = caught.value.problems
+    assert line.startswith("f: console.never_allow[0]: unknown category 'gamblng' (did you mean "
+                           "gambling? known: adult, dating, doh, drugs, gambling,")  # fmt: skip
+
+
 def test_served_profiles_never_open_what_the_site_never_allows(tmp_path: Path) -> None:
     cfg = config.parse(f'lists: {{enabled: false, state_dir: "{tmp_path}"}}\n'
                        'console: {listen: "127.0.0.1:0", never_allow: [gambling]}\n', "t")  # fmt: skip

@@ -63,3 +63,21 @@ def test_not_a_registry(tmp_path: Path) -> None:
     bad.write_text("- just a list\n")
     with pytest.raises(ConfigError, match="'sites' list"):
         load_registry(bad)
+
+
+def test_a_registry_that_is_not_valid_yaml_is_one_line_with_its_line(tmp_path: Path) -> None:
+    bad = tmp_path / "sites.yaml"
+    bad.write_text("sites:\n  - {id: thcs-a, kind: school\n")
+    with pytest.raises(ConfigError) as caught:
+        load_registry(bad)
+    assert caught.value.problems == [
+        f"{bad}: line 3: not valid YAML: expected ',' or '}}', but got '<stream end>'"
+    ]
+
+
+def test_a_registry_saved_in_a_windows_code_page_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "sites.yaml"
+    bad.write_bytes("sites:\n  - {id: thcs-a, kind: school, name: Thuê}\n".encode("cp1258"))
+    with pytest.raises(ConfigError) as caught:
+        load_registry(bad)
+    assert caught.value.problems == [f"{bad}: line 2: not UTF-8 text (save the file as UTF-8)"]

@@ -3,7 +3,8 @@
 A fenced ``sh`` block runs line by line in bash; a ``yaml`` block with keys of lachan.yaml is
 written where the paragraph before it says (``Write `/etc/lachan/lachan.yaml`:``, or ``Add
 to …`` to append; the guide then runs check-config itself), any other one is checked by
-``lachan check-config --files-only``. A block
+``lachan check-config --files-only``, over the guide's ``/etc/lachan/lachan.yaml`` once it has
+one (the block's keys replace the file's, as a reader changing that file does). A block
 right after ``<!-- not-run: REASON -->`` is not run. The only changes made to what the guides
 say are these substitutions, applied to every block before it runs:
 
@@ -178,8 +179,14 @@ class GuideRun:
             with path.open("a" if block.target[0] == "Add to" else "w", encoding="utf-8") as f:
                 f.write(text)
             return  # the guide checks it itself once it has made the files it names
+        text = self._with_test_certificate(text, block.line)
         path = self.root / f"block-{block.line}.yaml"
-        path.write_text(self._with_test_certificate(text, block.line), encoding="utf-8")
+        config = Path(self.substitute("/etc/lachan/lachan.yaml"))
+        if config.is_file():  # a change to the guide's config: its keys replace the file's
+            merged = {**(yaml.safe_load(config.read_text()) or {}), **yaml.safe_load(text)}
+            path = config.with_name(f"block-{block.line}.yaml")  # relative paths as the file's
+            text = yaml.safe_dump(merged, allow_unicode=True)
+        path.write_text(text, encoding="utf-8")
         result = subprocess.run(["lachan", "check-config", "--files-only", str(path)],
                                 capture_output=True, text=True, timeout=60, env=self.env())  # fmt: skip
         assert result.returncode == 0, f"yaml block at line {block.line}:\n{result.stderr}"

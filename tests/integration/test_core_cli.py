@@ -36,7 +36,9 @@ def assert_one_line_failure(result: subprocess.CompletedProcess[str], *expected:
 
 def test_check_config_ok(tmp_path: Path) -> None:
     path = tmp_path / "ok.yaml"
-    path.write_text("upstreams: ['192.0.2.1']\ntcp: {max_connections: 5}\n")
+    port = free_port(("127.0.0.1",))  # serve needs an address to answer on
+    path.write_text(f"listen: ['127.0.0.1:{port}']\nupstreams: ['192.0.2.1']\n"
+                    "tcp: {max_connections: 5}\n")  # fmt: skip
     result = run("check-config", str(path))
     assert result.returncode == 0 and result.stdout.strip() == f"{path}: ok"
 

@@ -76,7 +76,7 @@ def test_shipped_catalogue() -> None:
             "categories:\n  - {id: a, name_vi: x, name_en: y}\n  - {id: a, name_vi: x, name_en: y}",
             "duplicate category id 'a'",
         ),
-        ("categories: [\n", "cannot read catalogue"),
+        ("categories: [\n", "cannot read catalogue: line 2: not valid YAML: expected the node"),
     ],
 )
 def test_catalogue_errors_name_file_and_key(tmp_path: Path, text: str, message: str) -> None:
@@ -85,6 +85,17 @@ def test_catalogue_errors_name_file_and_key(tmp_path: Path, text: str, message: 
     with pytest.raises(ListError) as info:
         load_catalogue(path)
     assert str(path) in str(info.value) and message in str(info.value)
+    assert "\n" not in str(info.value)  # one line: an operator's file, read at every start
+
+
+def test_a_catalogue_saved_in_a_windows_code_page_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "catalogue.yaml"
+    path.write_bytes("# Thuê\ncategories: []\n".encode("cp1258"))
+    with pytest.raises(ListError) as info:
+        load_catalogue(path)
+    assert str(info.value) == (
+        f"{path}: cannot read catalogue: line 1: not UTF-8 text (save the file as UTF-8)"
+    )
 
 
 def test_never_block_categories_agree_with_the_policy_and_no_profile_can_block_them() -> None:

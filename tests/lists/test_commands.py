@@ -91,6 +91,19 @@ def test_bad_catalogue_is_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in out.output
 
 
+def test_a_state_dir_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
+    opts = _setup(tmp_path)
+    (tmp_path / "file").write_text("x")
+    opts[-1] = str(tmp_path / "file" / "state")  # under a file: not even root can make it
+    for command in ("compile", "stats"):
+        out = CliRunner().invoke(lists, [command, *opts])
+        assert out.exit_code == 1 and isinstance(out.exception, SystemExit)  # not a crash
+        assert out.output == (
+            f"Error: lists.state_dir: cannot create {tmp_path / 'file' / 'state' / 'index'}: "
+            "Not a directory\n"
+        ), out.output
+
+
 NEVER_BLOCK_CATALOGUE = """
 categories:
   - id: drugs

@@ -151,3 +151,12 @@ def test_explain_agrees_with_profile_for(cmap, client, listener, ecs, words) -> 
     profile, why = cmap.explain(client, listener, network)
     assert profile is cmap.profile_for(client, listener, network)
     assert words in why
+
+
+def test_a_misspelt_key_says_did_you_mean(profiles) -> None:
+    with pytest.raises(ConfigError) as caught:
+        ClientMap.from_config({"defualt": "school"}, profiles, "lachan.yaml")
+    assert caught.value.problems == [
+        "lachan.yaml: clients.defualt: unknown key (did you mean default? known: default, "
+        "listeners, networks, trusted_ecs, trusted_proxy)"
+    ]

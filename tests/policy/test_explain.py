@@ -68,6 +68,14 @@ def test_a_bad_client_address_is_one_line_and_exit_2() -> None:
     assert (code, out) == (2, "lachan explain: --client: not a valid address: '999.1.1.1'\n")
 
 
+def test_a_missing_policies_folder_is_blamed_on_the_flag(tmp_path: Path) -> None:
+    missing = tmp_path / "policies"
+    result = CliRunner().invoke(explain, ["example.com", "--policies", str(missing)])
+    assert (result.exit_code, result.output) == (
+        2, f"lachan explain: --policies: folder {missing} does not exist\n"
+    )  # fmt: skip
+
+
 def test_an_invalid_name_is_said_invalid_not_allowed() -> None:
     code, out = run("bad name!")
     assert code == 2 and "allow" not in out

@@ -110,6 +110,14 @@ def test_empty_directory_and_unreadable_file(tmp_path: Path) -> None:
         load_profiles(tmp_path)
 
 
+def test_a_profile_saved_in_a_windows_code_page_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "school.yaml").write_bytes("name: school\n# Thuê\n".encode("cp1258"))
+    with pytest.raises(ConfigError) as caught:
+        load_profiles(tmp_path)
+    (line,) = caught.value.problems
+    assert line.endswith("school.yaml: line 2: not UTF-8 text (save the file as UTF-8)"), line
+
+
 @pytest.mark.parametrize(
     ("text", "wildcard", "expected"),
     [

@@ -9,7 +9,7 @@ import pytest
 
 from resolver.subscribers.redis_store import RedisStore
 from resolver.subscribers.replica import Binding
-from tests.stub_upstream import lachan_command
+from tests.stub_upstream import free_port, lachan_command
 from tests.subscribers.redis_server import RedisServer
 
 
@@ -92,6 +92,28 @@ def test_a_bad_csv_row_names_file_and_line(config_file: Path, tmp_path: Path) ->
     assert f"{tmp_path / 'bad.csv'}:2: unknown profile 'nope'" in done.stderr
 
 
+def test_a_csv_that_is_not_utf8_is_named_with_what_to_do(config_file: Path, tmp_path: Path) -> None:
+    """A spreadsheet saved as "CSV" in Windows-1258 (Vietnamese Windows) is not UTF-8."""
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_bytes("thuê-bao-1,under16\n".encode("cp1258"))
+    done = run(config_file, "import", str(sheet))
+    assert (done.returncode, done.stderr) == (
+        2, f"lachan subscribers: {sheet}:1: not UTF-8 text (save the sheet as \"CSV UTF-8\")\n"
+    )  # fmt: skip
+
+
+def test_a_sheet_saved_with_semicolons_says_so(config_file: Path, tmp_path: Path) -> None:
+    """Excel in a Vietnamese locale (decimal comma) separates CSV columns with ';'."""
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("id;profile\nline-1;under16\n", encoding="utf-8")
+    done = run(config_file, "import", str(sheet))
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[0] == (
+        f"lachan subscribers: {sheet}:1: expected ID,PROFILE, got 1 fields "
+        "(columns separated by ';'? save the sheet with ',')"
+    )
+
+
 def test_without_a_subscribers_section_the_command_says_so(tmp_path: Path) -> None:
     (tmp_path / "plain.yaml").write_text("site: {id: x}\n", encoding="utf-8")
     done = run(tmp_path / "plain.yaml", "show", "line-1")
@@ -115,7 +137,8 @@ def test_explain_shows_the_profile_a_subscriber_chose_for_an_address(
 
 def test_check_config_validates_the_section_without_touching_the_store(tmp_path: Path) -> None:
     good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
-    good.write_text("subscribers: {store: 'redis://127.0.0.1:1/0'}\n", encoding="utf-8")
+    listen = f"listen: ['127.0.0.1:{free_port(('127.0.0.1',))}']\n"  # serve needs one
+    good.write_text(listen + "subscribers: {store: 'redis://127.0.0.1:1/0'}\n", "utf-8")
     bad.write_text("subscribers: {store: 'redis://127.0.0.1:1/0', default: adults}\n", "utf-8")
     check = [*lachan_command(), "check-config"]
     ok = subprocess.run([*check, str(good)], capture_output=True, text=True, timeout=60)

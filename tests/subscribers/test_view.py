@@ -78,6 +78,24 @@ def test_forgetting_a_client_drops_its_state_and_nothing_else(tmp_path: Path) ->
             "test.yaml: subscribers.radius.id_attribute: must be one of",
         ),
         ("subscribers: {store: 'file:x', radius: {nas: []}}", "subscribers.radius.secret_file"),
+        # serve and `subscribers set` ended in urllib's traceback on these two
+        (
+            "subscribers: {store: 'redis://[::1/0'}",
+            "test.yaml: subscribers.store: not a valid URL (Invalid IPv6 URL): 'redis://[::1/0'",
+        ),
+        (
+            "subscribers: {store: 'redis://redis.isp:637900/0'}",
+            "test.yaml: subscribers.store: not a valid URL (Port out of range 0-65535): ",
+        ),
+        # and this one quietly used database 0
+        (
+            "subscribers: {store: 'redis://127.0.0.1:6379/subs'}",
+            "test.yaml: subscribers.store: the database 'subs' is not a number (redis://HOST:PORT/DB)",
+        ),
+        (
+            "subscribers: {store: 'redis:///0'}",
+            "test.yaml: subscribers.store: no host in 'redis:///0' (redis://HOST:PORT/DB)",
+        ),
     ],
 )
 def test_a_bad_section_is_one_line_naming_file_and_key(section: str, message: str) -> None:

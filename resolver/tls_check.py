@@ -65,20 +65,30 @@ def check(settings: EncryptedSettings, source: str, now: float) -> CertificateRe
 def _names_and_dates(
     settings: EncryptedSettings, leaf: x509.Certificate, source: str, now: float
 ) -> CertificateReport:
+    """Names that do not cover the server (or a device) and an expired certificate are
+    warnings, not problems: serve runs with them, and DoT/DoH clients simply refuse the
+    certificate, while plain DNS goes on. check-config is the unit's ExecStartPre, so
+    failing it would turn a failed certbot renewal, or one device's name missing from the
+    certificate, into no DNS at all at the next restart."""
     names = certificate_names(leaf)
     wanted = [settings.tls.server_name] if settings.tls.server_name else []
     wanted += [f"{device}.{settings.tls.server_name}" for device in sorted(settings.devices)]
-    problems = [
+    warnings = [
         f"{source}: tls.server_name: the certificate does not cover {name} "
         f"(it names {', '.join(names) or 'nothing'}; device IDs need *.{settings.tls.server_name})"
+        f"{_REFUSED}"
         for name in wanted
         if not any(covers(pattern, name) for pattern in names)
     ][:3]  # the first few say enough: usually one missing wildcard
     not_after = leaf.not_valid_after_utc.timestamp()
     left = (not_after - now) / 86400
-    warnings = []
     if left < 0:
-        problems.append(f"{source}: tls.cert: the certificate expired {-left:.0f} days ago")
+        warnings.append(
+            f"{source}: tls.cert: the certificate expired {-left:.0f} days ago{_REFUSED}"
+        )
     elif left < WARN_DAYS:
         warnings.append(f"{source}: tls.cert: the certificate expires in {left:.1f} days")
-    return CertificateReport(tuple(problems), tuple(warnings), not_after)
+    return CertificateReport((), tuple(warnings), not_after)
+
+
+_REFUSED = ": DoT and DoH clients refuse it until it is replaced; plain DNS is served"

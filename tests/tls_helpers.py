@@ -54,13 +54,15 @@ def make_pki(
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
+    # days < 0: a certificate that expired that many days ago (valid for the day before)
+    since = datetime.timedelta(hours=1) if days > 0 else datetime.timedelta(days=1 - days)
     leaf = (
         x509.CertificateBuilder()
         .subject_name(_name(names[0]))
         .issuer_name(ca.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_before(now - since)
         .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(
             x509.SubjectAlternativeName(

@@ -134,7 +134,8 @@ def check_config(path: str, files_only: bool) -> None:
     query-log folder, the lists' state folder, and (unless --files-only) that there is an
     address to listen on, that the DNS, DoT and DoH ports are free and that the ledger is not
     locked by a running instance. What serve would run without (a busy metrics, console or
-    RADIUS port, an unreadable RADIUS secret, console users or subscriber file) is a warning.
+    RADIUS port, an unreadable RADIUS secret, console users or subscriber file; a TLS
+    certificate that has expired or does not cover a name) is a warning.
     """
     try:
         cfg = config.load(path)

@@ -98,9 +98,18 @@ class EncryptedListeners:
         self.settings = settings
 
     def _record_expiry(self, cert: Path) -> None:
-        """The expiry metric (an alert fires 14 days ahead: certbot renewals can fail)."""
+        """The expiry metric (an alert fires 14 days ahead: certbot renewals can fail), and a
+        log line when it has passed: plain DNS is served, DoT and DoH clients refuse it."""
         expiry = read_leaf(cert).not_valid_after_utc.timestamp()
         self.resolver.stats.tls_certificate_expiry = expiry
+        now = self.resolver.wallclock()
+        if expiry <= now:
+            log.warning(
+                "tls.cert: %s expired %.0f days ago: DoT and DoH clients refuse it until it "
+                "is replaced (then systemctl reload lachan); plain DNS is served",
+                cert,
+                (now - expiry) / 86400,
+            )
 
     def close(self) -> None:
         for server in self.servers:

@@ -66,3 +66,20 @@ def test_queries_over_dot_and_doh_are_counted_with_transport_dot_and_doh(tmp_pat
     assert queries.get("dot") == 3 and queries.get("doh") == 4, queries
     durations = _samples(text, "lachan_request_duration_seconds_count")
     assert durations.get("dot") == 3 and durations.get("doh") == 4, durations
+
+
+def test_an_expired_certificate_is_logged_and_plain_dns_is_served(tmp_path: Path) -> None:
+    # A failed certbot renewal must not cost the plain-DNS clients anything: serve starts,
+    # says what has happened, and answers; the metric carries the past expiry for the alert.
+    pki = make_pki(tmp_path / "pki", days=-2)
+    dot, doh = ports(), ports()
+    with StubUpstream() as stub:
+        process = LachanProcess(tmp_path, [stub.address], encrypted_config(pki, dot, doh))
+        with process:
+            query = dns.message.make_query("www.example.test", "A")
+            answer = dns.query.udp(query, "127.0.0.1", port=process.port, timeout=5)
+            assert answer.rcode() == 0 and answer.answer
+            assert (
+                f"tls.cert: {pki.cert} expired 2 days ago: DoT and DoH clients refuse it"
+                in process.stderr()
+            )

@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from . import encrypted_config, yamlsafe
-from .audit.label import LABEL
 from .config_lists import extra_sources, http_url
 from .config_read import Reader, in_range, ip_address, one_of, split_host_port
 from .console.settings import ConsoleSettings, console_settings
@@ -147,17 +146,10 @@ def parse(text: str, source: str, base: Path | None = None) -> Config:
 def _site(node: Reader) -> Site:
     node.reject_unknown({"id", "kind", "timezone"})
     return Site(
-        id=node.get("id", "lachan", str, _label),
+        id=node.get("id", "lachan", str),
         kind=node.get("kind", "other", str, one_of("school", "isp", "other")),
         timezone=node.get("timezone", "Asia/Ho_Chi_Minh", str, _zone),
     )
-
-
-def _label(value: str) -> str | None:
-    # The site's name in metrics, the ledger and the province's registry, which match it as is.
-    if LABEL.fullmatch(value):
-        return None
-    return f"{value!r} is not a label ([a-z0-9_-], no dots or colons)"
 
 
 def _zone(value: str) -> str | None:

@@ -111,7 +111,7 @@ def _check_audit(config: Config, found: Findings, live: bool) -> None:
     _check_folder(found, where, "audit.ledger", audit.ledger.parent)
     _check_not_folder(found, where, "audit.ledger", audit.ledger, "ledger")
     instance = audit.instance or socket.gethostname()  # as audit_feed opens it
-    labels_ok = _check_instance(found, where, audit.instance, instance)
+    labels_ok = _check_labels(found, where, config.site.id, audit.instance, instance)
     if key is not None and labels_ok and audit.ledger.is_file():
         from .audit.ledger import tail_problem
 
@@ -122,19 +122,24 @@ def _check_audit(config: Config, found: Findings, live: bool) -> None:
         _check_lock(found, where, audit.ledger)
 
 
-def _check_instance(found: Findings, where: str, given: str, instance: str) -> bool:
-    """Every ledger record carries the instance: serve's first open refuses it unless it is a
-    label (the host name, the default, often has dots). site.id is checked with the config."""
+def _check_labels(found: Findings, where: str, site: str, given: str, instance: str) -> bool:
+    """Every ledger record carries site.id and the instance: serve's first open refuses them
+    unless they are labels (the host name, the default instance, often has dots). Without a
+    ledger a site.id that is not a label is a warning (preflight_services.py)."""
     from .audit.record import check_label
     from .errors import AuditError
 
-    try:
-        check_label(instance, "audit.instance")
-    except AuditError as exc:
-        hint = "" if given else " (the host name: set audit.instance)"
-        found.problems.append(f"{where}: {exc}{hint}")
-        return False
-    return True
+    ok = True
+    for key, value, hint in (
+        ("site.id", site, ""),
+        ("audit.instance", instance, "" if given else " (the host name: set audit.instance)"),
+    ):
+        try:
+            check_label(value, key)
+        except AuditError as exc:
+            found.problems.append(f"{where}: {exc}{hint}")
+            ok = False
+    return ok
 
 
 def _check_not_folder(found: Findings, where: str, key: str, path: Path, what: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
+from .audit.label import LABEL
 from .config import Config, Listener
 from .errors import LachanError
 from .preflight import bind_error, dns_binds
@@ -22,6 +23,11 @@ WITHOUT = "serve would run without it"
 def warnings(config: Config, live: bool) -> list[str]:
     """One line per part serve would start without (ports only when ``live``)."""
     where, found = config.source, []
+    if config.audit.ledger is None and not LABEL.fullmatch(config.site.id):
+        # With a ledger preflight refuses it (serve could not open the ledger); without one
+        # serve runs, but the province's registry, which matches ids as they are, cannot.
+        found.append(f"{where}: site.id: {config.site.id!r} is not a label ([a-z0-9_-], no "
+                     "dots or colons): the province's registry cannot match it")  # fmt: skip
     taken = {(proto, address): key for key, proto, address in reversed(dns_binds(config))}
     for key, address, proto in _service_ports(config):
         if (proto, address) in taken and address.port != 0:  # the second bind would fail

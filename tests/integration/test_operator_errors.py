@@ -341,7 +341,7 @@ def test_a_folder_or_a_broken_link_given_as_the_config_is_one_line(tmp_path: Pat
 def test_a_site_id_or_instance_the_ledger_cannot_carry_is_named_by_its_key(tmp_path: Path) -> None:
     assert run("audit", "keygen", "--out", str(tmp_path)).returncode == 0
     path = config(tmp_path, "site: {id: THCS Le Loi}\n"
-                            "audit: {ledger: l.jsonl, key: audit.key}\n")  # fmt: skip
+                            "audit: {ledger: l.jsonl, key: audit.key, instance: gw1}\n")  # fmt: skip
     assert_both_refuse(
         path, f"{path}: site.id: 'THCS Le Loi' is not a label ([a-z0-9_-], no dots or colons)"
     )
@@ -351,3 +351,15 @@ def test_a_site_id_or_instance_the_ledger_cannot_carry_is_named_by_its_key(tmp_p
         f"{path}: audit.instance: 'gw1.truong.vn' is not a label ([a-z0-9_-], no dots or colons)",
     )
     assert not (tmp_path / "l.jsonl").exists()
+
+
+def test_a_site_id_that_is_not_a_label_without_a_ledger_is_a_warning(tmp_path: Path) -> None:
+    # serve runs with it (no ledger to carry it); refusing it would stop DNS at the restart
+    # after an upgrade, for a name only the province's registry needs to match.
+    path = config(tmp_path, "site: {id: THCS Le Loi}\n")
+    checked = run("check-config", str(path))
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stderr.splitlines() == [
+        f"warning: {path}: site.id: 'THCS Le Loi' is not a label ([a-z0-9_-], no dots or "
+        "colons): the province's registry cannot match it"
+    ]

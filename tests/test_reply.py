@@ -25,8 +25,8 @@ from resolver.wire import (
     RD,
     SERVFAIL,
     WireError,
-    parse_query,
 )
+from resolver.wire_query import parse_query
 from tests.stub_upstream import answer
 
 

@@ -43,7 +43,12 @@ def report(
     A worker queues query-log records like a single process does but ships them here: one
     writer keeps rotation, retention and the day's hashing key consistent, where several
     appending processes would each rotate.
+
+    Nothing once the last report has closed the pipe: the periodic job may still fire while
+    the worker stops (it logged "handle is closed" as a failed job).
     """
+    if conn.closed:
+        return
     conn.send(("stats", stats.snapshot()))
     if querylog is not None:
         records = querylog.take()

@@ -55,7 +55,7 @@ def test_serve_refuses_unloadable_tls_files_and_unknown_device_profiles_in_one_l
     )  # fmt: skip
     assert missing.returncode == 2
     (line,) = missing.stderr.strip().splitlines()
-    assert line.startswith("embedded default: tls: cannot load certificate") and "none.pem" in line
+    assert line.startswith("--tls-cert/--tls-key: cannot load certificate") and "none.pem" in line
     unknown = subprocess.run(
         base + ["--config", str(config)], capture_output=True, text=True, timeout=30
     )

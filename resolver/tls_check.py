@@ -12,6 +12,7 @@ from .encrypted_config import EncryptedSettings
 from .errors import ConfigError
 
 WARN_DAYS = 14  # certbot renews at 30 days left: 14 means renewal has been failing for weeks
+_REFUSED = ": DoT and DoH clients refuse it until it is replaced; plain DNS is served"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,3 @@ def _names_and_dates(
     elif left < WARN_DAYS:
         warnings.append(f"{source}: tls.cert: the certificate expires in {left:.1f} days")
     return CertificateReport((), tuple(warnings), not_after)
-
-
-_REFUSED = ": DoT and DoH clients refuse it until it is replaced; plain DNS is served"

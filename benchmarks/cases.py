@@ -76,14 +76,13 @@ def measure(b: Bench, peer: Peer, proc: Proc, wl: str, rnd: int, rate: int = 0) 
     if wl.startswith("hit"):  # one unmeasured pass so all 1,000 names are cached
         dnsperf.run(peer.host, peer.port, datafile, 20, load, b.rundir, b.loadgen_cpus, passes=1)
     pids, up = proc.tree(), b.upstream.tree() if b.upstream else []
-    c0, u0, m0 = cpu_seconds(pids), cpu_seconds(up), machine_busy_seconds()
-    split0 = cpu_split(pids)
+    split0, u0, m0 = cpu_split(pids), cpu_seconds(up), machine_busy_seconds()
     r0, w0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
     res = dnsperf.run(peer.host, peer.port, datafile, seconds, load, b.rundir, b.loadgen_cpus)
     wall = time.monotonic() - w0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    peer_cpu = cpu_seconds(pids) - c0  # pids taken before: workers exist from the start
-    split1 = cpu_split(pids)
+    split1 = cpu_split(pids)  # pids taken before: workers exist from the start
+    peer_cpu = sum(split1) - sum(split0)
     gen_cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
     up_cpu, busy = cpu_seconds(up) - u0, machine_busy_seconds() - m0
     res.update(peer=peer.name, workload=wl, round=rnd, workers=peer.workers, paced_qps=load.max_qps)
